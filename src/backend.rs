@@ -1,0 +1,317 @@
+//! The CA key behind one small trait, whatever token holds it. Backends deal with their
+//! hardware's quirks (digests, DER or fixed-width ECDSA, EC point wrapping) and hand back a
+//! [`TokenSignature`]; [`TokenSignature::into_ssh`] is the one place that turns a token's
+//! signature into OpenSSH's wire format.
+
+pub mod pkcs11;
+
+use std::fmt;
+use std::str::FromStr;
+
+use ssh_key::public::KeyData;
+use ssh_key::{EcdsaCurve, HashAlg, Mpint};
+
+use crate::error::{Error, Result};
+use crate::pin::Pin;
+use crate::uri::CaUri;
+
+/// Key algorithms a CA key can have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    EcdsaP256,
+    EcdsaP384,
+    Ed25519,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 6] = [
+        Algorithm::EcdsaP256,
+        Algorithm::EcdsaP384,
+        Algorithm::Ed25519,
+        Algorithm::Rsa2048,
+        Algorithm::Rsa3072,
+        Algorithm::Rsa4096,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::EcdsaP256 => "ecdsa-p256",
+            Algorithm::EcdsaP384 => "ecdsa-p384",
+            Algorithm::Ed25519 => "ed25519",
+            Algorithm::Rsa2048 => "rsa-2048",
+            Algorithm::Rsa3072 => "rsa-3072",
+            Algorithm::Rsa4096 => "rsa-4096",
+        }
+    }
+
+    /// The algorithm of an existing public key, if it is one a CA may use.
+    pub fn of_key(key: &KeyData) -> Option<Algorithm> {
+        match key {
+            KeyData::Ecdsa(k) => match k.curve() {
+                EcdsaCurve::NistP256 => Some(Algorithm::EcdsaP256),
+                EcdsaCurve::NistP384 => Some(Algorithm::EcdsaP384),
+                EcdsaCurve::NistP521 => None,
+            },
+            KeyData::Ed25519(_) => Some(Algorithm::Ed25519),
+            KeyData::Rsa(k) => match k.n.as_positive_bytes().map(|b| b.len() * 8) {
+                Some(2048) => Some(Algorithm::Rsa2048),
+                Some(3072) => Some(Algorithm::Rsa3072),
+                Some(4096) => Some(Algorithm::Rsa4096),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                Error::usage(format!("unknown algorithm '{s}'")).with_hint(
+                    "choose one of: ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-3072, rsa-4096",
+                )
+            })
+    }
+}
+
+/// A signature as a token produced it, already normalised by the backend: ECDSA as fixed-width
+/// big-endian `r||s`, Ed25519 as its 64 bytes, RSA as a PKCS#1 v1.5 SHA-512 signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenSignature {
+    Ecdsa { curve: EcdsaCurve, rs: Vec<u8> },
+    Ed25519(Vec<u8>),
+    RsaSha512(Vec<u8>),
+}
+
+impl TokenSignature {
+    /// The OpenSSH signature. ECDSA `r` and `s` become canonical mpints: leading zero bytes
+    /// stripped, one zero byte added when the top bit is set (sshd rejects anything else).
+    pub fn into_ssh(self) -> Result<ssh_key::Signature> {
+        let bad =
+            |why: String| Error::token(format!("the token returned a malformed signature: {why}"));
+        let (algorithm, blob) = match self {
+            TokenSignature::Ecdsa { curve, rs } => {
+                let width = match curve {
+                    EcdsaCurve::NistP256 => 32,
+                    EcdsaCurve::NistP384 => 48,
+                    EcdsaCurve::NistP521 => 66,
+                };
+                if rs.len() != 2 * width {
+                    return Err(bad(format!(
+                        "{} bytes of r||s for {curve}, expected {}",
+                        rs.len(),
+                        2 * width
+                    )));
+                }
+                let (r, s) = rs.split_at(width);
+                if r.iter().all(|b| *b == 0) || s.iter().all(|b| *b == 0) {
+                    return Err(bad("r or s is zero".into()));
+                }
+                let mut blob = Vec::with_capacity(rs.len() + 10);
+                for half in [r, s] {
+                    let mpint = Mpint::from_positive_bytes(half)
+                        .map_err(|e| Error::ssh("cannot encode an ECDSA signature", e))?;
+                    let bytes = mpint.as_bytes();
+                    blob.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+                    blob.extend_from_slice(bytes);
+                }
+                (ssh_key::Algorithm::Ecdsa { curve }, blob)
+            }
+            TokenSignature::Ed25519(sig) => {
+                if sig.len() != 64 {
+                    return Err(bad(format!("{} bytes of Ed25519 signature", sig.len())));
+                }
+                (ssh_key::Algorithm::Ed25519, sig)
+            }
+            TokenSignature::RsaSha512(sig) => (
+                ssh_key::Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha512),
+                },
+                sig,
+            ),
+        };
+        ssh_key::Signature::new(algorithm, blob)
+            .map_err(|e| Error::ssh("cannot build the SSH signature", e))
+    }
+}
+
+/// What the token says about its PIN, before anyone types one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PinStatus {
+    /// Tries left, when the token says (PKCS#11 only says "final try" or "locked").
+    pub tries_left: Option<u32>,
+    /// The token reports that wrong PINs have been entered since the last good one.
+    pub count_low: bool,
+}
+
+impl fmt::Display for PinStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.tries_left, self.count_low) {
+            (Some(0), _) => f.write_str("BLOCKED"),
+            (Some(1), _) => f.write_str("1 try left (the next wrong PIN blocks it)"),
+            (Some(n), _) => write!(f, "{n} tries left"),
+            (None, true) => f.write_str("a wrong PIN was entered recently (count not reported)"),
+            (None, false) => f.write_str("ok (the token does not report a count)"),
+        }
+    }
+}
+
+/// What was selected, for the custodian to check before typing the PIN.
+#[derive(Clone, Debug)]
+pub struct KeyInfo {
+    /// The token, e.g. `token 'emergency-ca' (SoftHSM project SoftHSM v2, serial 1a2b)`.
+    pub token: String,
+    /// The key on it, e.g. `key 'breakglass-ca' (id 01a2)`.
+    pub key: String,
+    pub pin: PinStatus,
+}
+
+/// A CA key on a token: its public half, readable without a PIN, and signing after login.
+pub trait CaKey {
+    /// The CA public key, as read from the token.
+    fn public_key(&self) -> &KeyData;
+
+    /// Which token and key these are, and the PIN state.
+    fn info(&self) -> KeyInfo;
+
+    /// Log in with the PIN. A wrong PIN is [`Error::WrongPin`] with the tries left if known.
+    fn login(&mut self, pin: &Pin) -> Result<()>;
+
+    /// Sign `message` (the whole message; the backend hashes it if its token signs digests).
+    fn sign(&self, message: &[u8]) -> Result<TokenSignature>;
+}
+
+/// Open the CA key that `uri` names. Nothing is asked and no PIN is used.
+pub fn open(uri: &CaUri) -> Result<Box<dyn CaKey>> {
+    match uri {
+        CaUri::Pkcs11(u) => Ok(Box::new(pkcs11::Pkcs11Key::open(u)?)),
+        CaUri::Yubikey(_) => Err(yubikey_unavailable()),
+    }
+}
+
+pub(crate) fn yubikey_unavailable() -> Error {
+    Error::token("the YubiKey PIV backend is not available in this version")
+        .with_hint("use the YubiKey through its PKCS#11 module instead: --ca 'pkcs11:token=...?module-path=/usr/lib/x86_64-linux-gnu/libykcs11.so'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ecdsa(curve: EcdsaCurve, rs: Vec<u8>) -> Vec<u8> {
+        let sig = TokenSignature::Ecdsa { curve, rs }.into_ssh().unwrap();
+        sig.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn ecdsa_plain_values() {
+        let mut rs = vec![0x11; 32];
+        rs.extend([0x22; 32]);
+        let blob = ecdsa(EcdsaCurve::NistP256, rs);
+        assert_eq!(&blob[..4], &[0, 0, 0, 32]);
+        assert_eq!(&blob[4..36], &[0x11; 32]);
+        assert_eq!(&blob[36..40], &[0, 0, 0, 32]);
+        assert_eq!(&blob[40..], &[0x22; 32]);
+    }
+
+    #[test]
+    fn ecdsa_high_bit_gets_one_zero_byte() {
+        let mut rs = vec![0x80; 32];
+        rs.extend([0xff; 32]);
+        let blob = ecdsa(EcdsaCurve::NistP256, rs);
+        assert_eq!(&blob[..5], &[0, 0, 0, 33, 0]);
+        assert_eq!(&blob[5..37], &[0x80; 32]);
+        assert_eq!(&blob[37..42], &[0, 0, 0, 33, 0]);
+    }
+
+    #[test]
+    fn ecdsa_leading_zeros_are_stripped() {
+        // r = 00 00 7f ..., s = 00 80 ...: r loses two bytes, s loses its zero and regains one.
+        let mut r = vec![0, 0, 0x7f];
+        r.extend([1; 29]);
+        let mut s = vec![0, 0x80];
+        s.extend([2; 30]);
+        let blob = ecdsa(EcdsaCurve::NistP256, [r, s].concat());
+        assert_eq!(&blob[..5], &[0, 0, 0, 30, 0x7f]);
+        assert_eq!(&blob[34..39], &[0, 0, 0, 32, 0]);
+        assert_eq!(blob[39], 0x80);
+        assert_eq!(blob.len(), 4 + 30 + 4 + 32);
+    }
+
+    #[test]
+    fn ecdsa_p384_width_and_bad_lengths() {
+        let blob = ecdsa(EcdsaCurve::NistP384, vec![0x01; 96]);
+        assert_eq!(&blob[..4], &[0, 0, 0, 48]);
+        for (curve, len) in [(EcdsaCurve::NistP256, 63), (EcdsaCurve::NistP384, 64)] {
+            let err = TokenSignature::Ecdsa {
+                curve,
+                rs: vec![1; len],
+            }
+            .into_ssh()
+            .unwrap_err();
+            assert!(err.to_string().contains("malformed signature"), "{err}");
+        }
+        let zero_r = [vec![0; 32], vec![1; 32]].concat();
+        assert!(TokenSignature::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+            rs: zero_r
+        }
+        .into_ssh()
+        .is_err());
+    }
+
+    #[test]
+    fn ssh_encoding_verifies_with_p256() {
+        // Real signatures over many messages: the converted blob must verify as an SSH signature.
+        use p256::ecdsa::{signature::Signer, Signature, SigningKey};
+        use signature::Verifier;
+        use ssh_key::public::EcdsaPublicKey;
+        let sk = SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let public = KeyData::Ecdsa(
+            EcdsaPublicKey::from_sec1_bytes(sk.verifying_key().to_encoded_point(false).as_bytes())
+                .unwrap(),
+        );
+        let mut short = 0;
+        for i in 0u32..600 {
+            let msg = i.to_be_bytes();
+            let sig: Signature = sk.sign(&msg);
+            let rs = sig.to_bytes().to_vec();
+            if rs[0] < 0x01 || rs[0] >= 0x80 || rs[32] < 0x01 || rs[32] >= 0x80 {
+                short += 1;
+            }
+            let ssh = TokenSignature::Ecdsa {
+                curve: EcdsaCurve::NistP256,
+                rs,
+            }
+            .into_ssh()
+            .unwrap();
+            public.verify(&msg, &ssh).unwrap();
+        }
+        assert!(
+            short > 0,
+            "the sample must include r or s with a zero or high first byte"
+        );
+    }
+
+    #[test]
+    fn algorithm_names_round_trip() {
+        for a in Algorithm::ALL {
+            assert_eq!(a.name().parse::<Algorithm>().unwrap(), a);
+        }
+        assert!("dsa".parse::<Algorithm>().is_err());
+    }
+}

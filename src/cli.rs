@@ -1,0 +1,173 @@
+//! Command-line definitions (clap) and nothing else: parsing lives here, behaviour in `cmd/`.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::duration::Duration;
+
+const ABOUT: &str =
+    "Emergency OpenSSH user certificate authority with the CA key on a hardware token";
+
+const AFTER_HELP: &str = "\
+The usual emergency, step by step (see docs/runbook.md):
+  breakglass-ca status                              # right token? right CA fingerprint?
+  breakglass-ca mint -n breakglass --reason 'INC-1234 bastion down' alice.pub
+  # hand alice-cert.pub to the requester; they log in with: ssh -i id_ed25519 breakglass@host
+
+The PIN is read from --pin-file, BREAKGLASS_CA_PIN_FILE, or typed at a prompt; never from argv.";
+
+#[derive(Debug, Parser)]
+#[command(name = "breakglass-ca", version, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Where the CA key lives: pkcs11:token=LABEL;object=LABEL?module-path=/path/module.so
+    /// or yubikey:slot-id=9c. Default: the `ca` line of config.toml.
+    #[arg(long, global = true, env = "BREAKGLASS_CA", value_name = "URI")]
+    pub ca: Option<String>,
+
+    /// Configuration and issuance ledger. Default: $XDG_STATE_HOME/breakglass-ca, else
+    /// ~/.local/state/breakglass-ca.
+    #[arg(
+        long,
+        global = true,
+        env = "BREAKGLASS_CA_STATE_DIR",
+        value_name = "DIR"
+    )]
+    pub state_dir: Option<PathBuf>,
+
+    /// Read the token PIN from the first line of this file (instead of a prompt).
+    #[arg(
+        long,
+        global = true,
+        env = "BREAKGLASS_CA_PIN_FILE",
+        value_name = "PATH"
+    )]
+    pub pin_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the CA key on the token (once, before any emergency) and write config.toml.
+    Init(InitArgs),
+    /// Print the CA public key for TrustedUserCAKeys (no PIN needed).
+    Pubkey(PubkeyArgs),
+    /// Sign a short-lived user certificate for a requester's public key.
+    Mint(MintArgs),
+    /// Show a certificate like `ssh-keygen -L` and check its signature and validity.
+    Inspect(InspectArgs),
+    /// Show the token, the CA key, the PIN state and the last serial issued.
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Key algorithm: ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-3072 or rsa-4096.
+    #[arg(long, default_value = "ecdsa-p256", value_name = "ALG")]
+    pub algorithm: String,
+
+    /// Replace an existing CA key with the same label. Every host trusting the old key must
+    /// then be given the new one.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PubkeyFormat {
+    /// The line for TrustedUserCAKeys.
+    Openssh,
+    /// The SHA256 fingerprint, as `ssh-keygen -l` shows it.
+    Fingerprint,
+    /// Line, fingerprint, algorithm and URI as JSON.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PubkeyArgs {
+    #[arg(long, value_enum, default_value = "openssh", value_name = "F")]
+    pub format: PubkeyFormat,
+
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    s.parse::<Duration>().map_err(|e| e.to_string())
+}
+
+fn rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("'{s}' is not an RFC 3339 time such as 2026-01-31T03:00:00Z ({e})"))
+}
+
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    /// Account(s) the certificate may log in as; repeat or separate with commas. Required.
+    #[arg(short = 'n', long = "principal", value_name = "PRINCIPAL")]
+    pub principals: Vec<String>,
+
+    /// Why this emergency access exists (ticket, incident). Recorded in the ledger and,
+    /// shortened, in the key ID.
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub reason: String,
+
+    /// Key ID logged by sshd. Default: REQUESTER#SERIAL:REASON.
+    #[arg(short = 'I', long, value_name = "ID")]
+    pub key_id: Option<String>,
+
+    /// Name of the requester for the key ID and ledger. Default: the public key's comment.
+    #[arg(long, value_name = "NAME")]
+    pub requester: Option<String>,
+
+    /// How long the certificate is valid: 90s, 15m, 1h. Default 15m, at most the policy's
+    /// max_validity (1h unless config.toml says otherwise).
+    #[arg(short = 'V', long, value_name = "DURATION", value_parser = duration)]
+    pub validity: Option<Duration>,
+
+    /// Start this long before now, against host clock skew. Default 5m.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub backdate: Option<Duration>,
+
+    /// Start at this absolute time (RFC 3339) instead of now minus backdate: for a laptop
+    /// whose clock is known to be wrong.
+    #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+    pub not_before: Option<DateTime<Utc>>,
+
+    /// Certificate option, as ssh-keygen -O: force-command=CMD, source-address=CIDR[,CIDR],
+    /// verify-required, permit-pty (the default), permit-port-forwarding,
+    /// permit-agent-forwarding, permit-X11-forwarding, permit-user-rc, no-pty, clear.
+    #[arg(short = 'O', value_name = "OPTION")]
+    pub options: Vec<String>,
+
+    /// Where to write the certificate. Default: KEY-cert.pub beside KEY.pub; stdout for '-'.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Print the ledger record as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Go ahead even though the token has only one PIN try left.
+    #[arg(long)]
+    pub force: bool,
+
+    /// The requester's public key file (e.g. id_ed25519.pub), or '-' for stdin.
+    #[arg(value_name = "PUBKEY")]
+    pub pubkey: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The certificate file (e.g. id_ed25519-cert.pub), or '-' for stdin.
+    #[arg(value_name = "CERT")]
+    pub cert: PathBuf,
+
+    /// Also check the certificate was signed by this CA public key.
+    #[arg(long, value_name = "FILE")]
+    pub ca_pubkey: Option<PathBuf>,
+}

@@ -1,0 +1,148 @@
+//! `mint`: check the request, show the custodian what will be signed, ask for the PIN, issue
+//! (ledger first), then write the certificate and a summary.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+
+use crate::cert::CertOptions;
+use crate::cli::MintArgs;
+use crate::cmd::{read_input, write_output, Globals};
+use crate::error::{Error, Result};
+use crate::issue::{self, Issued, MintRequest, SystemClock};
+use crate::ledger::Ledger;
+use crate::policy::{self, ValidityRequest};
+use crate::ui::{both_times, say};
+
+/// ssh-keygen's convention: `id_ed25519.pub` gets `id_ed25519-cert.pub`; stdin gets stdout.
+pub fn default_output(input: &Path) -> Option<PathBuf> {
+    if input == Path::new("-") {
+        return None;
+    }
+    let text = input.to_string_lossy();
+    let stem = text.strip_suffix(".pub").unwrap_or(&text);
+    Some(PathBuf::from(format!("{stem}-cert.pub")))
+}
+
+pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
+    // Everything that can be refused without the token is refused first.
+    let principals = policy::principals(&args.principals)?;
+    let reason = args.reason.trim().to_string();
+    if reason.is_empty() {
+        return Err(Error::refused("--reason is empty")
+            .with_hint("say why this access is needed, e.g. --reason 'INC-1234 bastion down'"));
+    }
+    if let Some(id) = &args.key_id {
+        policy::check_key_id(id)?;
+    }
+    let options = CertOptions::parse(&args.options)?;
+    let validity = ValidityRequest {
+        validity: args.validity,
+        backdate: args.backdate,
+        not_before: args.not_before,
+    };
+    let config = g.config()?;
+    let policy = config.as_ref().map(|c| c.policy).unwrap_or_default();
+    let preview = policy::window(&policy, &validity, Utc::now())?;
+    let key_text = read_input(&args.pubkey, "requester's public key")?;
+    let output = args.output.clone().or_else(|| default_output(&args.pubkey));
+
+    let (uri, mut ca) = g.open_ca(config.as_ref())?;
+    let subject = policy::requester_key(&key_text, ca.public_key())?;
+    let requester = issue::requester_name(args.requester.as_deref(), &subject)?;
+    let req = MintRequest {
+        subject,
+        requester,
+        principals,
+        reason,
+        key_id: args.key_id.clone(),
+        validity,
+        options,
+    };
+
+    say(format!("Clock now:      {}", both_times(Utc::now())));
+    say(format!(
+        "Valid from:     {}",
+        both_times(preview.valid_after)
+    ));
+    say(format!(
+        "Valid until:    {}",
+        both_times(preview.valid_before)
+    ));
+    if validity.not_before.is_some() && !preview.contains(Utc::now()) {
+        say("NOTE: --not-before puts the window outside this laptop's clock; that is what you asked for.");
+    }
+    say(format!("Principals:     {}", req.principals.join(", ")));
+    say(format!(
+        "Requester:      {} ({})",
+        req.requester,
+        req.subject.fingerprint(Default::default())
+    ));
+    g.unlock(&uri, ca.as_mut(), args.force)?;
+
+    let ledger = Ledger::new(&g.state_dir);
+    crate::config::ensure_dir(&g.state_dir)?;
+    let issued = issue::issue(ca.as_ref(), &ledger, &policy, &req, &SystemClock)?;
+    if let Some(side) = &issued.recovery.torn_saved_to {
+        say(format!(
+            "NOTE: the ledger ended in a half-written record from an interrupted mint; no certificate was handed out for it. It was moved to {} and the ledger repaired.",
+            side.display()
+        ));
+    }
+    deliver(&issued, output.as_deref(), args.json)
+}
+
+/// Write the certificate (after the ledger record is durable) and print the summary.
+fn deliver(issued: &Issued, output: Option<&Path>, json: bool) -> Result<()> {
+    let r = &issued.record;
+    match output {
+        Some(path) => {
+            crate::config::write_atomic(path, format!("{}\n", issued.line).as_bytes(), 0o644).map_err(|e| {
+                Error::ledger(format!("serial {} is recorded in the ledger, but the certificate could not be written: {e}", r.serial))
+                    .with_hint("the certificate is in the ledger: 'breakglass-ca log show SERIAL' prints it, or mint again")
+            })?;
+        }
+        None if !json => write_output(None, &format!("{}\n", issued.line))?,
+        None => {}
+    }
+    if json {
+        let text = serde_json::to_string_pretty(r)
+            .map_err(|e| Error::ledger(format!("cannot encode the record as JSON: {e}")))?;
+        write_output(None, &format!("{text}\n"))?;
+    }
+    say("");
+    say(format!("Issued serial {}  key ID {}", r.serial, r.key_id));
+    say(format!("  principals:  {}", r.principals.join(", ")));
+    say(format!(
+        "  valid from:  {}",
+        both_times(issued.certificate.valid_after_time().into())
+    ));
+    say(format!(
+        "  valid until: {}",
+        both_times(issued.certificate.valid_before_time().into())
+    ));
+    match output {
+        Some(p) => say(format!("  certificate: {}", p.display())),
+        None => say("  certificate: printed on stdout"),
+    }
+    say("Hand the certificate to the requester; they log in with: ssh -i KEY -o CertificateFile=KEY-cert.pub USER@HOST");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_follows_ssh_keygen() {
+        assert_eq!(
+            default_output(Path::new("a/id_ed25519.pub")),
+            Some(PathBuf::from("a/id_ed25519-cert.pub"))
+        );
+        assert_eq!(
+            default_output(Path::new("key")),
+            Some(PathBuf::from("key-cert.pub"))
+        );
+        assert_eq!(default_output(Path::new("-")), None);
+    }
+}

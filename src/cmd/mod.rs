@@ -1,0 +1,129 @@
+//! One module per subcommand, and what they share: resolving the CA URI and state directory,
+//! opening the CA key and checking it is the one this state directory was set up for, and
+//! unlocking it with the PIN after showing the custodian what was selected.
+
+pub mod init;
+pub mod inspect;
+pub mod mint;
+pub mod pubkey;
+pub mod status;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use ssh_key::HashAlg;
+
+use crate::backend::{self, CaKey};
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config};
+use crate::error::{Error, Result};
+use crate::pin::PinSource;
+use crate::policy;
+use crate::ui::say;
+use crate::uri::CaUri;
+
+/// The global options, resolved.
+pub struct Globals {
+    pub ca: Option<String>,
+    pub state_dir: PathBuf,
+    pub pin_file: Option<PathBuf>,
+}
+
+impl Globals {
+    pub fn config(&self) -> Result<Option<Config>> {
+        Config::load(&self.state_dir)
+    }
+
+    /// `--ca` (or BREAKGLASS_CA), else the `ca` line of config.toml.
+    pub fn ca_uri(&self, config: Option<&Config>) -> Result<CaUri> {
+        match (&self.ca, config) {
+            (Some(uri), _) => uri.parse(),
+            (None, Some(c)) => c.ca.parse(),
+            (None, None) => Err(Error::usage(format!(
+                "no CA key given and no configuration in {}",
+                self.state_dir.display()
+            ))
+            .with_hint("pass --ca URI (or set BREAKGLASS_CA), or point --state-dir at the directory where 'breakglass-ca init' was run")),
+        }
+    }
+
+    /// Open the CA key without a PIN, and refuse one whose fingerprint differs from the
+    /// configuration's (a different token behind the same URI).
+    pub fn open_ca(&self, config: Option<&Config>) -> Result<(CaUri, Box<dyn CaKey>)> {
+        let uri = self.ca_uri(config)?;
+        let key = backend::open(&uri)?;
+        if let Some(c) = config {
+            let fp = key.public_key().fingerprint(HashAlg::Sha256).to_string();
+            if c.fingerprint != fp {
+                return Err(Error::token(format!(
+                    "the key on this token ({fp}) is not the CA configured in {} ({})",
+                    self.state_dir.display(),
+                    c.fingerprint
+                ))
+                .with_hint("check you took the right token from the vault; a different CA needs its own --state-dir"));
+            }
+        }
+        Ok((uri, key))
+    }
+
+    /// Show what was selected, check the PIN tries, read the PIN and log in.
+    pub fn unlock(&self, uri: &CaUri, key: &mut dyn CaKey, force: bool) -> Result<()> {
+        let info = key.info();
+        let fp = key.public_key().fingerprint(HashAlg::Sha256);
+        say(format!("CA token:       {}", info.token));
+        say(format!("CA key:         {}", info.key));
+        say(format!("CA fingerprint: {fp}"));
+        say(format!("PIN state:      {}", info.pin));
+        policy::pin_tries(info.pin, force)?;
+        let source = PinSource::choose(
+            uri.pin_source().map(PathBuf::as_path),
+            self.pin_file.as_deref(),
+        );
+        let pin = source.read(&info.token)?;
+        key.login(&pin)
+    }
+}
+
+/// Read a small input file, or stdin for `-`.
+pub fn read_input(path: &Path, what: &str) -> Result<String> {
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::io(format!("cannot read the {what} from stdin"), e))?;
+    } else {
+        text = std::fs::read_to_string(path)
+            .map_err(|e| Error::file(&format!("read the {what}"), path, e))?;
+    }
+    Ok(text)
+}
+
+/// Write command output to a file (atomically) or stdout.
+pub fn write_output(output: Option<&Path>, text: &str) -> Result<()> {
+    match output {
+        Some(p) => config::write_atomic(p, text.as_bytes(), 0o644),
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::io("cannot write to stdout", e))
+        }
+    }
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let globals = Globals {
+        ca: cli.ca.filter(|s| !s.trim().is_empty()),
+        state_dir: config::state_dir(cli.state_dir.as_deref())?,
+        pin_file: cli.pin_file,
+    };
+    match cli.command {
+        Command::Init(a) => init::run(&globals, &a),
+        Command::Pubkey(a) => pubkey::run(&globals, &a),
+        Command::Mint(a) => mint::run(&globals, &a),
+        Command::Inspect(a) => inspect::run(&globals, &a),
+        Command::Status => status::run(&globals),
+    }
+}

@@ -1,0 +1,39 @@
+//! `status`: which token and key were found, the algorithm and fingerprint, the PIN state and
+//! the ledger's last serial. Needs no PIN.
+
+use crate::cmd::Globals;
+use crate::error::Result;
+use crate::export;
+use crate::ledger::Ledger;
+
+pub fn run(g: &Globals) -> Result<()> {
+    let config = g.config()?;
+    let (uri, key) = g.open_ca(config.as_ref())?;
+    let info = key.info();
+    let records = Ledger::new(&g.state_dir).read()?;
+    let last = records.last().map(|(_, r)| r);
+    let mut lines = vec![
+        format!("CA URI:         {uri}"),
+        format!("token:          {}", info.token),
+        format!("key:            {}", info.key),
+        format!("fingerprint:    {}", export::fingerprint(key.public_key())),
+        format!("PIN:            {}", info.pin),
+        format!("state dir:      {}", g.state_dir.display()),
+    ];
+    lines.push(match &config {
+        Some(c) => format!("config:         matches this key (created {})", c.created),
+        None => "config:         none (run 'breakglass-ca init' or pass --state-dir)".into(),
+    });
+    lines.push(match last {
+        Some(r) => format!(
+            "ledger:         {} certificate(s); last serial {} issued {} to {}",
+            records.len(),
+            r.serial,
+            r.issued_at,
+            r.requester_comment
+        ),
+        None => "ledger:         no certificate issued yet (next serial 1)".into(),
+    });
+    println!("{}", lines.join("\n"));
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! Issuing one certificate: policy checks that need the CA, the clock rule, serial allocation,
+//! signing, self-verification and the durable ledger record, in the order that keeps the
+//! ledger's promise (record fsynced before the certificate exists anywhere else).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use ssh_key::{Certificate, HashAlg, PublicKey};
+
+use crate::backend::CaKey;
+use crate::cert::{self, CertOptions, CertSpec};
+use crate::error::{Error, Result};
+use crate::ledger::{Ledger, Record, Recovery};
+use crate::policy::{self, Policy, ValidityRequest};
+
+/// Where "now" comes from: the system clock, or a fixed one in tests.
+pub trait Clock {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The machine's clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A validated mint request (principals split and checked, options parsed).
+#[derive(Clone, Debug)]
+pub struct MintRequest {
+    pub subject: PublicKey,
+    pub requester: String,
+    pub principals: Vec<String>,
+    pub reason: String,
+    pub key_id: Option<String>,
+    pub validity: ValidityRequest,
+    pub options: CertOptions,
+}
+
+/// A certificate that has been recorded and may now be handed out.
+#[derive(Debug)]
+pub struct Issued {
+    pub certificate: Certificate,
+    /// The certificate as one OpenSSH line (what goes into `-cert.pub`).
+    pub line: String,
+    pub record: Record,
+    pub recovery: Recovery,
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The requester's name: `--requester`, else the key's comment. One of them is required,
+/// because a ledger record that names nobody is no evidence.
+pub fn requester_name(explicit: Option<&str>, key: &PublicKey) -> Result<String> {
+    let name = explicit.unwrap_or(key.comment()).trim();
+    if name.is_empty() {
+        return Err(
+            Error::refused("the public key has no comment naming its owner").with_hint(
+                "say who it is for with --requester NAME (e.g. --requester alice@example.com)",
+            ),
+        );
+    }
+    Ok(name.to_string())
+}
+
+/// Refuse to issue when the clock is earlier than the newest ledger record: on an air-gapped
+/// laptop that means the clock is wrong, and so would the certificate's window be.
+pub fn check_clock(
+    now: DateTime<Utc>,
+    last_issued_at: Option<&str>,
+    req: &ValidityRequest,
+) -> Result<()> {
+    let Some(last) = last_issued_at else {
+        return Ok(());
+    };
+    let Ok(last) = DateTime::parse_from_rfc3339(last) else {
+        return Ok(());
+    };
+    if req.not_before.is_none() && now < last {
+        return Err(Error::refused(format!(
+            "this laptop's clock ({}) is earlier than the newest ledger record ({}): time went backwards",
+            rfc3339(now),
+            rfc3339(last.with_timezone(&Utc))
+        ))
+        .with_hint("set the clock to the real time (compare with a phone), or give the real start time with --not-before 2026-01-31T03:00:00Z"));
+    }
+    Ok(())
+}
+
+/// Issue one certificate. `ca` must be logged in. Under the ledger lock: allocate the serial,
+/// sign, verify, append and fsync the record. The caller writes the certificate out afterwards.
+pub fn issue(
+    ca: &dyn CaKey,
+    ledger: &Ledger,
+    policy: &Policy,
+    req: &MintRequest,
+    clock: &dyn Clock,
+) -> Result<Issued> {
+    let ca_fp = ca.public_key().fingerprint(HashAlg::Sha256).to_string();
+    let mut locked = ledger.lock(&ca_fp)?;
+    let now = clock.now();
+    check_clock(now, locked.tail().last_issued_at.as_deref(), &req.validity)?;
+    let window = policy::window(policy, &req.validity, now)?;
+    let serial = locked.tail().serial;
+    let key_id = match &req.key_id {
+        Some(id) => id.clone(),
+        None => policy::default_key_id(&req.requester, serial, &req.reason),
+    };
+    policy::check_key_id(&key_id)?;
+    let spec = CertSpec {
+        subject: req.subject.clone(),
+        serial,
+        key_id,
+        principals: req.principals.clone(),
+        window,
+        options: req.options.clone(),
+    };
+    let certificate = cert::sign(ca, &spec)?;
+    let line = certificate
+        .to_openssh()
+        .map_err(|e| Error::ssh("cannot encode the certificate", e))?;
+    let record = Record {
+        serial,
+        key_id: spec.key_id,
+        principals: spec.principals,
+        valid_after: rfc3339(window.valid_after),
+        valid_before: rfc3339(window.valid_before),
+        requester_key_type: req.subject.algorithm().to_string(),
+        requester_fingerprint: req.subject.fingerprint(HashAlg::Sha256).to_string(),
+        requester_comment: req.requester.clone(),
+        reason: req.reason.clone(),
+        critical_options: spec.options.critical,
+        extensions: spec.options.extensions.into_keys().collect(),
+        certificate_sha256: cert::certificate_sha256(&certificate)?,
+        certificate: line.clone(),
+        ca_fingerprint: ca_fp,
+        issued_at: rfc3339(now),
+        host: gethostname::gethostname().to_string_lossy().into_owned(),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        prev_hash: locked.tail().prev_hash.clone(),
+    };
+    let recovery = std::mem::take(locked.recovery_mut());
+    locked.append(&record)?;
+    Ok(Issued {
+        certificate,
+        line,
+        record,
+        recovery,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn clock_going_backwards_is_refused_unless_not_before() {
+        let last = rfc3339(at(5));
+        let err = check_clock(at(4), Some(&last), &ValidityRequest::default()).unwrap_err();
+        assert!(err.to_string().contains("time went backwards"), "{err}");
+        assert!(err.hint().unwrap().contains("--not-before"));
+        let with_start = ValidityRequest {
+            not_before: Some(at(6)),
+            ..Default::default()
+        };
+        check_clock(at(4), Some(&last), &with_start).unwrap();
+        check_clock(at(5), Some(&last), &ValidityRequest::default()).unwrap();
+        check_clock(at(4), None, &ValidityRequest::default()).unwrap();
+    }
+
+    #[test]
+    fn requester_from_flag_or_comment() {
+        let key = PublicKey::from_openssh(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNavtkUczswcdQ6Tv9hME8G/tCojuHEEgwNfhaEp9TO alice@laptop",
+        )
+        .unwrap();
+        assert_eq!(requester_name(None, &key).unwrap(), "alice@laptop");
+        assert_eq!(requester_name(Some("bob"), &key).unwrap(), "bob");
+        let mut bare = key.clone();
+        bare.set_comment("");
+        let err = requester_name(None, &bare).unwrap_err();
+        assert!(err.hint().unwrap().contains("--requester"));
+    }
+}

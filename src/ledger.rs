@@ -1,0 +1,347 @@
+//! The issuance ledger: `ledger.jsonl`, one JSON record per certificate, each carrying the hash
+//! of the one before it. Serials are allocated and records appended and fsynced under an
+//! exclusive lock, before the certificate leaves the process: a crash can lose a certificate
+//! nobody received, never the record of one somebody did, and a serial is never reused.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::sync_dir;
+use crate::error::{Error, Result};
+
+pub const LEDGER_FILE: &str = "ledger.jsonl";
+const LOCK_FILE: &str = "ledger.lock";
+
+/// One issued certificate. Field order is the serialised order, and the hash chain covers the
+/// exact line written, so records are never re-serialised.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub serial: u64,
+    pub key_id: String,
+    pub principals: Vec<String>,
+    /// RFC 3339, UTC.
+    pub valid_after: String,
+    pub valid_before: String,
+    pub requester_key_type: String,
+    pub requester_fingerprint: String,
+    pub requester_comment: String,
+    pub reason: String,
+    pub critical_options: BTreeMap<String, String>,
+    pub extensions: Vec<String>,
+    pub certificate_sha256: String,
+    /// The whole certificate line, as handed to the requester.
+    pub certificate: String,
+    pub ca_fingerprint: String,
+    /// When and where it was issued (the custodian laptop's clock and host name).
+    pub issued_at: String,
+    pub host: String,
+    pub tool_version: String,
+    /// SHA-256 (hex) of the previous line, or of the genesis value for the first record.
+    pub prev_hash: String,
+}
+
+/// The chain's starting value, bound to the CA so two CAs' ledgers cannot be spliced.
+pub fn genesis_hash(ca_fingerprint: &str) -> String {
+    hex_sha256(format!("breakglass-ca ledger genesis {ca_fingerprint}").as_bytes())
+}
+
+/// SHA-256 (hex) of a record line, without its newline.
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What the next issuance continues from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tail {
+    /// The serial to issue next.
+    pub serial: u64,
+    pub prev_hash: String,
+    /// The newest record's `issued_at`, if any, for the clock check.
+    pub last_issued_at: Option<String>,
+}
+
+/// What `append` found and did besides appending.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// A torn last line (a crash mid-append) was moved here before appending.
+    pub torn_saved_to: Option<PathBuf>,
+}
+
+/// The ledger of one state directory.
+pub struct Ledger {
+    dir: PathBuf,
+}
+
+/// The exclusive lock on a ledger, held from serial allocation to the durable append.
+pub struct Locked<'a> {
+    ledger: &'a Ledger,
+    _lock: File,
+    file: File,
+    tail: Tail,
+    recovery: Recovery,
+}
+
+impl Ledger {
+    pub fn new(dir: &Path) -> Self {
+        Ledger {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(LEDGER_FILE)
+    }
+
+    /// Every complete record, in order, with the raw line of each. A torn last line is left out
+    /// (it belongs to a certificate nobody received); a damaged complete line is an error.
+    pub fn read(&self) -> Result<Vec<(String, Record)>> {
+        let path = self.path();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::file("read the ledger", &path, e)),
+        };
+        parse_lines(&path, &bytes)
+    }
+
+    /// Take the exclusive lock and find where the chain continues. Blocks while another `mint`
+    /// holds it. A torn last line is saved aside and cut off here, under the lock.
+    pub fn lock(&self, ca_fingerprint: &str) -> Result<Locked<'_>> {
+        let lock_path = self.dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::file("open the ledger lock", &lock_path, e))?;
+        lock.lock()
+            .map_err(|e| Error::file("lock", &lock_path, e))?;
+
+        let path = self.path();
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::file("open the ledger", &path, e))?;
+        if !existed {
+            sync_dir(&self.dir).map_err(|e| Error::file("sync", &self.dir, e))?;
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Error::file("read the ledger", &path, e))?;
+        let recovery = self.cut_torn_tail(&mut file, &mut bytes)?;
+        let records = parse_lines(&path, &bytes)?;
+        let tail = match records.last() {
+            None => Tail {
+                serial: 1,
+                prev_hash: genesis_hash(ca_fingerprint),
+                last_issued_at: None,
+            },
+            Some((line, last)) => {
+                if last.ca_fingerprint != ca_fingerprint {
+                    return Err(Error::ledger(format!(
+                        "the ledger {} belongs to the CA {}, but this CA key is {}",
+                        path.display(),
+                        last.ca_fingerprint,
+                        ca_fingerprint
+                    ))
+                    .with_hint("each CA keeps its own ledger: use that CA's state directory with --state-dir"));
+                }
+                Tail {
+                    serial: last.serial.checked_add(1).ok_or_else(|| {
+                        Error::ledger(
+                            "the ledger's last serial is the largest possible; no serial is left",
+                        )
+                    })?,
+                    prev_hash: hex_sha256(line.as_bytes()),
+                    last_issued_at: Some(last.issued_at.clone()),
+                }
+            }
+        };
+        Ok(Locked {
+            ledger: self,
+            _lock: lock,
+            file,
+            tail,
+            recovery,
+        })
+    }
+
+    /// If the file does not end in a newline, its last line was torn by a crash during an
+    /// append: no certificate for it ever left the process. Keep the fragment in a side file
+    /// for the record, then cut it off.
+    fn cut_torn_tail(&self, file: &mut File, bytes: &mut Vec<u8>) -> Result<Recovery> {
+        if bytes.is_empty() || bytes.ends_with(b"\n") {
+            return Ok(Recovery::default());
+        }
+        let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let fragment = &bytes[keep..];
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.fZ");
+        let side = self.dir.join(format!("ledger.torn-{stamp}"));
+        crate::config::write_atomic(&side, fragment, 0o600)?;
+        let path = self.path();
+        file.set_len(keep as u64)
+            .and_then(|_| file.sync_all())
+            .and_then(|_| file.seek(SeekFrom::End(0)).map(|_| ()))
+            .map_err(|e| Error::file("repair the ledger", &path, e))?;
+        bytes.truncate(keep);
+        Ok(Recovery {
+            torn_saved_to: Some(side),
+        })
+    }
+}
+
+fn parse_lines(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Record)>> {
+    let complete = match bytes.iter().rposition(|b| *b == b'\n') {
+        Some(i) => &bytes[..=i],
+        None => &[][..],
+    };
+    let mut out = Vec::new();
+    for (n, line) in complete.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let damaged = |why: String| {
+            Error::ledger(format!("the ledger {} is damaged at line {}: {why}", path.display(), n + 1))
+                .with_hint("do not edit the ledger by hand; restore it from the backup kept with the token, then run 'breakglass-ca log verify'")
+        };
+        let text = std::str::from_utf8(line).map_err(|_| damaged("not UTF-8".into()))?;
+        let record: Record = serde_json::from_str(text).map_err(|e| damaged(e.to_string()))?;
+        out.push((text.to_string(), record));
+    }
+    Ok(out)
+}
+
+impl Locked<'_> {
+    pub fn tail(&self) -> &Tail {
+        &self.tail
+    }
+
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    pub fn recovery_mut(&mut self) -> &mut Recovery {
+        &mut self.recovery
+    }
+
+    /// Append the record for the serial this lock allocated and fsync it. Only after this
+    /// returns may the certificate be written out. Consumes the lock.
+    pub fn append(mut self, record: &Record) -> Result<()> {
+        if record.serial != self.tail.serial || record.prev_hash != self.tail.prev_hash {
+            return Err(Error::ledger(
+                "internal error: the record does not continue the ledger it was allocated from",
+            ));
+        }
+        let mut line = serde_json::to_string(record)
+            .map_err(|e| Error::ledger(format!("cannot encode the ledger record: {e}")))?;
+        line.push('\n');
+        let path = self.ledger.path();
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.sync_data())
+            .map_err(|e| Error::file("append to the ledger", &path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn record(tail: &Tail, ca: &str) -> Record {
+        Record {
+            serial: tail.serial,
+            key_id: format!("k{}", tail.serial),
+            principals: vec!["breakglass".into()],
+            valid_after: "2026-11-22T00:00:00Z".into(),
+            valid_before: "2026-11-22T00:15:00Z".into(),
+            requester_key_type: "ssh-ed25519".into(),
+            requester_fingerprint: "SHA256:r".into(),
+            requester_comment: "alice".into(),
+            reason: "test".into(),
+            critical_options: BTreeMap::new(),
+            extensions: vec!["permit-pty".into()],
+            certificate_sha256: "SHA256:c".into(),
+            certificate: "cert".into(),
+            ca_fingerprint: ca.into(),
+            issued_at: "2026-11-22T00:05:00Z".into(),
+            host: "laptop".into(),
+            tool_version: "0".into(),
+            prev_hash: tail.prev_hash.clone(),
+        }
+    }
+
+    fn issue(ledger: &Ledger, ca: &str) -> Record {
+        let locked = ledger.lock(ca).unwrap();
+        let r = record(locked.tail(), ca);
+        locked.append(&r).unwrap();
+        r
+    }
+
+    #[test]
+    fn serials_start_at_one_and_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        let a = issue(&ledger, "CA");
+        let b = issue(&ledger, "CA");
+        assert_eq!((a.serial, b.serial), (1, 2));
+        assert_eq!(a.prev_hash, genesis_hash("CA"));
+        let lines = ledger.read().unwrap();
+        assert_eq!(b.prev_hash, hex_sha256(lines[0].0.as_bytes()));
+        assert_eq!(lines.len(), 2);
+    }
+
+    #[test]
+    fn another_cas_ledger_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA-1");
+        let err = ledger.lock("CA-2").err().unwrap().to_string();
+        assert!(err.contains("belongs to the CA CA-1"), "{err}");
+    }
+
+    #[test]
+    fn torn_tail_is_saved_aside_and_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA");
+        let mut f = OpenOptions::new().append(true).open(ledger.path()).unwrap();
+        f.write_all(b"{\"serial\":2,\"key_id\":\"tor").unwrap();
+        assert_eq!(ledger.read().unwrap().len(), 1);
+        let locked = ledger.lock("CA").unwrap();
+        let side = locked.recovery().torn_saved_to.clone().unwrap();
+        assert_eq!(
+            std::fs::read(&side).unwrap(),
+            b"{\"serial\":2,\"key_id\":\"tor"
+        );
+        assert_eq!(locked.tail().serial, 2);
+        let r = record(locked.tail(), "CA");
+        locked.append(&r).unwrap();
+        let all = ledger.read().unwrap();
+        assert_eq!(
+            all.iter().map(|(_, r)| r.serial).collect::<Vec<_>>(),
+            [1, 2]
+        );
+    }
+
+    #[test]
+    fn damaged_complete_line_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA");
+        let mut f = OpenOptions::new().append(true).open(ledger.path()).unwrap();
+        f.write_all(b"garbage\n").unwrap();
+        let err = ledger.lock("CA").err().unwrap().to_string();
+        assert!(err.contains("damaged at line 2"), "{err}");
+    }
+}

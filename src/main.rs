@@ -1,0 +1,28 @@
+//! The `breakglass-ca` binary: parse the command line, run it, print any error once with its
+//! hint, and exit 0 (success), 1 (failure) or 2 (usage error). No panic reaches the user.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // A panic in a dependency must not print a Rust backtrace at a stressed custodian.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error: {info}");
+        eprintln!(
+            "hint: nothing was issued unless a summary was printed above; please report this bug"
+        );
+    }));
+    let cli = breakglass_ca::cli::Cli::parse();
+    match std::panic::catch_unwind(|| breakglass_ca::cmd::run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+        Err(_) => ExitCode::FAILURE,
+    }
+}

@@ -1,0 +1,460 @@
+//! The issuance policy: everything `mint` refuses, in one place. Each check returns a
+//! `Refused` error saying what was wrong and what to do instead.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use ssh_key::public::KeyData;
+use ssh_key::PublicKey;
+
+use crate::backend::PinStatus;
+use crate::duration::Duration;
+use crate::error::{Error, Result};
+
+/// Limits a CA applies to every certificate; stored in `config.toml` under `[policy]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// Longest validity `mint -V` may ask for.
+    pub max_validity: Duration,
+    /// Validity when `-V` is not given.
+    pub default_validity: Duration,
+    /// How far before "now" certificates start, against clock skew on hosts.
+    pub backdate: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_validity: Duration::from_secs(3600),
+            default_validity: Duration::from_secs(15 * 60),
+            backdate: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+impl Policy {
+    /// A policy whose own numbers contradict each other is a configuration error.
+    pub fn check(&self) -> Result<()> {
+        if self.default_validity > self.max_validity {
+            return Err(Error::config(format!(
+                "policy default_validity {} is longer than max_validity {}",
+                self.default_validity, self.max_validity
+            ))
+            .with_hint("fix [policy] in config.toml"));
+        }
+        Ok(())
+    }
+}
+
+/// Longest principal or key ID sshd and this tool accept.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Split `-n` values on commas (like ssh-keygen) and check every principal.
+pub fn principals(raw: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for arg in raw {
+        for p in arg.split(',') {
+            check_principal(p)?;
+            if !out.iter().any(|q| q == p) {
+                out.push(p.to_string());
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::refused(
+            "no principal given: an empty list means any user to older sshd",
+        )
+        .with_hint("name the account(s) to log in as with -n, e.g. -n breakglass"));
+    }
+    Ok(out)
+}
+
+fn check_principal(p: &str) -> Result<()> {
+    let why = if p.is_empty() {
+        Some("it is empty")
+    } else if p.len() > MAX_NAME_BYTES {
+        Some("it is longer than 255 bytes")
+    } else if p.chars().any(char::is_whitespace) {
+        Some("it contains whitespace")
+    } else if p.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else if p.contains(['*', '?']) {
+        Some("it contains a wildcard (* or ?), which sshd would match as a pattern")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::refused(format!("principal {:?}: {why}", p))
+            .with_hint("principals are plain account or role names such as breakglass or root; give several as -n a,b")),
+        None => Ok(()),
+    }
+}
+
+/// The certificate's validity window, as UTC instants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub valid_after: DateTime<Utc>,
+    pub valid_before: DateTime<Utc>,
+}
+
+impl Window {
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.valid_after <= t && t < self.valid_before
+    }
+}
+
+/// What the custodian asked for; `None` means "the policy's default".
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ValidityRequest {
+    pub validity: Option<Duration>,
+    pub backdate: Option<Duration>,
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+/// The validity window for a request at `now`: `[now - backdate, now + validity)`, or
+/// `[not_before, not_before + validity)` when an absolute start was asked for.
+pub fn window(policy: &Policy, req: &ValidityRequest, now: DateTime<Utc>) -> Result<Window> {
+    let validity = req.validity.unwrap_or(policy.default_validity);
+    if validity > policy.max_validity {
+        return Err(Error::refused(format!(
+            "validity {validity} is longer than the policy maximum {}",
+            policy.max_validity
+        ))
+        .with_hint(format!(
+            "ask for at most {} with -V; emergency certificates are meant to be short",
+            policy.max_validity
+        )));
+    }
+    let backdate = req.backdate.unwrap_or(policy.backdate);
+    if backdate > policy.max_validity {
+        return Err(Error::refused(format!(
+            "backdate {backdate} is longer than the policy maximum {}",
+            policy.max_validity
+        ))
+        .with_hint("if this laptop's clock is wrong, give the real start time with --not-before 2026-01-31T03:00:00Z"));
+    }
+    let span = |d: Duration| TimeDelta::try_seconds(d.as_secs() as i64);
+    let overflow = || {
+        Error::refused("the validity window does not fit in a date")
+            .with_hint("use a shorter -V or a realistic --not-before")
+    };
+    let (start, anchor) = match req.not_before {
+        Some(t) => (t, t),
+        None => (
+            span(backdate)
+                .and_then(|b| now.checked_sub_signed(b))
+                .ok_or_else(overflow)?,
+            now,
+        ),
+    };
+    let end = span(validity)
+        .and_then(|v| anchor.checked_add_signed(v))
+        .ok_or_else(overflow)?;
+    if start.timestamp() < 0 || end.timestamp() < 0 {
+        return Err(overflow());
+    }
+    let window = Window {
+        valid_after: start,
+        valid_before: end,
+    };
+    if req.not_before.is_none() && !window.contains(now) {
+        return Err(Error::refused(
+            "the validity window does not contain the current time",
+        ));
+    }
+    Ok(window)
+}
+
+/// Parse the requester's public key and refuse anything that must not be certified. `ca` is
+/// the CA's own public key, which is never certified.
+pub fn requester_key(text: &str, ca: &KeyData) -> Result<PublicKey> {
+    let text = text.trim();
+    let hint = "ask the requester for their public key file, e.g. ~/.ssh/id_ed25519.pub (one line starting ssh-ed25519, ecdsa-sha2-… or ssh-rsa)";
+    if text.contains("PRIVATE KEY-----") {
+        return Err(Error::refused(
+            "this is a PRIVATE key: it must never leave the requester's machine",
+        )
+        .with_hint("the requester should generate a new key pair (this one is exposed) and send only the .pub file"));
+    }
+    if text.lines().count() > 1 {
+        return Err(Error::refused("the public key input has more than one line").with_hint(hint));
+    }
+    let algorithm = text.split_whitespace().next().unwrap_or_default();
+    if algorithm.contains("-cert-v01@openssh.com") {
+        return Err(Error::refused("this is a certificate, not a public key").with_hint(hint));
+    }
+    if algorithm == "ssh-dss" {
+        return Err(
+            Error::refused("DSA keys are insecure and not accepted by current OpenSSH")
+                .with_hint("the requester should make an Ed25519 key: ssh-keygen -t ed25519"),
+        );
+    }
+    let key = PublicKey::from_openssh(text).map_err(|e| {
+        Error::refused(format!("the requester's public key cannot be read ({e})")).with_hint(hint)
+    })?;
+    if let KeyData::Rsa(rsa) = key.key_data() {
+        let bits = rsa.n.as_positive_bytes().map(|b| b.len() * 8).unwrap_or(0);
+        if bits < 2048 {
+            return Err(Error::refused(format!(
+                "the requester's RSA key has about {bits} bits; at least 2048 are required"
+            ))
+            .with_hint("the requester should make an Ed25519 key: ssh-keygen -t ed25519"));
+        }
+    }
+    if matches!(key.key_data(), KeyData::Other(_)) {
+        return Err(Error::refused(format!("unsupported key type {algorithm}")).with_hint(hint));
+    }
+    if key.key_data() == ca {
+        return Err(Error::refused("the requester's key is the CA key itself")
+            .with_hint("certify the requester's own key, never the CA's"));
+    }
+    Ok(key)
+}
+
+/// Characters kept in the parts of a default key ID; everything else becomes `-`.
+fn slug(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        let keep = c.is_ascii_alphanumeric() || "._@+=:/".contains(c);
+        let c = if keep { c } else { '-' };
+        if !(c == '-' && out.ends_with('-')) {
+            out.push(c);
+        }
+    }
+    let trimmed = out.trim_matches('-');
+    trimmed
+        .chars()
+        .take(max)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+/// The default key ID: `REQUESTER#SERIAL:REASON`, e.g. `alice@laptop#42:INC-1234-db-down`.
+pub fn default_key_id(requester: &str, serial: u64, reason: &str) -> String {
+    let requester = match slug(requester, 64) {
+        s if s.is_empty() => "requester".to_string(),
+        s => s,
+    };
+    format!("{requester}#{serial}:{}", slug(reason, 80))
+}
+
+/// A key ID is logged unquoted by sshd: printable ASCII, no whitespace, at most 255 bytes.
+pub fn check_key_id(id: &str) -> Result<()> {
+    let why = if id.is_empty() {
+        Some("it is empty")
+    } else if id.len() > MAX_NAME_BYTES {
+        Some("it is longer than 255 bytes")
+    } else if !id.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("it must be printable ASCII without spaces")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::refused(format!("key ID {id:?}: {why}"))
+            .with_hint("sshd logs the key ID unquoted; use letters, digits and - _ . : @ #, or leave -I out for the default")),
+        None => Ok(()),
+    }
+}
+
+/// Refuse to spend the last PIN try (or a blocked PIN) unless the custodian says `--force`.
+pub fn pin_tries(status: PinStatus, force: bool) -> Result<()> {
+    match status.tries_left {
+        Some(0) => Err(Error::refused("the token's PIN is blocked")
+            .with_hint("unblock it with the SO PIN / PUK as the runbook says, or use the backup token")),
+        Some(1) if !force => Err(Error::refused(
+            "the token has 1 PIN try left: a wrong PIN now would block it",
+        )
+        .with_hint("check the PIN with the second custodian first; then run again with --force to use the last try")),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn principals_split_and_dedupe() {
+        assert_eq!(
+            principals(&strings(&["a,b", "c", "a"])).unwrap(),
+            strings(&["a", "b", "c"])
+        );
+    }
+
+    #[test]
+    fn bad_principals_refused() {
+        let long = "x".repeat(256);
+        for (raw, why) in [
+            (vec![], "no principal"),
+            (vec!["a,"], "empty"),
+            (vec!["a b"], "whitespace"),
+            (vec!["a\tb"], "whitespace"),
+            (vec!["a\u{7}b"], "control"),
+            (vec!["*"], "wildcard"),
+            (vec!["ro?t"], "wildcard"),
+            (vec![long.as_str()], "255"),
+        ] {
+            let err = principals(&strings(&raw)).unwrap_err();
+            assert!(matches!(err, Error::Refused { .. }));
+            assert!(err.to_string().contains(why), "{raw:?}: {err}");
+            assert!(err.hint().is_some());
+        }
+        assert!(principals(&strings(&[&"x".repeat(255)])).is_ok());
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 0).unwrap()
+    }
+
+    fn mins(m: u64) -> Option<Duration> {
+        Some(Duration::from_secs(m * 60))
+    }
+
+    #[test]
+    fn default_window_is_backdated() {
+        let w = window(&Policy::default(), &ValidityRequest::default(), now()).unwrap();
+        assert_eq!(w.valid_after, now() - TimeDelta::minutes(5));
+        assert_eq!(w.valid_before, now() + TimeDelta::minutes(15));
+        let req = ValidityRequest {
+            validity: mins(60),
+            backdate: mins(1),
+            not_before: None,
+        };
+        let w = window(&Policy::default(), &req, now()).unwrap();
+        assert_eq!(w.valid_after, now() - TimeDelta::minutes(1));
+        assert_eq!(w.valid_before, now() + TimeDelta::minutes(60));
+    }
+
+    #[test]
+    fn not_before_sets_an_absolute_window() {
+        let start = now() + TimeDelta::days(3);
+        let req = ValidityRequest {
+            validity: mins(10),
+            backdate: None,
+            not_before: Some(start),
+        };
+        let w = window(&Policy::default(), &req, now()).unwrap();
+        assert_eq!(
+            (w.valid_after, w.valid_before),
+            (start, start + TimeDelta::minutes(10))
+        );
+        assert!(!w.contains(now()));
+    }
+
+    #[test]
+    fn over_the_cap_is_refused_never_cut() {
+        let req = ValidityRequest {
+            validity: mins(61),
+            ..Default::default()
+        };
+        let err = window(&Policy::default(), &req, now()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("longer than the policy maximum 1h"),
+            "{err}"
+        );
+        let req = ValidityRequest {
+            backdate: mins(120),
+            ..Default::default()
+        };
+        assert!(window(&Policy::default(), &req, now()).is_err());
+        let policy = Policy {
+            max_validity: Duration::from_secs(u64::MAX / 2),
+            ..Default::default()
+        };
+        let req = ValidityRequest {
+            validity: Some(Duration::from_secs(u64::MAX / 4)),
+            ..Default::default()
+        };
+        let err = window(&policy, &req, now()).unwrap_err();
+        assert!(err.to_string().contains("does not fit"), "{err}");
+        let early = ValidityRequest {
+            not_before: Some(Utc.with_ymd_and_hms(1969, 12, 31, 23, 0, 0).unwrap()),
+            ..Default::default()
+        };
+        assert!(window(&Policy::default(), &early, now()).is_err());
+    }
+
+    const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNavtkUczswcdQ6Tv9hME8G/tCojuHEEgwNfhaEp9TO alice@laptop";
+
+    fn ca() -> KeyData {
+        KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([9; 32]))
+    }
+
+    #[test]
+    fn requester_keys() {
+        let key = requester_key(ED, &ca()).unwrap();
+        assert_eq!(key.comment(), "alice@laptop");
+        for (text, why) in [
+            (
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----",
+                "PRIVATE key",
+            ),
+            ("ssh-ed25519-cert-v01@openssh.com AAAA x", "certificate"),
+            ("ssh-dss AAAAB3NzaC1kc3MAAACBAP x", "DSA"),
+            ("ssh-ed25519 AAAAnotbase64!!", "cannot be read"),
+            ("", "cannot be read"),
+            ("ssh-ed25519 AAAA\nssh-ed25519 BBBB", "more than one line"),
+        ] {
+            let err = requester_key(text, &ca()).unwrap_err();
+            assert!(err.to_string().contains(why), "{text}: {err}");
+        }
+        let own = requester_key(ED, &ca()).unwrap();
+        let err = requester_key(ED, own.key_data()).unwrap_err();
+        assert!(err.to_string().contains("CA key itself"));
+    }
+
+    #[test]
+    fn small_rsa_refused() {
+        let rsa1024 = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDEX9LRvnB5xAyzYZQbjf2t+Z8UeBq6+mFs5h7hOk3n5Cix2osFx2CVUJzz55FiUcGC+K44f+PFBuxkDtAXXr18USnLpu434x/EeW940EYY8W/G/WgeB8GZEQMN9sqWfma/EiYR4IL/d+PIQV5QPZBBV+be00m1iRkL5vN3gprrKQ== t";
+        let err = requester_key(rsa1024, &ca()).unwrap_err();
+        assert!(err.to_string().contains("at least 2048"), "{err}");
+    }
+
+    #[test]
+    fn key_ids() {
+        assert_eq!(
+            default_key_id("alice@laptop", 42, "INC-1234: db down, no bastion"),
+            "alice@laptop#42:INC-1234:-db-down-no-bastion"
+        );
+        assert_eq!(default_key_id("", 1, "x"), "requester#1:x");
+        let id = default_key_id(&"r".repeat(300), u64::MAX, &"y".repeat(300));
+        check_key_id(&id).unwrap();
+        for (id, why) in [
+            ("", "empty"),
+            ("a b", "printable"),
+            ("é", "printable"),
+            ("a\nb", "printable"),
+        ] {
+            assert!(
+                check_key_id(id).unwrap_err().to_string().contains(why),
+                "{id}"
+            );
+        }
+        assert!(check_key_id(&"k".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn last_pin_try_needs_force() {
+        let one = PinStatus {
+            tries_left: Some(1),
+            count_low: true,
+        };
+        let err = pin_tries(one, false).unwrap_err();
+        assert!(err.to_string().contains("1 PIN try left"), "{err}");
+        assert!(err.hint().unwrap().contains("--force"));
+        pin_tries(one, true).unwrap();
+        pin_tries(PinStatus::default(), false).unwrap();
+        let blocked = PinStatus {
+            tries_left: Some(0),
+            count_low: true,
+        };
+        assert!(pin_tries(blocked, true).is_err());
+    }
+}

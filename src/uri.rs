@@ -1,0 +1,422 @@
+//! CA key URIs: an RFC 7512 subset for PKCS#11 tokens (`pkcs11:token=…;object=…?module-path=…`)
+//! and smallstep's form for YubiKey PIV slots (`yubikey:slot-id=9c;serial=…`).
+//!
+//! Ambiguous or unknown attributes are errors, never ignored: a URI that selects the wrong key
+//! must not look like one that works.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+
+use crate::error::{Error, Result};
+
+/// Where the CA key lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaUri {
+    Pkcs11(Pkcs11Uri),
+    Yubikey(YubikeyUri),
+}
+
+/// A `pkcs11:` URI.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pkcs11Uri {
+    /// CKA token label (`token=`).
+    pub token: Option<String>,
+    /// Token serial number (`serial=`).
+    pub serial: Option<String>,
+    /// Key label, CKA_LABEL (`object=`).
+    pub object: Option<String>,
+    /// Key identifier, CKA_ID (`id=`, percent-encoded bytes).
+    pub id: Option<Vec<u8>>,
+    /// The PKCS#11 module to load (`module-path=`).
+    pub module_path: Option<PathBuf>,
+    /// Where to read the PIN from (`pin-source=file:PATH`).
+    pub pin_source: Option<PathBuf>,
+}
+
+/// A `yubikey:` URI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct YubikeyUri {
+    /// PIV slot, as its hex byte (`9c`, `82`…).
+    pub slot: u8,
+    /// YubiKey serial number, required when more than one is plugged in.
+    pub serial: Option<u32>,
+    pub pin_source: Option<PathBuf>,
+}
+
+/// PIV slots a CA key may live in: 9a, 9c, 9d, 9e and the retired slots 82..=95.
+pub fn is_valid_piv_slot(slot: u8) -> bool {
+    matches!(slot, 0x9a | 0x9c | 0x9d | 0x9e | 0x82..=0x95)
+}
+
+impl CaUri {
+    /// The PIN file named in the URI, if any.
+    pub fn pin_source(&self) -> Option<&PathBuf> {
+        match self {
+            CaUri::Pkcs11(u) => u.pin_source.as_ref(),
+            CaUri::Yubikey(u) => u.pin_source.as_ref(),
+        }
+    }
+}
+
+const URI_HINT: &str = "examples: pkcs11:token=emergency-ca;object=breakglass-ca?module-path=/usr/lib/softhsm/libsofthsm2.so  or  yubikey:slot-id=9c";
+
+fn bad(uri: &str, why: impl fmt::Display) -> Error {
+    Error::usage(format!("invalid CA URI '{uri}': {why}")).with_hint(URI_HINT)
+}
+
+/// Split `a=b;c=d` (or `&`-separated) into decoded pairs, refusing duplicates.
+fn attributes<'a>(uri: &str, part: &'a str, sep: char) -> Result<Vec<(&'a str, &'a str)>> {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for item in part.split(sep).filter(|s| !s.is_empty()) {
+        let (name, value) = item
+            .split_once('=')
+            .ok_or_else(|| bad(uri, format!("'{item}' is not of the form name=value")))?;
+        if seen.iter().any(|(n, _)| *n == name) {
+            return Err(bad(uri, format!("attribute '{name}' is given twice")));
+        }
+        seen.push((name, value));
+    }
+    Ok(seen)
+}
+
+fn decode_bytes(uri: &str, value: &str) -> Result<Vec<u8>> {
+    // percent_decode leaves malformed escapes as they are; refuse them instead.
+    let bytes = value.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'%'
+            && !(i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit())
+        {
+            return Err(bad(uri, format!("bad percent-escape in '{value}'")));
+        }
+    }
+    Ok(percent_decode_str(value).collect())
+}
+
+fn decode_text(uri: &str, value: &str) -> Result<String> {
+    String::from_utf8(decode_bytes(uri, value)?).map_err(|_| {
+        bad(
+            uri,
+            format!("'{value}' is not UTF-8 after percent-decoding"),
+        )
+    })
+}
+
+fn pin_source(uri: &str, value: &str) -> Result<PathBuf> {
+    let value = decode_text(uri, value)?;
+    let path = value.strip_prefix("file:").unwrap_or(&value);
+    let path = path.strip_prefix("//").unwrap_or(path);
+    if !path.starts_with('/') {
+        return Err(bad(
+            uri,
+            "pin-source must be file:/absolute/path (a PIN is never put in a URI)",
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn refuse_pin_value(uri: &str, name: &str) -> Result<()> {
+    if name == "pin-value" {
+        return Err(bad(
+            uri,
+            "pin-value is not accepted: a PIN never goes into a URI, argv or shell history",
+        )
+        .with_hint("put the PIN in a file readable only by you and use pin-source=file:/path, --pin-file, or type it at the prompt"));
+    }
+    Ok(())
+}
+
+impl FromStr for Pkcs11Uri {
+    type Err = Error;
+
+    fn from_str(uri: &str) -> Result<Self> {
+        let rest = uri
+            .strip_prefix("pkcs11:")
+            .ok_or_else(|| bad(uri, "it does not start with pkcs11:"))?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut out = Pkcs11Uri::default();
+        for (name, value) in attributes(uri, path, ';')? {
+            refuse_pin_value(uri, name)?;
+            match name {
+                "token" => out.token = Some(decode_text(uri, value)?),
+                "serial" => out.serial = Some(decode_text(uri, value)?),
+                "object" => out.object = Some(decode_text(uri, value)?),
+                "id" => out.id = Some(decode_bytes(uri, value)?),
+                // `type=` is common in URIs copied from p11tool; we choose the object types.
+                "type" if matches!(value, "private" | "public") => {}
+                other => {
+                    return Err(bad(
+                        uri,
+                        format!(
+                            "unsupported path attribute '{other}' (supported: token, serial, object, id)"
+                        ),
+                    ))
+                }
+            }
+        }
+        for (name, value) in attributes(uri, query, '&')? {
+            refuse_pin_value(uri, name)?;
+            match name {
+                "module-path" => out.module_path = Some(PathBuf::from(decode_text(uri, value)?)),
+                "pin-source" => out.pin_source = Some(pin_source(uri, value)?),
+                other => {
+                    return Err(bad(
+                        uri,
+                        format!(
+                            "unsupported query attribute '{other}' (supported: module-path, pin-source)"
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl FromStr for YubikeyUri {
+    type Err = Error;
+
+    fn from_str(uri: &str) -> Result<Self> {
+        let rest = uri
+            .strip_prefix("yubikey:")
+            .ok_or_else(|| bad(uri, "it does not start with yubikey:"))?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut slot = None;
+        let mut serial = None;
+        let mut pin = None;
+        for (name, value) in attributes(uri, path, ';')? {
+            refuse_pin_value(uri, name)?;
+            match name {
+                "slot-id" => {
+                    let s = u8::from_str_radix(value, 16)
+                        .ok()
+                        .filter(|s| value.len() == 2 && is_valid_piv_slot(*s))
+                        .ok_or_else(|| {
+                            bad(uri, format!("slot-id '{value}' is not a PIV slot (9a, 9c, 9d, 9e, 82 to 95)"))
+                        })?;
+                    slot = Some(s);
+                }
+                "serial" => {
+                    serial = Some(value.parse::<u32>().map_err(|_| {
+                        bad(
+                            uri,
+                            format!("serial '{value}' is not a YubiKey serial number"),
+                        )
+                    })?)
+                }
+                other => {
+                    return Err(bad(
+                        uri,
+                        format!("unsupported attribute '{other}' (supported: slot-id, serial)"),
+                    ))
+                }
+            }
+        }
+        for (name, value) in attributes(uri, query, '&')? {
+            refuse_pin_value(uri, name)?;
+            match name {
+                "pin-source" => pin = Some(pin_source(uri, value)?),
+                other => {
+                    return Err(bad(
+                        uri,
+                        format!("unsupported query attribute '{other}' (supported: pin-source)"),
+                    ))
+                }
+            }
+        }
+        let slot = slot.ok_or_else(|| bad(uri, "slot-id is required, e.g. slot-id=9c"))?;
+        Ok(YubikeyUri {
+            slot,
+            serial,
+            pin_source: pin,
+        })
+    }
+}
+
+impl FromStr for CaUri {
+    type Err = Error;
+
+    fn from_str(uri: &str) -> Result<Self> {
+        let uri = uri.trim();
+        if uri.starts_with("pkcs11:") {
+            uri.parse().map(CaUri::Pkcs11)
+        } else if uri.starts_with("yubikey:") {
+            uri.parse().map(CaUri::Yubikey)
+        } else {
+            Err(bad(uri, "it must start with pkcs11: or yubikey:"))
+        }
+    }
+}
+
+/// Characters escaped when printing a URI value: everything RFC 7512 does not allow unescaped.
+const VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b';')
+    .add(b'=')
+    .add(b'?')
+    .add(b'<')
+    .add(b'>')
+    .add(b'[')
+    .add(b']')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+fn enc(s: &str) -> String {
+    utf8_percent_encode(s, VALUE).to_string()
+}
+
+impl fmt::Display for Pkcs11Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut path = Vec::new();
+        if let Some(t) = &self.token {
+            path.push(format!("token={}", enc(t)));
+        }
+        if let Some(s) = &self.serial {
+            path.push(format!("serial={}", enc(s)));
+        }
+        if let Some(o) = &self.object {
+            path.push(format!("object={}", enc(o)));
+        }
+        if let Some(id) = &self.id {
+            let hex: String = id.iter().map(|b| format!("%{b:02x}")).collect();
+            path.push(format!("id={hex}"));
+        }
+        let mut query = Vec::new();
+        if let Some(m) = &self.module_path {
+            query.push(format!("module-path={}", enc(&m.to_string_lossy())));
+        }
+        if let Some(p) = &self.pin_source {
+            query.push(format!("pin-source=file:{}", enc(&p.to_string_lossy())));
+        }
+        write!(f, "pkcs11:{}", path.join(";"))?;
+        if !query.is_empty() {
+            write!(f, "?{}", query.join("&"))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for YubikeyUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "yubikey:slot-id={:02x}", self.slot)?;
+        if let Some(s) = self.serial {
+            write!(f, ";serial={s}")?;
+        }
+        if let Some(p) = &self.pin_source {
+            write!(f, "?pin-source=file:{}", enc(&p.to_string_lossy()))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for CaUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaUri::Pkcs11(u) => u.fmt(f),
+            CaUri::Yubikey(u) => u.fmt(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p11(s: &str) -> Pkcs11Uri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn full_pkcs11_uri() {
+        let u = p11("pkcs11:token=emergency-ca;serial=abc;object=breakglass-ca;id=%01%a2?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin");
+        assert_eq!(u.token.as_deref(), Some("emergency-ca"));
+        assert_eq!(u.serial.as_deref(), Some("abc"));
+        assert_eq!(u.object.as_deref(), Some("breakglass-ca"));
+        assert_eq!(u.id, Some(vec![0x01, 0xa2]));
+        assert_eq!(
+            u.module_path,
+            Some(PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"))
+        );
+        assert_eq!(u.pin_source, Some(PathBuf::from("/run/pin")));
+    }
+
+    #[test]
+    fn percent_decoding_and_round_trip() {
+        let u = p11("pkcs11:token=My%20Token;object=ca%3bkey");
+        assert_eq!(u.token.as_deref(), Some("My Token"));
+        assert_eq!(u.object.as_deref(), Some("ca;key"));
+        assert_eq!(p11(&u.to_string()), u);
+        let bare = p11("pkcs11:");
+        assert_eq!(bare, Pkcs11Uri::default());
+    }
+
+    #[test]
+    fn rejected_pkcs11_forms() {
+        for (uri, why) in [
+            ("pkcs11:token=a;token=b", "given twice"),
+            ("pkcs11:tokn=a", "unsupported path attribute 'tokn'"),
+            ("pkcs11:token=a?pin-value=1234", "pin-value is not accepted"),
+            ("pkcs11:pin-value=1234", "pin-value is not accepted"),
+            ("pkcs11:token=a?module=x", "unsupported query attribute"),
+            ("pkcs11:token", "name=value"),
+            ("pkcs11:token=%zz", "bad percent-escape"),
+            ("pkcs11:token=%4", "bad percent-escape"),
+            ("pkcs11:token=%ff", "not UTF-8"),
+            ("pkcs11:?pin-source=relative/pin", "absolute"),
+            ("pkcs12:token=a", "must start with"),
+        ] {
+            let err = uri.parse::<CaUri>().unwrap_err().to_string();
+            assert!(err.contains(why), "{uri}: {err}");
+        }
+    }
+
+    #[test]
+    fn yubikey_uris() {
+        let CaUri::Yubikey(u) = "yubikey:slot-id=9c;serial=12345678?pin-source=file:/p"
+            .parse()
+            .unwrap()
+        else {
+            panic!("not a yubikey uri")
+        };
+        assert_eq!(u.slot, 0x9c);
+        assert_eq!(u.serial, Some(12345678));
+        assert_eq!(u.pin_source, Some(PathBuf::from("/p")));
+        assert_eq!(
+            u.to_string(),
+            "yubikey:slot-id=9c;serial=12345678?pin-source=file:/p"
+        );
+        for ok in ["9a", "9c", "9d", "9e", "82", "95"] {
+            assert!(
+                format!("yubikey:slot-id={ok}").parse::<CaUri>().is_ok(),
+                "{ok}"
+            );
+        }
+        for (uri, why) in [
+            ("yubikey:slot-id=9b", "not a PIV slot"),
+            ("yubikey:slot-id=96", "not a PIV slot"),
+            ("yubikey:slot-id=f9", "not a PIV slot"),
+            ("yubikey:slot-id=09c", "not a PIV slot"),
+            ("yubikey:serial=1", "slot-id is required"),
+            ("yubikey:slot-id=9c;serial=x", "not a YubiKey serial"),
+            (
+                "yubikey:slot-id=9c?pin-value=123456",
+                "pin-value is not accepted",
+            ),
+        ] {
+            let err = uri.parse::<CaUri>().unwrap_err().to_string();
+            assert!(err.contains(why), "{uri}: {err}");
+        }
+    }
+}
