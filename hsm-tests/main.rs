@@ -1,1 +1,10 @@
+//! Integration tests against real components: SoftHSM2 tokens created per test, the
+//! `breakglass-ca` binary, `ssh-keygen -L` as a second opinion, and a real sshd on 127.0.0.1.
 
+mod common;
+mod sshd;
+
+mod algorithms;
+mod many;
+mod refusals;
+mod selection;

@@ -64,7 +64,22 @@ impl CaUri {
 const URI_HINT: &str = "examples: pkcs11:token=emergency-ca;object=breakglass-ca?module-path=/usr/lib/softhsm/libsofthsm2.so  or  yubikey:slot-id=9c";
 
 fn bad(uri: &str, why: impl fmt::Display) -> Error {
-    Error::usage(format!("invalid CA URI '{uri}': {why}")).with_hint(URI_HINT)
+    Error::usage(format!("invalid CA URI '{}': {why}", redact(uri))).with_hint(URI_HINT)
+}
+
+/// The URI with any `pin-value=` value blanked, so a PIN typed into a URI by mistake is not
+/// echoed into error messages, logs or terminal scrollback.
+fn redact(uri: &str) -> String {
+    let mut out = String::with_capacity(uri.len());
+    let mut rest = uri;
+    while let Some(i) = rest.find("pin-value=") {
+        let (head, tail) = rest.split_at(i + "pin-value=".len());
+        out.push_str(head);
+        out.push_str("<redacted>");
+        rest = &tail[tail.find([';', '&', '?']).unwrap_or(tail.len())..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Split `a=b;c=d` (or `&`-separated) into decoded pairs, refusing duplicates.
@@ -380,6 +395,20 @@ mod tests {
             let err = uri.parse::<CaUri>().unwrap_err().to_string();
             assert!(err.contains(why), "{uri}: {err}");
         }
+    }
+
+    #[test]
+    fn a_pin_in_a_uri_is_never_echoed() {
+        for uri in [
+            "pkcs11:token=a?pin-value=246810",
+            "pkcs11:pin-value=246810;token=a",
+            "pkcs11:token=a;token=b?pin-value=246810",
+            "yubikey:slot-id=9c?pin-value=246810&x=1",
+        ] {
+            let err = uri.parse::<CaUri>().unwrap_err().to_string();
+            assert!(!err.contains("246810"), "{err}");
+        }
+        assert_eq!(redact("a?pin-value=1&b=2"), "a?pin-value=<redacted>&b=2");
     }
 
     #[test]

@@ -162,7 +162,10 @@ impl Token {
             let info = ctx
                 .get_token_info(slot)
                 .map_err(|e| Error::pkcs11("cannot read token information", e))?;
-            all.push((slot, info));
+            // Uninitialised tokens (SoftHSM's spare slot, blank cards) cannot hold a CA key.
+            if info.token_initialized() {
+                all.push((slot, info));
+            }
         }
         let matches = |info: &TokenInfo| {
             uri.token.as_deref().is_none_or(|t| info.label() == t)

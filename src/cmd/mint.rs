@@ -47,7 +47,7 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     let key_text = read_input(&args.pubkey, "requester's public key")?;
     let output = args.output.clone().or_else(|| default_output(&args.pubkey));
 
-    let (uri, mut ca) = g.open_ca(config.as_ref())?;
+    let (uri, mut ca) = g.open_ca(config.as_ref(), true)?;
     let subject = policy::requester_key(&key_text, ca.public_key())?;
     let requester = issue::requester_name(args.requester.as_deref(), &subject)?;
     let req = MintRequest {

@@ -47,12 +47,17 @@ impl Globals {
         }
     }
 
-    /// Open the CA key without a PIN, and refuse one whose fingerprint differs from the
-    /// configuration's (a different token behind the same URI).
-    pub fn open_ca(&self, config: Option<&Config>) -> Result<(CaUri, Box<dyn CaKey>)> {
+    /// Open the CA key without a PIN. When the key is meant to be this state directory's CA
+    /// (`strict`, or no `--ca` given), refuse one whose fingerprint differs from the
+    /// configuration's: a different token behind the same URI.
+    pub fn open_ca(
+        &self,
+        config: Option<&Config>,
+        strict: bool,
+    ) -> Result<(CaUri, Box<dyn CaKey>)> {
         let uri = self.ca_uri(config)?;
         let key = backend::open(&uri)?;
-        if let Some(c) = config {
+        if let Some(c) = config.filter(|_| strict || self.ca.is_none()) {
             let fp = key.public_key().fingerprint(HashAlg::Sha256).to_string();
             if c.fingerprint != fp {
                 return Err(Error::token(format!(

@@ -7,7 +7,7 @@ use crate::export;
 
 pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
     let config = g.config()?;
-    let (uri, key) = g.open_ca(config.as_ref())?;
+    let (uri, key) = g.open_ca(config.as_ref(), false)?;
     let public = key.public_key();
     let text = match args.format {
         PubkeyFormat::Openssh => export::openssh_line(public)?,

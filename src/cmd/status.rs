@@ -8,7 +8,7 @@ use crate::ledger::Ledger;
 
 pub fn run(g: &Globals) -> Result<()> {
     let config = g.config()?;
-    let (uri, key) = g.open_ca(config.as_ref())?;
+    let (uri, key) = g.open_ca(config.as_ref(), false)?;
     let info = key.info();
     let records = Ledger::new(&g.state_dir).read()?;
     let last = records.last().map(|(_, r)| r);
@@ -20,8 +20,15 @@ pub fn run(g: &Globals) -> Result<()> {
         format!("PIN:            {}", info.pin),
         format!("state dir:      {}", g.state_dir.display()),
     ];
+    let fingerprint = export::fingerprint(key.public_key());
     lines.push(match &config {
-        Some(c) => format!("config:         matches this key (created {})", c.created),
+        Some(c) if c.fingerprint == fingerprint => {
+            format!("config:         matches this key (created {})", c.created)
+        }
+        Some(c) => format!(
+            "config:         DOES NOT MATCH: config.toml is for the CA {}; this is another key",
+            c.fingerprint
+        ),
         None => "config:         none (run 'breakglass-ca init' or pass --state-dir)".into(),
     });
     lines.push(match last {

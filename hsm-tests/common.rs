@@ -1,0 +1,240 @@
+//! Shared test harness: a private SoftHSM2 token per test, the `breakglass-ca` binary run with
+//! a clean environment, requester keys made by ssh-keygen, and the rule that in CI (`CI=true`)
+//! a missing tool is a failure, never a skip.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const PIN: &str = "123456";
+pub const SO_PIN: &str = "87654321";
+
+/// Check the tools a test needs. Outside CI a missing tool skips the test with a printed
+/// reason; in CI it fails it.
+pub fn require(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| !Path::new(t).exists() && which(t).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!(
+        "missing {} (install with: bash scripts/test.sh)",
+        missing.join(", ")
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true and {msg}: hsm-tests must run in CI");
+    }
+    eprintln!("SKIPPED: {msg}");
+    false
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .map(|p| p.join(tool))
+            .find(|p| p.exists())
+    })
+}
+
+pub fn sshd_path() -> PathBuf {
+    which("sshd").unwrap_or_else(|| PathBuf::from("/usr/sbin/sshd"))
+}
+
+/// A private SoftHSM2 installation with one token, a state directory and a PIN file.
+pub struct Hsm {
+    pub dir: tempfile::TempDir,
+    pub conf: PathBuf,
+    pub state: PathBuf,
+    pub pin_file: PathBuf,
+    pub label: String,
+}
+
+impl Hsm {
+    /// A fresh token labelled `label` in its own SoftHSM2 store.
+    pub fn new(label: &str) -> Hsm {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir(&tokens).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        let pin_file = dir.path().join("pin");
+        std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+        let hsm = Hsm {
+            state: dir.path().join("state"),
+            dir,
+            conf,
+            pin_file,
+            label: label.to_string(),
+        };
+        hsm.add_token(label);
+        hsm
+    }
+
+    /// Initialise another token in the same store.
+    pub fn add_token(&self, label: &str) {
+        let out = Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", &self.conf)
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                label,
+                "--so-pin",
+                SO_PIN,
+                "--pin",
+                PIN,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "softhsm2-util: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn uri(&self) -> String {
+        format!("pkcs11:token={}?module-path={MODULE}", self.label)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The binary with a clean environment: this token, state dir and PIN file.
+    pub fn cmd(&self) -> Command {
+        self.env(Command::new(env!("CARGO_BIN_EXE_breakglass-ca")))
+    }
+
+    /// The binary in a new session without a controlling terminal (`setsid -w`).
+    pub fn cmd_without_terminal(&self) -> Command {
+        let mut c = Command::new("setsid");
+        c.arg("-w").arg(env!("CARGO_BIN_EXE_breakglass-ca"));
+        self.env(c)
+    }
+
+    fn env(&self, mut c: Command) -> Command {
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("BREAKGLASS_CA") {
+                c.env_remove(k);
+            }
+        }
+        c.env("SOFTHSM2_CONF", &self.conf)
+            .env("BREAKGLASS_CA_STATE_DIR", &self.state)
+            .env("BREAKGLASS_CA_PIN_FILE", &self.pin_file)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `breakglass-ca --ca URI init --algorithm ALG`, which must succeed; returns the CA line.
+    pub fn init(&self, algorithm: &str) -> String {
+        let out = run(self
+            .cmd()
+            .args(["--ca", &self.uri(), "init", "--algorithm", algorithm]));
+        assert_ok(&out, "init");
+        stdout(&out).trim().to_string()
+    }
+
+    /// Mint for `pubkey` with principal `principal`; returns the output.
+    pub fn mint(&self, pubkey: &Path, extra: &[&str]) -> Output {
+        let mut c = self.cmd();
+        c.args(["mint", "--reason", "INC-42 test"])
+            .args(extra)
+            .arg(pubkey);
+        run(&mut c)
+    }
+
+    /// The CA public key line, written to a file for TrustedUserCAKeys.
+    pub fn ca_pub_file(&self) -> PathBuf {
+        let path = self.path("ca.pub");
+        let out = run(self.cmd().args(["pubkey", "-o"]).arg(&path));
+        assert_ok(&out, "pubkey");
+        path
+    }
+}
+
+pub fn run(c: &mut Command) -> Output {
+    c.output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn assert_ok(o: &Output, what: &str) {
+    assert!(
+        o.status.success(),
+        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Assert a failure with this exit code whose stderr contains `needle` and a hint line.
+pub fn assert_fails(o: &Output, code: i32, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "expected exit {code} with '{needle}', got:\n{err}"
+    );
+    assert!(err.contains(needle), "stderr lacks '{needle}':\n{err}");
+    assert!(
+        !err.contains("panicked"),
+        "a panic reached the user:\n{err}"
+    );
+    assert!(!err.contains(PIN), "the PIN appeared in the output:\n{err}");
+}
+
+/// A requester key made by ssh-keygen: `ssh-keygen -t TYPE [-b BITS]`. Returns the .pub path.
+pub fn keygen(dir: &Path, name: &str, args: &[&str], comment: &str) -> PathBuf {
+    let key = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-N", "", "-C", comment, "-f"])
+        .arg(&key)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    key.with_extension("pub")
+}
+
+/// The `-cert.pub` path ssh-keygen's convention gives for a `.pub` path.
+pub fn cert_path(pubkey: &Path) -> PathBuf {
+    let s = pubkey.to_string_lossy();
+    PathBuf::from(format!("{}-cert.pub", s.strip_suffix(".pub").unwrap()))
+}
+
+/// `ssh-keygen -L -f CERT`: OpenSSH parses the certificate and checks its CA signature.
+pub fn ssh_keygen_list(cert: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(cert)
+        .output()
+        .unwrap();
+    assert_ok(&out, &format!("ssh-keygen -L -f {}", cert.display()));
+    stdout(&out)
+}
