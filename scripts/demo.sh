@@ -157,7 +157,7 @@ ssh-keygen -q -t ed25519 -N '' -C "alice@demo" -f "$REQ_KEY" </dev/null
 note "requester key: $REQ_KEY.pub"
 
 step "6/7 breakglass-ca mint -n breakglass --reason 'demo: ...'"
-bgca mint -n breakglass -V 15m --reason 'demo: INC-0000 bastion unreachable' "$REQ_KEY.pub"
+bgca mint -n breakglass --reason 'demo: INC-0000 bastion unreachable' "$REQ_KEY.pub"
 CERT=$REQ_KEY-cert.pub
 [[ -s $CERT ]] || die "mint did not write $CERT"
 

@@ -600,7 +600,9 @@ impl Pkcs11Key {
     }
 }
 
-/// What `init` found on the token before generating.
+/// What `init` found on the token before generating. Used once per run, so the size
+/// difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Existing {
     None(Token),
     Key(Pkcs11Key),
