@@ -4,7 +4,10 @@
 //! signature into OpenSSH's wire format.
 
 pub mod pkcs11;
+#[cfg(test)]
+pub mod soft;
 
+use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
 
@@ -193,6 +196,51 @@ pub trait CaKey {
 
     /// Sign `message` (the whole message; the backend hashes it if its token signs digests).
     fn sign(&self, message: &[u8]) -> Result<TokenSignature>;
+}
+
+/// Adapts a [`CaKey`] to ssh-key's signer trait, keeping the backend's own error (the
+/// `signature` crate's error type would lose it).
+pub struct SshSigner<'a> {
+    key: &'a dyn CaKey,
+    failure: RefCell<Option<Error>>,
+}
+
+impl signature::Signer<ssh_key::Signature> for SshSigner<'_> {
+    fn try_sign(&self, msg: &[u8]) -> std::result::Result<ssh_key::Signature, signature::Error> {
+        self.key
+            .sign(msg)
+            .and_then(TokenSignature::into_ssh)
+            .map_err(|e| {
+                *self.failure.borrow_mut() = Some(e);
+                signature::Error::new()
+            })
+    }
+}
+
+impl From<&SshSigner<'_>> for KeyData {
+    fn from(signer: &SshSigner<'_>) -> KeyData {
+        signer.key.public_key().clone()
+    }
+}
+
+/// Run an ssh-key signing operation (certificate builder, SSHSIG) with `key` as the signer.
+/// A token failure comes back as the backend's own error; any other failure as an SSH error
+/// described by `context`.
+pub fn with_signer<T>(
+    key: &dyn CaKey,
+    context: &str,
+    op: impl FnOnce(&SshSigner<'_>) -> ssh_key::Result<T>,
+) -> Result<T> {
+    let signer = SshSigner {
+        key,
+        failure: RefCell::new(None),
+    };
+    op(&signer).map_err(|e| {
+        signer
+            .failure
+            .into_inner()
+            .unwrap_or_else(|| Error::ssh(context, e))
+    })
 }
 
 /// Open the CA key that `uri` names. Nothing is asked and no PIN is used.

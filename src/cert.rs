@@ -2,7 +2,6 @@
 //! [`crate::backend::CaKey`]; every certificate is checked against the CA public key read from
 //! the token before anyone may write it out.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -10,7 +9,7 @@ use ssh_key::certificate::{Builder, CertType};
 use ssh_key::public::KeyData;
 use ssh_key::{Certificate, HashAlg, PublicKey};
 
-use crate::backend::CaKey;
+use crate::backend::{self, CaKey};
 use crate::error::{Error, Result};
 use crate::policy::Window;
 
@@ -129,28 +128,6 @@ pub struct CertSpec {
     pub options: CertOptions,
 }
 
-/// Adapts a [`CaKey`] to ssh-key's signer, keeping the backend's own error (the `signature`
-/// crate's error type would lose it).
-struct TokenSigner<'a> {
-    key: &'a dyn CaKey,
-    failure: RefCell<Option<Error>>,
-}
-
-impl signature::Signer<ssh_key::Signature> for TokenSigner<'_> {
-    fn try_sign(&self, msg: &[u8]) -> std::result::Result<ssh_key::Signature, signature::Error> {
-        self.key.sign(msg).and_then(|s| s.into_ssh()).map_err(|e| {
-            *self.failure.borrow_mut() = Some(e);
-            signature::Error::new()
-        })
-    }
-}
-
-impl From<&TokenSigner<'_>> for KeyData {
-    fn from(signer: &TokenSigner<'_>) -> KeyData {
-        signer.key.public_key().clone()
-    }
-}
-
 fn unix(t: DateTime<Utc>) -> u64 {
     u64::try_from(t.timestamp()).unwrap_or(0)
 }
@@ -182,14 +159,9 @@ pub fn sign(ca: &dyn CaKey, spec: &CertSpec) -> Result<Certificate> {
             .map_err(build)?;
     }
     builder.comment(spec.subject.comment()).map_err(build)?;
-    let signer = TokenSigner {
-        key: ca,
-        failure: RefCell::new(None),
-    };
-    let cert = match builder.sign(&signer) {
-        Ok(cert) => cert,
-        Err(e) => return Err(signer.failure.into_inner().unwrap_or_else(|| build(e))),
-    };
+    let cert = backend::with_signer(ca, "cannot sign the certificate", |signer| {
+        builder.sign(signer)
+    })?;
     verify(&cert, ca.public_key(), spec)?;
     Ok(cert)
 }

@@ -56,8 +56,15 @@ pub struct Config {
     /// When `init` created the key (RFC 3339, UTC).
     #[serde(default)]
     pub created: String,
+    /// Have the token sign the ledger head after each issuance (see `checkpoint.rs`).
+    #[serde(default = "yes")]
+    pub checkpoints: bool,
     #[serde(default)]
     pub policy: Policy,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Config {
@@ -139,6 +146,7 @@ mod tests {
             algorithm: "ecdsa-p256".into(),
             fingerprint: "SHA256:x".into(),
             created: "2026-11-22T00:00:00Z".into(),
+            checkpoints: true,
             policy: Policy::default(),
         };
         c.save(dir.path()).unwrap();

@@ -7,6 +7,7 @@ use ssh_key::{Certificate, HashAlg, PublicKey};
 
 use crate::backend::CaKey;
 use crate::cert::{self, CertOptions, CertSpec};
+use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::ledger::{Ledger, Record, Recovery};
 use crate::policy::{self, Policy, ValidityRequest};
@@ -41,6 +42,9 @@ pub struct MintRequest {
 #[derive(Debug)]
 pub struct Issued {
     pub certificate: Certificate,
+    /// Why the ledger checkpoint could not be signed, if it could not (the record itself is
+    /// durable, so the certificate is still good to hand out).
+    pub checkpoint_failed: Option<Error>,
     /// The certificate as one OpenSSH line (what goes into `-cert.pub`).
     pub line: String,
     pub record: Record,
@@ -90,13 +94,15 @@ pub fn check_clock(
 }
 
 /// Issue one certificate. `ca` must be logged in. Under the ledger lock: allocate the serial,
-/// sign, verify, append and fsync the record. The caller writes the certificate out afterwards.
+/// sign, verify, append and fsync the record, then (if `checkpoint`) have the token sign the
+/// new ledger head. The caller writes the certificate out afterwards.
 pub fn issue(
     ca: &dyn CaKey,
     ledger: &Ledger,
     policy: &Policy,
     req: &MintRequest,
     clock: &dyn Clock,
+    checkpoint: bool,
 ) -> Result<Issued> {
     let ca_fp = ca.public_key().fingerprint(HashAlg::Sha256).to_string();
     let mut locked = ledger.lock(&ca_fp)?;
@@ -142,9 +148,17 @@ pub fn issue(
         prev_hash: locked.tail().prev_hash.clone(),
     };
     let recovery = std::mem::take(locked.recovery_mut());
-    locked.append(&record)?;
+    let head = locked.append(&record)?;
+    let checkpoint_failed = if checkpoint {
+        checkpoint::sign(ca, serial, &head)
+            .and_then(|cp| locked.append_checkpoint(&cp))
+            .err()
+    } else {
+        None
+    };
     Ok(Issued {
         certificate,
+        checkpoint_failed,
         line,
         record,
         recovery,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::checkpoint::{self, Checkpoint};
 use crate::config::sync_dir;
 use crate::error::{Error, Result};
 
@@ -113,7 +114,8 @@ impl Ledger {
     }
 
     /// Take the exclusive lock and find where the chain continues. Blocks while another `mint`
-    /// holds it. A torn last line is saved aside and cut off here, under the lock.
+    /// holds it. A torn last line is saved aside and cut off here, under the lock. The lock is
+    /// released when the returned value is dropped.
     pub fn lock(&self, ca_fingerprint: &str) -> Result<Locked<'_>> {
         let lock_path = self.dir.join(LOCK_FILE);
         let lock = OpenOptions::new()
@@ -126,20 +128,11 @@ impl Ledger {
             .map_err(|e| Error::file("lock", &lock_path, e))?;
 
         let path = self.path();
-        let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::file("open the ledger", &path, e))?;
-        if !existed {
-            sync_dir(&self.dir).map_err(|e| Error::file("sync", &self.dir, e))?;
-        }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| Error::file("read the ledger", &path, e))?;
-        let recovery = self.cut_torn_tail(&mut file, &mut bytes)?;
+        let (file, bytes, torn) = open_append(&self.dir, &path)?;
+        let recovery = match torn {
+            Some(fragment) => self.save_torn(&fragment)?,
+            None => Recovery::default(),
+        };
         let records = parse_lines(&path, &bytes)?;
         let tail = match records.last() {
             None => Tail {
@@ -177,28 +170,51 @@ impl Ledger {
         })
     }
 
-    /// If the file does not end in a newline, its last line was torn by a crash during an
-    /// append: no certificate for it ever left the process. Keep the fragment in a side file
-    /// for the record, then cut it off.
-    fn cut_torn_tail(&self, file: &mut File, bytes: &mut Vec<u8>) -> Result<Recovery> {
-        if bytes.is_empty() || bytes.ends_with(b"\n") {
-            return Ok(Recovery::default());
-        }
-        let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let fragment = &bytes[keep..];
+    /// Keep a torn last line (a crash during an append: no certificate for it ever left the
+    /// process) in a side file, for the record.
+    fn save_torn(&self, fragment: &[u8]) -> Result<Recovery> {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.fZ");
         let side = self.dir.join(format!("ledger.torn-{stamp}"));
         crate::config::write_atomic(&side, fragment, 0o600)?;
-        let path = self.path();
-        file.set_len(keep as u64)
-            .and_then(|_| file.sync_all())
-            .and_then(|_| file.seek(SeekFrom::End(0)).map(|_| ()))
-            .map_err(|e| Error::file("repair the ledger", &path, e))?;
-        bytes.truncate(keep);
         Ok(Recovery {
             torn_saved_to: Some(side),
         })
     }
+}
+
+/// Open an append-only JSON-lines file (creating it, and fsyncing its directory if new), read
+/// it, and cut off a torn last line, which is returned.
+fn open_append(dir: &Path, path: &Path) -> Result<(File, Vec<u8>, Option<Vec<u8>>)> {
+    let existed = path.exists();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::file("open", path, e))?;
+    if !existed {
+        sync_dir(dir).map_err(|e| Error::file("sync", dir, e))?;
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::file("read", path, e))?;
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok((file, bytes, None));
+    }
+    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let fragment = bytes.split_off(keep);
+    file.set_len(keep as u64)
+        .and_then(|_| file.sync_all())
+        .and_then(|_| file.seek(SeekFrom::End(0)).map(|_| ()))
+        .map_err(|e| Error::file("repair", path, e))?;
+    Ok((file, bytes, Some(fragment)))
+}
+
+/// Append one line and fsync it.
+fn append_line(file: &mut File, path: &Path, line: &str) -> Result<()> {
+    file.write_all(format!("{line}\n").as_bytes())
+        .and_then(|_| file.sync_data())
+        .map_err(|e| Error::file("append to", path, e))
 }
 
 fn parse_lines(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Record)>> {
@@ -235,22 +251,33 @@ impl Locked<'_> {
         &mut self.recovery
     }
 
-    /// Append the record for the serial this lock allocated and fsync it. Only after this
-    /// returns may the certificate be written out. Consumes the lock.
-    pub fn append(mut self, record: &Record) -> Result<()> {
+    /// Append the record for the serial this lock allocated and fsync it; returns the new
+    /// head hash. Only after this returns may the certificate be written out.
+    pub fn append(&mut self, record: &Record) -> Result<String> {
         if record.serial != self.tail.serial || record.prev_hash != self.tail.prev_hash {
             return Err(Error::ledger(
                 "internal error: the record does not continue the ledger it was allocated from",
             ));
         }
-        let mut line = serde_json::to_string(record)
+        let line = serde_json::to_string(record)
             .map_err(|e| Error::ledger(format!("cannot encode the ledger record: {e}")))?;
-        line.push('\n');
-        let path = self.ledger.path();
-        self.file
-            .write_all(line.as_bytes())
-            .and_then(|_| self.file.sync_data())
-            .map_err(|e| Error::file("append to the ledger", &path, e))
+        append_line(&mut self.file, &self.ledger.path(), &line)?;
+        let head = hex_sha256(line.as_bytes());
+        self.tail = Tail {
+            serial: record.serial + 1,
+            prev_hash: head.clone(),
+            last_issued_at: Some(record.issued_at.clone()),
+        };
+        Ok(head)
+    }
+
+    /// Append a signed checkpoint of the head, still under the lock.
+    pub fn append_checkpoint(&mut self, cp: &Checkpoint) -> Result<()> {
+        let path = self.ledger.dir.join(checkpoint::FILE);
+        let (mut file, _, _) = open_append(&self.ledger.dir, &path)?;
+        let line = serde_json::to_string(cp)
+            .map_err(|e| Error::ledger(format!("cannot encode the checkpoint: {e}")))?;
+        append_line(&mut file, &path, &line)
     }
 }
 
@@ -282,7 +309,7 @@ mod tests {
     }
 
     fn issue(ledger: &Ledger, ca: &str) -> Record {
-        let locked = ledger.lock(ca).unwrap();
+        let mut locked = ledger.lock(ca).unwrap();
         let r = record(locked.tail(), ca);
         locked.append(&r).unwrap();
         r
@@ -318,7 +345,7 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(ledger.path()).unwrap();
         f.write_all(b"{\"serial\":2,\"key_id\":\"tor").unwrap();
         assert_eq!(ledger.read().unwrap().len(), 1);
-        let locked = ledger.lock("CA").unwrap();
+        let mut locked = ledger.lock("CA").unwrap();
         let side = locked.recovery().torn_saved_to.clone().unwrap();
         assert_eq!(
             std::fs::read(&side).unwrap(),

@@ -69,6 +69,7 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
         algorithm: algorithm.to_string(),
         fingerprint: fingerprint.clone(),
         created: rfc3339(Utc::now()),
+        checkpoints: old_config.as_ref().is_none_or(|c| c.checkpoints),
         policy: old_config.map(|c| c.policy).unwrap_or_default(),
     };
     let path = config.save(&g.state_dir)?;

@@ -82,7 +82,20 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
 
     let ledger = Ledger::new(&g.state_dir);
     crate::config::ensure_dir(&g.state_dir)?;
-    let issued = issue::issue(ca.as_ref(), &ledger, &policy, &req, &SystemClock)?;
+    let checkpoints = config.as_ref().is_none_or(|c| c.checkpoints);
+    let issued = issue::issue(
+        ca.as_ref(),
+        &ledger,
+        &policy,
+        &req,
+        &SystemClock,
+        checkpoints,
+    )?;
+    if let Some(e) = &issued.checkpoint_failed {
+        say(format!(
+            "WARNING: the certificate is recorded, but the token could not sign the ledger checkpoint: {e}"
+        ));
+    }
     if let Some(side) = &issued.recovery.torn_saved_to {
         say(format!(
             "NOTE: the ledger ended in a half-written record from an interrupted mint; no certificate was handed out for it. It was moved to {} and the ledger repaired.",
