@@ -9,7 +9,7 @@ use crate::cert;
 use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::issue::rfc3339;
-use crate::ledger::{genesis_hash, hex_sha256, Record};
+use crate::ledger::{chain_heads, Record, BROKEN_HINT};
 
 /// What a successful verification found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -23,10 +23,8 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-const HINT: &str = "the ledger was altered or damaged after it was written: compare it with the backup kept with the token, and treat every certificate from this serial on as unaccounted for";
-
 fn broken(what: String) -> Error {
-    Error::invalid(format!("ledger verification FAILED: {what}")).with_hint(HINT)
+    Error::invalid(format!("ledger verification FAILED: {what}")).with_hint(BROKEN_HINT)
 }
 
 /// The complete lines of a JSON-lines file, and whether a torn (unterminated) last line was
@@ -47,45 +45,29 @@ pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report>
     if torn {
         report.warnings.push("the ledger ends in a half-written record from an interrupted mint; no certificate was handed out for it (the next mint sets it aside)".into());
     }
-    let mut heads = Vec::with_capacity(ledger_lines.len());
-    let mut prev = genesis_hash(&ca_fp);
+    let mut records = Vec::with_capacity(ledger_lines.len());
     for (i, line) in ledger_lines.iter().enumerate() {
-        let n = i + 1;
-        let expected_serial = n as u64;
         let record: Record = std::str::from_utf8(line)
             .ok()
             .and_then(|t| serde_json::from_str(t).ok())
-            .ok_or_else(|| broken(format!("line {n} is not a ledger record")))?;
-        let at = format!("record serial {} (line {n})", record.serial);
-        if record.serial != expected_serial {
-            return Err(broken(format!(
-                "{at}: expected serial {expected_serial}; records were removed, inserted or reordered"
-            )));
-        }
-        if record.prev_hash != prev && n == 1 {
-            return Err(broken(format!(
-                "{at}: it does not start the ledger of the CA {ca_fp}: the ledger belongs to another CA (it names {}), or its first record was edited",
-                record.ca_fingerprint
-            )));
-        }
-        if record.prev_hash != prev {
-            return Err(broken(format!(
-                "{at}: the record before it is not the one it was chained to: serial {} was edited, or records were removed, inserted or reordered",
-                expected_serial - 1
-            )));
-        }
+            .ok_or_else(|| broken(format!("line {} is not a ledger record", i + 1)))?;
+        records.push((String::from_utf8_lossy(line).into_owned(), record));
+    }
+    // Each record against its own certificate first: that names an edited record itself,
+    // where the chain can only name the record after it.
+    for (i, (_, record)) in records.iter().enumerate() {
+        let at = format!("record serial {} (line {})", record.serial, i + 1);
         if record.ca_fingerprint != ca_fp {
             return Err(broken(format!(
-                "{at}: it names the CA {}, not {ca_fp}",
+                "{at}: it was issued by the CA {}, not {ca_fp}: this ledger belongs to another CA",
                 record.ca_fingerprint
             )));
         }
-        check_certificate(&record, ca).map_err(|why| broken(format!("{at}: {why}")))?;
-        prev = hex_sha256(line);
-        heads.push(prev.clone());
-        report.records = n;
+        check_certificate(record, ca).map_err(|why| broken(format!("{at}: {why}")))?;
+        report.records = i + 1;
         report.last_serial = record.serial;
     }
+    let heads = chain_heads(&records, &ca_fp)?;
 
     let (cp_lines, cp_torn) = lines(checkpoints);
     if cp_torn {
@@ -191,6 +173,7 @@ mod tests {
     use crate::backend::CaKey;
     use crate::cert::CertOptions;
     use crate::issue::{issue, Clock, MintRequest};
+    use crate::ledger::{genesis_hash, hex_sha256};
     use crate::ledger::{Ledger, LEDGER_FILE};
     use crate::policy::{Policy, ValidityRequest};
     use chrono::{DateTime, TimeZone, Utc};

@@ -61,6 +61,43 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Show the token, the CA key, the PIN state and the last serial issued.
     Status,
+    /// The issuance ledger: list it, show one record, verify it, export it for an auditor.
+    Log(LogArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LogArgs {
+    /// One JSON object per record instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub action: Option<LogAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogAction {
+    /// Print one record in full, with its certificate.
+    Show {
+        /// The serial number (as sshd logs it: "serial N").
+        serial: u64,
+    },
+    /// Check the hash chain, the token-signed checkpoints and every stored certificate.
+    /// Exit 1 naming the first broken record.
+    Verify {
+        /// Verify an exported bundle (a directory written by 'log export') instead of the
+        /// state directory. Needs no token and no configuration.
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
+    },
+    /// Write a bundle an auditor can verify on another machine without the token: the ledger,
+    /// its checkpoints, the CA public key and instructions.
+    Export {
+        /// The directory to create.
+        #[arg(short = 'o', long, value_name = "DIR")]
+        output: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -144,7 +181,8 @@ pub struct MintArgs {
     #[arg(short = 'O', value_name = "OPTION")]
     pub options: Vec<String>,
 
-    /// Where to write the certificate. Default: KEY-cert.pub beside KEY.pub; stdout for '-'.
+    /// Where to write the certificate ('-' for stdout). Default: KEY-cert.pub beside KEY.pub,
+    /// or stdout when the key came from stdin.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 

@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 use crate::policy::Policy;
 
 pub const CONFIG_FILE: &str = "config.toml";
+/// The CA public key line, kept beside the config so the ledger can be verified without the token.
+pub const CA_PUB_FILE: &str = "ca.pub";
 
 /// The state directory: `--state-dir`, else `$XDG_STATE_HOME/breakglass-ca`, else
 /// `~/.local/state/breakglass-ca`.
@@ -101,6 +103,16 @@ impl Config {
 /// file in the same directory, fsynced, renamed over the target, and the directory fsynced.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
+    // Renaming over a device, a FIFO or a symlink would replace it with a plain file.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_file() {
+            return Err(Error::usage(format!(
+                "{} exists and is not a regular file; refusing to replace it",
+                path.display()
+            ))
+            .with_hint("give a plain file path; for the terminal, leave -o out or use -o -"));
+        }
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

@@ -134,32 +134,36 @@ impl Ledger {
             None => Recovery::default(),
         };
         let records = parse_lines(&path, &bytes)?;
+        if let Some((_, last)) = records.last() {
+            if last.ca_fingerprint != ca_fingerprint {
+                return Err(Error::ledger(format!(
+                    "the ledger {} belongs to the CA {}, but this CA key is {}",
+                    path.display(),
+                    last.ca_fingerprint,
+                    ca_fingerprint
+                ))
+                .with_hint(
+                    "each CA keeps its own ledger: use that CA's state directory with --state-dir",
+                ));
+            }
+        }
+        // Never extend a broken chain: that would bury the damage under new records.
+        chain_heads(&records, ca_fingerprint)?;
         let tail = match records.last() {
             None => Tail {
                 serial: 1,
                 prev_hash: genesis_hash(ca_fingerprint),
                 last_issued_at: None,
             },
-            Some((line, last)) => {
-                if last.ca_fingerprint != ca_fingerprint {
-                    return Err(Error::ledger(format!(
-                        "the ledger {} belongs to the CA {}, but this CA key is {}",
-                        path.display(),
-                        last.ca_fingerprint,
-                        ca_fingerprint
-                    ))
-                    .with_hint("each CA keeps its own ledger: use that CA's state directory with --state-dir"));
-                }
-                Tail {
-                    serial: last.serial.checked_add(1).ok_or_else(|| {
-                        Error::ledger(
-                            "the ledger's last serial is the largest possible; no serial is left",
-                        )
-                    })?,
-                    prev_hash: hex_sha256(line.as_bytes()),
-                    last_issued_at: Some(last.issued_at.clone()),
-                }
-            }
+            Some((line, last)) => Tail {
+                serial: last.serial.checked_add(1).ok_or_else(|| {
+                    Error::ledger(
+                        "the ledger's last serial is the largest possible; no serial is left",
+                    )
+                })?,
+                prev_hash: hex_sha256(line.as_bytes()),
+                last_issued_at: Some(last.issued_at.clone()),
+            },
         };
         Ok(Locked {
             ledger: self,
@@ -217,7 +221,46 @@ fn append_line(file: &mut File, path: &Path, line: &str) -> Result<()> {
         .map_err(|e| Error::file("append to", path, e))
 }
 
-fn parse_lines(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Record)>> {
+/// What to do about a broken chain.
+pub const BROKEN_HINT: &str = "the ledger was altered or damaged after it was written: compare it with the backup kept with the token and run 'breakglass-ca log verify'; treat every certificate from this serial on as unaccounted for";
+
+/// Walk the hash chain: serials 1, 2, 3… with each `prev_hash` the hash of the line before
+/// (the first: the genesis value of this CA). Returns the hash of every line. Cheap: no
+/// signature is checked here.
+pub fn chain_heads(records: &[(String, Record)], ca_fingerprint: &str) -> Result<Vec<String>> {
+    let broken = |what: String| {
+        Error::ledger(format!("the ledger chain is broken: {what}")).with_hint(BROKEN_HINT)
+    };
+    let mut heads = Vec::with_capacity(records.len());
+    let mut prev = genesis_hash(ca_fingerprint);
+    for (i, (line, record)) in records.iter().enumerate() {
+        let n = i + 1;
+        let at = format!("record serial {} (line {n})", record.serial);
+        if record.serial != n as u64 {
+            return Err(broken(format!(
+                "{at}: expected serial {n}; records were removed, inserted or reordered"
+            )));
+        }
+        if record.prev_hash != prev {
+            return Err(broken(if n == 1 {
+                format!(
+                    "{at}: it does not start the ledger of the CA {ca_fingerprint}: the ledger belongs to another CA (it names {}), or its first record was edited",
+                    record.ca_fingerprint
+                )
+            } else {
+                format!(
+                    "{at}: the record before it is not the one it was chained to: serial {} was edited, or records were removed, inserted or reordered",
+                    n - 1
+                )
+            }));
+        }
+        prev = hex_sha256(line.as_bytes());
+        heads.push(prev.clone());
+    }
+    Ok(heads)
+}
+
+pub(crate) fn parse_lines(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Record)>> {
     let complete = match bytes.iter().rposition(|b| *b == b'\n') {
         Some(i) => &bytes[..=i],
         None => &[][..],
@@ -228,8 +271,12 @@ fn parse_lines(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Record)>> {
             continue;
         }
         let damaged = |why: String| {
-            Error::ledger(format!("the ledger {} is damaged at line {}: {why}", path.display(), n + 1))
-                .with_hint("do not edit the ledger by hand; restore it from the backup kept with the token, then run 'breakglass-ca log verify'")
+            Error::ledger(format!(
+                "the ledger {} is damaged at line {}: {why}",
+                path.display(),
+                n + 1
+            ))
+            .with_hint(BROKEN_HINT)
         };
         let text = std::str::from_utf8(line).map_err(|_| damaged("not UTF-8".into()))?;
         let record: Record = serde_json::from_str(text).map_err(|e| damaged(e.to_string()))?;
@@ -358,6 +405,25 @@ mod tests {
         assert_eq!(
             all.iter().map(|(_, r)| r.serial).collect::<Vec<_>>(),
             [1, 2]
+        );
+    }
+
+    #[test]
+    fn a_broken_chain_is_never_extended() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA");
+        issue(&ledger, "CA");
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        std::fs::write(
+            ledger.path(),
+            text.replacen("\"reason\":\"test\"", "\"reason\":\"edited\"", 1),
+        )
+        .unwrap();
+        let err = ledger.lock("CA").err().unwrap().to_string();
+        assert!(
+            err.contains("chain is broken") && err.contains("serial 1 was edited"),
+            "{err}"
         );
     }
 

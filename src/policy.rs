@@ -32,9 +32,21 @@ impl Default for Policy {
     }
 }
 
+/// No configuration may allow certificates longer than this: an emergency CA that issues
+/// day-long certificates has become a standing-credential factory.
+pub const HARD_MAX_VALIDITY: Duration = Duration::from_secs(24 * 3600);
+
 impl Policy {
-    /// A policy whose own numbers contradict each other is a configuration error.
+    /// A policy whose own numbers contradict each other, or that exceeds the hard ceiling, is a
+    /// configuration error.
     pub fn check(&self) -> Result<()> {
+        if self.max_validity > HARD_MAX_VALIDITY {
+            return Err(Error::config(format!(
+                "policy max_validity {} is above the hard limit of {HARD_MAX_VALIDITY}",
+                self.max_validity
+            ))
+            .with_hint("emergency certificates are meant to last minutes; set max_validity in config.toml to 24h or less"));
+        }
         if self.default_validity > self.max_validity {
             return Err(Error::config(format!(
                 "policy default_validity {} is longer than max_validity {}",

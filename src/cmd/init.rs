@@ -73,7 +73,13 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
         policy: old_config.map(|c| c.policy).unwrap_or_default(),
     };
     let path = config.save(&g.state_dir)?;
-    println!("{}", export::openssh_line(key.public_key())?);
+    let line = export::openssh_line(key.public_key())?;
+    config::write_atomic(
+        &g.state_dir.join(config::CA_PUB_FILE),
+        format!("{line}\n").as_bytes(),
+        0o644,
+    )?;
+    println!("{line}");
     say(format!("CA fingerprint: {fingerprint}"));
     say(format!("Configuration:  {}", path.display()));
     say("Next: put the line above into every host's TrustedUserCAKeys file ('breakglass-ca pubkey' prints it again, no PIN needed).");

@@ -41,13 +41,23 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         backdate: args.backdate,
         not_before: args.not_before,
     };
-    let config = g.config()?;
-    let policy = config.as_ref().map(|c| c.policy).unwrap_or_default();
+    let config = g.config()?.ok_or_else(|| {
+        Error::usage(format!(
+            "{} holds no configuration, so it has no ledger for this CA: serials would restart at 1",
+            g.state_dir.display()
+        ))
+        .with_hint("use the state directory where 'breakglass-ca init' created this CA (--state-dir), or restore it from the backup kept with the token")
+    })?;
+    let policy = config.policy;
     let preview = policy::window(&policy, &validity, Utc::now())?;
     let key_text = read_input(&args.pubkey, "requester's public key")?;
-    let output = args.output.clone().or_else(|| default_output(&args.pubkey));
+    let output = match args.output.as_deref() {
+        Some(p) if p == Path::new("-") => None,
+        Some(p) => Some(p.to_path_buf()),
+        None => default_output(&args.pubkey),
+    };
 
-    let (uri, mut ca) = g.open_ca(config.as_ref(), true)?;
+    let (uri, mut ca) = g.open_ca(Some(&config), true)?;
     let subject = policy::requester_key(&key_text, ca.public_key())?;
     let requester = issue::requester_name(args.requester.as_deref(), &subject)?;
     let req = MintRequest {
@@ -82,14 +92,13 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
 
     let ledger = Ledger::new(&g.state_dir);
     crate::config::ensure_dir(&g.state_dir)?;
-    let checkpoints = config.as_ref().is_none_or(|c| c.checkpoints);
     let issued = issue::issue(
         ca.as_ref(),
         &ledger,
         &policy,
         &req,
         &SystemClock,
-        checkpoints,
+        config.checkpoints,
     )?;
     if let Some(e) = &issued.checkpoint_failed {
         say(format!(

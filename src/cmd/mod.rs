@@ -4,6 +4,7 @@
 
 pub mod init;
 pub mod inspect;
+pub mod log;
 pub mod mint;
 pub mod pubkey;
 pub mod status;
@@ -130,5 +131,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Mint(a) => mint::run(&globals, &a),
         Command::Inspect(a) => inspect::run(&globals, &a),
         Command::Status => status::run(&globals),
+        Command::Log(a) => log::run(&globals, &a),
     }
 }

@@ -2,7 +2,7 @@
 //! the ledger's last serial. Needs no PIN.
 
 use crate::cmd::Globals;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::export;
 use crate::ledger::Ledger;
 
@@ -31,6 +31,10 @@ pub fn run(g: &Globals) -> Result<()> {
         ),
         None => "config:         none (run 'breakglass-ca init' or pass --state-dir)".into(),
     });
+    let chain = crate::ledger::chain_heads(&records, &fingerprint);
+    if let Err(e) = &chain {
+        lines.push(format!("ledger chain:   BROKEN: {e}"));
+    }
     lines.push(match last {
         Some(r) => format!(
             "ledger:         {} certificate(s); last serial {} issued {} to {}",
@@ -42,5 +46,13 @@ pub fn run(g: &Globals) -> Result<()> {
         None => "ledger:         no certificate issued yet (next serial 1)".into(),
     });
     println!("{}", lines.join("\n"));
+    let config_mismatch = config
+        .as_ref()
+        .is_some_and(|c| c.fingerprint != fingerprint);
+    if config_mismatch || chain.is_err() {
+        return Err(Error::invalid("status found problems (see above)").with_hint(
+            "a config mismatch means another token or key than this state directory's CA; a broken chain: run 'breakglass-ca log verify'",
+        ));
+    }
     Ok(())
 }

@@ -1,0 +1,251 @@
+//! `log`: the issuance ledger as a table or JSON, one record in full, its verification, and an
+//! export bundle that an auditor verifies without the token.
+
+use std::path::Path;
+
+use ssh_key::public::KeyData;
+use ssh_key::{Certificate, HashAlg, PublicKey};
+
+use crate::audit::{self, Report};
+use crate::checkpoint::{self, Checkpoint};
+use crate::cli::{LogAction, LogArgs};
+use crate::cmd::{inspect, Globals};
+use crate::config::{self, write_atomic, CA_PUB_FILE};
+use crate::error::{Error, Result};
+use crate::ledger::{Ledger, Record, LEDGER_FILE};
+use crate::ui::say;
+
+pub fn run(g: &Globals, args: &LogArgs) -> Result<()> {
+    match &args.action {
+        None => list(g, args.json),
+        Some(LogAction::Show { serial }) => show(g, *serial),
+        Some(LogAction::Verify { bundle: Some(dir) }) => verify_dir(dir, None).map(|_| ()),
+        Some(LogAction::Verify { bundle: None }) => {
+            let ca = ca_key(g)?;
+            verify_dir(&g.state_dir, Some(ca)).map(|_| ())
+        }
+        Some(LogAction::Export { output }) => export(g, output),
+    }
+}
+
+fn records(g: &Globals) -> Result<Vec<(String, Record)>> {
+    Ledger::new(&g.state_dir).read()
+}
+
+fn list(g: &Globals, json: bool) -> Result<()> {
+    let records = records(g)?;
+    let mut out = String::new();
+    if json {
+        for (line, _) in &records {
+            out.push_str(line);
+            out.push('\n');
+        }
+    } else {
+        out.push_str(&format!(
+            "{:>6}  {:<20}  {:<20}  {:<24}  {:<36}  {}\n",
+            "SERIAL", "ISSUED (UTC)", "PRINCIPALS", "REQUESTER", "VALID (UTC)", "REASON"
+        ));
+        for (_, r) in &records {
+            out.push_str(&format!(
+                "{:>6}  {:<20}  {:<20}  {:<24}  {:<36}  {}\n",
+                r.serial,
+                r.issued_at,
+                r.principals.join(","),
+                r.requester_comment,
+                format!(
+                    "{} - {}",
+                    short_time(&r.valid_after),
+                    short_time(&r.valid_before)
+                ),
+                r.reason
+            ));
+        }
+        if records.is_empty() {
+            say(format!(
+                "no certificates issued yet (ledger {})",
+                g.state_dir.join(LEDGER_FILE).display()
+            ));
+        }
+    }
+    crate::cmd::write_output(None, &out)
+}
+
+/// `2026-11-22T03:00:00Z` -> `11-22 03:00:00`.
+fn short_time(t: &str) -> String {
+    t.get(5..19)
+        .map(|s| s.replace('T', " "))
+        .unwrap_or_else(|| t.to_string())
+}
+
+fn show(g: &Globals, serial: u64) -> Result<()> {
+    let records = records(g)?;
+    let Some((_, r)) = records.iter().find(|(_, r)| r.serial == serial) else {
+        let last = records.last().map_or(0, |(_, r)| r.serial);
+        return Err(Error::usage(format!(
+            "no record with serial {serial} in the ledger (serials 1 to {last})"
+        ))
+        .with_hint("'breakglass-ca log' lists every record"));
+    };
+    let pretty = serde_json::to_string_pretty(r)
+        .map_err(|e| Error::ledger(format!("cannot format the record: {e}")))?;
+    let cert = Certificate::from_openssh(&r.certificate).map_err(|e| {
+        Error::ssh(
+            format!("the certificate of serial {serial} cannot be parsed"),
+            e,
+        )
+    })?;
+    println!(
+        "{pretty}\n\n{}\n\n{}",
+        inspect::describe(&cert, &format!("serial {serial}")),
+        r.certificate
+    );
+    Ok(())
+}
+
+/// The CA public key for `log verify`: `ca.pub` written by init, else the token (no PIN). It
+/// must match the configuration's fingerprint.
+fn ca_key(g: &Globals) -> Result<KeyData> {
+    let config = g.config()?;
+    let saved = g.state_dir.join(CA_PUB_FILE);
+    let key = if saved.exists() {
+        read_ca_pub(&saved)?
+    } else {
+        g.open_ca(config.as_ref(), true)?.1.public_key().clone()
+    };
+    if let Some(c) = &config {
+        let fp = key.fingerprint(HashAlg::Sha256).to_string();
+        if fp != c.fingerprint {
+            return Err(Error::config(format!(
+                "{} holds the key {fp}, but config.toml names the CA {}",
+                saved.display(),
+                c.fingerprint
+            )));
+        }
+    }
+    Ok(key)
+}
+
+fn read_ca_pub(path: &Path) -> Result<KeyData> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::file("read", path, e))?;
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .unwrap_or_default();
+    PublicKey::from_openssh(line.trim())
+        .map(|k| k.key_data().clone())
+        .map_err(|e| {
+            Error::ssh(
+                format!("{} does not hold an OpenSSH public key", path.display()),
+                e,
+            )
+        })
+}
+
+fn read_or_empty(path: &Path) -> Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::file("read", path, e)),
+    }
+}
+
+/// Verify the ledger in `dir` (a state directory, or a bundle holding its own `ca.pub`).
+fn verify_dir(dir: &Path, ca: Option<KeyData>) -> Result<Report> {
+    let ca = match ca {
+        Some(k) => k,
+        None => read_ca_pub(&dir.join(CA_PUB_FILE))?,
+    };
+    let ledger_path = dir.join(LEDGER_FILE);
+    if !ledger_path.exists() {
+        return Err(
+            Error::usage(format!("there is no ledger at {}", ledger_path.display())).with_hint(
+                "point --state-dir (or --bundle) at the directory that holds ledger.jsonl",
+            ),
+        );
+    }
+    let ledger = read_or_empty(&ledger_path)?;
+    let checkpoints = read_or_empty(&dir.join(checkpoint::FILE))?;
+    let report = audit::verify(&ledger, &checkpoints, &ca)?;
+    println!(
+        "ledger OK: {} record(s), serials 1 to {}, chain intact, every certificate signed by {}",
+        report.records,
+        report.last_serial,
+        ca.fingerprint(HashAlg::Sha256)
+    );
+    println!(
+        "checkpoints: {} signed by the CA token; the newest covers serial {}",
+        report.checkpoints, report.last_signed_serial
+    );
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    Ok(report)
+}
+
+fn export(g: &Globals, out: &Path) -> Result<()> {
+    let ca = ca_key(g)?;
+    let report = verify_dir(&g.state_dir, Some(ca.clone()))?;
+    if out.exists() {
+        return Err(Error::usage(format!("{} already exists", out.display()))
+            .with_hint("choose a new directory for the bundle"));
+    }
+    config::ensure_dir(out)?;
+    let line = crate::export::openssh_line(&ca)?;
+    let ledger = read_or_empty(&g.state_dir.join(LEDGER_FILE))?;
+    let cps = read_or_empty(&g.state_dir.join(checkpoint::FILE))?;
+    write_atomic(&out.join(LEDGER_FILE), &ledger, 0o644)?;
+    write_atomic(&out.join(checkpoint::FILE), &cps, 0o644)?;
+    write_atomic(
+        &out.join(CA_PUB_FILE),
+        format!("{line}\n").as_bytes(),
+        0o644,
+    )?;
+    write_atomic(
+        &out.join("allowed_signers"),
+        format!(
+            "breakglass-ca namespaces=\"{}\" {line}\n",
+            checkpoint::NAMESPACE
+        )
+        .as_bytes(),
+        0o644,
+    )?;
+    let latest: Option<Checkpoint> = String::from_utf8_lossy(&cps)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .last();
+    let fp = ca.fingerprint(HashAlg::Sha256).to_string();
+    let mut howto = format!(
+        "breakglass-ca ledger bundle\n\nCA: {fp}\nrecords: {} (serials 1 to {})\n\n\
+         1. Check the CA fingerprint above against the printed key sheet or a host's TrustedUserCAKeys:\n\
+         \x20  ssh-keygen -l -E sha256 -f ca.pub\n\
+         2. Verify everything (chain, checkpoints, every certificate) with the tool, no token needed:\n\
+         \x20  breakglass-ca log verify --bundle .\n",
+        report.records, report.last_serial
+    );
+    if let Some(cp) = latest {
+        write_atomic(
+            &out.join("checkpoint-latest.msg"),
+            checkpoint::message(&fp, cp.serial, &cp.head).as_bytes(),
+            0o644,
+        )?;
+        write_atomic(
+            &out.join("checkpoint-latest.sig"),
+            cp.signature.as_bytes(),
+            0o644,
+        )?;
+        howto.push_str(&format!(
+            "3. Or check the newest checkpoint with OpenSSH alone. It signs the SHA-256 of ledger line {s}:\n\
+             \x20  sed -n '{s}p' ledger.jsonl | tr -d '\\n' | sha256sum     # must equal the 'head' in checkpoint-latest.msg\n\
+             \x20  ssh-keygen -Y verify -f allowed_signers -I breakglass-ca -n {ns} -s checkpoint-latest.sig < checkpoint-latest.msg\n\
+             \x20  Each ledger line's prev_hash is the SHA-256 of the line before it, so the head covers every earlier line.\n",
+            s = cp.serial,
+            ns = checkpoint::NAMESPACE
+        ));
+    }
+    write_atomic(&out.join("VERIFY.txt"), howto.as_bytes(), 0o644)?;
+    say(format!(
+        "Bundle written to {} (see VERIFY.txt inside).",
+        out.display()
+    ));
+    Ok(())
+}
