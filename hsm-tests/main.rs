@@ -5,6 +5,7 @@ mod common;
 mod sshd;
 
 mod algorithms;
+mod ledger;
 mod many;
 mod refusals;
 mod selection;

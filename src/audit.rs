@@ -185,6 +185,10 @@ mod tests {
         }
     }
 
+    fn fp(ca: &SoftKey) -> String {
+        ca.public_key().fingerprint(HashAlg::Sha256).to_string()
+    }
+
     /// A ledger of `n` records (with checkpoints) signed by a software key.
     fn ledger(n: u64) -> (tempfile::TempDir, SoftKey, Vec<String>, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
@@ -205,7 +209,8 @@ mod tests {
                 options: CertOptions::default(),
             };
             let clock = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 3, i as u32, 0).unwrap());
-            issue(&ca, &ledger, &Policy::default(), &req, &clock, true).unwrap();
+            let mut locked = ledger.lock(&fp(&ca)).unwrap();
+            issue(&ca, &mut locked, &Policy::default(), &req, &clock, true).unwrap();
         }
         let text = std::fs::read_to_string(dir.path().join(LEDGER_FILE)).unwrap();
         let cps = std::fs::read(dir.path().join(checkpoint::FILE)).unwrap();
@@ -414,10 +419,11 @@ mod tests {
             options: CertOptions::default(),
         };
         let earlier = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap());
-        let err = issue(&ca, &ledger, &Policy::default(), &req, &earlier, true).unwrap_err();
+        let mut locked = ledger.lock(&fp(&ca)).unwrap();
+        let err = issue(&ca, &mut locked, &Policy::default(), &req, &earlier, true).unwrap_err();
         assert!(err.to_string().contains("time went backwards"), "{err}");
         req.validity.not_before = Some(Utc.with_ymd_and_hms(2026, 11, 22, 4, 0, 0).unwrap());
-        let issued = issue(&ca, &ledger, &Policy::default(), &req, &earlier, true).unwrap();
+        let issued = issue(&ca, &mut locked, &Policy::default(), &req, &earlier, true).unwrap();
         assert_eq!(issued.record.serial, 3);
     }
 }

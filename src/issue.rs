@@ -9,7 +9,7 @@ use crate::backend::CaKey;
 use crate::cert::{self, CertOptions, CertSpec};
 use crate::checkpoint;
 use crate::error::{Error, Result};
-use crate::ledger::{Ledger, Record, Recovery};
+use crate::ledger::{Locked, Record, Recovery};
 use crate::policy::{self, Policy, ValidityRequest};
 
 /// Where "now" comes from: the system clock, or a fixed one in tests.
@@ -93,19 +93,24 @@ pub fn check_clock(
     Ok(())
 }
 
-/// Issue one certificate. `ca` must be logged in. Under the ledger lock: allocate the serial,
-/// sign, verify, append and fsync the record, then (if `checkpoint`) have the token sign the
-/// new ledger head. The caller writes the certificate out afterwards.
+/// Issue one certificate. `ca` must be logged in, and `locked` the ledger of this CA, locked
+/// (see [`Ledger::lock`]). Allocate the serial, sign, verify, append and fsync the record, then
+/// (if `checkpoint`) have the token sign the new ledger head. The caller writes the
+/// certificate out afterwards and then drops the lock.
 pub fn issue(
     ca: &dyn CaKey,
-    ledger: &Ledger,
+    locked: &mut Locked<'_>,
     policy: &Policy,
     req: &MintRequest,
     clock: &dyn Clock,
     checkpoint: bool,
 ) -> Result<Issued> {
     let ca_fp = ca.public_key().fingerprint(HashAlg::Sha256).to_string();
-    let mut locked = ledger.lock(&ca_fp)?;
+    if locked.ca_fingerprint() != ca_fp {
+        return Err(Error::ledger(
+            "internal error: the ledger locked is not this CA's",
+        ));
+    }
     let now = clock.now();
     check_clock(now, locked.tail().last_issued_at.as_deref(), &req.validity)?;
     let window = policy::window(policy, &req.validity, now)?;

@@ -84,6 +84,7 @@ pub struct Ledger {
 /// The exclusive lock on a ledger, held from serial allocation to the durable append.
 pub struct Locked<'a> {
     ledger: &'a Ledger,
+    ca_fingerprint: String,
     _lock: File,
     file: File,
     tail: Tail,
@@ -167,6 +168,7 @@ impl Ledger {
         };
         Ok(Locked {
             ledger: self,
+            ca_fingerprint: ca_fingerprint.to_string(),
             _lock: lock,
             file,
             tail,
@@ -286,6 +288,11 @@ pub(crate) fn parse_lines(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Reco
 }
 
 impl Locked<'_> {
+    /// The CA whose ledger this is.
+    pub fn ca_fingerprint(&self) -> &str {
+        &self.ca_fingerprint
+    }
+
     pub fn tail(&self) -> &Tail {
         &self.tail
     }

@@ -57,6 +57,11 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         None => default_output(&args.pubkey),
     };
 
+    // One mint at a time per CA, from before the token is opened until the certificate is
+    // written: a token serves one signer at a time, and the serial stays allocated to us.
+    crate::config::ensure_dir(&g.state_dir)?;
+    let ledger = Ledger::new(&g.state_dir);
+    let mut locked = ledger.lock(&config.fingerprint)?;
     let (uri, mut ca) = g.open_ca(Some(&config), true)?;
     let subject = policy::requester_key(&key_text, ca.public_key())?;
     let requester = issue::requester_name(args.requester.as_deref(), &subject)?;
@@ -90,11 +95,9 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     ));
     g.unlock(&uri, ca.as_mut(), args.force)?;
 
-    let ledger = Ledger::new(&g.state_dir);
-    crate::config::ensure_dir(&g.state_dir)?;
     let issued = issue::issue(
         ca.as_ref(),
-        &ledger,
+        &mut locked,
         &policy,
         &req,
         &SystemClock,
@@ -111,7 +114,9 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
             side.display()
         ));
     }
-    deliver(&issued, output.as_deref(), args.json)
+    deliver(&issued, output.as_deref(), args.json)?;
+    drop(locked);
+    Ok(())
 }
 
 /// Write the certificate (after the ledger record is durable) and print the summary.
