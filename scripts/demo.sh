@@ -92,7 +92,7 @@ ensure_packages "${PACKAGES[@]}"
 
 step "2/7 Building breakglass-ca (cargo build --release --locked)"
 find_cargo
-cargo build --release --locked </dev/null
+cargo build --release --locked </dev/null || die "cargo build --release --locked failed (see the errors above)"
 BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/breakglass-ca
 [[ -x $BIN ]] || die "the build did not produce $BIN"
 note "binary: $BIN"

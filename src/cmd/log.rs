@@ -211,8 +211,8 @@ fn export(g: &Globals, out: &Path) -> Result<()> {
     )?;
     let latest: Option<Checkpoint> = String::from_utf8_lossy(&cps)
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .last();
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok());
     let fp = ca.fingerprint(HashAlg::Sha256).to_string();
     let mut howto = format!(
         "breakglass-ca ledger bundle\n\nCA: {fp}\nrecords: {} (serials 1 to {})\n\n\
