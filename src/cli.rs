@@ -23,7 +23,13 @@ The PIN is read from --pin-file, BREAKGLASS_CA_PIN_FILE, or typed at a prompt; n
 pub struct Cli {
     /// Where the CA key lives: pkcs11:token=LABEL;object=LABEL?module-path=/path/module.so
     /// or yubikey:slot-id=9c. Default: the `ca` line of config.toml.
-    #[arg(long, global = true, env = "BREAKGLASS_CA", value_name = "URI")]
+    #[arg(
+        long,
+        global = true,
+        env = "BREAKGLASS_CA",
+        hide_env_values = true,
+        value_name = "URI"
+    )]
     pub ca: Option<String>,
 
     /// Configuration and issuance ledger. Default: $XDG_STATE_HOME/breakglass-ca, else

@@ -125,8 +125,15 @@ impl Ledger {
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::file("open the ledger lock", &lock_path, e))?;
-        lock.lock()
-            .map_err(|e| Error::file("lock", &lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                crate::ui::say("Waiting for another mint on this state directory to finish...");
+                lock.lock()
+                    .map_err(|e| Error::file("lock", &lock_path, e))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::file("lock", &lock_path, e)),
+        }
 
         let path = self.path();
         let (file, bytes, torn) = open_append(&self.dir, &path)?;
@@ -134,6 +141,8 @@ impl Ledger {
             Some(fragment) => self.save_torn(&fragment)?,
             None => Recovery::default(),
         };
+        // Only the end of the ledger is read, so a mint costs the same at serial 10 or 100,000.
+        // The whole chain is walked by `status` and `log verify`.
         let records = parse_lines(&path, &bytes)?;
         if let Some((_, last)) = records.last() {
             if last.ca_fingerprint != ca_fingerprint {
@@ -148,8 +157,8 @@ impl Ledger {
                 ));
             }
         }
-        // Never extend a broken chain: that would bury the damage under new records.
-        chain_heads(&records, ca_fingerprint)?;
+        // Never extend a chain whose last link is broken: that would bury the damage.
+        check_last_link(&records, ca_fingerprint)?;
         let tail = match records.last() {
             None => Tail {
                 serial: 1,
@@ -188,8 +197,44 @@ impl Ledger {
     }
 }
 
+/// The last link of the chain: the newest record continues the one before it (or the genesis
+/// value if it is serial 1).
+fn check_last_link(tail: &[(String, Record)], ca_fingerprint: &str) -> Result<()> {
+    let broken = |what: String| {
+        Error::ledger(format!("the ledger chain is broken: {what}")).with_hint(BROKEN_HINT)
+    };
+    let Some((_, last)) = tail.last() else {
+        return Ok(());
+    };
+    let expected = match tail.len().checked_sub(2).map(|i| &tail[i]) {
+        Some((line, before)) => {
+            if last.serial != before.serial + 1 {
+                return Err(broken(format!(
+                    "record serial {} follows serial {}; records were removed, inserted or reordered",
+                    last.serial, before.serial
+                )));
+            }
+            hex_sha256(line.as_bytes())
+        }
+        None if last.serial == 1 => genesis_hash(ca_fingerprint),
+        None => return Ok(()),
+    };
+    if last.prev_hash != expected {
+        return Err(broken(format!(
+            "record serial {}: the record before it is not the one it was chained to: serial {} was edited, or records were removed, inserted or reordered",
+            last.serial,
+            last.serial.saturating_sub(1)
+        )));
+    }
+    Ok(())
+}
+
+/// How much of the end of the ledger a mint reads at first: several records of any size.
+const TAIL_CHUNK: u64 = 64 * 1024;
+
 /// Open an append-only JSON-lines file (creating it, and fsyncing its directory if new), read
-/// it, and cut off a torn last line, which is returned.
+/// its last two complete lines at least (the whole file if small), and cut off a torn last
+/// line, which is returned.
 fn open_append(dir: &Path, path: &Path) -> Result<(File, Vec<u8>, Option<Vec<u8>>)> {
     let existed = path.exists();
     let mut file = OpenOptions::new()
@@ -201,19 +246,39 @@ fn open_append(dir: &Path, path: &Path) -> Result<(File, Vec<u8>, Option<Vec<u8>
     if !existed {
         sync_dir(dir).map_err(|e| Error::file("sync", dir, e))?;
     }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| Error::file("read", path, e))?;
+    let (mut bytes, start) = read_tail(&mut file).map_err(|e| Error::file("read", path, e))?;
     if bytes.is_empty() || bytes.ends_with(b"\n") {
         return Ok((file, bytes, None));
     }
     let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     let fragment = bytes.split_off(keep);
-    file.set_len(keep as u64)
+    file.set_len(start + keep as u64)
         .and_then(|_| file.sync_all())
         .and_then(|_| file.seek(SeekFrom::End(0)).map(|_| ()))
         .map_err(|e| Error::file("repair", path, e))?;
     Ok((file, bytes, Some(fragment)))
+}
+
+/// The end of the file, from a line start, holding at least three line ends (the whole file
+/// if it has fewer); and the offset it starts at.
+fn read_tail(file: &mut File) -> std::io::Result<(Vec<u8>, u64)> {
+    let len = file.metadata()?.len();
+    let mut chunk = TAIL_CHUNK;
+    loop {
+        let start = len.saturating_sub(chunk);
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(start))?;
+        file.read_to_end(&mut bytes)?;
+        if start == 0 {
+            return Ok((bytes, 0));
+        }
+        if bytes.iter().filter(|b| **b == b'\n').count() >= 3 {
+            // drop the partial first line
+            let first = bytes.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
+            return Ok((bytes.split_off(first), start + first as u64));
+        }
+        chunk = chunk.saturating_mul(4);
+    }
 }
 
 /// Append one line and fsync it.
@@ -413,6 +478,28 @@ mod tests {
             all.iter().map(|(_, r)| r.serial).collect::<Vec<_>>(),
             [1, 2]
         );
+    }
+
+    #[test]
+    fn a_large_ledger_is_continued_from_its_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        for _ in 0..150 {
+            let mut locked = ledger.lock("CA").unwrap();
+            let mut r = record(locked.tail(), "CA");
+            r.reason = "x".repeat(1000);
+            locked.append(&r).unwrap();
+        }
+        assert!(std::fs::metadata(ledger.path()).unwrap().len() > 2 * TAIL_CHUNK);
+        let mut f = OpenOptions::new().append(true).open(ledger.path()).unwrap();
+        f.write_all(b"{\"serial\":151,\"tor").unwrap();
+        let locked = ledger.lock("CA").unwrap();
+        assert_eq!(locked.tail().serial, 151);
+        assert!(locked.recovery().torn_saved_to.is_some());
+        drop(locked);
+        let all = ledger.read().unwrap();
+        assert_eq!(all.len(), 150);
+        chain_heads(&all, "CA").unwrap();
     }
 
     #[test]

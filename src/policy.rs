@@ -73,8 +73,8 @@ pub fn principals(raw: &[String]) -> Result<Vec<String>> {
         }
     }
     if out.is_empty() {
-        return Err(Error::refused(
-            "no principal given: an empty list means any user to older sshd",
+        return Err(Error::usage(
+            "no principal given (-n): an empty list means any user to older sshd",
         )
         .with_hint("name the account(s) to log in as with -n, e.g. -n breakglass"));
     }
@@ -228,9 +228,11 @@ fn slug(text: &str, max: usize) -> String {
     let mut out = String::new();
     for c in text.chars() {
         let keep = c.is_ascii_alphanumeric() || "._@+=:/".contains(c);
-        let c = if keep { c } else { '-' };
-        if !(c == '-' && out.ends_with('-')) {
+        if keep {
             out.push(c);
+        } else if out.ends_with(|p: char| p.is_ascii_alphanumeric()) {
+            // one dash for a run of spaces or symbols, none after kept punctuation ("a: b" -> "a:b")
+            out.push('-');
         }
     }
     let trimmed = out.trim_matches('-');
@@ -302,8 +304,10 @@ mod tests {
     #[test]
     fn bad_principals_refused() {
         let long = "x".repeat(256);
+        let err = principals(&[]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("no principal given"));
         for (raw, why) in [
-            (vec![], "no principal"),
             (vec!["a,"], "empty"),
             (vec!["a b"], "whitespace"),
             (vec!["a\tb"], "whitespace"),
@@ -313,7 +317,7 @@ mod tests {
             (vec![long.as_str()], "255"),
         ] {
             let err = principals(&strings(&raw)).unwrap_err();
-            assert!(matches!(err, Error::Refused { .. }));
+            assert!(matches!(err, Error::Refused { .. }), "{raw:?}");
             assert!(err.to_string().contains(why), "{raw:?}: {err}");
             assert!(err.hint().is_some());
         }
@@ -433,7 +437,7 @@ mod tests {
     fn key_ids() {
         assert_eq!(
             default_key_id("alice@laptop", 42, "INC-1234: db down, no bastion"),
-            "alice@laptop#42:INC-1234:-db-down-no-bastion"
+            "alice@laptop#42:INC-1234:db-down-no-bastion"
         );
         assert_eq!(default_key_id("", 1, "x"), "requester#1:x");
         let id = default_key_id(&"r".repeat(300), u64::MAX, &"y".repeat(300));
