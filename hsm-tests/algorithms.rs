@@ -88,12 +88,7 @@ fn whole_flow(algorithm: &str) {
                 "RSA CA must sign with rsa-sha2-512:\n{listed}"
             );
         }
-        let serial: u64 = listed
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("Serial: "))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let serial = listed_serial(&listed);
         serials.push(serial);
         assert!(
             sshd.login(&pubkey.with_extension(""), &cert),

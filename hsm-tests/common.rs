@@ -238,3 +238,13 @@ pub fn ssh_keygen_list(cert: &Path) -> String {
     assert_ok(&out, &format!("ssh-keygen -L -f {}", cert.display()));
     stdout(&out)
 }
+
+/// The serial in an `ssh-keygen -L` listing.
+pub fn listed_serial(listed: &str) -> u64 {
+    listed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Serial: "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}

@@ -160,13 +160,7 @@ fn sigkill_at_random_moments_loses_no_record_and_reuses_no_serial() {
             continue; // a temporary file of a killed write: never renamed, so never handed out
         }
         files += 1;
-        let listed = ssh_keygen_list(&path);
-        let serial: u64 = listed
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("Serial: "))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let serial = listed_serial(&ssh_keygen_list(&path));
         assert!(
             seen.insert(serial),
             "serial {serial} in two certificate files"

@@ -35,13 +35,7 @@ fn two_thousand_p256_certificates() {
     });
     let mut serials = BTreeSet::new();
     for i in 0..COUNT {
-        let listed = ssh_keygen_list(&certs.join(format!("{i}-cert.pub")));
-        let serial: u64 = listed
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("Serial: "))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let serial = listed_serial(&ssh_keygen_list(&certs.join(format!("{i}-cert.pub"))));
         assert!(serials.insert(serial), "serial {serial} issued twice");
     }
     assert_eq!(serials, (1..=COUNT as u64).collect::<BTreeSet<_>>());
