@@ -3,6 +3,7 @@
 //! [`TokenSignature`]; [`TokenSignature::into_ssh`] is the one place that turns a token's
 //! signature into OpenSSH's wire format.
 
+pub mod piv;
 pub mod pkcs11;
 #[cfg(test)]
 pub mod soft;
@@ -181,6 +182,8 @@ pub struct KeyInfo {
     /// The key on it, e.g. `key 'breakglass-ca' (id 01a2)`.
     pub key: String,
     pub pin: PinStatus,
+    /// Further facts the token reports (firmware, policies, warnings), for `status`.
+    pub details: Vec<(String, String)>,
 }
 
 /// A CA key on a token: its public half, readable without a PIN, and signing after login.
@@ -196,6 +199,17 @@ pub trait CaKey {
 
     /// Sign `message` (the whole message; the backend hashes it if its token signs digests).
     fn sign(&self, message: &[u8]) -> Result<TokenSignature>;
+
+    /// The optional attestation ability, where the token has it.
+    fn attestation(&self) -> Option<&dyn Attest> {
+        None
+    }
+}
+
+/// Optional ability: prove the key was generated on the device.
+pub trait Attest {
+    /// The attestation certificate chain as PEM, leaf first.
+    fn attestation_pem(&self) -> Result<String>;
 }
 
 /// Adapts a [`CaKey`] to ssh-key's signer trait, keeping the backend's own error (the
@@ -247,13 +261,8 @@ pub fn with_signer<T>(
 pub fn open(uri: &CaUri) -> Result<Box<dyn CaKey>> {
     match uri {
         CaUri::Pkcs11(u) => Ok(Box::new(pkcs11::Pkcs11Key::open(u)?)),
-        CaUri::Yubikey(_) => Err(yubikey_unavailable()),
+        CaUri::Yubikey(u) => Ok(Box::new(piv::PivKey::open(u)?)),
     }
-}
-
-pub(crate) fn yubikey_unavailable() -> Error {
-    Error::token("the YubiKey PIV backend is not available in this version")
-        .with_hint("use the YubiKey through its PKCS#11 module instead: --ca 'pkcs11:token=...?module-path=/usr/lib/x86_64-linux-gnu/libykcs11.so'")
 }
 
 #[cfg(test)]

@@ -69,6 +69,8 @@ pub enum Command {
     Status,
     /// The issuance ledger: list it, show one record, verify it, export it for an auditor.
     Log(LogArgs),
+    /// Print the token's attestation that the CA key was generated on it (YubiKey), as PEM.
+    Attest,
 }
 
 #[derive(Debug, Args)]
@@ -112,10 +114,43 @@ pub struct InitArgs {
     #[arg(long, default_value = "ecdsa-p256", value_name = "ALG")]
     pub algorithm: String,
 
-    /// Replace an existing CA key with the same label. Every host trusting the old key must
-    /// then be given the new one.
+    /// Replace an existing CA key with the same label (or in the same PIV slot). Every host
+    /// trusting the old key must then be given the new one.
     #[arg(long)]
     pub force: bool,
+
+    /// YubiKey only: when the PIN is needed to sign.
+    #[arg(long, value_enum, default_value = "always", value_name = "POLICY")]
+    pub pin_policy: PinPolicyArg,
+
+    /// YubiKey only: when a touch is needed to sign. "always": the key is in a vault, and
+    /// physical presence is the point.
+    #[arg(long, value_enum, default_value = "always", value_name = "POLICY")]
+    pub touch_policy: TouchPolicyArg,
+
+    /// YubiKey only: the management key, as 48 hex digits in this file. Without it: the
+    /// PIN-protected key stored on the card, else a prompt. Never the factory default.
+    #[arg(long, value_name = "PATH")]
+    pub management_key_file: Option<PathBuf>,
+
+    /// YubiKey only: if the card still has the factory management key, replace it with a
+    /// random one stored on the card behind the PIN.
+    #[arg(long)]
+    pub protect_management_key: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PinPolicyArg {
+    Never,
+    Once,
+    Always,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TouchPolicyArg {
+    Never,
+    Always,
+    Cached,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -18,6 +18,7 @@ pub mod error;
 pub mod export;
 pub mod issue;
 pub mod ledger;
+pub mod panic_guard;
 pub mod pin;
 pub mod policy;
 pub mod ui;

@@ -675,6 +675,7 @@ impl CaKey for Pkcs11Key {
                 self.algorithm
             ),
             pin: self.token.pin_status(),
+            details: Vec::new(),
         }
     }
 

@@ -34,6 +34,7 @@ impl CaKey for SoftKey {
             token: "software test key".into(),
             key: "p256".into(),
             pin: PinStatus::default(),
+            details: Vec::new(),
         }
     }
 

@@ -1,71 +1,42 @@
 //! `init`: generate the CA key on the token, refuse to replace one without `--force`, write
-//! config.toml, and print the public key line and fingerprint for the hosts.
+//! config.toml and ca.pub, and print the public key line and fingerprint for the hosts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::Utc;
+use ssh_key::public::KeyData;
 
+use crate::backend::piv::{self, InitOptions, MgmSource};
 use crate::backend::pkcs11::{self, Existing};
-use crate::backend::{self, Algorithm, CaKey};
-use crate::cli::InitArgs;
+use crate::backend::{Algorithm, CaKey};
+use crate::cli::{InitArgs, PinPolicyArg, TouchPolicyArg};
 use crate::cmd::Globals;
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::export;
 use crate::issue::rfc3339;
 use crate::ledger::{Ledger, LEDGER_FILE};
-use crate::pin::PinSource;
+use crate::pin::{Pin, PinSource};
 use crate::ui::say;
-use crate::uri::CaUri;
+use crate::uri::{CaUri, Pkcs11Uri, YubikeyUri};
 
 pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
     let algorithm: Algorithm = args.algorithm.parse()?;
     let old_config = g.config()?;
     let uri = g.ca_uri(old_config.as_ref())?;
-    let CaUri::Pkcs11(p11) = &uri else {
-        return Err(backend::yubikey_unavailable());
-    };
-    if algorithm == Algorithm::Rsa2048 {
-        return Err(Error::usage("rsa-2048 is only offered for YubiKey PIV slots")
-            .with_hint("on a PKCS#11 token use ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-3072 or rsa-4096"));
-    }
-    let (existing, p11) = pkcs11::open_for_init(p11)?;
-    let label = p11
-        .object
-        .clone()
-        .unwrap_or_else(|| pkcs11::DEFAULT_LABEL.into());
-    if let Existing::Key(old) = &existing {
-        let fp = export::fingerprint(old.public_key());
-        if !args.force {
-            return Err(Error::token(format!(
-                "a CA key '{label}' already exists on {} ({}, {fp})",
-                existing.token().describe(),
-                old.algorithm()
-            ))
-            .with_hint("every host trusts that key; to keep it, use 'breakglass-ca pubkey'. To replace it (and re-provision every host), run init again with --force"));
-        }
-        say(format!(
-            "WARNING: --force: the existing CA key {fp} will be DELETED; hosts trusting it will refuse new certificates until they get the new key"
-        ));
-    }
-    say(format!("Token: {}", existing.token().describe()));
-    say(format!(
-        "Generating a {algorithm} CA key '{label}' on the token (this can take a while for RSA)"
-    ));
     let source = PinSource::choose(
         uri.pin_source().map(PathBuf::as_path),
         g.pin_file.as_deref(),
     );
-    let pin = source.read(&existing.token().describe())?;
-    existing.token().login(&pin)?;
-    drop(pin);
-    let key = pkcs11::generate(existing, algorithm, &label)?;
-    let fingerprint = export::fingerprint(key.public_key());
-
+    let (public, uri) = match &uri {
+        CaUri::Pkcs11(p11) => init_pkcs11(p11, algorithm, args.force, &source)?,
+        CaUri::Yubikey(yk) => init_piv(yk, algorithm, args, &source)?,
+    };
+    let fingerprint = export::fingerprint(&public);
     config::ensure_dir(&g.state_dir)?;
     retire_foreign_ledger(&g.state_dir, &fingerprint)?;
     let config = Config {
-        ca: CaUri::Pkcs11(key.uri(&p11)).to_string(),
+        ca: uri.to_string(),
         algorithm: algorithm.to_string(),
         fingerprint: fingerprint.clone(),
         created: rfc3339(Utc::now()),
@@ -73,7 +44,7 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
         policy: old_config.map(|c| c.policy).unwrap_or_default(),
     };
     let path = config.save(&g.state_dir)?;
-    let line = export::openssh_line(key.public_key())?;
+    let line = export::openssh_line(&public)?;
     config::write_atomic(
         &g.state_dir.join(config::CA_PUB_FILE),
         format!("{line}\n").as_bytes(),
@@ -86,9 +57,86 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
     Ok(())
 }
 
+fn init_pkcs11(
+    p11: &Pkcs11Uri,
+    algorithm: Algorithm,
+    force: bool,
+    source: &PinSource,
+) -> Result<(KeyData, CaUri)> {
+    if algorithm == Algorithm::Rsa2048 {
+        return Err(Error::usage("rsa-2048 is only offered for YubiKey PIV slots")
+            .with_hint("on a PKCS#11 token use ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-3072 or rsa-4096"));
+    }
+    let (existing, p11) = pkcs11::open_for_init(p11)?;
+    let label = p11
+        .object
+        .clone()
+        .unwrap_or_else(|| pkcs11::DEFAULT_LABEL.into());
+    if let Existing::Key(old) = &existing {
+        let fp = export::fingerprint(old.public_key());
+        if !force {
+            return Err(Error::token(format!(
+                "a CA key '{label}' already exists on {} ({}, {fp})",
+                existing.token().describe(),
+                old.algorithm()
+            ))
+            .with_hint("every host trusts that key; to keep it, use 'breakglass-ca pubkey'. To replace it (and re-provision every host), run init again with --force"));
+        }
+        say(format!(
+            "WARNING: --force: the existing CA key {fp} will be DELETED; hosts trusting it will refuse new certificates until they get the new key"
+        ));
+    }
+    say(format!("Token: {}", existing.token().describe()));
+    let pin = source.read(&existing.token().describe())?;
+    existing.token().login(&pin)?;
+    drop(pin);
+    say(format!(
+        "Generating the {algorithm} CA key '{label}' on the token (RSA can take a minute)"
+    ));
+    let key = pkcs11::generate(existing, algorithm, &label)?;
+    Ok((key.public_key().clone(), CaUri::Pkcs11(key.uri(&p11))))
+}
+
+fn init_piv(
+    yk: &YubikeyUri,
+    algorithm: Algorithm,
+    args: &InitArgs,
+    source: &PinSource,
+) -> Result<(KeyData, CaUri)> {
+    let mgm = match (&args.management_key_file, source) {
+        (Some(p), _) => MgmSource::File(p.clone()),
+        (None, PinSource::File(_)) => MgmSource::Protected,
+        (None, PinSource::Prompt) => MgmSource::Prompt,
+    };
+    let opts = InitOptions {
+        algorithm,
+        force: args.force,
+        pin_policy: match args.pin_policy {
+            PinPolicyArg::Never => yubikey::PinPolicy::Never,
+            PinPolicyArg::Once => yubikey::PinPolicy::Once,
+            PinPolicyArg::Always => yubikey::PinPolicy::Always,
+        },
+        touch_policy: match args.touch_policy {
+            TouchPolicyArg::Never => yubikey::TouchPolicy::Never,
+            TouchPolicyArg::Always => yubikey::TouchPolicy::Always,
+            TouchPolicyArg::Cached => yubikey::TouchPolicy::Cached,
+        },
+        mgm,
+        protect_management_key: args.protect_management_key,
+    };
+    let pin: Pin = source.read(&format!("YubiKey slot {:02x}", yk.slot))?;
+    let key = piv::init(yk, &opts, &pin)?;
+    // Pin the card by serial in the configuration, so another YubiKey is never picked up.
+    let uri = YubikeyUri {
+        serial: Some(key.serial()),
+        ..yk.clone()
+    };
+    Ok((key.public_key().clone(), CaUri::Yubikey(uri)))
+}
+
 /// A ledger left by another CA key in this state directory is renamed aside, never deleted:
 /// its records stay evidence, and the new CA starts its own serials at 1.
-fn retire_foreign_ledger(dir: &std::path::Path, fingerprint: &str) -> Result<()> {
+fn retire_foreign_ledger(dir: &Path, fingerprint: &str) -> Result<()> {
     let ledger = Ledger::new(dir);
     let records = ledger.read()?;
     match records.last() {

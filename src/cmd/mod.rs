@@ -132,5 +132,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => inspect::run(&globals, &a),
         Command::Status => status::run(&globals),
         Command::Log(a) => log::run(&globals, &a),
+        Command::Attest => status::attest(&globals),
     }
 }

@@ -35,6 +35,9 @@ pub fn run(g: &Globals) -> Result<()> {
     if let Err(e) = &chain {
         lines.push(format!("ledger chain:   BROKEN: {e}"));
     }
+    for (name, value) in &info.details {
+        lines.push(format!("{:<15} {value}", format!("{name}:")));
+    }
     lines.push(match last {
         Some(r) => format!(
             "ledger:         {} certificate(s); last serial {} issued {} to {}",
@@ -55,4 +58,15 @@ pub fn run(g: &Globals) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `attest`: the attestation chain, where the token can give one.
+pub fn attest(g: &Globals) -> Result<()> {
+    let config = g.config()?;
+    let (_, key) = g.open_ca(config.as_ref(), false)?;
+    let attest = key.attestation().ok_or_else(|| {
+        Error::token("this token cannot attest its keys (only YubiKey PIV slots can)")
+            .with_hint("for a PKCS#11 token, keep the vendor's key-generation record instead")
+    })?;
+    crate::cmd::write_output(None, &attest.attestation_pem()?)
 }
