@@ -16,95 +16,30 @@
 #   BENCH_ENFORCE  if 1, exit 1 when the goal is missed
 set -euo pipefail
 
-export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(softhsm2 openssh-client python3)
-MODULE=/usr/lib/softhsm/libsofthsm2.so
+# libpcsclite-dev and pkg-config: the binary links the PC/SC library (YubiKey support).
+PACKAGES=(softhsm2 openssh-client python3 libpcsclite-dev pkg-config)
 TOKEN_LABEL=emergency-ca
 KEY_LABEL=breakglass-ca
-MIN_RUST=1.89
 GOAL=0.60
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$REPO"
+DIE_PREFIX=bench.sh
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BENCH_DIR=${BENCH_DIR:-$REPO/target/bench}
 BENCH_WARMUP=${BENCH_WARMUP:-5}
 BENCH_RUNS=${BENCH_RUNS:-50}
 MARKER=.breakglass-ca-bench
 
-step() { printf '\n==> %s\n' "$*" >&2; }
-note() { printf '    %s\n' "$*" >&2; }
-die() {
-    printf 'bench.sh: error: %s\n' "$*" >&2
-    exit 1
-}
-
 [[ $BENCH_WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a number, not '$BENCH_WARMUP'"
 [[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a number >= 1, not '$BENCH_RUNS'"
-
-# --- packages ---------------------------------------------------------------------------------
-missing_packages() {
-    local p
-    for p in "$@"; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-            printf '%s\n' "$p"
-        fi
-    done
-}
-
-ensure_packages() {
-    if ! command -v dpkg-query >/dev/null 2>&1; then
-        note "not a Debian system: not installing anything; expecting ${*} to be present"
-        return 0
-    fi
-    local missing
-    missing=$(missing_packages "$@")
-    if [[ -z $missing ]]; then
-        note "already installed: $*"
-        return 0
-    fi
-    # shellcheck disable=SC2086 # one package name per word
-    set -- $missing
-    local sudo=()
-    if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null 2>&1 ||
-            die "packages missing ($*) and not root; run as root or: apt-get install -y $*"
-        sudo=(sudo -n)
-    fi
-    note "installing: $*"
-    "${sudo[@]}" apt-get update -q
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
-}
-
-# --- Rust toolchain ---------------------------------------------------------------------------
-find_cargo() {
-    if ! command -v cargo >/dev/null 2>&1 && [[ -x ${HOME:-/nonexistent}/.cargo/bin/cargo ]]; then
-        PATH=$HOME/.cargo/bin:$PATH
-        export PATH
-    fi
-    command -v cargo >/dev/null 2>&1 ||
-        die "cargo not found (looked on PATH and in \$HOME/.cargo/bin): Rust >= $MIN_RUST is needed, e.g. installed with rustup (https://rustup.rs)"
-    local v
-    v=$(rustc --version 2>/dev/null | awk '{print $2}') || v=
-    if [[ -n $v ]]; then
-        local major minor
-        IFS=. read -r major minor _ <<<"$v"
-        if ((major < ${MIN_RUST%%.*} || (major == ${MIN_RUST%%.*} && minor < ${MIN_RUST#*.}))); then
-            die "rustc $v is too old: Rust >= $MIN_RUST is needed (e.g. 'rustup update stable')"
-        fi
-    fi
-    note "$(cargo --version)"
-}
 
 # --- set-up -----------------------------------------------------------------------------------
 step "Packages (${PACKAGES[*]})"
 ensure_packages "${PACKAGES[@]}"
-[[ -e $MODULE ]] || die "the SoftHSM2 PKCS#11 module $MODULE is missing (package softhsm2)"
+require_module
 
 step "Release build"
-find_cargo
-cargo build --release --locked </dev/null || die "cargo build --release --locked failed (see the errors above)"
-BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/breakglass-ca
-[[ -x $BIN ]] || die "the build did not produce $BIN"
+build_release
 
 step "A SoftHSM2 token with one P-256 CA key, in $BENCH_DIR"
 if [[ -e $BENCH_DIR ]]; then
@@ -117,19 +52,11 @@ mkdir -p -- "$BENCH_DIR"
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
 : >"$BENCH_DIR/$MARKER"
 mkdir -m 0700 "$BENCH_DIR/tokens" "$BENCH_DIR/state" "$BENCH_DIR/out"
-export SOFTHSM2_CONF=$BENCH_DIR/softhsm2.conf
-cat >"$SOFTHSM2_CONF" <<EOF
-directories.tokendir = $BENCH_DIR/tokens
-objectstore.backend = file
-log.level = ERROR
-slots.removable = false
-EOF
+write_softhsm_conf "$BENCH_DIR"
 PIN_FILE=$BENCH_DIR/pin
-head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$PIN_FILE"
-echo >>"$PIN_FILE"
-SO_PIN=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-softhsm2-util --init-token --free --label "$TOKEN_LABEL" \
-    --so-pin "$SO_PIN" --pin "$(head -n1 "$PIN_FILE")" >/dev/null
+write_pin_file "$PIN_FILE"
+SO_PIN=$(random_pin)
+init_token "$TOKEN_LABEL" "$SO_PIN" "$PIN_FILE"
 unset SO_PIN
 # ssh-keygen reads the PIN through SSH_ASKPASS; shell built-ins only, so no extra exec.
 ASKPASS=$BENCH_DIR/askpass

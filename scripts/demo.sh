@@ -12,89 +12,24 @@
 #                        run deletes and recreates it, but only if an earlier run created it.
 set -euo pipefail
 
-export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(softhsm2 opensc openssh-client)
-MODULE=/usr/lib/softhsm/libsofthsm2.so
+# libpcsclite-dev and pkg-config: the binary links the PC/SC library (YubiKey support).
+PACKAGES=(softhsm2 opensc openssh-client libpcsclite-dev pkg-config)
 TOKEN_LABEL=emergency-ca
 KEY_LABEL=breakglass-ca
-MIN_RUST=1.89
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$REPO"
+DIE_PREFIX=demo.sh
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DEMO_DIR=${BREAKGLASS_DEMO_DIR:-$REPO/demo}
 MARKER=.breakglass-ca-demo
-
-step() { printf '\n==> %s\n' "$*" >&2; }
-note() { printf '    %s\n' "$*" >&2; }
-die() {
-    printf 'demo.sh: error: %s\n' "$*" >&2
-    exit 1
-}
-
-# --- packages ---------------------------------------------------------------------------------
-missing_packages() {
-    local p
-    for p in "$@"; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-            printf '%s\n' "$p"
-        fi
-    done
-}
-
-ensure_packages() {
-    if ! command -v dpkg-query >/dev/null 2>&1; then
-        note "not a Debian system: not installing anything; expecting ${*} to be present"
-        return 0
-    fi
-    local missing
-    missing=$(missing_packages "$@")
-    if [[ -z $missing ]]; then
-        note "already installed: $*"
-        return 0
-    fi
-    # shellcheck disable=SC2086 # one package name per word
-    set -- $missing
-    local sudo=()
-    if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null 2>&1 ||
-            die "packages missing ($*) and not root; run as root or: apt-get install -y $*"
-        sudo=(sudo -n)
-    fi
-    note "installing: $*"
-    "${sudo[@]}" apt-get update -q
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
-}
-
-# --- Rust toolchain ---------------------------------------------------------------------------
-find_cargo() {
-    if ! command -v cargo >/dev/null 2>&1 && [[ -x ${HOME:-/nonexistent}/.cargo/bin/cargo ]]; then
-        PATH=$HOME/.cargo/bin:$PATH
-        export PATH
-    fi
-    command -v cargo >/dev/null 2>&1 ||
-        die "cargo not found (looked on PATH and in \$HOME/.cargo/bin): Rust >= $MIN_RUST is needed, e.g. installed with rustup (https://rustup.rs)"
-    local v
-    v=$(rustc --version 2>/dev/null | awk '{print $2}') || v=
-    if [[ -n $v ]]; then
-        local major minor
-        IFS=. read -r major minor _ <<<"$v"
-        if ((major < ${MIN_RUST%%.*} || (major == ${MIN_RUST%%.*} && minor < ${MIN_RUST#*.}))); then
-            die "rustc $v is too old: Rust >= $MIN_RUST is needed (e.g. 'rustup update stable')"
-        fi
-    fi
-    note "$(cargo --version)"
-}
 
 # --- run --------------------------------------------------------------------------------------
 step "1/7 Packages (${PACKAGES[*]})"
 ensure_packages "${PACKAGES[@]}"
-[[ -e $MODULE ]] || die "the SoftHSM2 PKCS#11 module $MODULE is missing (package softhsm2)"
+require_module
 
 step "2/7 Building breakglass-ca (cargo build --release --locked)"
-find_cargo
-cargo build --release --locked </dev/null || die "cargo build --release --locked failed (see the errors above)"
-BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/breakglass-ca
-[[ -x $BIN ]] || die "the build did not produce $BIN"
+build_release
 note "binary: $BIN"
 
 step "3/7 A fresh private SoftHSM2 token in $DEMO_DIR"
@@ -114,26 +49,14 @@ DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
 : >"$DEMO_DIR/$MARKER"
 printf '*\n' >"$DEMO_DIR/.gitignore" # keep the token and PIN out of git
 mkdir -m 0700 "$DEMO_DIR/tokens" "$DEMO_DIR/state" "$DEMO_DIR/requester"
-export SOFTHSM2_CONF=$DEMO_DIR/softhsm2.conf
-cat >"$SOFTHSM2_CONF" <<EOF
-# SoftHSM2 configuration for the breakglass-ca demo token (written by scripts/demo.sh)
-directories.tokendir = $DEMO_DIR/tokens
-objectstore.backend = file
-log.level = ERROR
-slots.removable = false
-EOF
+write_softhsm_conf "$DEMO_DIR" "SoftHSM2 configuration for the breakglass-ca demo token (written by scripts/demo.sh)"
 # Fresh random PINs, never printed: only the 0600 files hold them.
 PIN_FILE=$DEMO_DIR/pin
 SO_PIN_FILE=$DEMO_DIR/so-pin
-head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$PIN_FILE"
-echo >>"$PIN_FILE"
-head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SO_PIN_FILE"
-echo >>"$SO_PIN_FILE"
+write_pin_file "$PIN_FILE"
+write_pin_file "$SO_PIN_FILE"
 chmod 0600 "$PIN_FILE" "$SO_PIN_FILE"
-# softhsm2-util only takes PINs in argv (or at a terminal prompt): acceptable for a throw-away
-# demo token; a real token is initialised by its custodians, not by this script.
-softhsm2-util --init-token --free --label "$TOKEN_LABEL" \
-    --so-pin "$(head -n1 "$SO_PIN_FILE")" --pin "$(head -n1 "$PIN_FILE")" >/dev/null
+init_token "$TOKEN_LABEL" "$(head -n1 "$SO_PIN_FILE")" "$PIN_FILE"
 note "token '$TOKEN_LABEL' in $DEMO_DIR/tokens (SOFTHSM2_CONF=$SOFTHSM2_CONF)"
 note "PIN in $PIN_FILE (mode 0600), SO PIN in $SO_PIN_FILE"
 umask 022

@@ -12,73 +12,12 @@
 set -euo pipefail
 
 # Debian packages the tests use. Add more here (e.g. pcscd for PIV tests).
-TEST_PACKAGES=(softhsm2 opensc openssh-server openssh-client)
-MIN_RUST=1.89
+# PC/SC (YubiKey support) is linked by the binary: libpcsclite-dev pkg-config.
+TEST_PACKAGES=(softhsm2 opensc openssh-server openssh-client libpcsclite-dev pkg-config)
 
-export DEBIAN_FRONTEND=noninteractive
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$REPO"
-
-step() { printf '\n==> %s\n' "$*" >&2; }
-note() { printf '    %s\n' "$*" >&2; }
-die() {
-    printf 'test.sh: error: %s\n' "$*" >&2
-    exit 1
-}
-
-# --- packages ---------------------------------------------------------------------------------
-missing_packages() {
-    local p
-    for p in "$@"; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-            printf '%s\n' "$p"
-        fi
-    done
-}
-
-ensure_packages() {
-    if ! command -v dpkg-query >/dev/null 2>&1; then
-        note "not a Debian system: not installing anything; expecting ${*} to be present"
-        return 0
-    fi
-    local missing
-    missing=$(missing_packages "$@")
-    if [[ -z $missing ]]; then
-        note "already installed: $*"
-        return 0
-    fi
-    # shellcheck disable=SC2086 # one package name per word
-    set -- $missing
-    local sudo=()
-    if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null 2>&1 ||
-            die "packages missing ($*) and not root; run as root or: apt-get install -y $*"
-        sudo=(sudo -n)
-    fi
-    note "installing: $*"
-    "${sudo[@]}" apt-get update -q
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
-}
-
-# --- Rust toolchain ---------------------------------------------------------------------------
-find_cargo() {
-    if ! command -v cargo >/dev/null 2>&1 && [[ -x ${HOME:-/nonexistent}/.cargo/bin/cargo ]]; then
-        PATH=$HOME/.cargo/bin:$PATH
-        export PATH
-    fi
-    command -v cargo >/dev/null 2>&1 ||
-        die "cargo not found (looked on PATH and in \$HOME/.cargo/bin): Rust >= $MIN_RUST is needed, e.g. installed with rustup (https://rustup.rs)"
-    local v
-    v=$(rustc --version 2>/dev/null | awk '{print $2}') || v=
-    if [[ -n $v ]]; then
-        local major minor
-        IFS=. read -r major minor _ <<<"$v"
-        if ((major < ${MIN_RUST%%.*} || (major == ${MIN_RUST%%.*} && minor < ${MIN_RUST#*.}))); then
-            die "rustc $v is too old: Rust >= $MIN_RUST is needed (e.g. 'rustup update stable')"
-        fi
-    fi
-    note "$(cargo --version)"
-}
+DIE_PREFIX=test.sh
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- run --------------------------------------------------------------------------------------
 step "Packages (${TEST_PACKAGES[*]})"
