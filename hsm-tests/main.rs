@@ -6,6 +6,7 @@ mod sshd;
 
 mod algorithms;
 mod ledger;
+mod piv;
 mod many;
 mod refusals;
 mod selection;

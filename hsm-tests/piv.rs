@@ -1,0 +1,364 @@
+//! The YubiKey PIV backend against a software PIV card behind the real PC/SC stack: Debian's
+//! pcscd with vsmartcard's vpcd reader driver, and `piv-card/` (Nitrokey's piv-authenticator
+//! applet) as the card. pcscd and the cards run inside a private network and mount namespace
+//! (vpcd listens on 0.0.0.0; only loopback exists in there, and /run/pcscd is a private
+//! directory), are started by PID and killed by PID. The binary under test reaches that pcscd
+//! through PCSCLITE_CSOCK_NAME.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::sshd::Sshd;
+
+const FIRST_PORT: u16 = 35963;
+
+fn card_binary() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm-tests/piv-card/target/release/piv-card")
+}
+
+fn tools() -> bool {
+    let card = card_binary();
+    require(&["pcscd", "unshare", "nsenter", "ip", "ssh-keygen", "/usr/lib/pcsc/drivers/serial/libifdvpcd.so", card.to_str().unwrap()])
+}
+
+/// pcscd and software cards in their own namespaces.
+pub struct PivLab {
+    pub dir: tempfile::TempDir,
+    holder: Child,
+    pcscd: Option<Child>,
+    cards: Vec<(u16, u32, Child)>,
+    pub state: PathBuf,
+    pub pin_file: PathBuf,
+}
+
+impl PivLab {
+    /// A namespace with pcscd and two vpcd readers, and one card (serial `serial`) in the first.
+    pub fn start(serial: u32) -> PivLab {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run-pcscd");
+        let conf = dir.path().join("reader.conf.d");
+        std::fs::create_dir(&run).unwrap();
+        std::fs::create_dir(&conf).unwrap();
+        std::fs::create_dir_all("/run/pcscd").unwrap();
+        for (i, port) in [FIRST_PORT, FIRST_PORT + 1].iter().enumerate() {
+            let name = if i == 0 { "Yubico YubiKey vpcd".to_string() } else { format!("Yubico YubiKey vpcd {}", i + 1) };
+            std::fs::write(
+                conf.join(format!("vpcd{i}")),
+                format!("FRIENDLYNAME \"{name}\"\nDEVICENAME /dev/null:0x{port:04X}\nLIBPATH /usr/lib/pcsc/drivers/serial/libifdvpcd.so\n"),
+            )
+            .unwrap();
+        }
+        // The namespace holder: private network (loopback only) and a private /run/pcscd.
+        let holder = Command::new("unshare")
+            .args(["-n", "-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!("mount --bind {} /run/pcscd && ip link set lo up && exec sleep 3600", run.display()))
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pin_file = dir.path().join("pin");
+        std::fs::write(&pin_file, "123456\n").unwrap();
+        let mut lab = PivLab {
+            state: dir.path().join("state"),
+            dir,
+            holder,
+            pcscd: None,
+            cards: Vec::new(),
+            pin_file,
+        };
+        lab.wait_namespace();
+        let log = std::fs::File::create(lab.dir.path().join("pcscd.log")).unwrap();
+        lab.pcscd = Some(
+            lab.in_ns(Command::new("pcscd").args(["-f", "-c"]).arg(&conf))
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        lab.add_card(FIRST_PORT, serial);
+        lab.wait_card(serial);
+        lab
+    }
+
+    fn in_ns(&self, c: &mut Command) -> Command {
+        let mut n = Command::new("nsenter");
+        n.arg("-t").arg(self.holder.id().to_string()).args(["-n", "-m", "--"]).arg(c.get_program()).args(c.get_args());
+        n.stdin(Stdio::null());
+        n
+    }
+
+    /// Wait (at most 10 s) until the holder has set up the namespace.
+    fn wait_namespace(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.holder.id())).unwrap_or_default();
+            if mounts.contains(" /run/pcscd ") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the namespace for pcscd was not ready within 10 s");
+    }
+
+    /// Start a card on a vpcd port, its state kept under the lab directory (by serial).
+    pub fn add_card(&mut self, port: u16, serial: u32) {
+        let state = self.dir.path().join(format!("card-{serial}"));
+        std::fs::create_dir_all(&state).unwrap();
+        let log = std::fs::File::create(self.dir.path().join(format!("card-{serial}.log"))).unwrap();
+        let child = self
+            .in_ns(Command::new(card_binary()).arg("--port").arg(port.to_string()).arg("--serial").arg(serial.to_string()).arg("--state").arg(&state))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.cards.push((port, serial, child));
+    }
+
+    /// Kill the card with this serial (by PID) and start it again on the same port and state.
+    pub fn restart_card(&mut self, serial: u32) {
+        let i = self.cards.iter().position(|(_, s, _)| *s == serial).unwrap();
+        let (port, _, mut child) = self.cards.remove(i);
+        let _ = child.kill();
+        let _ = child.wait();
+        self.add_card(port, serial);
+        self.wait_card(serial);
+    }
+
+    /// The binary, pointed at this lab's pcscd, state dir and PIN file.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_breakglass-ca"));
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("BREAKGLASS_CA") {
+                c.env_remove(k);
+            }
+        }
+        c.env("PCSCLITE_CSOCK_NAME", self.dir.path().join("run-pcscd/pcscd.comm"))
+            .env("BREAKGLASS_CA_STATE_DIR", &self.state)
+            .env("BREAKGLASS_CA_PIN_FILE", &self.pin_file)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Poll (at most 20 s) until the binary sees a YubiKey with this serial.
+    pub fn wait_card(&self, serial: u32) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            let out = run(self.cmd().args(["--ca", &format!("yubikey:slot-id=95;serial={serial}"), "pubkey"]));
+            last = stderr(&out);
+            if last.contains("has no certificate in slot") || out.status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "card {serial} not visible within 20 s: {last}\npcscd log: {}\ncard log: {}",
+            std::fs::read_to_string(self.dir.path().join("pcscd.log")).unwrap_or_default(),
+            std::fs::read_to_string(self.dir.path().join(format!("card-{serial}.log"))).unwrap_or_default()
+        );
+    }
+
+    pub fn init(&self, uri: &str, extra: &[&str]) -> Output {
+        run(self.cmd().args(["--ca", uri, "init"]).args(extra))
+    }
+}
+
+impl Drop for PivLab {
+    fn drop(&mut self) {
+        for (_, _, c) in &mut self.cards {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(p) = &mut self.pcscd {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+fn ca_line(lab: &PivLab) -> PathBuf {
+    let path = lab.dir.path().join("ca.pub");
+    let out = run(lab.cmd().args(["pubkey", "-o"]).arg(&path));
+    assert_ok(&out, "pubkey");
+    path
+}
+
+fn flow(serial: u32, slot: &str, algorithm: &str) {
+    if !tools() {
+        return;
+    }
+    let lab = PivLab::start(serial);
+    let uri = format!("yubikey:slot-id={slot}");
+    let out = lab.init(&uri, &["--algorithm", algorithm, "--protect-management-key", "--touch-policy", "never"]);
+    assert_ok(&out, &format!("init {algorithm} in {slot}"));
+    assert!(stderr(&out).contains("FACTORY management key"), "{}", stderr(&out));
+    let line = stdout(&out).trim().to_string();
+    // pubkey needs no PIN
+    let mut c = lab.cmd();
+    c.env_remove("BREAKGLASS_CA_PIN_FILE").arg("pubkey");
+    let out = run(&mut c);
+    assert_ok(&out, "pubkey without PIN");
+    assert_eq!(stdout(&out).trim(), line);
+    let ca = ca_line(&lab);
+    let sshd = Sshd::start(&[&ca], &["breakglass"], "");
+    for (name, args) in [("ed25519", &["-t", "ed25519"][..]), ("ecdsa", &["-t", "ecdsa"][..])] {
+        let key = keygen(lab.dir.path(), name, args, &format!("{name}@piv"));
+        let out = run(lab.cmd().args(["mint", "-n", "breakglass", "--reason", "INC-9 piv"]).arg(&key));
+        assert_ok(&out, &format!("mint {name} with {algorithm} in {slot}"));
+        let cert = cert_path(&key);
+        ssh_keygen_list(&cert);
+        assert!(sshd.login(&key.with_extension(""), &cert), "sshd refused:\n{}", sshd.log_text());
+    }
+    let out = run(lab.cmd().args(["log", "verify"]));
+    assert_ok(&out, "log verify");
+    let out = run(lab.cmd().arg("status"));
+    assert_ok(&out, "status");
+    let serial_text = format!("YubiKey serial {serial}");
+    for needle in [serial_text.as_str(), "firmware", "PIN:", "3 tries left"] {
+        assert!(stdout(&out).contains(needle), "status lacks {needle}:\n{}", stdout(&out));
+    }
+}
+
+#[test]
+fn p256_in_slot_9c() {
+    flow(1001, "9c", "ecdsa-p256");
+}
+
+#[test]
+fn p384_in_slot_9c() {
+    flow(1002, "9c", "ecdsa-p384");
+}
+
+#[test]
+fn p256_in_retired_slot_82() {
+    flow(1003, "82", "ecdsa-p256");
+}
+
+#[test]
+fn p384_in_retired_slot_95() {
+    flow(1004, "95", "ecdsa-p384");
+}
+
+#[test]
+fn pin_tries_and_the_last_try() {
+    if !tools() {
+        return;
+    }
+    let lab = PivLab::start(2001);
+    assert_ok(&lab.init("yubikey:slot-id=9c", &["--protect-management-key", "--touch-policy", "never"]), "init");
+    let key = keygen(lab.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
+    let wrong = lab.dir.path().join("wrong");
+    std::fs::write(&wrong, "999999\n").unwrap();
+    let mint = |pin: &Path, extra: &[&str]| {
+        run(lab.cmd().arg("--pin-file").arg(pin).args(["mint", "-n", "breakglass", "--reason", "r", "-o", "-"]).args(extra).arg(&key))
+    };
+    assert_fails(&mint(&wrong, &[]), 1, "wrong PIN: 2 tries left");
+    assert_fails(&mint(&wrong, &[]), 1, "wrong PIN: 1 try left before the PIN is blocked");
+    // One try left: refused before the PIN is even tried, also with the right PIN.
+    let out = mint(&lab.pin_file, &[]);
+    assert_fails(&out, 1, "the token has 1 PIN try left");
+    assert!(stderr(&out).contains("--force"));
+    assert_ok(&mint(&lab.pin_file, &["--force"]), "mint --force with the right PIN");
+    let out = run(lab.cmd().arg("status"));
+    assert!(stdout(&out).contains("3 tries left"), "the good PIN resets the counter:\n{}", stdout(&out));
+}
+
+#[test]
+fn two_cards_need_a_serial() {
+    if !tools() {
+        return;
+    }
+    let mut lab = PivLab::start(3001);
+    lab.add_card(FIRST_PORT + 1, 3002);
+    lab.wait_card(3002);
+    let out = lab.init("yubikey:slot-id=9c", &["--protect-management-key"]);
+    assert_fails(&out, 1, "2 YubiKeys are plugged in, refusing to guess");
+    assert!(stderr(&out).contains("serial=3001") && stderr(&out).contains("serial=3002"), "{}", stderr(&out));
+    let out = lab.init("yubikey:slot-id=9c;serial=3002", &["--protect-management-key", "--touch-policy", "never"]);
+    assert_ok(&out, "init with serial=");
+    let config = std::fs::read_to_string(lab.state.join("config.toml")).unwrap();
+    assert!(config.contains("serial=3002"), "{config}");
+    let key = keygen(lab.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
+    assert_ok(&run(lab.cmd().args(["mint", "-n", "breakglass", "--reason", "r", "-o", "-"]).arg(&key)), "mint on the configured card");
+}
+
+#[test]
+fn management_key_sources() {
+    if !tools() {
+        return;
+    }
+    let lab = PivLab::start(4001);
+    // The factory management key is never used silently.
+    let out = lab.init("yubikey:slot-id=9c", &[]);
+    assert_fails(&out, 1, "refusing to use the factory management key");
+    assert!(stderr(&out).contains("--protect-management-key"));
+    // Replaced by a random, PIN-protected one...
+    assert_ok(&lab.init("yubikey:slot-id=9c", &["--protect-management-key", "--touch-policy", "never"]), "init --protect-management-key");
+    // ...which a later init finds on the card (PIN from a file: the protected key is used).
+    let out = lab.init("yubikey:slot-id=9c", &["--touch-policy", "never"]);
+    assert_fails(&out, 1, "already holds a CA key");
+    assert_ok(&lab.init("yubikey:slot-id=9c", &["--force", "--touch-policy", "never"]), "init --force with the protected key");
+    // A wrong key from a file is refused.
+    let mgm = lab.dir.path().join("mgm");
+    std::fs::write(&mgm, "0102030405060708".repeat(3)).unwrap();
+    let out = lab.init("yubikey:slot-id=82", &["--management-key-file", mgm.to_str().unwrap()]);
+    assert_fails(&out, 1, "the management key was not accepted");
+    std::fs::write(&mgm, "not hex").unwrap();
+    let out = lab.init("yubikey:slot-id=82", &["--management-key-file", mgm.to_str().unwrap()]);
+    assert_fails(&out, 2, "is not 48 hex digits");
+}
+
+#[test]
+fn a_card_restart_between_init_and_mint() {
+    if !tools() {
+        return;
+    }
+    let mut lab = PivLab::start(5001);
+    let out = lab.init("yubikey:slot-id=9c", &["--protect-management-key", "--touch-policy", "never"]);
+    assert_ok(&out, "init");
+    let line = stdout(&out).trim().to_string();
+    lab.restart_card(5001);
+    let out = run(lab.cmd().arg("pubkey"));
+    assert_eq!(stdout(&out).trim(), line, "the key did not survive a card restart: {}", stderr(&out));
+    let key = keygen(lab.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
+    let out = run(lab.cmd().args(["mint", "-n", "breakglass", "--reason", "r"]).arg(&key));
+    assert_ok(&out, "mint after the restart");
+    ssh_keygen_list(&cert_path(&key));
+}
+
+#[test]
+fn attestation_is_refused_clearly_on_the_test_card() {
+    if !tools() {
+        return;
+    }
+    let lab = PivLab::start(6001);
+    assert_ok(&lab.init("yubikey:slot-id=9c", &["--protect-management-key", "--touch-policy", "never"]), "init");
+    assert_fails(&run(lab.cmd().arg("attest")), 1, "attestation is not supported by this card");
+}
+
+/// Real hardware, selected by serial: `BREAKGLASS_TEST_YUBIKEY_SERIAL=N cargo test --test hsm
+/// -- --ignored real_yubikey`. Destroys slot 82 of that YubiKey; touch it when asked.
+#[test]
+#[ignore]
+fn real_yubikey_touch_and_attestation() {
+    let Ok(serial) = std::env::var("BREAKGLASS_TEST_YUBIKEY_SERIAL") else {
+        eprintln!("set BREAKGLASS_TEST_YUBIKEY_SERIAL to the serial of a YubiKey you can wipe slot 82 of");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let uri = format!("yubikey:slot-id=82;serial={serial}");
+    let bin = env!("CARGO_BIN_EXE_breakglass-ca");
+    let state = dir.path().join("state");
+    let status = Command::new(bin).arg("--state-dir").arg(&state).args(["--ca", &uri, "init", "--force", "--touch-policy", "always"]).status().unwrap();
+    assert!(status.success());
+    let key = keygen(dir.path(), "k", &["-t", "ed25519"], "hw@test");
+    let out = Command::new(bin).arg("--state-dir").arg(&state).args(["mint", "-n", "breakglass", "--reason", "hardware test"]).arg(&key).stderr(Stdio::piped()).output().unwrap();
+    assert_ok(&out, "mint on real hardware");
+    assert!(stderr(&out).contains("Touch the YubiKey now"), "{}", stderr(&out));
+    let out = Command::new(bin).arg("--state-dir").arg(&state).arg("attest").output().unwrap();
+    assert_ok(&out, "attest on real hardware");
+    assert!(stdout(&out).matches("BEGIN CERTIFICATE").count() == 2);
+}
