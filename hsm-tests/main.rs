@@ -6,7 +6,7 @@ mod sshd;
 
 mod algorithms;
 mod ledger;
-mod piv;
 mod many;
+mod piv;
 mod refusals;
 mod selection;

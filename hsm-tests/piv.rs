@@ -20,7 +20,15 @@ fn card_binary() -> PathBuf {
 
 fn tools() -> bool {
     let card = card_binary();
-    require(&["pcscd", "unshare", "nsenter", "ip", "ssh-keygen", "/usr/lib/pcsc/drivers/serial/libifdvpcd.so", card.to_str().unwrap()])
+    require(&[
+        "pcscd",
+        "unshare",
+        "nsenter",
+        "ip",
+        "ssh-keygen",
+        "/usr/lib/pcsc/drivers/serial/libifdvpcd.so",
+        card.to_str().unwrap(),
+    ])
 }
 
 /// pcscd and software cards in their own namespaces.
@@ -43,7 +51,11 @@ impl PivLab {
         std::fs::create_dir(&conf).unwrap();
         std::fs::create_dir_all("/run/pcscd").unwrap();
         for (i, port) in [FIRST_PORT, FIRST_PORT + 1].iter().enumerate() {
-            let name = if i == 0 { "Yubico YubiKey vpcd".to_string() } else { format!("Yubico YubiKey vpcd {}", i + 1) };
+            let name = if i == 0 {
+                "Yubico YubiKey vpcd".to_string()
+            } else {
+                format!("Yubico YubiKey vpcd {}", i + 1)
+            };
             std::fs::write(
                 conf.join(format!("vpcd{i}")),
                 format!("FRIENDLYNAME \"{name}\"\nDEVICENAME /dev/null:0x{port:04X}\nLIBPATH /usr/lib/pcsc/drivers/serial/libifdvpcd.so\n"),
@@ -53,7 +65,10 @@ impl PivLab {
         // The namespace holder: private network (loopback only) and a private /run/pcscd.
         let holder = Command::new("unshare")
             .args(["-n", "-m", "--propagation", "private", "sh", "-c"])
-            .arg(format!("mount --bind {} /run/pcscd && ip link set lo up && exec sleep 3600", run.display()))
+            .arg(format!(
+                "mount --bind {} /run/pcscd && ip link set lo up && exec sleep 3600",
+                run.display()
+            ))
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -83,7 +98,11 @@ impl PivLab {
 
     fn in_ns(&self, c: &mut Command) -> Command {
         let mut n = Command::new("nsenter");
-        n.arg("-t").arg(self.holder.id().to_string()).args(["-n", "-m", "--"]).arg(c.get_program()).args(c.get_args());
+        n.arg("-t")
+            .arg(self.holder.id().to_string())
+            .args(["-n", "-m", "--"])
+            .arg(c.get_program())
+            .args(c.get_args());
         n.stdin(Stdio::null());
         n
     }
@@ -92,7 +111,8 @@ impl PivLab {
     fn wait_namespace(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.holder.id())).unwrap_or_default();
+            let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.holder.id()))
+                .unwrap_or_default();
             if mounts.contains(" /run/pcscd ") {
                 return;
             }
@@ -105,9 +125,18 @@ impl PivLab {
     pub fn add_card(&mut self, port: u16, serial: u32) {
         let state = self.dir.path().join(format!("card-{serial}"));
         std::fs::create_dir_all(&state).unwrap();
-        let log = std::fs::File::create(self.dir.path().join(format!("card-{serial}.log"))).unwrap();
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("card-{serial}.log"))).unwrap();
         let child = self
-            .in_ns(Command::new(card_binary()).arg("--port").arg(port.to_string()).arg("--serial").arg(serial.to_string()).arg("--state").arg(&state))
+            .in_ns(
+                Command::new(card_binary())
+                    .arg("--port")
+                    .arg(port.to_string())
+                    .arg("--serial")
+                    .arg(serial.to_string())
+                    .arg("--state")
+                    .arg(&state),
+            )
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -117,7 +146,11 @@ impl PivLab {
 
     /// Kill the card with this serial (by PID) and start it again on the same port and state.
     pub fn restart_card(&mut self, serial: u32) {
-        let i = self.cards.iter().position(|(_, s, _)| *s == serial).unwrap();
+        let i = self
+            .cards
+            .iter()
+            .position(|(_, s, _)| *s == serial)
+            .unwrap();
         let (port, _, mut child) = self.cards.remove(i);
         let _ = child.kill();
         let _ = child.wait();
@@ -133,10 +166,13 @@ impl PivLab {
                 c.env_remove(k);
             }
         }
-        c.env("PCSCLITE_CSOCK_NAME", self.dir.path().join("run-pcscd/pcscd.comm"))
-            .env("BREAKGLASS_CA_STATE_DIR", &self.state)
-            .env("BREAKGLASS_CA_PIN_FILE", &self.pin_file)
-            .stdin(Stdio::null());
+        c.env(
+            "PCSCLITE_CSOCK_NAME",
+            self.dir.path().join("run-pcscd/pcscd.comm"),
+        )
+        .env("BREAKGLASS_CA_STATE_DIR", &self.state)
+        .env("BREAKGLASS_CA_PIN_FILE", &self.pin_file)
+        .stdin(Stdio::null());
         c
     }
 
@@ -145,7 +181,11 @@ impl PivLab {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut last = String::new();
         while Instant::now() < deadline {
-            let out = run(self.cmd().args(["--ca", &format!("yubikey:slot-id=95;serial={serial}"), "pubkey"]));
+            let out = run(self.cmd().args([
+                "--ca",
+                &format!("yubikey:slot-id=95;serial={serial}"),
+                "pubkey",
+            ]));
             last = stderr(&out);
             if last.contains("has no certificate in slot") || out.status.success() {
                 return;
@@ -155,7 +195,8 @@ impl PivLab {
         panic!(
             "card {serial} not visible within 20 s: {last}\npcscd log: {}\ncard log: {}",
             std::fs::read_to_string(self.dir.path().join("pcscd.log")).unwrap_or_default(),
-            std::fs::read_to_string(self.dir.path().join(format!("card-{serial}.log"))).unwrap_or_default()
+            std::fs::read_to_string(self.dir.path().join(format!("card-{serial}.log")))
+                .unwrap_or_default()
         );
     }
 
@@ -192,9 +233,22 @@ fn flow(serial: u32, slot: &str, algorithm: &str) {
     }
     let lab = PivLab::start(serial);
     let uri = format!("yubikey:slot-id={slot}");
-    let out = lab.init(&uri, &["--algorithm", algorithm, "--protect-management-key", "--touch-policy", "never"]);
+    let out = lab.init(
+        &uri,
+        &[
+            "--algorithm",
+            algorithm,
+            "--protect-management-key",
+            "--touch-policy",
+            "never",
+        ],
+    );
     assert_ok(&out, &format!("init {algorithm} in {slot}"));
-    assert!(stderr(&out).contains("FACTORY management key"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("FACTORY management key"),
+        "{}",
+        stderr(&out)
+    );
     let line = stdout(&out).trim().to_string();
     // pubkey needs no PIN
     let mut c = lab.cmd();
@@ -204,13 +258,23 @@ fn flow(serial: u32, slot: &str, algorithm: &str) {
     assert_eq!(stdout(&out).trim(), line);
     let ca = ca_line(&lab);
     let sshd = Sshd::start(&[&ca], &["breakglass"], "");
-    for (name, args) in [("ed25519", &["-t", "ed25519"][..]), ("ecdsa", &["-t", "ecdsa"][..])] {
+    for (name, args) in [
+        ("ed25519", &["-t", "ed25519"][..]),
+        ("ecdsa", &["-t", "ecdsa"][..]),
+    ] {
         let key = keygen(lab.dir.path(), name, args, &format!("{name}@piv"));
-        let out = run(lab.cmd().args(["mint", "-n", "breakglass", "--reason", "INC-9 piv"]).arg(&key));
+        let out = run(lab
+            .cmd()
+            .args(["mint", "-n", "breakglass", "--reason", "INC-9 piv"])
+            .arg(&key));
         assert_ok(&out, &format!("mint {name} with {algorithm} in {slot}"));
         let cert = cert_path(&key);
         ssh_keygen_list(&cert);
-        assert!(sshd.login(&key.with_extension(""), &cert), "sshd refused:\n{}", sshd.log_text());
+        assert!(
+            sshd.login(&key.with_extension(""), &cert),
+            "sshd refused:\n{}",
+            sshd.log_text()
+        );
     }
     let out = run(lab.cmd().args(["log", "verify"]));
     assert_ok(&out, "log verify");
@@ -218,7 +282,11 @@ fn flow(serial: u32, slot: &str, algorithm: &str) {
     assert_ok(&out, "status");
     let serial_text = format!("YubiKey serial {serial}");
     for needle in [serial_text.as_str(), "firmware", "PIN:", "3 tries left"] {
-        assert!(stdout(&out).contains(needle), "status lacks {needle}:\n{}", stdout(&out));
+        assert!(
+            stdout(&out).contains(needle),
+            "status lacks {needle}:\n{}",
+            stdout(&out)
+        );
     }
 }
 
@@ -248,22 +316,45 @@ fn pin_tries_and_the_last_try() {
         return;
     }
     let lab = PivLab::start(2001);
-    assert_ok(&lab.init("yubikey:slot-id=9c", &["--protect-management-key", "--touch-policy", "never"]), "init");
+    assert_ok(
+        &lab.init(
+            "yubikey:slot-id=9c",
+            &["--protect-management-key", "--touch-policy", "never"],
+        ),
+        "init",
+    );
     let key = keygen(lab.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
     let wrong = lab.dir.path().join("wrong");
     std::fs::write(&wrong, "999999\n").unwrap();
     let mint = |pin: &Path, extra: &[&str]| {
-        run(lab.cmd().arg("--pin-file").arg(pin).args(["mint", "-n", "breakglass", "--reason", "r", "-o", "-"]).args(extra).arg(&key))
+        run(lab
+            .cmd()
+            .arg("--pin-file")
+            .arg(pin)
+            .args(["mint", "-n", "breakglass", "--reason", "r", "-o", "-"])
+            .args(extra)
+            .arg(&key))
     };
     assert_fails(&mint(&wrong, &[]), 1, "wrong PIN: 2 tries left");
-    assert_fails(&mint(&wrong, &[]), 1, "wrong PIN: 1 try left before the PIN is blocked");
+    assert_fails(
+        &mint(&wrong, &[]),
+        1,
+        "wrong PIN: 1 try left before the PIN is blocked",
+    );
     // One try left: refused before the PIN is even tried, also with the right PIN.
     let out = mint(&lab.pin_file, &[]);
     assert_fails(&out, 1, "the token has 1 PIN try left");
     assert!(stderr(&out).contains("--force"));
-    assert_ok(&mint(&lab.pin_file, &["--force"]), "mint --force with the right PIN");
+    assert_ok(
+        &mint(&lab.pin_file, &["--force"]),
+        "mint --force with the right PIN",
+    );
     let out = run(lab.cmd().arg("status"));
-    assert!(stdout(&out).contains("3 tries left"), "the good PIN resets the counter:\n{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("3 tries left"),
+        "the good PIN resets the counter:\n{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -276,13 +367,26 @@ fn two_cards_need_a_serial() {
     lab.wait_card(3002);
     let out = lab.init("yubikey:slot-id=9c", &["--protect-management-key"]);
     assert_fails(&out, 1, "2 YubiKeys are plugged in, refusing to guess");
-    assert!(stderr(&out).contains("serial=3001") && stderr(&out).contains("serial=3002"), "{}", stderr(&out));
-    let out = lab.init("yubikey:slot-id=9c;serial=3002", &["--protect-management-key", "--touch-policy", "never"]);
+    assert!(
+        stderr(&out).contains("serial=3001") && stderr(&out).contains("serial=3002"),
+        "{}",
+        stderr(&out)
+    );
+    let out = lab.init(
+        "yubikey:slot-id=9c;serial=3002",
+        &["--protect-management-key", "--touch-policy", "never"],
+    );
     assert_ok(&out, "init with serial=");
     let config = std::fs::read_to_string(lab.state.join("config.toml")).unwrap();
     assert!(config.contains("serial=3002"), "{config}");
     let key = keygen(lab.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
-    assert_ok(&run(lab.cmd().args(["mint", "-n", "breakglass", "--reason", "r", "-o", "-"]).arg(&key)), "mint on the configured card");
+    assert_ok(
+        &run(lab
+            .cmd()
+            .args(["mint", "-n", "breakglass", "--reason", "r", "-o", "-"])
+            .arg(&key)),
+        "mint on the configured card",
+    );
 }
 
 #[test]
@@ -296,18 +400,36 @@ fn management_key_sources() {
     assert_fails(&out, 1, "refusing to use the factory management key");
     assert!(stderr(&out).contains("--protect-management-key"));
     // Replaced by a random, PIN-protected one...
-    assert_ok(&lab.init("yubikey:slot-id=9c", &["--protect-management-key", "--touch-policy", "never"]), "init --protect-management-key");
+    assert_ok(
+        &lab.init(
+            "yubikey:slot-id=9c",
+            &["--protect-management-key", "--touch-policy", "never"],
+        ),
+        "init --protect-management-key",
+    );
     // ...which a later init finds on the card (PIN from a file: the protected key is used).
     let out = lab.init("yubikey:slot-id=9c", &["--touch-policy", "never"]);
     assert_fails(&out, 1, "already holds a CA key");
-    assert_ok(&lab.init("yubikey:slot-id=9c", &["--force", "--touch-policy", "never"]), "init --force with the protected key");
+    assert_ok(
+        &lab.init(
+            "yubikey:slot-id=9c",
+            &["--force", "--touch-policy", "never"],
+        ),
+        "init --force with the protected key",
+    );
     // A wrong key from a file is refused.
     let mgm = lab.dir.path().join("mgm");
     std::fs::write(&mgm, "0102030405060708".repeat(3)).unwrap();
-    let out = lab.init("yubikey:slot-id=82", &["--management-key-file", mgm.to_str().unwrap()]);
+    let out = lab.init(
+        "yubikey:slot-id=82",
+        &["--management-key-file", mgm.to_str().unwrap()],
+    );
     assert_fails(&out, 1, "the management key was not accepted");
     std::fs::write(&mgm, "not hex").unwrap();
-    let out = lab.init("yubikey:slot-id=82", &["--management-key-file", mgm.to_str().unwrap()]);
+    let out = lab.init(
+        "yubikey:slot-id=82",
+        &["--management-key-file", mgm.to_str().unwrap()],
+    );
     assert_fails(&out, 2, "is not 48 hex digits");
 }
 
@@ -317,14 +439,25 @@ fn a_card_restart_between_init_and_mint() {
         return;
     }
     let mut lab = PivLab::start(5001);
-    let out = lab.init("yubikey:slot-id=9c", &["--protect-management-key", "--touch-policy", "never"]);
+    let out = lab.init(
+        "yubikey:slot-id=9c",
+        &["--protect-management-key", "--touch-policy", "never"],
+    );
     assert_ok(&out, "init");
     let line = stdout(&out).trim().to_string();
     lab.restart_card(5001);
     let out = run(lab.cmd().arg("pubkey"));
-    assert_eq!(stdout(&out).trim(), line, "the key did not survive a card restart: {}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        line,
+        "the key did not survive a card restart: {}",
+        stderr(&out)
+    );
     let key = keygen(lab.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
-    let out = run(lab.cmd().args(["mint", "-n", "breakglass", "--reason", "r"]).arg(&key));
+    let out = run(lab
+        .cmd()
+        .args(["mint", "-n", "breakglass", "--reason", "r"])
+        .arg(&key));
     assert_ok(&out, "mint after the restart");
     ssh_keygen_list(&cert_path(&key));
 }
@@ -335,8 +468,18 @@ fn attestation_is_refused_clearly_on_the_test_card() {
         return;
     }
     let lab = PivLab::start(6001);
-    assert_ok(&lab.init("yubikey:slot-id=9c", &["--protect-management-key", "--touch-policy", "never"]), "init");
-    assert_fails(&run(lab.cmd().arg("attest")), 1, "attestation is not supported by this card");
+    assert_ok(
+        &lab.init(
+            "yubikey:slot-id=9c",
+            &["--protect-management-key", "--touch-policy", "never"],
+        ),
+        "init",
+    );
+    assert_fails(
+        &run(lab.cmd().arg("attest")),
+        1,
+        "attestation is not supported by this card",
+    );
 }
 
 /// Real hardware, selected by serial: `BREAKGLASS_TEST_YUBIKEY_SERIAL=N cargo test --test hsm
@@ -345,20 +488,43 @@ fn attestation_is_refused_clearly_on_the_test_card() {
 #[ignore]
 fn real_yubikey_touch_and_attestation() {
     let Ok(serial) = std::env::var("BREAKGLASS_TEST_YUBIKEY_SERIAL") else {
-        eprintln!("set BREAKGLASS_TEST_YUBIKEY_SERIAL to the serial of a YubiKey you can wipe slot 82 of");
+        eprintln!(
+            "set BREAKGLASS_TEST_YUBIKEY_SERIAL to the serial of a YubiKey you can wipe slot 82 of"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let uri = format!("yubikey:slot-id=82;serial={serial}");
     let bin = env!("CARGO_BIN_EXE_breakglass-ca");
     let state = dir.path().join("state");
-    let status = Command::new(bin).arg("--state-dir").arg(&state).args(["--ca", &uri, "init", "--force", "--touch-policy", "always"]).status().unwrap();
+    let status = Command::new(bin)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--ca", &uri, "init", "--force", "--touch-policy", "always"])
+        .status()
+        .unwrap();
     assert!(status.success());
     let key = keygen(dir.path(), "k", &["-t", "ed25519"], "hw@test");
-    let out = Command::new(bin).arg("--state-dir").arg(&state).args(["mint", "-n", "breakglass", "--reason", "hardware test"]).arg(&key).stderr(Stdio::piped()).output().unwrap();
+    let out = Command::new(bin)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["mint", "-n", "breakglass", "--reason", "hardware test"])
+        .arg(&key)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
     assert_ok(&out, "mint on real hardware");
-    assert!(stderr(&out).contains("Touch the YubiKey now"), "{}", stderr(&out));
-    let out = Command::new(bin).arg("--state-dir").arg(&state).arg("attest").output().unwrap();
+    assert!(
+        stderr(&out).contains("Touch the YubiKey now"),
+        "{}",
+        stderr(&out)
+    );
+    let out = Command::new(bin)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("attest")
+        .output()
+        .unwrap();
     assert_ok(&out, "attest on real hardware");
     assert!(stdout(&out).matches("BEGIN CERTIFICATE").count() == 2);
 }

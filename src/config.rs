@@ -103,16 +103,7 @@ impl Config {
 /// file in the same directory, fsynced, renamed over the target, and the directory fsynced.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    // Renaming over a device, a FIFO or a symlink would replace it with a plain file.
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if !meta.file_type().is_file() {
-            return Err(Error::usage(format!(
-                "{} exists and is not a regular file; refusing to replace it",
-                path.display()
-            ))
-            .with_hint("give a plain file path; for the terminal, leave -o out or use -o -"));
-        }
-    }
+    check_replaceable(path)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -138,6 +129,19 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::file("write", path, e)
     })
+}
+
+/// Refuse an output path that is not a plain file: renaming over a device, a FIFO or a
+/// symlink would replace it with a plain file.
+pub fn check_replaceable(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => Err(Error::usage(format!(
+            "{} exists and is not a regular file; refusing to replace it",
+            path.display()
+        ))
+        .with_hint("give a plain file path; for the terminal, leave -o out or use -o -")),
+        _ => Ok(()),
+    }
 }
 
 /// fsync a directory, so that a new or renamed entry in it survives a crash.

@@ -157,8 +157,13 @@ impl Ledger {
                 ));
             }
         }
-        // Never extend a chain whose last link is broken: that would bury the damage.
+        // Never extend a chain whose last link is broken (that would bury the damage), nor one
+        // that lost records the token already signed for (that would reuse their serials).
         check_last_link(&records, ca_fingerprint)?;
+        let newest = records
+            .last()
+            .map(|(line, r)| (r.serial, hex_sha256(line.as_bytes())));
+        check_against_checkpoint(&self.dir, newest.as_ref().map(|(s, h)| (*s, h.as_str())))?;
         let tail = match records.last() {
             None => Tail {
                 serial: 1,
@@ -229,6 +234,54 @@ fn check_last_link(tail: &[(String, Record)], ca_fingerprint: &str) -> Result<()
     Ok(())
 }
 
+/// The newest signed checkpoint, if any (the last complete line of `checkpoints.jsonl`).
+pub fn newest_checkpoint(dir: &Path) -> Result<Option<Checkpoint>> {
+    let path = dir.join(checkpoint::FILE);
+    let mut file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::file("open", &path, e)),
+    };
+    let (bytes, _) = read_tail(&mut file).map_err(|e| Error::file("read", &path, e))?;
+    let complete = match bytes.iter().rposition(|b| *b == b'\n') {
+        Some(i) => &bytes[..i],
+        None => return Ok(None),
+    };
+    let last = complete.rsplit(|b| *b == b'\n').next().unwrap_or_default();
+    serde_json::from_slice(last).map(Some).map_err(|e| {
+        Error::ledger(format!(
+            "the newest checkpoint in {} cannot be read: {e}",
+            path.display()
+        ))
+        .with_hint(BROKEN_HINT)
+    })
+}
+
+/// The ledger must still hold what the token last signed: a record at the checkpoint's serial
+/// (records cut off the end would otherwise get their serials reissued), with the signed hash
+/// when it is the newest record. `newest` is the newest record's serial and line hash.
+pub fn check_against_checkpoint(dir: &Path, newest: Option<(u64, &str)>) -> Result<()> {
+    let Some(cp) = newest_checkpoint(dir)? else {
+        return Ok(());
+    };
+    let (last, head) = newest.unwrap_or((0, ""));
+    let broken = |what: String| {
+        Error::ledger(format!("the ledger chain is broken: {what}")).with_hint(BROKEN_HINT)
+    };
+    if cp.serial > last {
+        return Err(broken(format!(
+            "the token signed the ledger up to serial {}, but it now ends at serial {last}: records were removed from the end, and their serials must not be issued again",
+            cp.serial
+        )));
+    }
+    if cp.serial == last && cp.head != head {
+        return Err(broken(format!(
+            "record serial {last} differs from what the token signed: it was edited"
+        )));
+    }
+    Ok(())
+}
+
 /// How much of the end of the ledger a mint reads at first: several records of any size.
 const TAIL_CHUNK: u64 = 64 * 1024;
 
@@ -289,7 +342,7 @@ fn append_line(file: &mut File, path: &Path, line: &str) -> Result<()> {
 }
 
 /// What to do about a broken chain.
-pub const BROKEN_HINT: &str = "the ledger was altered or damaged after it was written: compare it with the backup kept with the token and run 'breakglass-ca log verify'; treat every certificate from this serial on as unaccounted for";
+pub const BROKEN_HINT: &str = "the ledger was altered or damaged after it was written: compare it with the backup kept with the token ('breakglass-ca log verify' checks every record), and treat the certificates of the serials named above as unaccounted for";
 
 /// Walk the hash chain: serials 1, 2, 3… with each `prev_hash` the hash of the line before
 /// (the first: the genesis value of this CA). Returns the hash of every line. Cheap: no

@@ -9,6 +9,7 @@ use ssh_key::public::KeyData;
 use crate::backend::piv::{self, InitOptions, MgmSource};
 use crate::backend::pkcs11::{self, Existing};
 use crate::backend::{Algorithm, CaKey};
+use crate::checkpoint;
 use crate::cli::{InitArgs, PinPolicyArg, TouchPolicyArg};
 use crate::cmd::Globals;
 use crate::config::{self, Config};
@@ -35,6 +36,12 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
     let fingerprint = export::fingerprint(&public);
     config::ensure_dir(&g.state_dir)?;
     retire_foreign_ledger(&g.state_dir, &fingerprint)?;
+    if old_config
+        .as_ref()
+        .is_some_and(|c| c.fingerprint != fingerprint)
+    {
+        retire(&g.state_dir, checkpoint::FILE)?;
+    }
     let config = Config {
         ca: uri.to_string(),
         algorithm: algorithm.to_string(),
@@ -134,27 +141,35 @@ fn init_piv(
     Ok((key.public_key().clone(), CaUri::Yubikey(uri)))
 }
 
-/// A ledger left by another CA key in this state directory is renamed aside, never deleted:
-/// its records stay evidence, and the new CA starts its own serials at 1.
+/// A ledger left by another CA key in this state directory is renamed aside with its
+/// checkpoints, never deleted: its records stay evidence, and the new CA starts its own serials
+/// at 1.
 fn retire_foreign_ledger(dir: &Path, fingerprint: &str) -> Result<()> {
-    let ledger = Ledger::new(dir);
-    let records = ledger.read()?;
+    let records = Ledger::new(dir).read()?;
     match records.last() {
         Some((_, last)) if last.ca_fingerprint != fingerprint => {
-            let to = dir.join(format!(
-                "ledger-retired-{}.jsonl",
-                Utc::now().format("%Y%m%dT%H%M%SZ")
-            ));
-            std::fs::rename(ledger.path(), &to)
-                .map_err(|e| Error::file("retire the old ledger", &dir.join(LEDGER_FILE), e))?;
-            config::sync_dir(dir).map_err(|e| Error::file("sync", dir, e))?;
+            retire(dir, LEDGER_FILE)?;
+            retire(dir, checkpoint::FILE)?;
             say(format!(
-                "The previous CA's ledger ({} records) was kept as {}",
-                records.len(),
-                to.display()
+                "The previous CA's ledger ({} records) was kept beside the new one as *-retired-*",
+                records.len()
             ));
             Ok(())
         }
         _ => Ok(()),
     }
+}
+
+/// Rename `<dir>/<name>` to `<dir>/<name>-retired-<time>`, if it exists.
+fn retire(dir: &Path, name: &str) -> Result<()> {
+    let from = dir.join(name);
+    if !from.exists() {
+        return Ok(());
+    }
+    let to = dir.join(format!(
+        "{name}-retired-{}",
+        Utc::now().format("%Y%m%dT%H%M%SZ")
+    ));
+    std::fs::rename(&from, &to).map_err(|e| Error::file("set aside", &from, e))?;
+    config::sync_dir(dir).map_err(|e| Error::file("sync", dir, e))
 }

@@ -33,6 +33,10 @@ fn records(g: &Globals) -> Result<Vec<(String, Record)>> {
 }
 
 fn list(g: &Globals, json: bool) -> Result<()> {
+    if !g.state_dir.join(LEDGER_FILE).exists() && g.config()?.is_none() {
+        return Err(Error::usage(format!("{} holds no CA configuration and no ledger", g.state_dir.display()))
+            .with_hint("point --state-dir (or BREAKGLASS_CA_STATE_DIR) at the directory where 'breakglass-ca init' was run"));
+    }
     let records = records(g)?;
     let mut out = String::new();
     if json {
@@ -237,7 +241,8 @@ fn export(g: &Globals, out: &Path) -> Result<()> {
             "3. Or check the newest checkpoint with OpenSSH alone. It signs the SHA-256 of ledger line {s}:\n\
              \x20  sed -n '{s}p' ledger.jsonl | tr -d '\\n' | sha256sum     # must equal the 'head' in checkpoint-latest.msg\n\
              \x20  ssh-keygen -Y verify -f allowed_signers -I breakglass-ca -n {ns} -s checkpoint-latest.sig < checkpoint-latest.msg\n\
-             \x20  Each ledger line's prev_hash is the SHA-256 of the line before it, so the head covers every earlier line.\n",
+             \x20  This proves the token signed line {s}. It covers the earlier lines only together with the chain\n\
+             \x20  (each line's prev_hash is the SHA-256 of the line before it): step 2 checks that, or the script in docs/ledger.md.\n",
             s = cp.serial,
             ns = checkpoint::NAMESPACE
         ));

@@ -57,11 +57,20 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         None => default_output(&args.pubkey),
     };
 
+    if let Some(p) = &output {
+        crate::config::check_replaceable(p)?;
+    }
     // One mint at a time per CA, from before the token is opened until the certificate is
     // written: a token serves one signer at a time, and the serial stays allocated to us.
     crate::config::ensure_dir(&g.state_dir)?;
     let ledger = Ledger::new(&g.state_dir);
     let mut locked = ledger.lock(&config.fingerprint)?;
+    // The clock rule, before the custodian is asked for anything (checked again when signing).
+    issue::check_clock(
+        Utc::now(),
+        locked.tail().last_issued_at.as_deref(),
+        &validity,
+    )?;
     let (uri, mut ca) = g.open_ca(Some(&config), true)?;
     let subject = policy::requester_key(&key_text, ca.public_key())?;
     let requester = issue::requester_name(args.requester.as_deref(), &subject)?;

@@ -104,9 +104,9 @@ pub fn read_input(path: &Path, what: &str) -> Result<String> {
     Ok(text)
 }
 
-/// Write command output to a file (atomically) or stdout.
+/// Write command output to a file (atomically), or stdout for none or `-`.
 pub fn write_output(output: Option<&Path>, text: &str) -> Result<()> {
-    match output {
+    match output.filter(|p| *p != Path::new("-")) {
         Some(p) => config::write_atomic(p, text.as_bytes(), 0o644),
         None => {
             use std::io::Write;

@@ -31,7 +31,13 @@ pub fn run(g: &Globals) -> Result<()> {
         ),
         None => "config:         none (run 'breakglass-ca init' or pass --state-dir)".into(),
     });
-    let chain = crate::ledger::chain_heads(&records, &fingerprint);
+    let chain = crate::ledger::chain_heads(&records, &fingerprint).and_then(|heads| {
+        let newest = records
+            .last()
+            .map(|(_, r)| r.serial)
+            .zip(heads.last().map(String::as_str));
+        crate::ledger::check_against_checkpoint(&g.state_dir, newest)
+    });
     if let Err(e) = &chain {
         lines.push(format!("ledger chain:   BROKEN: {e}"));
     }
