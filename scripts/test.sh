@@ -11,9 +11,13 @@
 # Exits non-zero if any of them fails. Extra arguments go to `cargo test`.
 set -euo pipefail
 
-# Debian packages the tests use. Add more here (e.g. pcscd for PIV tests).
-# PC/SC (YubiKey support) is linked by the binary: libpcsclite-dev pkg-config.
-TEST_PACKAGES=(softhsm2 opensc openssh-server openssh-client libpcsclite-dev pkg-config)
+# Debian packages the tests use.
+# - SoftHSM2 tokens and a real sshd: softhsm2 opensc openssh-server openssh-client
+# - PC/SC, linked by the binary for YubiKeys: libpcsclite-dev pkg-config
+# - the software PIV card (hsm-tests/piv-card) behind real pcscd: pcscd vsmartcard-vpcd
+#   libclang-dev (bindgen for littlefs2-sys), iproute2 util-linux (namespaces)
+TEST_PACKAGES=(softhsm2 opensc openssh-server openssh-client libpcsclite-dev pkg-config
+    pcscd vsmartcard-vpcd libclang-dev iproute2 util-linux)
 
 DIE_PREFIX=test.sh
 # shellcheck source=scripts/lib.sh
@@ -69,6 +73,9 @@ else
     step "clippy: skipped"
     note "clippy is not installed (rustup component add clippy); continuing"
 fi
+
+# The software PIV card the PIV tests talk to (a separate crate with its own Cargo.lock).
+run piv-card cargo build --release --locked --manifest-path hsm-tests/piv-card/Cargo.toml
 
 run tests cargo test --locked "$@"
 
