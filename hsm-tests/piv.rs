@@ -42,7 +42,8 @@ pub struct PivLab {
 }
 
 impl PivLab {
-    /// A namespace with pcscd and two vpcd readers, and one card (serial `serial`) in the first.
+    /// A namespace with pcscd and a two-slot vpcd reader, and one card (serial `serial`) in the
+    /// first slot.
     pub fn start(serial: u32) -> PivLab {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("run-pcscd");
@@ -50,18 +51,12 @@ impl PivLab {
         std::fs::create_dir(&run).unwrap();
         std::fs::create_dir(&conf).unwrap();
         std::fs::create_dir_all("/run/pcscd").unwrap();
-        for (i, port) in [FIRST_PORT, FIRST_PORT + 1].iter().enumerate() {
-            let name = if i == 0 {
-                "Yubico YubiKey vpcd".to_string()
-            } else {
-                format!("Yubico YubiKey vpcd {}", i + 1)
-            };
-            std::fs::write(
-                conf.join(format!("vpcd{i}")),
-                format!("FRIENDLYNAME \"{name}\"\nDEVICENAME /dev/null:0x{port:04X}\nLIBPATH /usr/lib/pcsc/drivers/serial/libifdvpcd.so\n"),
-            )
-            .unwrap();
-        }
+        // One vpcd reader entry serves two slots: cards on FIRST_PORT and FIRST_PORT + 1.
+        std::fs::write(
+            conf.join("vpcd"),
+            format!("FRIENDLYNAME \"Yubico YubiKey vpcd\"\nDEVICENAME /dev/null:0x{FIRST_PORT:04X}\nLIBPATH /usr/lib/pcsc/drivers/serial/libifdvpcd.so\n"),
+        )
+        .unwrap();
         // The namespace holder: private network (loopback only) and a private /run/pcscd.
         let holder = Command::new("unshare")
             .args(["-n", "-m", "--propagation", "private", "sh", "-c"])
@@ -187,7 +182,7 @@ impl PivLab {
                 "pubkey",
             ]));
             last = stderr(&out);
-            if last.contains("has no certificate in slot") || out.status.success() {
+            if last.contains("has no readable certificate in slot") || out.status.success() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));

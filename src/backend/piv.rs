@@ -221,7 +221,7 @@ impl PivKey {
         let slot = slot_id(uri.slot)?;
         let public = read_slot_key(&mut card, slot)?.ok_or_else(|| {
             Error::token(format!(
-                "YubiKey {} has no certificate in slot {:02x}, so it holds no CA key this tool can use",
+                "YubiKey {} has no readable certificate in slot {:02x}, so it holds no CA key this tool can use",
                 card.serial(),
                 uri.slot
             ))
@@ -322,7 +322,8 @@ fn pem(label: &str, der: &[u8]) -> String {
 fn read_slot_key(card: &mut YubiKey, slot: SlotId) -> Result<Option<KeyData>> {
     match crate::panic_guard::quietly(AssertUnwindSafe(|| Certificate::read(card, slot))) {
         Some(Ok(cert)) => key_data(&cert.cert.tbs_certificate.subject_public_key_info).map(Some),
-        Some(Err(yubikey::Error::NotFound)) => Ok(None),
+        // An empty slot: NotFound on a YubiKey, an empty (invalid) object on some other cards.
+        Some(Err(yubikey::Error::NotFound | yubikey::Error::InvalidObject)) => Ok(None),
         Some(Err(e)) => Err(yk_error("cannot read the slot's certificate", e)),
         None => Err(Error::token(
             "the YubiKey library failed reading the slot (an internal panic)",
@@ -357,7 +358,7 @@ impl CaKey for PivKey {
             })?;
         }
         if pin.expose() == FACTORY_PIN {
-            say("WARNING: this YubiKey still uses the factory PIN 123456: change it (ykman piv access change-pin) before it goes back into the vault.");
+            say("WARNING: this YubiKey still uses the factory default PIN: change it (ykman piv access change-pin) before it goes back into the vault.");
         }
         self.pin = Some(Pin::new(Zeroizing::new(pin.expose().to_owned()))?);
         Ok(())
@@ -473,7 +474,7 @@ pub fn init(uri: &YubikeyUri, opts: &InitOptions, pin: &Pin) -> Result<PivKey> {
         card.verify_pin(pin.expose().as_bytes())
     })?;
     if pin.expose() == FACTORY_PIN {
-        say("WARNING: this YubiKey still uses the factory PIN 123456. Change the PIN and PUK before it goes into the vault (ykman piv access change-pin / change-puk).");
+        say("WARNING: this YubiKey still uses the factory default PIN. Change the PIN and PUK before it goes into the vault (ykman piv access change-pin / change-puk).");
     }
 
     let factory_mgm = guard("management key", || card.authenticate(MgmKey::default())).is_ok();
