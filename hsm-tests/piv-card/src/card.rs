@@ -17,7 +17,9 @@ const MAX_COMMAND: usize = 8192;
 const MAX_RESPONSE: usize = 8192;
 
 /// The full PIV AID; the yubikey crate selects with only its first 5 bytes.
-const PIV_AID: [u8; 11] = [0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00];
+const PIV_AID: [u8; 11] = [
+    0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00,
+];
 /// Firmware version we claim: the yubikey crate accepts majors 4 and 5 only; 5.4.x
 /// makes it pick the 3DES default management key, which is the applet's default.
 const VERSION: [u8; 3] = [5, 4, 3];
@@ -40,6 +42,14 @@ const SW_NOT_FOUND: [u8; 2] = [0x6A, 0x82];
 const SW_CONDITIONS: [u8; 2] = [0x69, 0x85];
 const SW_INS_NOT_SUPPORTED: [u8; 2] = [0x6D, 0x00];
 const SW_CLA_NOT_SUPPORTED: [u8; 2] = [0x6E, 0x00];
+
+/// How much response the host can take in one APDU.
+#[derive(Clone, Copy)]
+struct Limit {
+    /// Le (0 when absent; iso7816 already turns a short Le of 00 into 256).
+    le: usize,
+    extended: bool,
+}
 
 pub struct PivCard<'a> {
     client: Rc<RefCell<VirtClient<'a>>>,
@@ -101,7 +111,13 @@ impl<'a> PivCard<'a> {
                 return SW_CONDITIONS.to_vec();
             }
             let rest = std::mem::take(&mut self.pending);
-            return self.chunk(rest, view.expected(), view.extended);
+            return self.chunk(
+                rest,
+                Limit {
+                    le: view.expected(),
+                    extended: view.extended,
+                },
+            );
         }
         // Any other command abandons an unfetched response.
         self.pending.clear();
@@ -149,28 +165,33 @@ impl<'a> PivCard<'a> {
                 Err(_) => return SW_WRONG_LENGTH.to_vec(),
             },
         };
-        self.dispatch(ins, &command)
+        // Le and the short/extended encoding come from the last APDU of a chain: the
+        // assembled command claims `extended` (iso7816's extend_from_command_view sets
+        // it), which would lift the 256-byte limit and overflow the host's buffer.
+        let limit = Limit {
+            le: view.expected(),
+            extended: view.extended,
+        };
+        self.dispatch(ins, &command, limit)
     }
 
-    fn dispatch(&mut self, ins: u8, command: &Command<MAX_COMMAND>) -> Vec<u8> {
-        let le = command.expected();
-        let extended = command.extended;
+    fn dispatch(&mut self, ins: u8, command: &Command<MAX_COMMAND>, limit: Limit) -> Vec<u8> {
         match ins {
-            INS_GET_VERSION => return self.chunk(VERSION.to_vec(), le, extended),
-            INS_GET_SERIAL => return self.chunk(self.serial.to_be_bytes().to_vec(), le, extended),
+            INS_GET_VERSION => return self.chunk(VERSION.to_vec(), limit),
+            INS_GET_SERIAL => return self.chunk(self.serial.to_be_bytes().to_vec(), limit),
             // The applet answers GET METADATA with an empty success the crate cannot parse;
             // "instruction not supported" makes the crate fall back.
             INS_GET_METADATA => return SW_INS_NOT_SUPPORTED.to_vec(),
             INS_GET_DATA if command.data().as_slice() == GET_DATA_KEY_HISTORY => {
                 return SW_NOT_FOUND.to_vec();
             }
-            INS_SELECT => return self.select(command),
+            INS_SELECT => return self.select(command, limit),
             _ => {}
         }
-        self.call_applet(command.as_view())
+        self.call_applet(command.as_view(), limit)
     }
 
-    fn select(&mut self, command: &Command<MAX_COMMAND>) -> Vec<u8> {
+    fn select(&mut self, command: &Command<MAX_COMMAND>, limit: Limit) -> Vec<u8> {
         let aid: &[u8] = command.data();
         // Selecting anything (PIV again, or another applet) resets PIV's security state.
         self.reset_applet("select");
@@ -191,14 +212,14 @@ impl<'a> PivCard<'a> {
             n => full.push(n as u8),
         }
         let view = CommandView::try_from(full.as_slice()).expect("well-formed SELECT");
-        self.call_applet(view)
+        self.call_applet(view, limit)
     }
 
-    fn call_applet(&mut self, view: CommandView<'_>) -> Vec<u8> {
+    fn call_applet(&mut self, view: CommandView<'_>, limit: Limit) -> Vec<u8> {
         let app = self.app.as_mut().expect("applet exists between resets");
         let mut reply: Box<heapless::Vec<u8, MAX_RESPONSE>> = Box::default();
         match app.respond(view, reply.as_mut_view()) {
-            Ok(()) => self.chunk(reply.to_vec(), view.expected(), view.extended),
+            Ok(()) => self.chunk(reply.to_vec(), limit),
             Err(status) => {
                 let sw: [u8; 2] = status.into();
                 sw.to_vec()
@@ -209,8 +230,8 @@ impl<'a> PivCard<'a> {
     /// Return at most what the caller can take: Le, or 256 bytes when Le is absent (a
     /// YubiKey does the same; the applet would otherwise answer 61xx with no data).
     /// The remainder is announced with 61xx and fetched with GET RESPONSE.
-    fn chunk(&mut self, mut data: Vec<u8>, le: usize, extended: bool) -> Vec<u8> {
-        let max = match (le, extended) {
+    fn chunk(&mut self, mut data: Vec<u8>, limit: Limit) -> Vec<u8> {
+        let max = match (limit.le, limit.extended) {
             (0, false) => 256,
             (0, true) => 65536,
             (n, _) => n,
@@ -250,7 +271,11 @@ impl vpicc::VSmartCard for PivCard<'_> {
             // INS and status word only: the body of VERIFY is the PIN.
             let ins = apdu.get(1).copied().unwrap_or(0);
             let n = response.len();
-            let (sw1, sw2) = if n >= 2 { (response[n - 2], response[n - 1]) } else { (0, 0) };
+            let (sw1, sw2) = if n >= 2 {
+                (response[n - 2], response[n - 1])
+            } else {
+                (0, 0)
+            };
             eprintln!("piv-card: INS {ins:02X} -> {sw1:02X}{sw2:02X}");
         }
         response

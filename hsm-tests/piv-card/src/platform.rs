@@ -6,16 +6,16 @@
 //! TEST ONLY: the RNG is a seeded ChaCha8 (seed derived from the serial), so keys are
 //! deterministic and nothing made here may ever be used as a real key.
 
-use std::{cell::RefCell, rc::Rc, task::Poll};
+use std::{cell::RefCell, rc::Rc, sync::mpsc, task::Poll, thread};
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng as _;
 use trussed::{
     backend::{Backend as _, BackendId},
-    pipe::TrussedChannel,
+    pipe::{ServiceEndpoint, TrussedChannel},
     serde_extensions::{ExtensionDispatch, ExtensionId, ExtensionImpl as _},
-    service::ServiceResources,
-    types::Context,
+    service::{Service, ServiceResources},
+    types::{Context, CoreContext},
     virt::{self, StoreConfig},
 };
 use trussed_auth::AuthExtension;
@@ -188,7 +188,7 @@ impl ExtensionId<AuthExtension> for Dispatcher {
     const ID: ExtensionIds = ExtensionIds::Auth;
 }
 
-pub type VirtClient<'a> = virt::Client<'a, Dispatcher>;
+pub type VirtClient<'a> = trussed::ClientImplementation<'a, ChannelSyscall, Dispatcher>;
 
 /// A cloneable handle on the one trussed client.  `piv_authenticator::Authenticator`
 /// owns its client by value; handing it a `SharedClient` lets the glue drop the applet
@@ -256,8 +256,23 @@ impl<'a> trussed::Platform for CardPlatform<'a> {
     }
 }
 
-/// Runs `f` with a trussed client served by a service thread; returns when `f` returns.
-pub fn with_client<R>(mut store: StoreConfig<'_>, serial: u32, f: impl FnOnce(VirtClient<'_>) -> R) -> R {
+/// Wakes the service thread: one message per request (virt's own runner polls every
+/// millisecond instead, which costs ~1 ms per trussed syscall and 1% CPU per idle card).
+pub struct ChannelSyscall(mpsc::Sender<()>);
+
+impl trussed::platform::Syscall for ChannelSyscall {
+    fn syscall(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// Runs `f` with a trussed client served by a service thread; returns when `f` returns
+/// (dropping the client ends the service thread).
+pub fn with_client<R>(
+    mut store: StoreConfig<'_>,
+    serial: u32,
+    f: impl FnOnce(VirtClient<'_>) -> R,
+) -> R {
     let mut seed = [42u8; 32];
     for (i, b) in serial.to_be_bytes().iter().enumerate() {
         seed[i] ^= b;
@@ -270,9 +285,17 @@ pub fn with_client<R>(mut store: StoreConfig<'_>, serial: u32, f: impl FnOnce(Vi
         };
         let channel = TrussedChannel::new();
         let (requester, responder) = channel.split().expect("fresh channel");
-        let mut runner = virt::Runner::new();
-        runner.add_endpoint(responder, "piv", BACKENDS);
-        let client = VirtClient::new(requester, runner.syscall(), None);
-        runner.run(platform, Dispatcher::new(), move || f(client))
+        let context = CoreContext::new("piv".try_into().expect("valid client id"));
+        let mut endpoints = [ServiceEndpoint::new(responder, context, BACKENDS)];
+        let mut service = Service::with_dispatch(platform, Dispatcher::new());
+        let (tx, rx) = mpsc::channel::<()>();
+        thread::scope(|s| {
+            s.spawn(move || {
+                while rx.recv().is_ok() {
+                    service.process(&mut endpoints);
+                }
+            });
+            f(VirtClient::new(requester, ChannelSyscall(tx), None))
+        })
     })
 }
