@@ -5,8 +5,10 @@ mod common;
 mod sshd;
 
 mod algorithms;
+mod hosts;
 mod ledger;
 mod many;
 mod piv;
+mod qr;
 mod refusals;
 mod selection;

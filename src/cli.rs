@@ -71,6 +71,12 @@ pub enum Command {
     Log(LogArgs),
     /// Print the token's attestation that the CA key was generated on it (YubiKey), as PEM.
     Attest,
+    /// Trust a second CA (a backup token in another vault) alongside this one: its line goes
+    /// into the bundle, the sheet and the host configuration.
+    AddBackupCa(AddBackupCaArgs),
+    /// Write what a host image needs: an sshd_config.d snippet, the CA bundle, principals
+    /// files, install.sh and a cloud-init fragment. No PIN needed.
+    HostConfig(HostConfigArgs),
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +167,14 @@ pub enum PubkeyFormat {
     Fingerprint,
     /// Line, fingerprint, algorithm and URI as JSON.
     Json,
+    /// A QR code of the line, on this terminal.
+    Qr,
+    /// A QR code of the line as a PNG image (needs -o).
+    Png,
+    /// A QR code of the line as an SVG image.
+    Svg,
+    /// A printable A4 page (SVG): QR, fingerprint, key line and instructions for the vault binder.
+    Sheet,
 }
 
 #[derive(Debug, Args)]
@@ -168,9 +182,42 @@ pub struct PubkeyArgs {
     #[arg(long, value_enum, default_value = "openssh", value_name = "F")]
     pub format: PubkeyFormat,
 
+    /// Every CA line: this CA first, then the backup CAs from config.toml (for one
+    /// TrustedUserCAKeys file).
+    #[arg(long)]
+    pub bundle: bool,
+
     /// Write to this file instead of stdout.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AddBackupCaArgs {
+    /// The backup CA's public key file (its 'breakglass-ca pubkey' output).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct HostConfigArgs {
+    /// Account that emergency certificates may log in as; repeat for several (e.g. breakglass
+    /// and root). Each gets its own Match block.
+    #[arg(long = "user", value_name = "NAME", required = true)]
+    pub users: Vec<String>,
+
+    /// Principal a certificate must carry to log in as these users; repeatable. Default: the
+    /// user's own name.
+    #[arg(long = "principal", value_name = "P")]
+    pub principals: Vec<String>,
+
+    /// Where the files will live on the host; the paths inside the snippet use it.
+    #[arg(long, default_value = "/etc/ssh", value_name = "DIR")]
+    pub ssh_dir: PathBuf,
+
+    /// Where to write the bundle now (it must not exist yet).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

@@ -58,6 +58,9 @@ pub struct Config {
     /// When `init` created the key (RFC 3339, UTC).
     #[serde(default)]
     pub created: String,
+    /// Public key lines of backup CAs (other tokens) that hosts trust too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_ca_pubkeys: Vec<String>,
     /// Have the token sign the ledger head after each issuance (see `checkpoint.rs`).
     #[serde(default = "yes")]
     pub checkpoints: bool,
@@ -162,6 +165,7 @@ mod tests {
             algorithm: "ecdsa-p256".into(),
             fingerprint: "SHA256:x".into(),
             created: "2026-11-22T00:00:00Z".into(),
+            backup_ca_pubkeys: Vec::new(),
             checkpoints: true,
             policy: Policy::default(),
         };

@@ -47,6 +47,10 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
         algorithm: algorithm.to_string(),
         fingerprint: fingerprint.clone(),
         created: rfc3339(Utc::now()),
+        backup_ca_pubkeys: old_config
+            .as_ref()
+            .map(|c| c.backup_ca_pubkeys.clone())
+            .unwrap_or_default(),
         checkpoints: old_config.as_ref().is_none_or(|c| c.checkpoints),
         policy: old_config.map(|c| c.policy).unwrap_or_default(),
     };

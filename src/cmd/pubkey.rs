@@ -13,6 +13,7 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
         PubkeyFormat::Openssh => export::openssh_line(public)?,
         PubkeyFormat::Fingerprint => export::fingerprint(public),
         PubkeyFormat::Json => export::json(public, &uri.to_string())?,
+        _ => return Err(crate::error::Error::usage("this format is not written yet")),
     };
     write_output(args.output.as_deref(), &format!("{text}\n"))
 }

@@ -7,6 +7,9 @@ use ssh_key::{HashAlg, PublicKey};
 use crate::backend::Algorithm;
 use crate::error::{Error, Result};
 
+pub mod qr;
+pub mod sheet;
+
 /// Comment put on exported CA lines.
 pub const CA_COMMENT: &str = "breakglass-ca";
 
