@@ -33,6 +33,19 @@ pub fn require(tools: &[&str]) -> bool {
     false
 }
 
+/// Like [`require`], for tests that must run as root (namespaces).
+pub fn require_root(why: &str) -> bool {
+    let out = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&out.stdout).trim() == "0" {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true and not root: {why}");
+    }
+    eprintln!("SKIPPED: not root: {why}");
+    false
+}
+
 fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)

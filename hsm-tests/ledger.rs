@@ -418,7 +418,11 @@ fn a_replaced_ca_starts_a_fresh_ledger_and_the_old_one_is_kept() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains("-retired-"))
         .collect();
-    assert_eq!(retired.len(), 2, "{retired:?}");
+    assert_eq!(
+        retired.len(),
+        3,
+        "ledger, checkpoints and ca.pub: {retired:?}"
+    );
     let out = run(hsm.cmd().args(["pubkey", "-o", "-"]));
     assert!(stdout(&out).starts_with("ecdsa-sha2-nistp256 ") && !Path::new("-").exists());
 }

@@ -20,15 +20,18 @@ fn card_binary() -> PathBuf {
 
 fn tools() -> bool {
     let card = card_binary();
-    require(&[
-        "pcscd",
-        "unshare",
-        "nsenter",
-        "ip",
-        "ssh-keygen",
-        "/usr/lib/pcsc/drivers/serial/libifdvpcd.so",
-        card.to_str().unwrap(),
-    ])
+    require_root("the PIV lab makes network and mount namespaces")
+        && require(&[
+            "ssh",
+            "sshd",
+            "pcscd",
+            "unshare",
+            "nsenter",
+            "ip",
+            "ssh-keygen",
+            "/usr/lib/pcsc/drivers/serial/libifdvpcd.so",
+            card.to_str().unwrap(),
+        ])
 }
 
 /// pcscd and software cards in their own namespaces.
@@ -482,44 +485,51 @@ fn attestation_is_refused_clearly_on_the_test_card() {
 #[test]
 #[ignore]
 fn real_yubikey_touch_and_attestation() {
-    let Ok(serial) = std::env::var("BREAKGLASS_TEST_YUBIKEY_SERIAL") else {
-        eprintln!(
-            "set BREAKGLASS_TEST_YUBIKEY_SERIAL to the serial of a YubiKey you can wipe slot 82 of"
-        );
-        return;
-    };
+    let serial = std::env::var("BREAKGLASS_TEST_YUBIKEY_SERIAL").expect(
+        "set BREAKGLASS_TEST_YUBIKEY_SERIAL to the serial of a YubiKey whose slot 82 may be wiped",
+    );
     let dir = tempfile::tempdir().unwrap();
     let uri = format!("yubikey:slot-id=82;serial={serial}");
     let bin = env!("CARGO_BIN_EXE_breakglass-ca");
-    let state = dir.path().join("state");
-    let status = Command::new(bin)
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["--ca", &uri, "init", "--force", "--touch-policy", "always"])
+    let cmd = || {
+        let mut c = Command::new(bin);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("BREAKGLASS_CA") {
+                c.env_remove(k);
+            }
+        }
+        c.env("BREAKGLASS_CA_STATE_DIR", dir.path().join("state"));
+        c
+    };
+    // The PIN is typed at the prompt; a factory management key is replaced by a protected one.
+    let status = cmd()
+        .args([
+            "--ca",
+            &uri,
+            "init",
+            "--force",
+            "--touch-policy",
+            "always",
+            "--protect-management-key",
+        ])
         .status()
         .unwrap();
     assert!(status.success());
     let key = keygen(dir.path(), "k", &["-t", "ed25519"], "hw@test");
-    let out = Command::new(bin)
-        .arg("--state-dir")
-        .arg(&state)
+    eprintln!("minting: type the PIN, then touch the YubiKey when asked");
+    let out = cmd()
         .args(["mint", "-n", "breakglass", "--reason", "hardware test"])
         .arg(&key)
-        .stderr(Stdio::piped())
+        .stdin(Stdio::inherit())
         .output()
         .unwrap();
+    eprintln!("{}", stderr(&out));
     assert_ok(&out, "mint on real hardware");
     assert!(
         stderr(&out).contains("Touch the YubiKey now"),
-        "{}",
-        stderr(&out)
+        "no touch prompt was shown"
     );
-    let out = Command::new(bin)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("attest")
-        .output()
-        .unwrap();
+    let out = cmd().arg("attest").output().unwrap();
     assert_ok(&out, "attest on real hardware");
-    assert!(stdout(&out).matches("BEGIN CERTIFICATE").count() == 2);
+    assert_eq!(stdout(&out).matches("BEGIN CERTIFICATE").count(), 2);
 }

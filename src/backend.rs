@@ -86,7 +86,7 @@ impl FromStr for Algorithm {
             .find(|a| a.name() == s)
             .ok_or_else(|| {
                 Error::usage(format!("unknown algorithm '{s}'")).with_hint(
-                    "choose one of: ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-3072, rsa-4096",
+                    "choose one of: ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-3072, rsa-4096 (PKCS#11), or ecdsa-p256, ecdsa-p384, rsa-2048 (YubiKey)",
                 )
             })
     }

@@ -116,7 +116,8 @@ pub enum LogAction {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Key algorithm: ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-3072 or rsa-4096.
+    /// Key algorithm: ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-3072 or rsa-4096 on a
+    /// PKCS#11 token; ecdsa-p256, ecdsa-p384 or rsa-2048 on a YubiKey.
     #[arg(long, default_value = "ecdsa-p256", value_name = "ALG")]
     pub algorithm: String,
 
@@ -135,7 +136,8 @@ pub struct InitArgs {
     pub touch_policy: TouchPolicyArg,
 
     /// YubiKey only: the management key, as 48 hex digits in this file. Without it: the
-    /// PIN-protected key stored on the card, else a prompt. Never the factory default.
+    /// PIN-protected key stored on the card if there is one, else a prompt. Never the
+    /// factory default.
     #[arg(long, value_name = "PATH")]
     pub management_key_file: Option<PathBuf>,
 

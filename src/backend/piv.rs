@@ -256,10 +256,11 @@ impl PivKey {
     }
 
     /// Firmware, policies and PIN/PUK facts, for `status`.
-    fn details(card: &mut YubiKey, slot: SlotId) -> Vec<(String, String)> {
+    fn details(card: &mut YubiKey, slot: SlotId, algorithm: Algorithm) -> Vec<(String, String)> {
         let v = card.version();
         let mut out = vec![("firmware".to_string(), v.to_string())];
-        if (v.major, v.minor) < EUCLEAK_FIXED {
+        let ecdsa = matches!(algorithm, Algorithm::EcdsaP256 | Algorithm::EcdsaP384);
+        if (v.major, v.minor) < EUCLEAK_FIXED && ecdsa {
             out.push((
                 "WARNING".into(),
                 "firmware below 5.7 is affected by EUCLEAK (ECDSA key recovery with physical access and lab equipment): keep the YubiKey in the vault and plan a replacement".into(),
@@ -346,7 +347,7 @@ impl CaKey for PivKey {
                 tries_left: tries.map(u32::from),
                 count_low: tries.is_some_and(|t| t < 3),
             },
-            details: Self::details(&mut card, self.slot),
+            details: Self::details(&mut card, self.slot, self.algorithm),
         }
     }
 
@@ -415,10 +416,9 @@ impl CaKey for PivKey {
 pub enum MgmSource {
     /// A file holding the 24-byte 3DES key as 48 hex digits.
     File(std::path::PathBuf),
-    /// The PIN-protected key stored on the card (by `--protect-management-key` or ykman).
-    Protected,
-    /// Typed at a no-echo prompt.
-    Prompt,
+    /// The PIN-protected key stored on the card (by `--protect-management-key` or ykman), else
+    /// a no-echo prompt.
+    CardOrPrompt,
 }
 
 /// What `init` needs besides the URI.
@@ -501,15 +501,21 @@ pub fn init(uri: &YubikeyUri, opts: &InitOptions, pin: &Pin) -> Result<PivKey> {
                 );
                 read_mgm_hex(&text, &path.display().to_string())?
             }
-            MgmSource::Protected => guard("cannot read the PIN-protected management key", || {
-                MgmKey::get_protected(&mut card)
-            })?,
-            MgmSource::Prompt => {
-                let text = Zeroizing::new(rpassword::prompt_password("Management key (48 hex digits): ").map_err(|e| {
-                    Error::usage(format!("cannot ask for the management key on a terminal ({e})"))
-                        .with_hint("pass --management-key-file PATH, or store it PIN-protected on the card")
-                })?);
-                read_mgm_hex(&text, "the prompt")?
+            MgmSource::CardOrPrompt => {
+                match guard("protected management key", || {
+                    MgmKey::get_protected(&mut card)
+                }) {
+                    Ok(key) => key,
+                    Err(_) => {
+                        let text = Zeroizing::new(
+                            rpassword::prompt_password("Management key (48 hex digits): ").map_err(|e| {
+                                Error::usage(format!("cannot ask for the management key on a terminal ({e})"))
+                                    .with_hint("pass --management-key-file PATH, or store it PIN-protected on the card (ykman piv access change-management-key --generate --protect)")
+                            })?,
+                        );
+                        read_mgm_hex(&text, "the prompt")?
+                    }
+                }
             }
         };
         guard("the management key was not accepted", || {

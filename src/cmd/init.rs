@@ -35,13 +35,7 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
     };
     let fingerprint = export::fingerprint(&public);
     config::ensure_dir(&g.state_dir)?;
-    retire_foreign_ledger(&g.state_dir, &fingerprint)?;
-    if old_config
-        .as_ref()
-        .is_some_and(|c| c.fingerprint != fingerprint)
-    {
-        retire(&g.state_dir, checkpoint::FILE)?;
-    }
+    retire_previous_ca(&g.state_dir, old_config.as_ref(), &fingerprint)?;
     let config = Config {
         ca: uri.to_string(),
         algorithm: algorithm.to_string(),
@@ -114,10 +108,9 @@ fn init_piv(
     args: &InitArgs,
     source: &PinSource,
 ) -> Result<(KeyData, CaUri)> {
-    let mgm = match (&args.management_key_file, source) {
-        (Some(p), _) => MgmSource::File(p.clone()),
-        (None, PinSource::File(_)) => MgmSource::Protected,
-        (None, PinSource::Prompt) => MgmSource::Prompt,
+    let mgm = match &args.management_key_file {
+        Some(p) => MgmSource::File(p.clone()),
+        None => MgmSource::CardOrPrompt,
     };
     let opts = InitOptions {
         algorithm,
@@ -145,35 +138,32 @@ fn init_piv(
     Ok((key.public_key().clone(), CaUri::Yubikey(uri)))
 }
 
-/// A ledger left by another CA key in this state directory is renamed aside with its
-/// checkpoints, never deleted: its records stay evidence, and the new CA starts its own serials
-/// at 1.
-fn retire_foreign_ledger(dir: &Path, fingerprint: &str) -> Result<()> {
+/// When the CA key changes, the previous CA's ledger, checkpoints and public key are renamed
+/// aside together (`<name>-retired-<time>.<ext>`), never deleted: its records stay evidence and
+/// stay verifiable, and the new CA starts its own serials at 1.
+fn retire_previous_ca(dir: &Path, old: Option<&Config>, fingerprint: &str) -> Result<()> {
     let records = Ledger::new(dir).read()?;
-    match records.last() {
-        Some((_, last)) if last.ca_fingerprint != fingerprint => {
-            retire(dir, LEDGER_FILE)?;
-            retire(dir, checkpoint::FILE)?;
-            say(format!(
-                "The previous CA's ledger ({} records) was kept beside the new one as *-retired-*",
-                records.len()
-            ));
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Rename `<dir>/<name>` to `<dir>/<name>-retired-<time>`, if it exists.
-fn retire(dir: &Path, name: &str) -> Result<()> {
-    let from = dir.join(name);
-    if !from.exists() {
+    let ledger_foreign = records
+        .last()
+        .is_some_and(|(_, r)| r.ca_fingerprint != fingerprint);
+    if !ledger_foreign && old.is_none_or(|c| c.fingerprint == fingerprint) {
         return Ok(());
     }
-    let to = dir.join(format!(
-        "{name}-retired-{}",
-        Utc::now().format("%Y%m%dT%H%M%SZ")
-    ));
-    std::fs::rename(&from, &to).map_err(|e| Error::file("set aside", &from, e))?;
-    config::sync_dir(dir).map_err(|e| Error::file("sync", dir, e))
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    for name in [LEDGER_FILE, checkpoint::FILE, config::CA_PUB_FILE] {
+        let from = dir.join(name);
+        if from.exists() {
+            let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
+            let to = dir.join(format!("{stem}-retired-{stamp}.{ext}"));
+            std::fs::rename(&from, &to).map_err(|e| Error::file("set aside", &from, e))?;
+        }
+    }
+    config::sync_dir(dir).map_err(|e| Error::file("sync", dir, e))?;
+    if !records.is_empty() {
+        say(format!(
+            "The previous CA's ledger ({} records), checkpoints and ca.pub were kept as *-retired-{stamp}.*",
+            records.len()
+        ));
+    }
+    Ok(())
 }
