@@ -1,1 +1,1014 @@
 //! The host bundle: sshd -t, a loopback sshd that only Includes the snippet, backup CAs, install.sh.
+//!
+//! The sshd here is started by this file (not `sshd.rs`, whose configuration trusts CA keys
+//! globally): its configuration sets only the listener, host key, logging and `UsePAM`, and
+//! `Include`s the generated snippet, whose paths point into the `--out` directory
+//! (`--ssh-dir` = `--out`). It listens on 127.0.0.1 on a free port, serves the current user,
+//! and is killed by PID when dropped.
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn tools() -> bool {
+    require(&["softhsm2-util", "ssh-keygen", "ssh", "sshd", MODULE])
+}
+
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// With `UsePAM no`, sshd refuses an account whose password field is locked (`!`); root in
+/// some images is. PAM's account check does not (as `sshd.rs` does).
+fn needs_pam(user: &str) -> bool {
+    let shadow = std::fs::read_to_string("/etc/shadow").unwrap_or_default();
+    shadow
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{user}:")))
+        .is_some_and(|rest| rest.starts_with('!'))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `breakglass-ca host-config ARGS --out DIR/NAME`, without any PIN source; with
+/// `--ssh-dir` = `--out` unless `ssh_dir` says otherwise. Returns the output directory.
+fn host_config(
+    hsm: &Hsm,
+    dir: &Path,
+    name: &str,
+    args: &[&str],
+    ssh_dir: Option<&Path>,
+) -> PathBuf {
+    let out = dir.join(name);
+    let mut c = hsm.cmd();
+    c.env_remove("BREAKGLASS_CA_PIN_FILE")
+        .arg("host-config")
+        .args(args)
+        .arg("--ssh-dir")
+        .arg(ssh_dir.unwrap_or(&out))
+        .arg("--out")
+        .arg(&out);
+    let o = run(&mut c);
+    assert_ok(&o, "host-config");
+    assert!(stdout(&o).is_empty(), "host-config printed on stdout");
+    out
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Every entry under `root`: relative path -> (mode, content; empty for directories).
+fn tree(root: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u32, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let m = meta.permissions().mode() & 0o7777;
+            if meta.is_dir() {
+                out.insert(format!("{rel}/"), (m, Vec::new()));
+                walk(root, &path, out);
+            } else {
+                out.insert(rel, (m, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// The loopback sshd configuration: nothing about keys or principals but the Include.
+fn sshd_config(dir: &Path, port: u16, out: &Path, user: &str, verbose: bool) -> PathBuf {
+    let host_key = dir.join("ssh_host_ed25519_key");
+    if !host_key.exists() {
+        let o = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key)
+            .output()
+            .unwrap();
+        assert_ok(&o, "ssh-keygen host key");
+    }
+    let use_pam = if needs_pam(user) { "yes" } else { "no" };
+    let log_level = if verbose { "LogLevel VERBOSE\n" } else { "" };
+    let config = dir.join(if verbose {
+        "sshd_config"
+    } else {
+        "sshd_config.info"
+    });
+    std::fs::write(
+        &config,
+        format!(
+            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {hk}\nPidFile {d}/sshd.pid\n{log_level}\
+             UsePAM {use_pam}\nStrictModes no\nPasswordAuthentication no\n\
+             Include {out}/sshd_config.d/breakglass-ca.conf\n",
+            hk = host_key.display(),
+            d = dir.display(),
+            out = out.display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// `sshd -t -f CONFIG`.
+fn sshd_t(config: &Path) -> Output {
+    let _ = std::fs::create_dir_all("/run/sshd");
+    Command::new(sshd_path())
+        .arg("-t")
+        .arg("-f")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+/// `sshd -T -f CONFIG -C user=USER,host=x,addr=127.0.0.1`: the effective settings for USER.
+fn sshd_effective(config: &Path, user: &str) -> String {
+    let out = Command::new(sshd_path())
+        .arg("-T")
+        .arg("-f")
+        .arg(config)
+        .arg("-C")
+        .arg(format!("user={user},host=x,addr=127.0.0.1"))
+        .output()
+        .unwrap();
+    assert_ok(&out, "sshd -T");
+    stdout(&out)
+}
+
+/// A real sshd on 127.0.0.1 with a configuration from [`sshd_config`], killed by PID.
+struct HostSshd {
+    /// Kept so the configuration, host key and log outlive sshd.
+    _dir: tempfile::TempDir,
+    port: u16,
+    child: Child,
+    log: PathBuf,
+    user: String,
+}
+
+impl HostSshd {
+    /// Check the configuration with `sshd -t`, then start sshd on it.
+    fn start(out: &Path) -> HostSshd {
+        let dir = tempfile::tempdir().unwrap();
+        let user = current_user();
+        let port = free_port();
+        let config = sshd_config(dir.path(), port, out, &user, true);
+        let t = sshd_t(&config);
+        assert_ok(&t, "sshd -t with the generated snippet");
+        let log = dir.path().join("sshd.log");
+        let child = Command::new(sshd_path())
+            .args(["-D", "-f"])
+            .arg(&config)
+            .arg("-E")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut sshd = HostSshd {
+            _dir: dir,
+            port,
+            child,
+            log,
+            user,
+        };
+        sshd.wait_listening();
+        sshd
+    }
+
+    /// Poll the port, at most 10 s.
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("sshd exited ({status}): {}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "sshd did not listen on port {} within 10 s: {}",
+            self.port,
+            self.log_text()
+        );
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Log in as the current user with `key` and its certificate; true on success.
+    fn login(&self, key: &Path, cert: &Path) -> bool {
+        let out = Command::new("ssh")
+            .arg("-i")
+            .arg(key)
+            .arg("-o")
+            .arg(format!("CertificateFile={}", cert.display()))
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "IdentityAgent=none",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "LogLevel=ERROR",
+                "-p",
+            ])
+            .arg(self.port.to_string())
+            .arg(format!("{}@127.0.0.1", self.user))
+            .arg("true")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            eprintln!(
+                "ssh login with {} failed ({:?}): {}",
+                cert.display(),
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        out.status.success()
+    }
+}
+
+impl Drop for HostSshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn key_part(line: &str) -> String {
+    line.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn fingerprint(hsm: &Hsm) -> String {
+    let out = run(hsm.cmd().args(["pubkey", "--format", "fingerprint"]));
+    assert_ok(&out, "pubkey --format fingerprint");
+    stdout(&out).trim().to_string()
+}
+
+/// sshd -t accepts a configuration that only Includes the snippet; the snippet applies to the
+/// configured user only; a certificate for the configured principal logs in, one for another
+/// principal does not; sshd logs the key ID and serial.
+#[test]
+fn snippet_passes_sshd_t_and_logins_follow_the_principals() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    let ca_line = hsm.init("ecdsa-p256");
+    let me = current_user();
+    let work = tempfile::tempdir().unwrap();
+    let out = host_config(
+        &hsm,
+        work.path(),
+        "host",
+        &["--user", &me, "--principal", "breakglass"],
+        None,
+    );
+
+    // The files, their modes and contents.
+    let bundle = out.join("breakglass-ca.pub");
+    assert_eq!(read(&bundle), format!("{ca_line}\n"));
+    assert_eq!(
+        read(&out.join("breakglass-ca-principals").join(&me)),
+        "breakglass\n"
+    );
+    let snippet = read(&out.join("sshd_config.d/breakglass-ca.conf"));
+    assert!(snippet.contains(&fingerprint(&hsm)), "{snippet}");
+    assert!(snippet.contains("LogLevel VERBOSE"), "{snippet}");
+    assert!(snippet.contains(&format!(
+        "Match User {me}\n    TrustedUserCAKeys {b}\n    AuthorizedPrincipalsFile {o}/breakglass-ca-principals/%u\n    AuthorizedKeysFile none\n    PubkeyAuthentication yes\n",
+        b = bundle.display(),
+        o = out.display()
+    )), "{snippet}");
+    for f in [
+        "breakglass-ca.pub",
+        "sshd_config.d/breakglass-ca.conf",
+        "cloud-init.yaml",
+    ] {
+        assert_eq!(mode(&out.join(f)), 0o644, "{f}");
+    }
+    assert_eq!(mode(&out.join("install.sh")), 0o755);
+    assert_eq!(mode(&out.join("sshd_config.d")), 0o755);
+    assert_eq!(mode(&out.join("breakglass-ca-principals")), 0o755);
+
+    // What sshd makes of it: the Match block is for this user only, and it ends with the file.
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let config = sshd_config(cfg_dir.path(), free_port(), &out, &me, false);
+    assert_ok(&sshd_t(&config), "sshd -t");
+    let mine = sshd_effective(&config, &me);
+    assert!(
+        mine.contains(&format!("trustedusercakeys {}\n", bundle.display())),
+        "{mine}"
+    );
+    assert!(mine.contains("authorizedkeysfile none\n"), "{mine}");
+    assert!(mine.contains("authenticationmethods publickey\n"), "{mine}");
+    assert!(
+        mine.contains("loglevel VERBOSE\n"),
+        "the Match block must raise LogLevel even where sshd_config does not:\n{mine}"
+    );
+    let other = sshd_effective(&config, "someone-else");
+    assert!(other.contains("trustedusercakeys none\n"), "{other}");
+    assert!(other.contains("loglevel INFO\n"), "{other}");
+
+    // A real login.
+    let sshd = HostSshd::start(&out);
+    let good = keygen(work.path(), "good", &["-t", "ed25519"], "alice@laptop");
+    assert_ok(&hsm.mint(&good, &["-n", "breakglass"]), "mint breakglass");
+    assert!(
+        sshd.login(&good.with_extension(""), &cert_path(&good)),
+        "sshd refused the configured principal:\n{}",
+        sshd.log_text()
+    );
+    let wrong = keygen(work.path(), "wrong", &["-t", "ed25519"], "mallory@laptop");
+    assert_ok(&hsm.mint(&wrong, &["-n", "someone-else"]), "mint other");
+    assert!(
+        !sshd.login(&wrong.with_extension(""), &cert_path(&wrong)),
+        "sshd accepted a certificate for another principal:\n{}",
+        sshd.log_text()
+    );
+    // The user's own name is not a principal once --principal is given.
+    let own = keygen(work.path(), "own", &["-t", "ed25519"], "eve@laptop");
+    assert_ok(&hsm.mint(&own, &["-n", &me]), "mint own name");
+    assert!(!sshd.login(&own.with_extension(""), &cert_path(&own)));
+
+    let log = sshd.log_text();
+    assert!(
+        log.contains(&format!(
+            "Accepted certificate ID \"alice@laptop#1:INC-42-test\" (serial 1) signed by ECDSA CA {} via {}",
+            fingerprint(&hsm),
+            bundle.display()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("Accepted publickey for {me} from 127.0.0.1")),
+        "{log}"
+    );
+    assert!(
+        log.contains("ID alice@laptop#1:INC-42-test (serial 1) CA ECDSA"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Certificate does not contain an authorized principal"),
+        "{log}"
+    );
+    assert!(!log.contains("(serial 2) signed by"), "{log}");
+}
+
+/// A second token's CA, added with add-backup-ca, goes into the bundle after this CA; sshd
+/// accepts certificates from both, and still refuses a third CA.
+#[test]
+fn a_backup_ca_added_with_add_backup_ca_is_trusted_too() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    let primary_line = hsm.init("ecdsa-p256");
+    let backup = Hsm::new("backup-ca");
+    let backup_line = backup.init("ecdsa-p384");
+    let stranger = Hsm::new("stranger-ca");
+    stranger.init("ecdsa-p256");
+
+    let backup_pub = backup.ca_pub_file();
+    let out = run(hsm.cmd().arg("add-backup-ca").arg(&backup_pub));
+    assert_ok(&out, "add-backup-ca");
+    let backup_fp = fingerprint(&backup);
+    assert_eq!(stdout(&out).trim(), backup_fp);
+    let err = stderr(&out);
+    assert!(err.contains("host-config"), "{err}");
+    assert!(err.contains("sheet"), "{err}");
+    let config = read(&hsm.state.join("config.toml"));
+    assert!(config.contains(&key_part(&backup_line)), "{config}");
+
+    let me = current_user();
+    let work = tempfile::tempdir().unwrap();
+    let host = host_config(&hsm, work.path(), "host", &["--user", &me], None);
+    let bundle = read(&host.join("breakglass-ca.pub"));
+    let lines: Vec<&str> = bundle.lines().collect();
+    assert_eq!(lines.len(), 2, "{bundle}");
+    assert_eq!(lines[0], primary_line, "this CA comes first");
+    assert_eq!(key_part(lines[1]), key_part(&backup_line));
+    // Without --principal, the principal is the user's own name.
+    assert_eq!(
+        read(&host.join("breakglass-ca-principals").join(&me)),
+        format!("{me}\n")
+    );
+    let snippet = read(&host.join("sshd_config.d/breakglass-ca.conf"));
+    assert!(
+        snippet.contains(&format!("{backup_fp} (ecdsa-p384, backup CA)")),
+        "{snippet}"
+    );
+
+    let sshd = HostSshd::start(&host);
+    let by_backup = keygen(work.path(), "b", &["-t", "ed25519"], "bob@laptop");
+    assert_ok(&backup.mint(&by_backup, &["-n", &me]), "mint by backup");
+    assert!(
+        sshd.login(&by_backup.with_extension(""), &cert_path(&by_backup)),
+        "sshd refused the backup CA's certificate:\n{}",
+        sshd.log_text()
+    );
+    let by_primary = keygen(work.path(), "p", &["-t", "ecdsa"], "pat@laptop");
+    assert_ok(&hsm.mint(&by_primary, &["-n", &me]), "mint by primary");
+    assert!(
+        sshd.login(&by_primary.with_extension(""), &cert_path(&by_primary)),
+        "{}",
+        sshd.log_text()
+    );
+    let by_stranger = keygen(work.path(), "s", &["-t", "ed25519"], "sam@laptop");
+    assert_ok(
+        &stranger.mint(&by_stranger, &["-n", &me]),
+        "mint by stranger",
+    );
+    assert!(!sshd.login(&by_stranger.with_extension(""), &cert_path(&by_stranger)));
+
+    let log = sshd.log_text();
+    assert!(
+        log.contains(&format!(
+            "Accepted certificate ID \"bob@laptop#1:INC-42-test\" (serial 1) signed by ECDSA CA {backup_fp} via"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "Accepted certificate ID \"pat@laptop#1:INC-42-test\" (serial 1) signed by ECDSA CA {}",
+            fingerprint(&hsm)
+        )),
+        "{log}"
+    );
+    assert!(
+        !log.contains("Accepted certificate ID \"sam@laptop"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("Failed publickey for {me} from 127.0.0.1"))
+            && log.contains(&format!(
+                "ID sam@laptop#1:INC-42-test (serial 1) CA ECDSA {}",
+                fingerprint(&stranger)
+            )),
+        "{log}"
+    );
+}
+
+/// A directory of fake `sshd`, `systemctl` and `service` commands that record their calls,
+/// so install.sh can be run without touching this machine's sshd.
+fn fake_tools(dir: &Path) -> (PathBuf, PathBuf) {
+    let bin = dir.join("fake-bin");
+    std::fs::create_dir(&bin).unwrap();
+    let calls = dir.join("calls.log");
+    let sshd = "#!/bin/sh\necho \"sshd $*\" >>\"$FAKE_CALLS\"\ncase \"$1\" in\n  -t) exit \"${FAKE_SSHD_T_RC:-0}\" ;;\n  -T) echo 'port 22'; echo \"trustedusercakeys ${FAKE_TRUSTED:-none}\" ;;\nesac\n";
+    let other = |name: &str| format!("#!/bin/sh\necho \"{name} $*\" >>\"$FAKE_CALLS\"\n");
+    for (name, body) in [
+        ("sshd", sshd.to_string()),
+        ("systemctl", other("systemctl")),
+        ("service", other("service")),
+    ] {
+        let p = bin.join(name);
+        std::fs::write(&p, body).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (bin, calls)
+}
+
+/// `sh install.sh` with the fake tools first on PATH.
+fn install(
+    script: &Path,
+    root: Option<&Path>,
+    bin: &Path,
+    calls: &Path,
+    env: &[(&str, &str)],
+) -> Output {
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = Command::new("sh");
+    c.arg(script)
+        .env("PATH", path)
+        .env("FAKE_CALLS", calls)
+        .env_remove("ROOT")
+        .stdin(Stdio::null());
+    if let Some(r) = root {
+        c.env("ROOT", r);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// install.sh into a ROOT tree: same tree when run twice (contents and modes), files 0644 and
+/// directories 0755, stale principals files removed, the sshd_config Include checked (never
+/// edited), and sshd neither checked nor reloaded.
+#[test]
+fn install_sh_twice_into_a_root_gives_the_same_tree() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let work = tempfile::tempdir().unwrap();
+    let out = host_config(
+        &hsm,
+        work.path(),
+        "host",
+        &[
+            "--user",
+            "breakglass",
+            "--user",
+            "ops",
+            "--principal",
+            "oncall,breakglass",
+        ],
+        Some(Path::new("/etc/ssh")),
+    );
+    let script = out.join("install.sh");
+    let (bin, calls) = fake_tools(work.path());
+
+    // No sshd_config in the tree yet: installed, with a note about the Include.
+    let root = work.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let o = install(&script, Some(&root), &bin, &calls, &[]);
+    assert_ok(&o, "install.sh into an empty root");
+    assert!(
+        stderr(&o).contains("Include /etc/ssh/sshd_config.d/*.conf"),
+        "{}",
+        stderr(&o)
+    );
+
+    // With Debian's sshd_config: twice, the same tree.
+    let sshd_config = root.join("etc/ssh/sshd_config");
+    std::fs::write(
+        &sshd_config,
+        "# Debian\nInclude /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\nUsePAM yes\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/ssh/breakglass-ca-principals/old-user"),
+        "x\n",
+    )
+    .unwrap();
+    let o = install(&script, Some(&root), &bin, &calls, &[]);
+    assert_ok(&o, "install.sh (1)");
+    assert!(stderr(&o).contains("removed"), "{}", stderr(&o));
+    let first = tree(&root);
+    let o = install(&script, Some(&root), &bin, &calls, &[]);
+    assert_ok(&o, "install.sh (2)");
+    let second = tree(&root);
+    assert_eq!(first, second, "install.sh is not idempotent");
+    assert!(
+        !calls.exists(),
+        "sshd/systemctl ran with ROOT set: {}",
+        read(&calls)
+    );
+
+    // Exactly the generated files, with their modes.
+    let ssh = root.join("etc/ssh");
+    for (rel, src) in [
+        ("breakglass-ca.pub", "breakglass-ca.pub"),
+        (
+            "sshd_config.d/breakglass-ca.conf",
+            "sshd_config.d/breakglass-ca.conf",
+        ),
+        (
+            "breakglass-ca-principals/breakglass",
+            "breakglass-ca-principals/breakglass",
+        ),
+        (
+            "breakglass-ca-principals/ops",
+            "breakglass-ca-principals/ops",
+        ),
+    ] {
+        assert_eq!(read(&ssh.join(rel)), read(&out.join(src)), "{rel}");
+        assert_eq!(mode(&ssh.join(rel)), 0o644, "{rel}");
+    }
+    assert_eq!(
+        read(&ssh.join("breakglass-ca-principals/ops")),
+        "oncall\nbreakglass\n"
+    );
+    for d in [
+        "etc",
+        "etc/ssh",
+        "etc/ssh/sshd_config.d",
+        "etc/ssh/breakglass-ca-principals",
+    ] {
+        assert_eq!(mode(&root.join(d)), 0o755, "{d}");
+    }
+    let names: Vec<&String> = second.keys().collect();
+    assert_eq!(
+        names,
+        [
+            "etc/",
+            "etc/ssh/",
+            "etc/ssh/breakglass-ca-principals/",
+            "etc/ssh/breakglass-ca-principals/breakglass",
+            "etc/ssh/breakglass-ca-principals/ops",
+            "etc/ssh/breakglass-ca.pub",
+            "etc/ssh/sshd_config",
+            "etc/ssh/sshd_config.d/",
+            "etc/ssh/sshd_config.d/breakglass-ca.conf",
+        ],
+        "unexpected files (a temporary file left behind?)"
+    );
+
+    // ROOT=/ means the live host, and is not tested here; an sshd_config without the Include
+    // (or with it only inside a Match block) is an error, and is never edited.
+    for text in [
+        "Port 22\n",
+        "Match User nobody\n    Include /etc/ssh/sshd_config.d/*.conf\n",
+    ] {
+        std::fs::write(&sshd_config, text).unwrap();
+        let o = install(&script, Some(&root), &bin, &calls, &[]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("does not Include sshd_config.d"), "{err}");
+        assert!(
+            err.contains("    Include /etc/ssh/sshd_config.d/*.conf"),
+            "{err}"
+        );
+        assert_eq!(read(&sshd_config), text, "install.sh edited sshd_config");
+    }
+}
+
+/// install.sh on a live host (ROOT empty; --ssh-dir in a temporary directory, fake sshd and
+/// systemctl): it reloads only after `sshd -t` passes and `sshd -T` shows the CA bundle in
+/// use, and a snippet that sshd -t rejects does not stay on disk.
+#[test]
+fn install_sh_on_a_live_host_checks_before_reloading() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let work = tempfile::tempdir().unwrap();
+    let ssh_dir = work.path().join("etc-ssh");
+    std::fs::create_dir(&ssh_dir).unwrap();
+    std::fs::write(
+        ssh_dir.join("sshd_config"),
+        format!("Include {}/sshd_config.d/*.conf\n", ssh_dir.display()),
+    )
+    .unwrap();
+    let out = host_config(
+        &hsm,
+        work.path(),
+        "host",
+        &["--user", "breakglass"],
+        Some(&ssh_dir),
+    );
+    let script = out.join("install.sh");
+    let (bin, calls) = fake_tools(work.path());
+    let snippet = ssh_dir.join("sshd_config.d/breakglass-ca.conf");
+    let trusted = format!("{}/breakglass-ca.pub", ssh_dir.display());
+    let calls_text = || std::fs::read_to_string(&calls).unwrap_or_default();
+
+    // sshd -t fails: no reload, and the new snippet is removed again.
+    let o = install(&script, None, &bin, &calls, &[("FAKE_SSHD_T_RC", "1")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("NOT reloaded"), "{}", stderr(&o));
+    assert!(
+        !snippet.exists(),
+        "a snippet sshd -t rejects stayed on disk"
+    );
+    assert!(calls_text().contains(&format!("sshd -t -f {}/sshd_config", ssh_dir.display())));
+    assert!(!calls_text().contains("systemctl"), "{}", calls_text());
+
+    // sshd -t passes but the bundle is not in effect: no reload.
+    std::fs::remove_file(&calls).unwrap();
+    let o = install(&script, None, &bin, &calls, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not use"), "{}", stderr(&o));
+    assert!(calls_text().contains("sshd -T"), "{}", calls_text());
+    assert!(!calls_text().contains("systemctl"), "{}", calls_text());
+
+    // Both pass: reloaded.
+    std::fs::remove_file(&calls).unwrap();
+    let o = install(&script, None, &bin, &calls, &[("FAKE_TRUSTED", &trusted)]);
+    assert_ok(&o, "install.sh on a live host");
+    assert!(
+        calls_text().contains("sshd -T -f")
+            && calls_text().contains("user=breakglass,host=localhost,addr=127.0.0.1"),
+        "{}",
+        calls_text()
+    );
+    assert!(
+        calls_text().ends_with("systemctl reload ssh\n"),
+        "{}",
+        calls_text()
+    );
+    assert_eq!(
+        read(&snippet),
+        read(&out.join("sshd_config.d/breakglass-ca.conf"))
+    );
+
+    // sshd -t fails on a re-install: the snippet that was there is put back.
+    let local = format!("{}# the previous version\n", read(&snippet));
+    std::fs::write(&snippet, &local).unwrap();
+    std::fs::remove_file(&calls).unwrap();
+    let o = install(&script, None, &bin, &calls, &[("FAKE_SSHD_T_RC", "1")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        read(&snippet),
+        local,
+        "the previous snippet was not restored"
+    );
+    assert!(!calls_text().contains("systemctl"), "{}", calls_text());
+    let leftovers: Vec<String> = std::fs::read_dir(ssh_dir.join("sshd_config.d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers, ["breakglass-ca.conf"]);
+}
+
+/// add-backup-ca refuses what cannot be a backup CA, with exit code 1 and a reason, and
+/// leaves config.toml as it was.
+#[test]
+fn add_backup_ca_refusals() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let dir = hsm.dir.path();
+    let add = |file: &Path| {
+        let mut c = hsm.cmd();
+        c.env_remove("BREAKGLASS_CA_PIN_FILE")
+            .arg("add-backup-ca")
+            .arg(file);
+        run(&mut c)
+    };
+
+    // A good one first (any CA-capable key stands in for a backup token's key).
+    let backup = keygen(dir, "backup", &["-t", "ed25519"], "vault-b");
+    assert_ok(&add(&backup), "add-backup-ca");
+    let config_before = read(&hsm.state.join("config.toml"));
+
+    assert_fails(&add(&backup), 1, "is already listed");
+    assert_fails(&add(&backup.with_extension("")), 1, "holds a PRIVATE key");
+    assert_fails(&add(&hsm.ca_pub_file()), 1, "is this CA's own key");
+    let requester = keygen(dir, "req", &["-t", "ed25519"], "r@laptop");
+    assert_ok(&hsm.mint(&requester, &["-n", "breakglass"]), "mint");
+    assert_fails(
+        &add(&cert_path(&requester)),
+        1,
+        "holds a certificate, not a CA public key",
+    );
+    let p521 = keygen(dir, "p521", &["-t", "ecdsa", "-b", "521"], "p521");
+    assert_fails(&add(&p521), 1, "cannot be a breakglass CA key");
+    let bad = dir.join("bad.pub");
+    std::fs::write(&bad, "ssh-ed25519 AAAA-not-base64 x\n").unwrap();
+    assert_fails(&add(&bad), 1, "is not an OpenSSH public key");
+    std::fs::write(&bad, "# only a comment\n").unwrap();
+    assert_fails(&add(&bad), 1, "holds no public key line");
+    assert_fails(&add(&dir.join("missing.pub")), 1, "cannot read");
+    assert_eq!(read(&hsm.state.join("config.toml")), config_before);
+
+    // No config.toml: say where it was looked for and what to do.
+    let mut c = hsm.cmd();
+    c.env("BREAKGLASS_CA_STATE_DIR", dir.join("elsewhere"))
+        .arg("add-backup-ca")
+        .arg(&backup);
+    let o = run(&mut c);
+    assert_fails(&o, 1, "no config.toml in");
+    assert!(stderr(&o).contains("hint: "), "{}", stderr(&o));
+}
+
+/// host-config refuses bad names and an existing --out, and writes nothing then.
+#[test]
+fn host_config_refusals() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let hc = |args: &[&str]| {
+        let mut c = hsm.cmd();
+        c.env_remove("BREAKGLASS_CA_PIN_FILE")
+            .arg("host-config")
+            .args(args)
+            .arg("--out")
+            .arg(&out);
+        run(&mut c)
+    };
+    assert_fails(&hc(&["--user", "Root"]), 2, "is not a valid account name");
+    assert_fails(&hc(&["--user", "a b"]), 2, "is not a valid account name");
+    assert_fails(
+        &hc(&["--user", &"a".repeat(33)]),
+        2,
+        "is not a valid account name",
+    );
+    assert_fails(&hc(&["--user", "bg", "--principal", "a*"]), 1, "wildcard");
+    assert_fails(
+        &hc(&["--user", "bg", "--ssh-dir", "etc/ssh"]),
+        2,
+        "absolute path",
+    );
+    assert_fails(
+        &hc(&["--user", "bg", "--ssh-dir", "/etc/%u"]),
+        2,
+        "absolute path",
+    );
+    assert!(!out.exists());
+    std::fs::create_dir(&out).unwrap();
+    assert_fails(&hc(&["--user", "bg"]), 2, "already exists");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}
+
+/// One `write_files` entry, as read back from cloud-init.yaml.
+#[derive(Debug, PartialEq, Eq)]
+struct WriteFile {
+    path: String,
+    permissions: String,
+    content: String,
+}
+
+/// A structural reading of the generated cloud-init.yaml (for machines without PyYAML):
+/// entries `  - path: '…'`, `    permissions: '…'`, `    content: |` and 6-space content lines.
+fn read_cloud_init(text: &str) -> (Vec<WriteFile>, Vec<String>) {
+    let mut files: Vec<WriteFile> = Vec::new();
+    let mut runcmd = Vec::new();
+    let mut section = "";
+    let mut in_content = false;
+    let unquote = |s: &str| s.trim().trim_matches('\'').to_string();
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            in_content = false;
+            if !line.starts_with('#') {
+                section = if line == "write_files:" {
+                    "files"
+                } else if line == "runcmd:" {
+                    "runcmd"
+                } else {
+                    panic!("unexpected top-level line: {line}")
+                };
+            }
+            continue;
+        }
+        match section {
+            "files" => {
+                if let Some(p) = line.strip_prefix("  - path: ") {
+                    in_content = false;
+                    files.push(WriteFile {
+                        path: unquote(p),
+                        permissions: String::new(),
+                        content: String::new(),
+                    });
+                } else if in_content {
+                    let body = if line.is_empty() {
+                        ""
+                    } else {
+                        line.strip_prefix("      ").expect("content indented by 6")
+                    };
+                    let f = files.last_mut().unwrap();
+                    f.content.push_str(body);
+                    f.content.push('\n');
+                } else if let Some(p) = line.strip_prefix("    permissions: ") {
+                    files.last_mut().unwrap().permissions = unquote(p);
+                } else if line == "    content: |" {
+                    in_content = true;
+                } else {
+                    assert!(line.starts_with("    owner: "), "unexpected line: {line}");
+                }
+            }
+            "runcmd" => runcmd.push(line.trim_start_matches("  - ").to_string()),
+            _ => panic!("content outside a section: {line}"),
+        }
+    }
+    (files, runcmd)
+}
+
+/// cloud-init.yaml is a #cloud-config document (parsed by PyYAML where it is installed, and
+/// structurally always) holding every host file with its content and mode, and the runcmd
+/// that checks and reloads sshd.
+#[test]
+fn cloud_init_yaml_parses_and_holds_every_file() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let backup = Hsm::new("backup-ca");
+    backup.init("ed25519");
+    assert_ok(
+        &run(hsm.cmd().arg("add-backup-ca").arg(backup.ca_pub_file())),
+        "add-backup-ca",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let out = host_config(
+        &hsm,
+        work.path(),
+        "host",
+        &[
+            "--user",
+            "breakglass",
+            "--user",
+            "root",
+            "--principal",
+            "breakglass",
+        ],
+        Some(Path::new("/etc/ssh")),
+    );
+    let text = read(&out.join("cloud-init.yaml"));
+    assert!(text.starts_with("#cloud-config\n"), "{text}");
+    let expected: Vec<(String, String)> = [
+        "breakglass-ca.pub",
+        "breakglass-ca-principals/breakglass",
+        "breakglass-ca-principals/root",
+        "sshd_config.d/breakglass-ca.conf",
+    ]
+    .iter()
+    .map(|rel| (format!("/etc/ssh/{rel}"), read(&out.join(rel))))
+    .collect();
+    assert_eq!(expected[0].1.lines().count(), 2, "primary and backup");
+
+    let (files, runcmd) = read_cloud_init(&text);
+    let got: Vec<(String, String)> = files
+        .iter()
+        .map(|f| (f.path.clone(), f.content.clone()))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(files.iter().all(|f| f.permissions == "0644"), "{files:?}");
+    assert_eq!(runcmd.len(), 1, "{runcmd:?}");
+    assert!(
+        runcmd[0].contains("sshd -t -f /etc/ssh/sshd_config && "),
+        "{runcmd:?}"
+    );
+    assert!(runcmd[0].contains("systemctl reload ssh"), "{runcmd:?}");
+
+    // A real YAML parser, where there is one.
+    let py = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys\ntry:\n    import yaml\nexcept ImportError:\n    sys.exit(3)\nprint(json.dumps(yaml.safe_load(sys.stdin)))",
+        ])
+        .stdin(std::fs::File::open(out.join("cloud-init.yaml")).unwrap())
+        .output();
+    match py {
+        Ok(o) if o.status.success() => {
+            let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            let entries = doc["write_files"].as_array().unwrap();
+            let parsed: Vec<(String, String)> = entries
+                .iter()
+                .map(|e| {
+                    assert_eq!(e["permissions"], "0644");
+                    assert_eq!(e["owner"], "root:root");
+                    (
+                        e["path"].as_str().unwrap().to_string(),
+                        e["content"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            assert_eq!(parsed, expected);
+            let cmd = &doc["runcmd"][0];
+            assert_eq!(cmd[0], "sh");
+            assert_eq!(cmd[1], "-c");
+            assert!(cmd[2].as_str().unwrap().starts_with("sshd -t"));
+        }
+        Ok(o) if o.status.code() == Some(3) => {
+            eprintln!("PyYAML is not installed: cloud-init.yaml checked structurally only");
+        }
+        Ok(o) => panic!("python3 could not parse cloud-init.yaml: {}", stderr(&o)),
+        Err(e) => eprintln!("no python3 ({e}): cloud-init.yaml checked structurally only"),
+    }
+}

@@ -5,6 +5,7 @@ use ssh_key::public::KeyData;
 use ssh_key::{HashAlg, PublicKey};
 
 use crate::backend::Algorithm;
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 pub mod qr;
@@ -37,4 +38,31 @@ pub fn json(key: &KeyData, uri: &str) -> Result<String> {
         "uri": uri,
     });
     Ok(value.to_string())
+}
+
+/// Every CA line hosts should trust, one per entry: this CA (`primary`) first, then the
+/// backup CAs listed in `config.toml` (re-encoded, without repeats of a key already listed).
+pub fn bundle_lines(primary: &KeyData, config: Option<&Config>) -> Result<Vec<String>> {
+    let mut keys = vec![primary.clone()];
+    let mut lines = vec![openssh_line(primary)?];
+    for line in config
+        .map(|c| c.backup_ca_pubkeys.as_slice())
+        .unwrap_or_default()
+    {
+        let key = PublicKey::from_openssh(line.trim()).map_err(|e| {
+            Error::config(format!(
+                "config.toml lists a backup CA line that cannot be read ({e}): {line}"
+            ))
+            .with_hint("fix or remove that entry of backup_ca_pubkeys in config.toml, then add the key again with 'breakglass-ca add-backup-ca FILE'")
+        })?;
+        if keys.contains(key.key_data()) {
+            continue;
+        }
+        keys.push(key.key_data().clone());
+        lines.push(
+            key.to_openssh()
+                .map_err(|e| Error::ssh("cannot encode a backup CA public key", e))?,
+        );
+    }
+    Ok(lines)
 }
