@@ -1,1 +1,476 @@
 //! QR codes and the key sheet decode back to the exact CA lines (rqrr on rendered images).
+//!
+//! For each CA algorithm made on SoftHSM2: the terminal QR, the PNG (decoded with the `png`
+//! crate), the SVG and the A4 sheet (rendered with resvg) all decode to exactly the `pubkey`
+//! line, and the sheet's fingerprint is `ssh-keygen -l`'s. Then `--bundle` and backup CAs.
+//! No command here gets a PIN.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use breakglass_ca::config::Config;
+use resvg::{tiny_skia, usvg};
+
+use crate::common::*;
+
+fn tools() -> bool {
+    require(&["softhsm2-util", "ssh-keygen", MODULE])
+}
+
+/// `breakglass-ca pubkey ARGS` without any PIN source.
+fn pubkey(hsm: &Hsm, args: &[&str]) -> Output {
+    let mut c = hsm.cmd();
+    c.env_remove("BREAKGLASS_CA_PIN_FILE")
+        .arg("pubkey")
+        .args(args);
+    run(&mut c)
+}
+
+fn pubkey_ok(hsm: &Hsm, args: &[&str]) -> Output {
+    let out = pubkey(hsm, args);
+    assert_ok(&out, &format!("pubkey {}", args.join(" ")));
+    out
+}
+
+/// Every QR code rqrr finds in a greyscale image, with its error-correction level
+/// (rqrr's numbering: 0 M, 1 L, 2 H, 3 Q).
+fn decode(w: usize, h: usize, luma: &[u8]) -> Vec<(u16, String)> {
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| luma[y * w + x]);
+    img.detect_grids()
+        .into_iter()
+        .filter_map(|g| g.decode().ok().map(|(meta, s)| (meta.ecc_level, s)))
+        .collect()
+}
+
+const ECC_Q: u16 = 3;
+
+/// A PNG file as 8-bit greyscale.
+fn png_luma(path: &Path) -> (usize, usize, Vec<u8>) {
+    let file = std::fs::File::open(path).unwrap();
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buf).unwrap();
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let channels = frame.color_type.samples();
+    let luma = buf[..frame.buffer_size()]
+        .chunks(channels)
+        .map(|px| px[0])
+        .collect();
+    (w, h, luma)
+}
+
+/// Render an SVG (sized in mm) at `px_per_mm`, as greyscale. `fonts`: load the system fonts
+/// (only needed to look at the text).
+fn render_svg(svg: &str, px_per_mm: f32, fonts: bool) -> (usize, usize, Vec<u8>) {
+    let mut opt = usvg::Options::default();
+    if fonts {
+        let db = opt.fontdb_mut();
+        db.load_system_fonts();
+        db.set_sans_serif_family("DejaVu Sans");
+        db.set_monospace_family("DejaVu Sans Mono");
+    }
+    let tree = usvg::Tree::from_str(svg, &opt).unwrap();
+    // usvg turns mm into px at 96 dpi.
+    let scale = px_per_mm / (96.0 / 25.4);
+    let w = (tree.size().width() * scale).ceil() as u32;
+    let h = (tree.size().height() * scale).ceil() as u32;
+    let mut pixmap = tiny_skia::Pixmap::new(w, h).unwrap();
+    pixmap.fill(tiny_skia::Color::WHITE);
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::from_scale(scale, scale),
+        &mut pixmap.as_mut(),
+    );
+    let luma = pixmap
+        .pixels()
+        .iter()
+        .map(|p| ((p.red() as u32 * 3 + p.green() as u32 * 6 + p.blue() as u32) / 10) as u8)
+        .collect();
+    (w as usize, h as usize, luma)
+}
+
+fn write_png(path: &Path, w: usize, h: usize, luma: &[u8]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut enc = png::Encoder::new(file, w as u32, h as u32);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header().unwrap().write_image_data(luma).unwrap();
+}
+
+/// The content of the `<text id="ID">` element of an SVG.
+fn svg_text(svg: &str, id: &str) -> String {
+    let start = svg
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no element {id}"));
+    let rest = &svg[start..];
+    let open = rest.find('>').unwrap() + 1;
+    let close = rest.find("</text>").unwrap();
+    rest[open..close].to_string()
+}
+
+/// A numeric attribute of the first element that has `id`.
+fn svg_attr_of(svg: &str, id: &str, attr: &str) -> String {
+    let start = svg.find(&format!("id=\"{id}\"")).unwrap();
+    let rest = &svg[start..];
+    let at = rest.find(&format!("{attr}=\"")).unwrap() + attr.len() + 2;
+    rest[at..at + rest[at..].find('"').unwrap()].to_string()
+}
+
+/// The module size (mm) of the QR group `id` on the sheet.
+fn sheet_module_mm(svg: &str, id: &str) -> f32 {
+    let transform = svg_attr_of(svg, id, "transform");
+    let scale = transform.split("scale(").nth(1).unwrap();
+    scale[..scale.find(')').unwrap()].parse().unwrap()
+}
+
+/// `SHA256:…` as `ssh-keygen -l -E sha256 -f FILE` prints it, one per key in the file.
+fn ssh_keygen_fingerprints(file: &Path) -> Vec<String> {
+    let out = Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert_ok(&out, "ssh-keygen -l");
+    stdout(&out)
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+        .collect()
+}
+
+/// Rebuild the modules from the terminal rendering (ANSI colours, half blocks) and decode.
+fn decode_terminal(text: &str) -> Vec<(u16, String)> {
+    let mut grid: Vec<Vec<bool>> = Vec::new();
+    for line in text.lines() {
+        assert!(
+            line.starts_with("\x1b[30;47m") && line.ends_with("\x1b[0m"),
+            "not black on white: {line:?}"
+        );
+        let body = &line["\x1b[30;47m".len()..line.len() - "\x1b[0m".len()];
+        let (top, bottom): (Vec<bool>, Vec<bool>) = body
+            .chars()
+            .map(|c| match c {
+                ' ' => (false, false),
+                '\u{2580}' => (true, false),
+                '\u{2584}' => (false, true),
+                '\u{2588}' => (true, true),
+                other => panic!("unexpected {other:?} in the terminal QR code"),
+            })
+            .unzip();
+        grid.push(top);
+        grid.push(bottom);
+    }
+    let side = grid[0].len();
+    // The 4-module quiet zone: two text lines of light on top, four columns on each side.
+    assert!(grid[..4].iter().flatten().all(|d| !d));
+    assert!(grid.iter().all(|row| row[..4].iter().all(|d| !d)));
+    assert!(grid.iter().all(|row| row[side - 4..].iter().all(|d| !d)));
+    let px = 4;
+    let (w, h) = (side * px, grid.len() * px);
+    let luma: Vec<u8> = (0..w * h)
+        .map(|i| if grid[i / w / px][i % w / px] { 0 } else { 255 })
+        .collect();
+    decode(w, h, &luma)
+}
+
+/// Every export of one CA algorithm decodes to exactly the `pubkey` line.
+fn qr_round_trip(algorithm: &str) {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    let init_line = hsm.init(algorithm);
+    let line = stdout(&pubkey_ok(&hsm, &[]));
+    assert!(line.ends_with('\n') && !line.ends_with("\n\n"));
+    let line = line.trim_end_matches('\n').to_string();
+    assert_eq!(line, init_line);
+    assert_eq!(line, line.trim(), "no stray whitespace in the line");
+    eprintln!("{algorithm}: {} bytes", line.len());
+
+    // The terminal QR code.
+    let out = pubkey_ok(&hsm, &["--format", "qr"]);
+    let decoded = decode_terminal(&stdout(&out));
+    assert_eq!(decoded.len(), 1, "{algorithm}: terminal QR");
+    assert_eq!(decoded[0].1, line, "{algorithm}: terminal QR");
+
+    // PNG: 8 px per module, level Q.
+    let png_path = hsm.path("ca.png");
+    pubkey_ok(&hsm, &["--format", "png", "-o", png_path.to_str().unwrap()]);
+    let (w, h, luma) = png_luma(&png_path);
+    assert_eq!(w, h);
+    assert_eq!(w % 8, 0, "{algorithm}: 8 px per module");
+    let modules = w / 8;
+    assert_eq!((modules - 8 - 17) % 4, 0, "{algorithm}: {modules} modules");
+    assert!(luma[..w * 32].iter().all(|p| *p == 255), "quiet zone");
+    let decoded = decode(w, h, &luma);
+    assert_eq!(decoded, vec![(ECC_Q, line.clone())], "{algorithm}: PNG");
+
+    // SVG on stdout, sized in mm with modules of at least 0.6 mm.
+    let svg = stdout(&pubkey_ok(&hsm, &["--format", "svg"]));
+    let mm: f32 = svg
+        .split("width=\"")
+        .nth(1)
+        .and_then(|s| s.split("mm\"").next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let module_mm = mm / modules as f32;
+    assert!(
+        module_mm >= 0.6,
+        "{algorithm}: SVG modules of {module_mm} mm"
+    );
+    let (w, h, luma) = render_svg(&svg, 5.0 / module_mm, false);
+    assert_eq!(
+        decode(w, h, &luma),
+        vec![(ECC_Q, line.clone())],
+        "{algorithm}: SVG"
+    );
+
+    // The sheet: its primary QR code decodes to the line, its fingerprint is ssh-keygen's.
+    let sheet_path = hsm.path("sheet.svg");
+    pubkey_ok(
+        &hsm,
+        &["--format", "sheet", "-o", sheet_path.to_str().unwrap()],
+    );
+    let sheet = std::fs::read_to_string(&sheet_path).unwrap();
+    assert!(sheet.contains("width=\"210mm\" height=\"297mm\""));
+    let module = sheet_module_mm(&sheet, "primary-qr");
+    assert!(module >= 0.6, "{algorithm}: sheet modules of {module} mm");
+    let (w, h, luma) = render_svg(&sheet, 5.0 / module, false);
+    let decoded = decode(w, h, &luma);
+    assert!(
+        decoded.iter().any(|(ecc, s)| *ecc == ECC_Q && *s == line),
+        "{algorithm}: the sheet's primary QR code: {decoded:?}"
+    );
+    let ca_pub = hsm.ca_pub_file();
+    let fingerprints = ssh_keygen_fingerprints(&ca_pub);
+    assert_eq!(fingerprints.len(), 1);
+    assert_eq!(svg_text(&sheet, "primary-fingerprint"), fingerprints[0]);
+    let blocks: Vec<String> = (1..=3)
+        .map(|i| svg_text(&sheet, &format!("primary-fingerprint-blocks-{i}")))
+        .collect();
+    assert_eq!(
+        blocks.join("").replace(' ', ""),
+        fingerprints[0].trim_start_matches("SHA256:")
+    );
+    assert!(blocks
+        .iter()
+        .all(|b| b.split(' ').all(|block| block.chars().count() <= 4)));
+    let created = Config::load(&hsm.state).unwrap().unwrap().created;
+    assert!(!created.is_empty());
+    assert_eq!(svg_text(&sheet, "primary-created"), created);
+    let algorithm_text = svg_text(&sheet, "primary-algorithm");
+    assert!(
+        algorithm_text.starts_with(algorithm),
+        "{algorithm_text} for {algorithm}"
+    );
+    assert!(svg_text(&sheet, "primary-token").contains("emergency-ca"));
+    if let Some(path) = std::env::var_os("BREAKGLASS_SHEET_PNG") {
+        if algorithm == "rsa-4096" {
+            let (w, h, luma) = render_svg(&sheet, 5.0, true);
+            write_png(Path::new(&path), w, h, &luma);
+        }
+    }
+}
+
+#[test]
+fn qr_p256() {
+    qr_round_trip("ecdsa-p256");
+}
+
+#[test]
+fn qr_p384() {
+    qr_round_trip("ecdsa-p384");
+}
+
+#[test]
+fn qr_ed25519() {
+    qr_round_trip("ed25519");
+}
+
+#[test]
+fn qr_rsa4096() {
+    qr_round_trip("rsa-4096");
+}
+
+/// Add backup CA lines to config.toml (as `add-backup-ca` would).
+fn add_backups(hsm: &Hsm, lines: &[String]) {
+    let mut config = Config::load(&hsm.state).unwrap().unwrap();
+    config.backup_ca_pubkeys.extend(lines.iter().cloned());
+    config.save(&hsm.state).unwrap();
+}
+
+fn keygen_line(dir: &Path, name: &str, args: &[&str]) -> String {
+    let path = keygen(dir, name, args, &format!("{name}-ca"));
+    std::fs::read_to_string(path).unwrap().trim().to_string()
+}
+
+#[test]
+fn bundle_and_backup_cas() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    let primary = hsm.init("ecdsa-p256");
+    let keys = hsm.path("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let backup1 = keygen_line(&keys, "vault-b", &["-t", "ecdsa", "-b", "256"]);
+    let backup2 = keygen_line(&keys, "vault-c", &["-t", "ed25519"]);
+
+    // Without backups, the bundle is the primary line alone.
+    let out = pubkey_ok(&hsm, &["--bundle"]);
+    assert_eq!(stdout(&out), format!("{primary}\n"));
+
+    add_backups(&hsm, &[backup1.clone(), backup2.clone()]);
+    let all = [primary.clone(), backup1.clone(), backup2.clone()];
+
+    // openssh: one line each, primary first; exactly what ssh-keygen reads.
+    let bundle = stdout(&pubkey_ok(&hsm, &["--bundle"]));
+    assert_eq!(bundle, format!("{}\n", all.join("\n")));
+    let bundle_file = hsm.path("bundle.pub");
+    pubkey_ok(&hsm, &["--bundle", "-o", bundle_file.to_str().unwrap()]);
+    let expected_fps = ssh_keygen_fingerprints(&bundle_file);
+    assert_eq!(expected_fps.len(), 3);
+
+    // Without --bundle nothing changes.
+    assert_eq!(stdout(&pubkey_ok(&hsm, &[])), format!("{primary}\n"));
+
+    // fingerprint: one per line, in the same order.
+    let fps = stdout(&pubkey_ok(&hsm, &["--format", "fingerprint", "--bundle"]));
+    assert_eq!(fps.lines().collect::<Vec<_>>(), expected_fps);
+
+    // json: an array, primary first.
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&pubkey_ok(&hsm, &["--format", "json", "--bundle"]))).unwrap();
+    let entries = json.as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e["public_key"], all[i].as_str());
+        assert_eq!(e["fingerprint"], expected_fps[i].as_str());
+        assert_eq!(e["role"], if i == 0 { "primary" } else { "backup" });
+    }
+
+    // PNG, SVG and terminal QR codes of the whole bundle.
+    let png_path = hsm.path("bundle.png");
+    pubkey_ok(
+        &hsm,
+        &[
+            "--format",
+            "png",
+            "--bundle",
+            "-o",
+            png_path.to_str().unwrap(),
+        ],
+    );
+    let (w, h, luma) = png_luma(&png_path);
+    assert_eq!(decode(w, h, &luma), vec![(ECC_Q, all.join("\n"))]);
+    let svg = stdout(&pubkey_ok(&hsm, &["--format", "svg", "--bundle"]));
+    let (w, h, luma) = render_svg(&svg, 5.0, false);
+    assert_eq!(decode(w, h, &luma), vec![(ECC_Q, all.join("\n"))]);
+    let terminal = stdout(&pubkey_ok(&hsm, &["--format", "qr", "--bundle"]));
+    let decoded = decode_terminal(&terminal);
+    assert_eq!(decoded.len(), 1);
+    assert_eq!(decoded[0].1, all.join("\n"));
+
+    // The sheet lists every backup with its fingerprint and its own QR code.
+    let sheet_path = hsm.path("sheet.svg");
+    pubkey_ok(
+        &hsm,
+        &["--format", "sheet", "-o", sheet_path.to_str().unwrap()],
+    );
+    let sheet = std::fs::read_to_string(&sheet_path).unwrap();
+    assert_eq!(svg_text(&sheet, "primary-fingerprint"), expected_fps[0]);
+    assert_eq!(svg_text(&sheet, "backup-fingerprint-1"), expected_fps[1]);
+    assert_eq!(svg_text(&sheet, "backup-fingerprint-2"), expected_fps[2]);
+    let smallest = ["primary-qr", "backup-qr-1", "backup-qr-2"]
+        .iter()
+        .map(|id| sheet_module_mm(&sheet, id))
+        .fold(f32::MAX, f32::min);
+    assert!(smallest >= 0.6);
+    let (w, h, luma) = render_svg(&sheet, 5.0 / smallest, false);
+    let mut found: Vec<String> = decode(w, h, &luma).into_iter().map(|(_, s)| s).collect();
+    found.sort();
+    let mut want = all.to_vec();
+    want.sort();
+    assert_eq!(found, want, "the sheet's three QR codes");
+    if let Some(path) = std::env::var_os("BREAKGLASS_SHEET_PNG_BUNDLE") {
+        let (w, h, luma) = render_svg(&sheet, 5.0, true);
+        write_png(Path::new(&path), w, h, &luma);
+    }
+
+    // A key that is not the configured CA (--ca elsewhere) has no backups to bundle.
+    hsm.add_token("other-ca");
+    let other_uri = format!("pkcs11:token=other-ca?module-path={MODULE}");
+    let other_state = hsm.path("other-state");
+    let out = run(hsm
+        .cmd()
+        .env("BREAKGLASS_CA_STATE_DIR", &other_state)
+        .args(["--ca", &other_uri, "init", "--algorithm", "ed25519"]));
+    assert_ok(&out, "init other-ca");
+    let out = pubkey(&hsm, &["--ca", &other_uri, "--bundle"]);
+    assert_fails(&out, 1, "not for this key");
+}
+
+#[test]
+fn bad_backups_and_limits_are_clear_errors() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+
+    // PNG needs a file.
+    let out = pubkey(&hsm, &["--format", "png"]);
+    assert_fails(&out, 2, "needs -o FILE");
+    let out = pubkey(&hsm, &["--format", "png", "-o", "-"]);
+    assert_fails(&out, 2, "needs -o FILE");
+
+    // Three RSA-4096 backups: the bundle is too long for one QR code, and the sheet cannot
+    // hold them all; both say what to do instead.
+    let keys = hsm.path("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let rsa: Vec<String> = (0..3)
+        .map(|i| keygen_line(&keys, &format!("rsa{i}"), &["-t", "rsa", "-b", "4096"]))
+        .collect();
+    add_backups(&hsm, &rsa);
+    let png_path = hsm.path("bundle.png");
+    let out = pubkey(
+        &hsm,
+        &[
+            "--format",
+            "png",
+            "--bundle",
+            "-o",
+            png_path.to_str().unwrap(),
+        ],
+    );
+    assert_fails(&out, 2, "too long for one QR code");
+    assert!(stderr(&out).contains("--format sheet"), "{}", stderr(&out));
+    assert!(!png_path.exists());
+    let out = pubkey(&hsm, &["--format", "qr", "--bundle"]);
+    assert_ok(&out, "a terminal QR code (level L) still holds the bundle");
+    let sheet_path = hsm.path("sheet.svg");
+    let out = pubkey(
+        &hsm,
+        &["--format", "sheet", "-o", sheet_path.to_str().unwrap()],
+    );
+    assert_fails(&out, 1, "cannot hold");
+    assert!(!sheet_path.exists());
+    // The text bundle is fine at any length.
+    let out = pubkey_ok(&hsm, &["--bundle"]);
+    assert_eq!(stdout(&out).lines().count(), 4);
+
+    // A damaged backup line in config.toml is a configuration error naming the entry.
+    let mut config = Config::load(&hsm.state).unwrap().unwrap();
+    config.backup_ca_pubkeys = vec![rsa[0].clone(), "ssh-ed25519 AAAAnot-a-key".into()];
+    config.save(&hsm.state).unwrap();
+    for args in [&["--bundle"][..], &["--format", "sheet"][..]] {
+        let out = pubkey(&hsm, args);
+        assert_fails(&out, 1, "backup_ca_pubkeys entry 2");
+        assert!(stderr(&out).contains("config.toml"), "{}", stderr(&out));
+    }
+    // ... but the primary alone still exports.
+    pubkey_ok(&hsm, &[]);
+    pubkey_ok(&hsm, &["--format", "qr"]);
+}

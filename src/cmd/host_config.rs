@@ -164,7 +164,7 @@ pub fn run(g: &Globals, args: &HostConfigArgs) -> Result<()> {
     }
     let config = g.config()?;
     let (_uri, key) = g.open_ca(config.as_ref(), true)?;
-    let lines = export::bundle_lines(key.public_key(), config.as_ref())?;
+    let lines = export::bundle_lines(key.public_key(), config.as_ref(), &g.state_dir)?;
     let cas = describe_cas(&lines)?;
     let host = HostConfig {
         ssh_dir,

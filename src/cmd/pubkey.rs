@@ -1,19 +1,265 @@
 //! `pubkey`: export the CA public key. Reads only public objects: no PIN, ever.
+//!
+//! Text formats (`openssh`, `fingerprint`, `json`) print this CA, or with `--bundle` this CA
+//! and then every backup CA of config.toml. `qr` draws the line (or the bundle) on the
+//! terminal, `png` and `svg` make an image of it for print, and `sheet` makes the printable A4
+//! key sheet, which always lists the backup CAs.
 
+use std::io::IsTerminal;
+use std::path::Path;
+
+use ssh_key::public::KeyData;
+
+use crate::backend::Algorithm;
 use crate::cli::{PubkeyArgs, PubkeyFormat};
 use crate::cmd::{write_output, Globals};
-use crate::error::Result;
+use crate::config;
+use crate::error::{Error, Result};
 use crate::export;
+use crate::export::qr::Qr;
+use crate::export::sheet::{self, CaEntry, Sheet};
+use crate::ui::say;
+
+/// A terminal narrower than this cannot show most QR codes; say so when the code is wider.
+const NARROW_TERMINAL: usize = 80;
 
 pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
     let config = g.config()?;
     let (uri, key) = g.open_ca(config.as_ref(), false)?;
     let public = key.public_key();
-    let text = match args.format {
-        PubkeyFormat::Openssh => export::openssh_line(public)?,
-        PubkeyFormat::Fingerprint => export::fingerprint(public),
-        PubkeyFormat::Json => export::json(public, &uri.to_string())?,
-        _ => return Err(crate::error::Error::usage("this format is not written yet")),
+    let fingerprint = export::fingerprint(public);
+    let primary = export::openssh_line(public)?;
+
+    // config.toml describes this CA only if it names this key: --ca may point elsewhere.
+    let own = config.as_ref().filter(|c| c.fingerprint == fingerprint);
+    let foreign = config.as_ref().filter(|c| c.fingerprint != fingerprint);
+    let wants_backups = args.bundle || args.format == PubkeyFormat::Sheet;
+    if let (Some(c), true) = (foreign, wants_backups) {
+        let message = format!(
+            "the configuration in {} is for the CA {}, not for this key ({fingerprint})",
+            g.state_dir.display(),
+            c.fingerprint
+        );
+        if args.bundle {
+            return Err(Error::config(format!(
+                "{message}: its backup CAs do not belong to this key"
+            ))
+            .with_hint(
+                "leave out --ca to use the configured CA, or point --state-dir at this CA's own state directory",
+            ));
+        }
+        say(format!(
+            "note: {message}; the sheet shows no backup CAs and no creation date"
+        ));
+    }
+    let backups = if wants_backups {
+        export::backup_cas(own, &g.state_dir)?
+    } else {
+        Vec::new()
     };
-    write_output(args.output.as_deref(), &format!("{text}\n"))
+    if args.bundle && own.is_none() && config.is_none() {
+        say(format!(
+            "note: no configuration in {}, so the bundle holds only this CA",
+            g.state_dir.display()
+        ));
+    }
+
+    // Every CA line, primary first: what --bundle prints and what its QR code holds.
+    let mut lines = vec![(primary.clone(), public.clone())];
+    if args.bundle {
+        lines.extend(backups.iter().cloned());
+    }
+    let (content, what) = if args.bundle {
+        let text = lines
+            .iter()
+            .map(|(l, _)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        (text, format!("the bundle of {} CA line(s)", lines.len()))
+    } else {
+        (primary.clone(), "the CA public key line".to_string())
+    };
+
+    match args.format {
+        PubkeyFormat::Openssh => write_output(args.output.as_deref(), &format!("{content}\n")),
+        PubkeyFormat::Fingerprint => {
+            let text: String = lines
+                .iter()
+                .map(|(_, k)| format!("{}\n", export::fingerprint(k)))
+                .collect();
+            write_output(args.output.as_deref(), &text)
+        }
+        PubkeyFormat::Json => {
+            let uri = uri.to_string();
+            let text = if args.bundle {
+                bundle_json(public, &uri, &backups)?
+            } else {
+                export::json(public, &uri)?
+            };
+            write_output(args.output.as_deref(), &format!("{text}\n"))
+        }
+        PubkeyFormat::Qr => {
+            let qr = Qr::for_screen(&content, &what)?;
+            let to_terminal =
+                file_of(args.output.as_deref()).is_none() && std::io::stdout().is_terminal();
+            if to_terminal && qr.terminal_columns() > NARROW_TERMINAL {
+                say(format!(
+                    "note: this QR code is {} columns wide; if the lines wrap, widen the terminal or make it smaller (or use --format png, svg or sheet)",
+                    qr.terminal_columns()
+                ));
+            }
+            write_output(args.output.as_deref(), &qr.terminal())?;
+            say(format!(
+                "QR code of {what} ({}); CA fingerprint {fingerprint}",
+                qr.describe()
+            ));
+            Ok(())
+        }
+        PubkeyFormat::Png => {
+            let Some(path) = file_of(args.output.as_deref()) else {
+                return Err(Error::usage("--format png writes a binary image and needs -o FILE")
+                    .with_hint("e.g. 'breakglass-ca pubkey --format png -o ca-qr.png'; for the terminal use --format qr, for stdout --format svg"));
+            };
+            let qr = Qr::for_print(&content, &what)?;
+            config::write_atomic(path, &qr.png()?, 0o644)?;
+            say(format!(
+                "wrote {}: QR code of {what} ({}, {} px per module)",
+                path.display(),
+                qr.describe(),
+                crate::export::qr::PNG_MODULE_PX
+            ));
+            Ok(())
+        }
+        PubkeyFormat::Svg => {
+            let qr = Qr::for_print(&content, &what)?;
+            let title = format!("breakglass-ca: {what}, {fingerprint}");
+            write_output(args.output.as_deref(), &qr.svg(&title))?;
+            if let Some(path) = file_of(args.output.as_deref()) {
+                say(format!(
+                    "wrote {}: QR code of {what} ({}, {} mm per module); print it at 100 %",
+                    path.display(),
+                    qr.describe(),
+                    crate::export::qr::mm(qr.svg_module_mm())
+                ));
+            }
+            Ok(())
+        }
+        PubkeyFormat::Sheet => {
+            let info = key.info();
+            let sheet = Sheet {
+                primary: CaEntry::new(primary, public),
+                token: info.token,
+                key: info.key,
+                uri: own.map(|c| c.ca.clone()).unwrap_or_else(|| uri.to_string()),
+                created: own.map(|c| c.created.clone()),
+                backups: backups
+                    .iter()
+                    .map(|(line, k)| CaEntry::new(line.clone(), k))
+                    .collect(),
+                printed: chrono::Utc::now(),
+            };
+            let svg = sheet::render(&sheet)?;
+            write_output(args.output.as_deref(), &svg)?;
+            if let Some(path) = file_of(args.output.as_deref()) {
+                say(format!(
+                    "wrote {}: the A4 key sheet of CA {fingerprint} with {} backup CA(s); print it at 100 % (no 'fit to page') and check the fingerprint on paper",
+                    path.display(),
+                    sheet.backups.len()
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `-o FILE`, unless it is absent or `-` (stdout).
+fn file_of(output: Option<&Path>) -> Option<&Path> {
+    output.filter(|p| *p != Path::new("-"))
+}
+
+/// `--format json --bundle`: an array, this CA first (as without --bundle, plus
+/// `"role": "primary"`), then each backup CA (`"role": "backup"`).
+fn bundle_json(public: &KeyData, uri: &str, backups: &[(String, KeyData)]) -> Result<String> {
+    let mut primary: serde_json::Value = serde_json::from_str(&export::json(public, uri)?)
+        .map_err(|e| Error::config(format!("cannot build the JSON output: {e}")))?;
+    if let Some(object) = primary.as_object_mut() {
+        object.insert("role".into(), "primary".into());
+    }
+    let mut all = vec![primary];
+    for (line, key) in backups {
+        all.push(serde_json::json!({
+            "public_key": line,
+            "fingerprint": export::fingerprint(key),
+            "algorithm": Algorithm::of_key(key).map(|a| a.name()).unwrap_or("unknown"),
+            "role": "backup",
+        }));
+    }
+    Ok(serde_json::Value::Array(all).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::policy::Policy;
+    use ssh_key::PublicKey;
+
+    fn config_with(backups: Vec<String>) -> Config {
+        Config {
+            ca: "pkcs11:token=t".into(),
+            algorithm: "ed25519".into(),
+            fingerprint: "SHA256:x".into(),
+            created: String::new(),
+            backup_ca_pubkeys: backups,
+            checkpoints: true,
+            policy: Policy::default(),
+        }
+    }
+
+    const ED: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG+V/GrTCEpmVtwcSFaoy8rFfAdppFU8knbeB/OBUXIi backup-1";
+
+    #[test]
+    fn backups_parse_and_keep_their_comment() {
+        let dir = Path::new("/state");
+        assert!(export::backup_cas(None, dir).unwrap().is_empty());
+        let c = config_with(vec![format!("  {ED}\n")]);
+        let got = export::backup_cas(Some(&c), dir).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, ED);
+        assert_eq!(
+            export::fingerprint(&got[0].1),
+            got[0].1.fingerprint(ssh_key::HashAlg::Sha256).to_string()
+        );
+    }
+
+    #[test]
+    fn a_bad_backup_line_is_a_config_error_naming_it() {
+        let c = config_with(vec![ED.into(), "ssh-ed25519 AAAAnotbase64!!".into()]);
+        let err = export::backup_cas(Some(&c), Path::new("/state")).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Config { .. }), "{err:?}");
+        assert!(text.contains("entry 2"), "{text}");
+        assert!(text.contains("/state/config.toml"), "{text}");
+        assert!(err.hint().unwrap().contains("add-backup-ca"));
+    }
+
+    #[test]
+    fn bundle_json_lists_primary_then_backups() {
+        let c = config_with(vec![ED.into()]);
+        let backups = export::backup_cas(Some(&c), Path::new("/s")).unwrap();
+        let primary = PublicKey::from_openssh(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClkAV2VerYjibbKIeVQBgYmDr4K1uI9+YR6l5i1s6yV x",
+        )
+        .unwrap();
+        let text = bundle_json(primary.key_data(), "pkcs11:token=t", &backups).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let a = v.as_array().unwrap();
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0]["role"], "primary");
+        assert_eq!(a[0]["uri"], "pkcs11:token=t");
+        assert_eq!(a[1]["role"], "backup");
+        assert_eq!(a[1]["public_key"], ED);
+        assert_eq!(a[1]["algorithm"], "ed25519");
+    }
 }

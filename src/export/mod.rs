@@ -1,11 +1,14 @@
 //! The CA public key in the forms hosts and people need: the OpenSSH line for
-//! `TrustedUserCAKeys`, its SHA256 fingerprint, and JSON.
+//! `TrustedUserCAKeys`, its SHA256 fingerprint, JSON, the bundle with the backup CAs, QR codes
+//! (`qr`) and the printable key sheet (`sheet`).
+
+use std::path::Path;
 
 use ssh_key::public::KeyData;
 use ssh_key::{HashAlg, PublicKey};
 
 use crate::backend::Algorithm;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::error::{Error, Result};
 
 pub mod qr;
@@ -40,29 +43,45 @@ pub fn json(key: &KeyData, uri: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
-/// Every CA line hosts should trust, one per entry: this CA (`primary`) first, then the
-/// backup CAs listed in `config.toml` (re-encoded, without repeats of a key already listed).
-pub fn bundle_lines(primary: &KeyData, config: Option<&Config>) -> Result<Vec<String>> {
-    let mut keys = vec![primary.clone()];
+/// The backup CAs of config.toml (none without a configuration), each as its canonical OpenSSH
+/// line and key. A line that does not parse is a configuration error naming the entry.
+pub fn backup_cas(config: Option<&Config>, state_dir: &Path) -> Result<Vec<(String, KeyData)>> {
+    let Some(config) = config else {
+        return Ok(Vec::new());
+    };
+    let file = state_dir.join(config::CONFIG_FILE);
+    config
+        .backup_ca_pubkeys
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let bad = |why: String| {
+                Error::config(format!(
+                    "backup_ca_pubkeys entry {} in {} is not an OpenSSH public key line: {why}",
+                    i + 1,
+                    file.display()
+                ))
+                .with_hint("fix or remove that entry; add backup CAs with 'breakglass-ca add-backup-ca FILE'")
+            };
+            let key = PublicKey::from_openssh(line.trim()).map_err(|e| bad(e.to_string()))?;
+            let text = key.to_openssh().map_err(|e| bad(e.to_string()))?;
+            Ok((text, key.key_data().clone()))
+        })
+        .collect()
+}
+
+/// Every CA line for one `TrustedUserCAKeys` file: this CA first, then the backups, without
+/// repeats.
+pub fn bundle_lines(
+    primary: &KeyData,
+    config: Option<&Config>,
+    state_dir: &Path,
+) -> Result<Vec<String>> {
     let mut lines = vec![openssh_line(primary)?];
-    for line in config
-        .map(|c| c.backup_ca_pubkeys.as_slice())
-        .unwrap_or_default()
-    {
-        let key = PublicKey::from_openssh(line.trim()).map_err(|e| {
-            Error::config(format!(
-                "config.toml lists a backup CA line that cannot be read ({e}): {line}"
-            ))
-            .with_hint("fix or remove that entry of backup_ca_pubkeys in config.toml, then add the key again with 'breakglass-ca add-backup-ca FILE'")
-        })?;
-        if keys.contains(key.key_data()) {
-            continue;
+    for (line, key) in backup_cas(config, state_dir)? {
+        if &key != primary && !lines.contains(&line) {
+            lines.push(line);
         }
-        keys.push(key.key_data().clone());
-        lines.push(
-            key.to_openssh()
-                .map_err(|e| Error::ssh("cannot encode a backup CA public key", e))?,
-        );
     }
     Ok(lines)
 }

@@ -1,1 +1,894 @@
 //! The printable A4 key sheet (SVG) for the vault binder and the image pipeline.
+//!
+//! One A4 page (210 × 297 mm), black on white, generic `sans-serif` and `monospace` fonts only
+//! (whatever the printing machine has). From top to bottom: the title; the primary CA's token,
+//! key, URI, algorithm, creation date and SHA256 fingerprint (as text, and in blocks of four
+//! characters to read aloud); its QR code (level Q, see [`super::qr`]); the key line in small
+//! monospace; three steps for the host-image builder; then every backup CA with its line,
+//! fingerprint and a smaller QR code of its own. Text is laid out with a fixed estimate of the
+//! font's advance (0.61 em for monospace, 0.6 em for sans-serif, both generous), so nothing
+//! runs off the page whatever font is substituted.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use ssh_key::public::KeyData;
+
+use super::qr::{mm, xml_escape, Qr, MIN_MODULE_MM};
+use crate::backend::Algorithm;
+use crate::error::{Error, Result};
+
+const PAGE_W: f64 = 210.0;
+const PAGE_H: f64 = 297.0;
+/// Left and right margin.
+const MARGIN: f64 = 15.0;
+const TOP_MARGIN: f64 = 12.0;
+const CONTENT_W: f64 = PAGE_W - 2.0 * MARGIN;
+/// The footer's baseline; content must end above it.
+const FOOTER_Y: f64 = PAGE_H - 7.0;
+const CONTENT_BOTTOM: f64 = FOOTER_Y - 5.0;
+/// Advance of one character, in em, used to wrap text (generous for common fonts: DejaVu Sans
+/// Mono and Liberation Mono are 0.60).
+const MONO_EM: f64 = 0.61;
+const SANS_EM: f64 = 0.6;
+/// The primary QR code: modules of at most 1 mm, and at most this wide with its quiet zone.
+const PRIMARY_QR_MAX_MM: f64 = 110.0;
+const PRIMARY_MODULE_MAX_MM: f64 = 1.0;
+/// Backup CA QR codes: the smallest module we print.
+const BACKUP_MODULE_MM: f64 = MIN_MODULE_MM;
+/// The narrowest column of backup CA text: a fingerprint (50 characters) at 2.4 mm.
+const MIN_TEXT_W: f64 = 74.0;
+/// Where values start in the field table.
+const LABEL_W: f64 = 27.0;
+
+/// Where the host-image builder puts the CA line(s), as in the instructions.
+pub const HOST_CA_FILE: &str = "/etc/ssh/breakglass-ca.pub";
+
+/// One CA on the sheet.
+#[derive(Clone, Debug)]
+pub struct CaEntry {
+    /// The OpenSSH line, exactly as hosts get it (and as its QR code holds it).
+    pub line: String,
+    /// `SHA256:…`.
+    pub fingerprint: String,
+    /// `ecdsa-p256 (ecdsa-sha2-nistp256)`.
+    pub algorithm: String,
+}
+
+impl CaEntry {
+    pub fn new(line: String, key: &KeyData) -> CaEntry {
+        let ssh = key.algorithm();
+        let algorithm = match Algorithm::of_key(key) {
+            Some(a) => format!("{a} ({})", ssh.as_str()),
+            None => ssh.as_str().to_string(),
+        };
+        CaEntry {
+            line,
+            fingerprint: super::fingerprint(key),
+            algorithm,
+        }
+    }
+}
+
+/// Everything the sheet shows.
+#[derive(Clone, Debug)]
+pub struct Sheet {
+    pub primary: CaEntry,
+    /// The token, as the backend describes it.
+    pub token: String,
+    /// The key on it, as the backend describes it.
+    pub key: String,
+    /// The CA URI (from config.toml when there is one).
+    pub uri: String,
+    /// config.toml's `created`, if known.
+    pub created: Option<String>,
+    pub backups: Vec<CaEntry>,
+    /// When the sheet was made.
+    pub printed: DateTime<Utc>,
+}
+
+/// `SHA256:AbCd…` → `AbCd EfGh …` (the hash part in blocks of four characters).
+pub fn fingerprint_blocks(fingerprint: &str) -> String {
+    let hash = fingerprint
+        .split_once(':')
+        .map(|(_, h)| h)
+        .unwrap_or(fingerprint);
+    let chars: Vec<char> = hash.chars().collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The sheet as an SVG document. Fails if the backup CAs do not fit on one page even with the
+/// primary QR code at its smallest module size.
+pub fn render(sheet: &Sheet) -> Result<String> {
+    let primary_qr = Qr::for_print(&sheet.primary.line, "the CA public key line")?;
+    let backup_qrs = sheet
+        .backups
+        .iter()
+        .enumerate()
+        .map(|(i, b)| Qr::for_print(&b.line, &format!("backup CA {}'s line", i + 1)))
+        .collect::<Result<Vec<_>>>()?;
+    // In steps of 0.05 mm, the largest that fits.
+    let n = primary_qr.side() as f64;
+    let mut module = ((PRIMARY_QR_MAX_MM / n).min(PRIMARY_MODULE_MAX_MM) * 20.0).floor() / 20.0;
+    module = module.max(MIN_MODULE_MM);
+    loop {
+        let (svg, bottom) = layout(sheet, &primary_qr, &backup_qrs, module);
+        if bottom <= CONTENT_BOTTOM {
+            return Ok(svg);
+        }
+        if module <= MIN_MODULE_MM + 1e-9 {
+            return Err(Error::config(format!(
+                "the key sheet cannot hold this CA and its {} backup CA(s) on one A4 page",
+                sheet.backups.len()
+            ))
+            .with_hint(
+                "print each backup CA's own sheet from its token ('breakglass-ca --ca URI pubkey --format sheet'), \
+                 and use 'pubkey --bundle' or 'host-config' for the combined file",
+            ));
+        }
+        module = (module - 0.05).max(MIN_MODULE_MM);
+    }
+}
+
+/// An SVG document under construction, with a vertical cursor (mm from the top).
+struct Page {
+    out: String,
+    y: f64,
+}
+
+#[derive(Clone, Copy)]
+enum Font {
+    Sans,
+    SansBold,
+    Mono,
+    MonoBold,
+}
+
+impl Font {
+    fn attrs(self) -> &'static str {
+        match self {
+            Font::Sans => "font-family=\"sans-serif\"",
+            Font::SansBold => "font-family=\"sans-serif\" font-weight=\"bold\"",
+            Font::Mono => "font-family=\"monospace\"",
+            Font::MonoBold => "font-family=\"monospace\" font-weight=\"bold\"",
+        }
+    }
+
+    /// The estimated advance of one character, in em.
+    fn em(self) -> f64 {
+        match self {
+            Font::Sans | Font::SansBold => SANS_EM,
+            Font::Mono | Font::MonoBold => MONO_EM,
+        }
+    }
+
+    /// Characters of this font at `size` that fit in `width` mm.
+    fn chars_in(self, size: f64, width: f64) -> usize {
+        ((width / (size * self.em())).floor() as usize).max(1)
+    }
+}
+
+impl Page {
+    /// One line of text with its baseline at `y`.
+    fn text_at(&mut self, x: f64, y: f64, size: f64, font: Font, id: Option<&str>, text: &str) {
+        let id = id.map(|i| format!(" id=\"{i}\"")).unwrap_or_default();
+        let _ = writeln!(
+            self.out,
+            "<text{id} x=\"{}\" y=\"{}\" font-size=\"{}\" {}>{}</text>",
+            mm(x),
+            mm(y),
+            mm(size),
+            font.attrs(),
+            xml_escape(text)
+        );
+    }
+
+    /// One line of text in several fonts (`<tspan>`s), baseline at `y`.
+    fn text_runs(&mut self, x: f64, y: f64, size: f64, runs: &[(Font, &str)]) {
+        let _ = write!(
+            self.out,
+            "<text x=\"{}\" y=\"{}\" font-size=\"{}\" xml:space=\"preserve\">",
+            mm(x),
+            mm(y),
+            mm(size)
+        );
+        for (font, text) in runs {
+            let _ = write!(
+                self.out,
+                "<tspan {}>{}</tspan>",
+                font.attrs(),
+                xml_escape(text)
+            );
+        }
+        self.out.push_str("</text>\n");
+    }
+
+    /// Lines of text from the cursor down, at 1.35 line spacing.
+    fn lines(&mut self, x: f64, size: f64, font: Font, lines: &[String]) {
+        for line in lines {
+            self.y += size * 1.35;
+            self.text_at(x, self.y, size, font, None, line);
+        }
+    }
+
+    /// A label and a value wrapped in the value column.
+    fn field(&mut self, label: &str, value: &str, id: Option<&str>) {
+        let size = 3.2;
+        let chunks = wrap_chars(value, Font::Mono.chars_in(size, CONTENT_W - LABEL_W));
+        self.y += size * 1.4;
+        self.text_at(MARGIN, self.y, size, Font::SansBold, None, label);
+        for (i, chunk) in chunks.iter().enumerate() {
+            if i > 0 {
+                self.y += size * 1.3;
+            }
+            let id = if i == 0 { id } else { None };
+            self.text_at(MARGIN + LABEL_W, self.y, size, Font::Mono, id, chunk);
+        }
+    }
+
+    fn rule(&mut self) {
+        self.y += 3.0;
+        let _ = writeln!(
+            self.out,
+            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#000000\" stroke-width=\"0.3\"/>",
+            mm(MARGIN),
+            mm(self.y),
+            mm(PAGE_W - MARGIN),
+            mm(self.y)
+        );
+    }
+
+    fn heading(&mut self, text: &str) {
+        self.y += 6.5;
+        self.text_at(MARGIN, self.y, 4.5, Font::SansBold, None, text);
+    }
+}
+
+/// Lay the page out with the primary QR code at `module` mm; returns the SVG and the lowest
+/// point the content reached.
+fn layout(sheet: &Sheet, primary_qr: &Qr, backup_qrs: &[Qr], module: f64) -> (String, f64) {
+    let mut p = Page {
+        out: String::new(),
+        y: TOP_MARGIN,
+    };
+    let _ = writeln!(
+        p.out,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{w}mm\" height=\"{h}mm\" viewBox=\"0 0 {w} {h}\">\n\
+         <title>breakglass-ca emergency SSH CA: {fp}</title>\n\
+         <rect width=\"{w}\" height=\"{h}\" fill=\"#ffffff\"/>\n\
+         <g fill=\"#000000\">",
+        w = mm(PAGE_W),
+        h = mm(PAGE_H),
+        fp = xml_escape(&sheet.primary.fingerprint),
+    );
+
+    // Title.
+    p.y += 8.0;
+    p.text_at(
+        MARGIN,
+        p.y,
+        8.0,
+        Font::SansBold,
+        None,
+        "breakglass-ca emergency SSH CA",
+    );
+    let intro = wrap_words(
+        "Signs short-lived emergency SSH certificates. Its private key never leaves the token.",
+        Font::Sans.chars_in(3.2, CONTENT_W),
+    );
+    p.y += 1.0;
+    p.lines(MARGIN, 3.2, Font::Sans, &intro);
+    p.rule();
+
+    // The primary CA.
+    p.heading("Primary CA");
+    p.y += 1.0;
+    p.field("Token", &sheet.token, Some("primary-token"));
+    p.field("Key", &sheet.key, Some("primary-key"));
+    p.field("URI", &sheet.uri, Some("primary-uri"));
+    p.field(
+        "Algorithm",
+        &sheet.primary.algorithm,
+        Some("primary-algorithm"),
+    );
+    let created = sheet
+        .created
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or("unknown (no 'created' in config.toml)");
+    p.field("Created", created, Some("primary-created"));
+    p.field(
+        "Fingerprint",
+        &sheet.primary.fingerprint,
+        Some("primary-fingerprint"),
+    );
+
+    // Its QR code on the left; on the right, the fingerprint in blocks and the key line.
+    let side = primary_qr.side() as f64 * module;
+    let top = p.y + 4.0;
+    p.out
+        .push_str(&primary_qr.svg_group(MARGIN, top, module, "primary-qr"));
+    let x = MARGIN + side + 5.0;
+    let width = PAGE_W - MARGIN - x;
+    let mut q = Page {
+        out: String::new(),
+        y: top,
+    };
+    let label = wrap_words(
+        "SHA256 fingerprint in blocks of four, to read aloud and compare (case matters):",
+        Font::Sans.chars_in(3.0, width),
+    );
+    q.lines(x, 3.0, Font::Sans, &label);
+    let blocks = fingerprint_blocks(&sheet.primary.fingerprint);
+    let rows: Vec<String> = blocks
+        .split(' ')
+        .collect::<Vec<_>>()
+        .chunks(4)
+        .map(|c| c.join(" "))
+        .collect();
+    let size = fit_size("xxxx xxxx xxxx xxxx", Font::MonoBold, 5.0, width);
+    q.y += 1.0;
+    for (i, row) in rows.iter().enumerate() {
+        q.y += size * 1.4;
+        let id = format!("primary-fingerprint-blocks-{}", i + 1);
+        q.text_at(x, q.y, size, Font::MonoBold, Some(&id), row);
+    }
+    q.y += 3.0;
+    let label = wrap_words(
+        &format!(
+            "The QR code holds exactly this key line (level {}, {} mm modules). It is one \
+             line: the breaks here are only for print.",
+            primary_qr.level(),
+            mm(module)
+        ),
+        Font::Sans.chars_in(3.0, width),
+    );
+    q.lines(x, 3.0, Font::Sans, &label);
+    let line_size = 2.4;
+    let chunks = wrap_chars(&sheet.primary.line, Font::Mono.chars_in(line_size, width));
+    q.y += 0.5;
+    q.lines(x, line_size, Font::Mono, &chunks);
+    p.out.push_str(&q.out);
+    p.y = (top + side).max(q.y);
+
+    // Instructions.
+    p.rule();
+    p.heading("For the host-image builder");
+    let file = format!("TrustedUserCAKeys {HOST_CA_FILE}");
+    let check = format!("ssh-keygen -l -f {HOST_CA_FILE}");
+    let steps: [&[(Font, &str)]; 5] = [
+        &[(
+            Font::Sans,
+            "1. Put every key line on this sheet, one per line, into the file that sshd_config names:",
+        )],
+        &[(Font::Mono, "   "), (Font::Mono, &file)],
+        &[
+            (Font::Sans, "2. Check: "),
+            (Font::Mono, &check),
+            (Font::Sans, " prints the fingerprint(s) on this sheet."),
+        ],
+        &[(
+            Font::Sans,
+            "3. For the complete sshd_config.d snippet, principals files and an install script:",
+        )],
+        &[
+            (Font::Mono, "   "),
+            (Font::Mono, "breakglass-ca host-config --user breakglass --out DIR"),
+        ],
+    ];
+    let size = steps
+        .iter()
+        .map(|runs| fit_runs(runs, 3.2, CONTENT_W))
+        .fold(3.2, f64::min);
+    for runs in steps {
+        p.y += size * 1.45;
+        p.text_runs(MARGIN, p.y, size, runs);
+    }
+
+    // Backup CAs.
+    if !sheet.backups.is_empty() {
+        p.rule();
+        p.heading(&format!(
+            "Backup CAs ({}), trusted by hosts as well",
+            sheet.backups.len()
+        ));
+        // One row per backup (with its fingerprint in blocks too) if that fits the page,
+        // else the most compact arrangement.
+        let mut best = backups_side_by_side(&sheet.backups, backup_qrs, p.y);
+        if best.y > CONTENT_BOTTOM {
+            for beside in [false, true] {
+                if let Some(grid) = backups_grid(&sheet.backups, backup_qrs, p.y, beside) {
+                    if grid.y < best.y {
+                        best = grid;
+                    }
+                }
+            }
+        }
+        p.out.push_str(&best.out);
+        p.y = best.y;
+    }
+    let bottom = p.y;
+
+    // Footer.
+    let footer = format!(
+        "Printed {} by breakglass-ca {}. Before trusting this sheet, check the fingerprint against 'breakglass-ca status' with the token.",
+        sheet.printed.format("%Y-%m-%d %H:%M UTC"),
+        env!("CARGO_PKG_VERSION")
+    );
+    let size = fit_size(&footer, Font::Sans, 2.6, CONTENT_W);
+    p.text_at(MARGIN, FOOTER_Y, size, Font::Sans, None, &footer);
+    p.out.push_str("</g>\n</svg>\n");
+    (p.out, bottom)
+}
+
+/// Each backup CA in a row of its own: its QR code, and beside it the algorithm, fingerprint
+/// (also in blocks) and line. Suits one or two backups, or large (RSA) ones.
+fn backups_side_by_side(backups: &[CaEntry], qrs: &[Qr], y: f64) -> Page {
+    let mut p = Page {
+        out: String::new(),
+        y,
+    };
+    for (i, (backup, qr)) in backups.iter().zip(qrs).enumerate() {
+        let k = i + 1;
+        let side = qr.side() as f64 * BACKUP_MODULE_MM;
+        let top = p.y + 3.0;
+        // On the right, out of line with the primary QR code on the left: decoders that
+        // pair finder patterns across codes are not led astray.
+        p.out.push_str(&qr.svg_group(
+            PAGE_W - MARGIN - side,
+            top,
+            BACKUP_MODULE_MM,
+            &format!("backup-qr-{k}"),
+        ));
+        let x = MARGIN;
+        let width = CONTENT_W - side - 4.0;
+        let mut q = Page {
+            out: String::new(),
+            y: top + 1.0,
+        };
+        q.y += 3.6;
+        q.text_at(
+            x,
+            q.y,
+            3.6,
+            Font::SansBold,
+            None,
+            &format!("Backup CA {k}: {}", backup.algorithm),
+        );
+        backup_fingerprint(&mut q, x, width, k, backup);
+        let blocks = fingerprint_blocks(&backup.fingerprint);
+        let blocks = wrap_words(&blocks, Font::MonoBold.chars_in(3.4, width));
+        q.y += 0.5;
+        q.lines(x, 3.4, Font::MonoBold, &blocks);
+        q.y += 1.0;
+        backup_line(&mut q, x, width, backup);
+        p.out.push_str(&q.out);
+        p.y = (top + side).max(q.y) + 2.0;
+    }
+    p
+}
+
+/// The backup CAs' QR codes next to each other, right-aligned, as many per row as fit; each
+/// one's algorithm, fingerprint and line either across the page below them, or (`beside`) in a
+/// column left of them when they all fit in one row and leave room. Suits several keys, or a
+/// large one with small ones. `None` if `beside` is asked for and there is no room.
+fn backups_grid(backups: &[CaEntry], qrs: &[Qr], y: f64, beside: bool) -> Option<Page> {
+    let mut p = Page {
+        out: String::new(),
+        y,
+    };
+    // Right-aligned rows, out of line with the primary QR code (see above).
+    let gap = 8.0;
+    let right = PAGE_W - MARGIN;
+    let mut x = right;
+    let mut leftmost = right;
+    let top = p.y + 3.0;
+    let mut row_top = top;
+    let mut row_height: f64 = 0.0;
+    for (i, qr) in qrs.iter().enumerate().rev() {
+        let k = i + 1;
+        let side = qr.side() as f64 * BACKUP_MODULE_MM;
+        if x < right && x - side < MARGIN {
+            if beside {
+                return None;
+            }
+            x = right;
+            row_top += row_height + 2.0;
+            row_height = 0.0;
+        }
+        x -= side;
+        leftmost = leftmost.min(x);
+        p.out
+            .push_str(&qr.svg_group(x, row_top, BACKUP_MODULE_MM, &format!("backup-qr-{k}")));
+        let _ = writeln!(
+            p.out,
+            "<text x=\"{}\" y=\"{}\" font-size=\"3.2\" {} text-anchor=\"middle\">Backup CA {k}</text>",
+            mm(x + side / 2.0),
+            mm(row_top + side + 3.5),
+            Font::SansBold.attrs(),
+        );
+        row_height = row_height.max(side + 4.5);
+        x -= gap;
+    }
+    let bottom = row_top + row_height;
+    let (x, width) = if beside {
+        let width = leftmost - gap - MARGIN;
+        if width < MIN_TEXT_W {
+            return None;
+        }
+        p.y = top - 2.0;
+        (MARGIN, width)
+    } else {
+        p.y = bottom;
+        (MARGIN, CONTENT_W)
+    };
+    for (i, backup) in backups.iter().enumerate() {
+        let k = i + 1;
+        p.y += 2.0;
+        let title = wrap_words(
+            &format!("Backup CA {k}: {}", backup.algorithm),
+            Font::SansBold.chars_in(3.4, width),
+        );
+        p.lines(x, 3.4, Font::SansBold, &title);
+        backup_fingerprint(&mut p, x, width, k, backup);
+        backup_line(&mut p, x, width, backup);
+    }
+    p.y = p.y.max(bottom) + 2.0;
+    Some(p)
+}
+
+/// A backup CA's `SHA256:…` fingerprint on one line (with an id for tests), 3 mm or smaller
+/// to fit `width` (callers give at least [`MIN_TEXT_W`]: 2.4 mm).
+fn backup_fingerprint(p: &mut Page, x: f64, width: f64, k: usize, backup: &CaEntry) {
+    let size = fit_size(&backup.fingerprint, Font::Mono, 3.0, width);
+    p.y += size * 1.4;
+    let id = format!("backup-fingerprint-{k}");
+    p.text_at(x, p.y, size, Font::Mono, Some(&id), &backup.fingerprint);
+}
+
+/// A backup CA's line, in small monospace.
+fn backup_line(p: &mut Page, x: f64, width: f64, backup: &CaEntry) {
+    let size = 2.0;
+    let chunks = wrap_chars(&backup.line, Font::Mono.chars_in(size, width));
+    p.y += 0.3;
+    p.lines(x, size, Font::Mono, &chunks);
+}
+
+/// The largest size up to `max` at which `text` fits in `width` mm in one line.
+fn fit_size(text: &str, font: Font, max: f64, width: f64) -> f64 {
+    fit_runs(&[(font, text)], max, width)
+}
+
+/// The largest size up to `max` at which these runs fit in `width` mm in one line.
+fn fit_runs(runs: &[(Font, &str)], max: f64, width: f64) -> f64 {
+    let ems: f64 = runs
+        .iter()
+        .map(|(font, text)| font.em() * text.chars().count() as f64)
+        .sum();
+    if ems <= 0.0 {
+        max
+    } else {
+        (width / ems).min(max)
+    }
+}
+
+/// Hard-wrap `text` every `width` characters (for key lines, URIs: no spaces to break at).
+fn wrap_chars(text: &str, width: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.is_empty() {
+        return vec![String::new()];
+    }
+    chars
+        .chunks(width.max(1))
+        .map(|c| c.iter().collect())
+        .collect()
+}
+
+/// Wrap `text` at spaces into lines of at most `width` characters (longer words are cut).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let fits = line.chars().count() + 1 + word.chars().count() <= width;
+        if !line.is_empty() && !fits {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+        while line.chars().count() > width {
+            let head: String = line.chars().take(width).collect();
+            let rest: String = line.chars().skip(width).collect();
+            lines.push(head);
+            line = rest;
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::export::qr::tests::{decode_grey, fake_line};
+
+    fn entry(kind: &str, len: usize, fp: &str) -> CaEntry {
+        CaEntry {
+            line: fake_line(kind, len),
+            fingerprint: format!("SHA256:{fp}"),
+            algorithm: format!("{kind} (test)"),
+        }
+    }
+
+    pub(crate) fn sample(primary_len: usize, backups: &[usize]) -> Sheet {
+        Sheet {
+            primary: entry(
+                "ssh-rsa",
+                primary_len,
+                "uKXNjJHxLbZ8q2bY2Zq8lOqk0mI0bG8r9pQz1w7Xy4c",
+            ),
+            token: "token 'emergency-ca' (SoftHSM project SoftHSM v2, serial 1a2b3c4d5e6f7081)"
+                .into(),
+            key: "key 'breakglass-ca' (id 01a2, ecdsa-p256)".into(),
+            uri: "pkcs11:token=emergency-ca;object=breakglass-ca?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/x"
+                .into(),
+            created: Some("2026-11-22T03:00:00Z".into()),
+            backups: backups
+                .iter()
+                .enumerate()
+                .map(|(i, len)| {
+                    entry(
+                        "ecdsa-sha2-nistp256",
+                        *len,
+                        &format!("bAcKuP{i}xLbZ8q2bY2Zq8lOqk0mI0bG8r9pQz1w7Xy"),
+                    )
+                })
+                .collect(),
+            printed: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        }
+    }
+
+    /// Render an SVG document to greyscale at `px_per_unit` pixels per user unit (mm).
+    pub(crate) fn rasterise(svg: &str, px_per_unit: f32, fonts: bool) -> (usize, usize, Vec<u8>) {
+        use resvg::{tiny_skia, usvg};
+        let mut opt = usvg::Options::default();
+        if fonts {
+            let db = opt.fontdb_mut();
+            db.load_system_fonts();
+            // fontdb maps the generic families to Arial and Courier New; use what is installed.
+            db.set_sans_serif_family("DejaVu Sans");
+            db.set_monospace_family("DejaVu Sans Mono");
+        }
+        let tree = usvg::Tree::from_str(svg, &opt).unwrap();
+        let size = tree.size();
+        // usvg sizes mm documents at 96 dpi: scale to the wanted pixels per mm.
+        let scale = px_per_unit / (96.0 / 25.4);
+        let w = (size.width() * scale).ceil() as u32;
+        let h = (size.height() * scale).ceil() as u32;
+        let mut pixmap = tiny_skia::Pixmap::new(w, h).unwrap();
+        pixmap.fill(tiny_skia::Color::WHITE);
+        resvg::render(
+            &tree,
+            tiny_skia::Transform::from_scale(scale, scale),
+            &mut pixmap.as_mut(),
+        );
+        let luma = pixmap
+            .pixels()
+            .iter()
+            .map(|p| ((p.red() as u32 * 3 + p.green() as u32 * 6 + p.blue() as u32) / 10) as u8)
+            .collect();
+        (w as usize, h as usize, luma)
+    }
+
+    fn text_of(svg: &str, id: &str) -> String {
+        let start = svg.find(&format!("id=\"{id}\"")).unwrap();
+        let rest = &svg[start..];
+        let open = rest.find('>').unwrap() + 1;
+        let close = rest.find("</text>").unwrap();
+        rest[open..close].to_string()
+    }
+
+    #[test]
+    fn blocks_of_four() {
+        assert_eq!(
+            fingerprint_blocks("SHA256:abcdefghij"),
+            "abcd efgh ij".to_string()
+        );
+        let fp = "SHA256:uKXNjJHxLbZ8q2bY2Zq8lOqk0mI0bG8r9pQz1w7Xy4c";
+        let b = fingerprint_blocks(fp);
+        assert_eq!(b.split(' ').count(), 11);
+        assert_eq!(b.replace(' ', ""), fp["SHA256:".len()..]);
+    }
+
+    #[test]
+    fn wrapping() {
+        assert_eq!(wrap_chars("abcdefg", 3), vec!["abc", "def", "g"]);
+        assert_eq!(wrap_chars("", 3), vec![""]);
+        assert_eq!(
+            wrap_words("one two three fourfivesix", 9),
+            vec!["one two", "three", "fourfives", "ix"]
+        );
+    }
+
+    #[test]
+    fn sheet_has_the_facts_and_escapes_them() {
+        let sheet = sample(180, &[180]);
+        let svg = render(&sheet).unwrap();
+        assert!(svg.contains("width=\"210mm\" height=\"297mm\" viewBox=\"0 0 210 297\""));
+        assert!(svg.contains(">breakglass-ca emergency SSH CA</text>"));
+        assert_eq!(
+            text_of(&svg, "primary-fingerprint"),
+            sheet.primary.fingerprint
+        );
+        let blocks: Vec<String> = (1..=3)
+            .map(|i| text_of(&svg, &format!("primary-fingerprint-blocks-{i}")))
+            .collect();
+        assert_eq!(
+            blocks.join(" "),
+            fingerprint_blocks(&sheet.primary.fingerprint)
+        );
+        assert_eq!(
+            text_of(&svg, "backup-fingerprint-1"),
+            sheet.backups[0].fingerprint
+        );
+        assert_eq!(text_of(&svg, "primary-created"), "2026-11-22T03:00:00Z");
+        // The URI's '&' is escaped; the document parses as SVG.
+        assert!(svg.contains("&amp;pin-source") || svg.contains("&amp;\n"));
+        for (i, _) in svg.match_indices('&') {
+            let rest = &svg[i..];
+            assert!(
+                ["&amp;", "&apos;", "&lt;", "&gt;", "&quot;"]
+                    .iter()
+                    .any(|e| rest.starts_with(e)),
+                "unescaped & at {}",
+                &svg[i..i + 20]
+            );
+        }
+        assert!(text_of(&svg, "primary-token").contains("&apos;emergency-ca&apos;"));
+        assert!(svg.contains("TrustedUserCAKeys /etc/ssh/breakglass-ca.pub"));
+        assert!(svg.contains("breakglass-ca host-config"));
+        assert!(svg.contains("ssh-keygen -l -f /etc/ssh/breakglass-ca.pub"));
+        resvg::usvg::Tree::from_str(&svg, &resvg::usvg::Options::default()).unwrap();
+        // No font family other than the generic ones.
+        for family in svg.split("font-family=\"").skip(1) {
+            let f = &family[..family.find('"').unwrap()];
+            assert!(f == "sans-serif" || f == "monospace", "{f}");
+        }
+        let mut no_created = sheet.clone();
+        no_created.created = None;
+        let svg = render(&no_created).unwrap();
+        assert!(text_of(&svg, "primary-created").starts_with("unknown"));
+    }
+
+    #[test]
+    fn primary_and_backup_qr_codes_decode_from_the_rendered_page() {
+        for (primary, backups) in [
+            (740, vec![180, 95]),
+            (740, vec![740]),
+            (180, vec![180, 180, 180]),
+        ] {
+            let sheet = sample(primary, &backups);
+            let svg = render(&sheet).unwrap();
+            // rqrr misses codes whose modules are about 2.6-2.9 or 3.8 px (aliasing); 5 px per
+            // module of the smallest code is reliable.
+            let (w, h, luma) = rasterise(&svg, (5.0 / MIN_MODULE_MM) as f32, false);
+            let mut found = decode_grey(w, h, &luma);
+            found.sort();
+            let mut want: Vec<String> = std::iter::once(&sheet.primary)
+                .chain(&sheet.backups)
+                .map(|e| e.line.clone())
+                .collect();
+            want.sort();
+            assert_eq!(found, want);
+        }
+    }
+
+    #[test]
+    fn text_stays_on_the_page() {
+        // The widest text line, estimated generously, fits between the margins, and nothing
+        // is placed below the footer.
+        for sheet in [
+            sample(95, &[]),
+            sample(740, &[740]),
+            sample(180, &[180, 220, 95]),
+            sample(740, &[180, 180]),
+            sample(740, &[95]),
+        ] {
+            let svg = render(&sheet).unwrap();
+            assert_eq!(
+                text_of(&svg, "primary-fingerprint"),
+                sheet.primary.fingerprint
+            );
+            for (i, b) in sheet.backups.iter().enumerate() {
+                let id = format!("backup-fingerprint-{}", i + 1);
+                assert_eq!(text_of(&svg, &id), b.fingerprint);
+            }
+            for t in svg.split("<text").skip(1) {
+                let attr = |name: &str| -> f64 {
+                    let s = &t[t.find(&format!(" {name}=\"")).unwrap() + name.len() + 3..];
+                    s[..s.find('"').unwrap()].parse().unwrap()
+                };
+                let (x, y, size) = (attr("x"), attr("y"), attr("font-size"));
+                let body = &t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()];
+                let unescape = |s: &str| {
+                    s.replace("&apos;", "'")
+                        .replace("&amp;", "&")
+                        .replace("&quot;", "\"")
+                        .replace("&lt;", "<")
+                        .replace("&gt;", ">")
+                        .chars()
+                        .count() as f64
+                };
+                let em = |attrs: &str| {
+                    if attrs.contains("monospace") {
+                        MONO_EM
+                    } else {
+                        SANS_EM
+                    }
+                };
+                let width = if body.contains("<tspan") {
+                    body.split("<tspan")
+                        .skip(1)
+                        .map(|span| {
+                            let (attrs, rest) = span.split_once('>').unwrap();
+                            let text = &rest[..rest.find("</tspan>").unwrap()];
+                            unescape(text) * size * em(attrs)
+                        })
+                        .sum()
+                } else {
+                    unescape(body) * size * em(t)
+                };
+                let (left, right) = if t.contains("text-anchor=\"middle\"") {
+                    (x - width / 2.0, x + width / 2.0)
+                } else {
+                    (x, x + width)
+                };
+                assert!(left >= MARGIN - 1e-6, "{body}: starts at {left}");
+                assert!(right <= PAGE_W - MARGIN + 0.01, "{body}: ends at {right}");
+                assert!(
+                    (TOP_MARGIN..=FOOTER_Y + 1e-6).contains(&y),
+                    "{body}: at y {y}"
+                );
+                assert!(size >= 2.0, "{body}: font size {size}");
+            }
+        }
+    }
+
+    /// `BREAKGLASS_SHEET_PNG=/tmp/x.png cargo test --lib sheet`: also write a sample sheet
+    /// rendered with the system fonts, to look at.
+    #[test]
+    fn sample_sheet_for_inspection() {
+        let Some(path) = std::env::var_os("BREAKGLASS_SHEET_PNG") else {
+            return;
+        };
+        let (len, backups): (usize, Vec<usize>) = match std::env::var("BREAKGLASS_SHEET_SAMPLE") {
+            Ok(spec) => {
+                let mut n = spec.split(',').map(|v| v.parse().unwrap());
+                (n.next().unwrap(), n.collect())
+            }
+            Err(_) => (740, vec![180]),
+        };
+        let svg = render(&sample(len, &backups)).unwrap();
+        let (w, h, luma) = rasterise(&svg, 5.0, true);
+        let file = std::fs::File::create(path).unwrap();
+        let mut enc = png::Encoder::new(file, w as u32, h as u32);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header().unwrap().write_image_data(&luma).unwrap();
+    }
+
+    #[test]
+    fn too_many_backups_is_a_clear_error() {
+        let err = render(&sample(740, &[740, 740, 740])).unwrap_err();
+        assert!(err.to_string().contains("cannot hold"), "{err}");
+        assert!(err.hint().is_some());
+    }
+}
