@@ -7,39 +7,15 @@
 //! and is killed by PID when dropped.
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use crate::common::*;
+use crate::sshd::{current_user, free_port, needs_pam, Sshd};
 
 fn tools() -> bool {
     require(&["softhsm2-util", "ssh-keygen", "ssh", "sshd", MODULE])
-}
-
-fn current_user() -> String {
-    let out = Command::new("id").arg("-un").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// With `UsePAM no`, sshd refuses an account whose password field is locked (`!`); root in
-/// some images is. PAM's account check does not (as `sshd.rs` does).
-fn needs_pam(user: &str) -> bool {
-    let shadow = std::fs::read_to_string("/etc/shadow").unwrap_or_default();
-    shadow
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{user}:")))
-        .is_some_and(|rest| rest.starts_with('!'))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `breakglass-ca host-config ARGS --out DIR/NAME`, without any PIN source; with
@@ -157,119 +133,13 @@ fn sshd_effective(config: &Path, user: &str) -> String {
     stdout(&out)
 }
 
-/// A real sshd on 127.0.0.1 with a configuration from [`sshd_config`], killed by PID.
-struct HostSshd {
-    /// Kept so the configuration, host key and log outlive sshd.
-    _dir: tempfile::TempDir,
-    port: u16,
-    child: Child,
-    log: PathBuf,
-    user: String,
-}
-
-impl HostSshd {
-    /// Check the configuration with `sshd -t`, then start sshd on it.
-    fn start(out: &Path) -> HostSshd {
-        let dir = tempfile::tempdir().unwrap();
-        let user = current_user();
-        let port = free_port();
-        let config = sshd_config(dir.path(), port, out, &user, true);
-        let t = sshd_t(&config);
-        assert_ok(&t, "sshd -t with the generated snippet");
-        let log = dir.path().join("sshd.log");
-        let child = Command::new(sshd_path())
-            .args(["-D", "-f"])
-            .arg(&config)
-            .arg("-E")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut sshd = HostSshd {
-            _dir: dir,
-            port,
-            child,
-            log,
-            user,
-        };
-        sshd.wait_listening();
-        sshd
-    }
-
-    /// Poll the port, at most 10 s.
-    fn wait_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("sshd exited ({status}): {}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "sshd did not listen on port {} within 10 s: {}",
-            self.port,
-            self.log_text()
-        );
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Log in as the current user with `key` and its certificate; true on success.
-    fn login(&self, key: &Path, cert: &Path) -> bool {
-        let out = Command::new("ssh")
-            .arg("-i")
-            .arg(key)
-            .arg("-o")
-            .arg(format!("CertificateFile={}", cert.display()))
-            .args([
-                "-F",
-                "/dev/null",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "IdentityAgent=none",
-                "-o",
-                "ConnectTimeout=10",
-                "-o",
-                "LogLevel=ERROR",
-                "-p",
-            ])
-            .arg(self.port.to_string())
-            .arg(format!("{}@127.0.0.1", self.user))
-            .arg("true")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            eprintln!(
-                "ssh login with {} failed ({:?}): {}",
-                cert.display(),
-                out.status.code(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        out.status.success()
-    }
-}
-
-impl Drop for HostSshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Check the configuration with `sshd -t`, then start a real sshd on 127.0.0.1 with it.
+fn start_sshd(out: &Path) -> Sshd {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = sshd_config(dir.path(), port, out, &current_user(), true);
+    assert_ok(&sshd_t(&config), "sshd -t with the generated snippet");
+    Sshd::from_config(dir, port, &config)
 }
 
 fn key_part(line: &str) -> String {
@@ -351,7 +221,7 @@ fn snippet_passes_sshd_t_and_logins_follow_the_principals() {
     assert!(other.contains("loglevel INFO\n"), "{other}");
 
     // A real login.
-    let sshd = HostSshd::start(&out);
+    let sshd = start_sshd(&out);
     let good = keygen(work.path(), "good", &["-t", "ed25519"], "alice@laptop");
     assert_ok(&hsm.mint(&good, &["-n", "breakglass"]), "mint breakglass");
     assert!(
@@ -439,7 +309,7 @@ fn a_backup_ca_added_with_add_backup_ca_is_trusted_too() {
         "{snippet}"
     );
 
-    let sshd = HostSshd::start(&host);
+    let sshd = start_sshd(&host);
     let by_backup = keygen(work.path(), "b", &["-t", "ed25519"], "bob@laptop");
     assert_ok(&backup.mint(&by_backup, &["-n", &me]), "mint by backup");
     assert!(

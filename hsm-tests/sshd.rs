@@ -18,14 +18,14 @@ pub struct Sshd {
     pub user: String,
 }
 
-fn current_user() -> String {
+pub fn current_user() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// With `UsePAM no`, sshd refuses accounts whose password field is locked (`!`); root in some
 /// images is. PAM's account check does not, so use PAM then (only possible as root).
-fn needs_pam(user: &str) -> bool {
+pub fn needs_pam(user: &str) -> bool {
     let shadow = std::fs::read_to_string("/etc/shadow").unwrap_or_default();
     shadow
         .lines()
@@ -33,7 +33,7 @@ fn needs_pam(user: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('!'))
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -86,10 +86,16 @@ impl Sshd {
             ),
         )
         .unwrap();
+        Sshd::from_config(dir, port, &config)
+    }
+
+    /// Start sshd on an existing configuration (in `dir`, listening on `port`).
+    pub fn from_config(dir: tempfile::TempDir, port: u16, config: &Path) -> Sshd {
+        let user = current_user();
         let log = dir.path().join("sshd.log");
         let child = Command::new(sshd_path())
             .args(["-D", "-f"])
-            .arg(&config)
+            .arg(config)
             .arg("-E")
             .arg(&log)
             .stdin(Stdio::null())
