@@ -17,9 +17,9 @@ pub struct SoftKey {
 impl SoftKey {
     /// A deterministic key from a seed byte (tests want reproducible keys).
     pub fn new(seed: u8) -> Self {
-        let key = SigningKey::from_slice(&[seed.max(1); 32]).unwrap();
+        let key = SigningKey::from_slice(&[seed.max(1); 32]).unwrap(); // allow-panic: test-only module
         let point = key.verifying_key().to_encoded_point(false);
-        let public = KeyData::Ecdsa(EcdsaPublicKey::from_sec1_bytes(point.as_bytes()).unwrap());
+        let public = KeyData::Ecdsa(EcdsaPublicKey::from_sec1_bytes(point.as_bytes()).unwrap()); // allow-panic: test-only
         SoftKey { key, public }
     }
 }
