@@ -16,11 +16,13 @@ pub mod config;
 pub mod duration;
 pub mod error;
 pub mod export;
+pub mod fsx;
 pub mod issue;
 pub mod ledger;
 pub mod panic_guard;
 pub mod pin;
 pub mod policy;
+pub mod text;
 pub mod ui;
 pub mod uri;
 
