@@ -72,6 +72,94 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
     out
 }
 
+/// JSON with every non-ASCII character written as a `\uXXXX` escape (serde_json already escapes
+/// C0 controls): the output is plain ASCII, so C1 controls, bidi overrides and U+2028/U+2029
+/// cannot act on a terminal, and a YAML reader (which treats U+0085, U+2028 and U+2029 as line
+/// breaks) reads exactly the strings that were written. JSON is YAML, so this is also how
+/// generated YAML is written.
+pub fn json_ascii<T: serde::Serialize + ?Sized>(
+    value: &T,
+    pretty: bool,
+) -> serde_json::Result<String> {
+    let mut out = Vec::new();
+    if pretty {
+        let mut ser = serde_json::Serializer::with_formatter(
+            &mut out,
+            AsciiFormatter(serde_json::ser::PrettyFormatter::new()),
+        );
+        value.serialize(&mut ser)?;
+    } else {
+        let mut ser = serde_json::Serializer::with_formatter(
+            &mut out,
+            AsciiFormatter(serde_json::ser::CompactFormatter),
+        );
+        value.serialize(&mut ser)?;
+    }
+    // Only ASCII was written.
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A serde_json formatter that escapes non-ASCII characters and delegates the rest.
+struct AsciiFormatter<F>(F);
+
+impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for AsciiFormatter<F> {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if c.is_ascii() {
+                continue;
+            }
+            writer.write_all(&fragment.as_bytes()[start..i])?;
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                write!(writer, "\\u{unit:04x}")?;
+            }
+            start = i + c.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(w)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +193,29 @@ mod tests {
     #[test]
     fn bytes_that_are_not_utf8() {
         assert_eq!(escape_bytes(b"ok\xff\x1b"), "ok\\xff\\e");
+    }
+
+    #[test]
+    fn json_is_ascii_and_round_trips() {
+        let v = serde_json::json!({"c": "a\u{85}b\u{2028}\u{202e}\u{1b}é😀", "n": [1, 2]});
+        for pretty in [false, true] {
+            let text = json_ascii(&v, pretty).unwrap();
+            assert!(text.is_ascii(), "{text}");
+            assert!(
+                text.contains("\\u0085") && text.contains("\\ud83d\\ude00"),
+                "{text}"
+            );
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
+        }
+        assert_eq!(
+            json_ascii(&v, false).unwrap(),
+            serde_json::to_string(&v)
+                .unwrap()
+                .replace('é', "\\u00e9")
+                .replace('😀', "\\ud83d\\ude00")
+                .replace('\u{85}', "\\u0085")
+                .replace('\u{2028}', "\\u2028")
+                .replace('\u{202e}', "\\u202e")
+        );
     }
 }
