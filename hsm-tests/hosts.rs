@@ -725,72 +725,96 @@ fn host_config_refusals() {
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
 }
 
-/// One `write_files` entry, as read back from cloud-init.yaml.
-#[derive(Debug, PartialEq, Eq)]
-struct WriteFile {
-    path: String,
-    permissions: String,
-    content: String,
-}
-
-/// A structural reading of the generated cloud-init.yaml (for machines without PyYAML):
-/// entries `  - path: '…'`, `    permissions: '…'`, `    content: |` and 6-space content lines.
-fn read_cloud_init(text: &str) -> (Vec<WriteFile>, Vec<String>) {
-    let mut files: Vec<WriteFile> = Vec::new();
-    let mut runcmd = Vec::new();
-    let mut section = "";
-    let mut in_content = false;
-    let unquote = |s: &str| s.trim().trim_matches('\'').to_string();
-    for line in text.lines() {
-        if !line.starts_with(' ') && !line.is_empty() {
-            in_content = false;
-            if !line.starts_with('#') {
-                section = if line == "write_files:" {
-                    "files"
-                } else if line == "runcmd:" {
-                    "runcmd"
-                } else {
-                    panic!("unexpected top-level line: {line}")
-                };
-            }
-            continue;
-        }
-        match section {
-            "files" => {
-                if let Some(p) = line.strip_prefix("  - path: ") {
-                    in_content = false;
-                    files.push(WriteFile {
-                        path: unquote(p),
-                        permissions: String::new(),
-                        content: String::new(),
-                    });
-                } else if in_content {
-                    let body = if line.is_empty() {
-                        ""
-                    } else {
-                        line.strip_prefix("      ").expect("content indented by 6")
-                    };
-                    let f = files.last_mut().unwrap();
-                    f.content.push_str(body);
-                    f.content.push('\n');
-                } else if let Some(p) = line.strip_prefix("    permissions: ") {
-                    files.last_mut().unwrap().permissions = unquote(p);
-                } else if line == "    content: |" {
-                    in_content = true;
-                } else {
-                    assert!(line.starts_with("    owner: "), "unexpected line: {line}");
-                }
-            }
-            "runcmd" => runcmd.push(line.trim_start_matches("  - ").to_string()),
-            _ => panic!("content outside a section: {line}"),
-        }
+/// `yaml.safe_load` (what cloud-init uses) of FILE by PyYAML, as JSON. PyYAML is required
+/// like any other tool: without it the test is skipped, and in CI (`CI=true`) it fails. The
+/// JSON is written as UTF-8, so a string PyYAML read as lone surrogates fails here.
+fn pyyaml(file: &Path) -> Option<serde_json::Value> {
+    if !require(&["python3"]) {
+        return None;
     }
-    (files, runcmd)
+    let script = "import json, sys\n\
+                  try:\n    import yaml\nexcept ImportError:\n    sys.exit(3)\n\
+                  with open(sys.argv[1], 'rb') as f:\n    doc = yaml.safe_load(f.read().decode('utf-8'))\n\
+                  sys.stdout.buffer.write(json.dumps(doc, ensure_ascii=False).encode('utf-8'))";
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .arg(file)
+        .output()
+        .unwrap();
+    match o.status.code() {
+        Some(0) => Some(serde_json::from_slice(&o.stdout).unwrap()),
+        Some(3) => {
+            let msg = "PyYAML (Debian python3-yaml) is not installed (install with: bash scripts/test.sh)";
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("CI=true and {msg}: hsm-tests must run in CI");
+            }
+            eprintln!("SKIPPED: {msg}");
+            None
+        }
+        _ => panic!(
+            "PyYAML rejects {}: {}\n{}",
+            file.display(),
+            stderr(&o),
+            read(file)
+        ),
+    }
 }
 
-/// cloud-init.yaml is a #cloud-config document (parsed by PyYAML where it is installed, and
-/// structurally always) holding every host file with its content and mode, and the runcmd
-/// that checks and reloads sshd.
+/// One `write_files` entry: path, owner, permissions, content.
+type WriteFile = (String, String, String, String);
+
+/// cloud-init.yaml as PyYAML reads it: the `write_files` entries (each with exactly the keys
+/// path, owner, permissions and content) and the `runcmd` list, and nothing else at the top.
+fn cloud_init_entries(file: &Path) -> Option<(Vec<WriteFile>, serde_json::Value)> {
+    let doc = pyyaml(file)?;
+    let top = doc.as_object().expect("cloud-init.yaml is not a mapping");
+    let mut keys: Vec<&String> = top.keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["runcmd", "write_files"], "{doc}");
+    let files = doc["write_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let e = e.as_object().unwrap();
+            let mut keys: Vec<&String> = e.keys().collect();
+            keys.sort();
+            assert_eq!(keys, ["content", "owner", "path", "permissions"], "{e:?}");
+            let field = |k: &str| e[k].as_str().unwrap().to_string();
+            (
+                field("path"),
+                field("owner"),
+                field("permissions"),
+                field("content"),
+            )
+        })
+        .collect();
+    Some((files, doc["runcmd"].clone()))
+}
+
+/// The host files of an `--out` directory as cloud-init.yaml must hold them, under SSH_DIR.
+fn expected_write_files(out: &Path, ssh_dir: &str, users: &[&str]) -> Vec<WriteFile> {
+    let mut rels = vec!["breakglass-ca.pub".to_string()];
+    rels.extend(
+        users
+            .iter()
+            .map(|u| format!("breakglass-ca-principals/{u}")),
+    );
+    rels.push("sshd_config.d/breakglass-ca.conf".into());
+    rels.iter()
+        .map(|rel| {
+            (
+                format!("{ssh_dir}/{rel}"),
+                "root:root".to_string(),
+                "0644".to_string(),
+                read(&out.join(rel)),
+            )
+        })
+        .collect()
+}
+
+/// cloud-init.yaml is a #cloud-config document that PyYAML reads as exactly the host files
+/// (paths, owner, modes and contents) and the runcmd that checks and reloads sshd.
 #[test]
 fn cloud_init_yaml_parses_and_holds_every_file() {
     if !tools() {
@@ -819,66 +843,367 @@ fn cloud_init_yaml_parses_and_holds_every_file() {
         ],
         Some(Path::new("/etc/ssh")),
     );
-    let text = read(&out.join("cloud-init.yaml"));
+    let file = out.join("cloud-init.yaml");
+    let text = read(&file);
     assert!(text.starts_with("#cloud-config\n"), "{text}");
-    let expected: Vec<(String, String)> = [
-        "breakglass-ca.pub",
-        "breakglass-ca-principals/breakglass",
-        "breakglass-ca-principals/root",
-        "sshd_config.d/breakglass-ca.conf",
-    ]
-    .iter()
-    .map(|rel| (format!("/etc/ssh/{rel}"), read(&out.join(rel))))
-    .collect();
-    assert_eq!(expected[0].1.lines().count(), 2, "primary and backup");
-
-    let (files, runcmd) = read_cloud_init(&text);
-    let got: Vec<(String, String)> = files
-        .iter()
-        .map(|f| (f.path.clone(), f.content.clone()))
-        .collect();
-    assert_eq!(got, expected);
-    assert!(files.iter().all(|f| f.permissions == "0644"), "{files:?}");
-    assert_eq!(runcmd.len(), 1, "{runcmd:?}");
-    assert!(
-        runcmd[0].contains("sshd -t -f /etc/ssh/sshd_config && "),
-        "{runcmd:?}"
-    );
-    assert!(runcmd[0].contains("systemctl reload ssh"), "{runcmd:?}");
-
-    // A real YAML parser, where there is one.
-    let py = Command::new("python3")
-        .args([
+    let expected = expected_write_files(&out, "/etc/ssh", &["breakglass", "root"]);
+    assert_eq!(expected[0].3.lines().count(), 2, "primary and backup");
+    let Some((files, runcmd)) = cloud_init_entries(&file) else {
+        return;
+    };
+    assert_eq!(files, expected);
+    assert_eq!(
+        runcmd,
+        serde_json::json!([[
+            "sh",
             "-c",
-            "import json, sys\ntry:\n    import yaml\nexcept ImportError:\n    sys.exit(3)\nprint(json.dumps(yaml.safe_load(sys.stdin)))",
-        ])
-        .stdin(std::fs::File::open(out.join("cloud-init.yaml")).unwrap())
-        .output();
-    match py {
-        Ok(o) if o.status.success() => {
-            let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-            let entries = doc["write_files"].as_array().unwrap();
-            let parsed: Vec<(String, String)> = entries
-                .iter()
-                .map(|e| {
-                    assert_eq!(e["permissions"], "0644");
-                    assert_eq!(e["owner"], "root:root");
-                    (
-                        e["path"].as_str().unwrap().to_string(),
-                        e["content"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect();
-            assert_eq!(parsed, expected);
-            let cmd = &doc["runcmd"][0];
-            assert_eq!(cmd[0], "sh");
-            assert_eq!(cmd[1], "-c");
-            assert!(cmd[2].as_str().unwrap().starts_with("sshd -t"));
+            "sshd -t -f /etc/ssh/sshd_config && { systemctl reload ssh || systemctl reload sshd || service ssh reload; }"
+        ]])
+    );
+}
+
+/// A string as a TOML basic string, every character outside printable ASCII escaped (so the
+/// file holds `\n`, `\r`, `\u2029` ... inside the quotes).
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            ' '..='~' => out.push(c),
+            c if (c as u32) <= 0xffff => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push_str(&format!("\\U{:08X}", c as u32)),
         }
-        Ok(o) if o.status.code() == Some(3) => {
-            eprintln!("PyYAML is not installed: cloud-init.yaml checked structurally only");
-        }
-        Ok(o) => panic!("python3 could not parse cloud-init.yaml: {}", stderr(&o)),
-        Err(e) => eprintln!("no python3 ({e}): cloud-init.yaml checked structurally only"),
     }
+    out.push('"');
+    out
+}
+
+/// Whether `text` could act on a terminal: a control character other than a line feed, or
+/// what `text::is_unsafe_char` names.
+fn has_raw_unsafe(text: &str) -> bool {
+    text.chars()
+        .any(|c| c != '\n' && breakglass_ca::text::is_unsafe_char(c))
+}
+
+/// Backup CA lines whose comments try to break out of the generated files (a CR, U+0085,
+/// U+2028, U+2029 or a `\n` that would end the cloud-init scalar and add a `write_files`
+/// entry, a line equal to install.sh's heredoc delimiter, escape sequences, a `#` trick, an
+/// over-long comment), added with add-backup-ca FILE and written into config.toml directly:
+/// every generated file holds the keys with `breakglass-ca-backup` for those comments (a plain
+/// one is kept), printable ASCII only; PyYAML reads cloud-init.yaml as exactly the host files;
+/// install.sh passes `sh -n` and installs exactly those files; sshd -t accepts the snippet and
+/// sshd accepts a certificate from the backup token whose line had the CR; `pubkey --bundle`
+/// (text and JSON) and the key sheet are clean as well; the custodian is told each time.
+#[test]
+fn hostile_backup_ca_comments_never_reach_a_generated_file() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    let primary_line = hsm.init("ecdsa-p256");
+    let backup = Hsm::new("backup-ca");
+    let backup_line = backup.init("ed25519");
+    let work = tempfile::tempdir().unwrap();
+    let keys = work.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let payload = "write_files:\n- path: /etc/cron.d/pwn\n  content: '* * * * * root touch /pwned'";
+    let other_key = |name: &str| {
+        let pubkey = keygen(&keys, name, &["-t", "ed25519"], "x");
+        key_part(&read(&pubkey))
+    };
+
+    // Through add-backup-ca FILE: (key, comment in the file, comment hosts get).
+    let via_file: Vec<(String, String, &str)> = vec![
+        (
+            key_part(&backup_line),
+            format!("vault{}", payload.replace('\n', "\r")),
+            "breakglass-ca-backup",
+        ),
+        (
+            other_key("nel"),
+            format!("x{}", payload.replace('\n', "\u{85}")),
+            "breakglass-ca-backup",
+        ),
+        (
+            other_key("lsep"),
+            format!("x\u{2028}{}", payload.replace('\n', "\u{2028}")),
+            "breakglass-ca-backup",
+        ),
+        (
+            other_key("esc"),
+            "x\u{1b}[1A\u{1b}[2K\rFingerprint: SHA256:forged".into(),
+            "breakglass-ca-backup",
+        ),
+        (
+            other_key("hash"),
+            "vault # - path: /etc/cron.d/pwn".into(),
+            "breakglass-ca-backup",
+        ),
+        (
+            other_key("plain"),
+            "vault-b, safe 2".into(),
+            "vault-b, safe 2",
+        ),
+    ];
+    for (i, (key, comment, _)) in via_file.iter().enumerate() {
+        let file = keys.join(format!("backup-{i}.pub"));
+        std::fs::write(&file, format!("{key} {comment}\n")).unwrap();
+        let o = run(hsm
+            .cmd()
+            .env_remove("BREAKGLASS_CA_PIN_FILE")
+            .arg("add-backup-ca")
+            .arg(&file));
+        assert_ok(&o, &format!("add-backup-ca {comment:?}"));
+        let err = stderr(&o);
+        assert!(!has_raw_unsafe(&err), "raw control text on stderr: {err:?}");
+        assert_eq!(
+            err.contains("is not plain text"),
+            i != via_file.len() - 1,
+            "{err}"
+        );
+        if i == 2 {
+            // The key sheet with the first three (all it holds of these): a valid SVG,
+            // printable ASCII.
+            let sheet = work.path().join("sheet.svg");
+            let o = run(hsm
+                .cmd()
+                .env_remove("BREAKGLASS_CA_PIN_FILE")
+                .args(["pubkey", "--format", "sheet", "-o"])
+                .arg(&sheet));
+            assert_ok(&o, "pubkey --format sheet");
+            let svg = read(&sheet);
+            assert!(
+                svg.bytes().all(|b| b == b'\n' || (0x20..0x7f).contains(&b)),
+                "{svg:?}"
+            );
+            assert!(!svg.contains("pwn") && !svg.contains("forged"));
+            assert_eq!(svg.matches("breakglass-ca-backup").count(), 3);
+            resvg::usvg::Tree::from_str(&svg, &resvg::usvg::Options::default()).unwrap();
+        }
+    }
+    let config_path = hsm.state.join("config.toml");
+    let config = read(&config_path);
+    assert!(
+        !config.contains("pwn") && !config.contains("forged"),
+        "{config}"
+    );
+    assert!(!has_raw_unsafe(&config), "{config:?}");
+
+    // Written into config.toml directly (edited, or restored from a USB stick).
+    let eof = "x\nBREAKGLASS_CA_EOF\ntouch /pwned\ncat <<'BREAKGLASS_CA_EOF'";
+    let via_config: Vec<(String, String, &str)> = vec![
+        (
+            other_key("lf"),
+            format!("x\n{payload}"),
+            "breakglass-ca-backup",
+        ),
+        (
+            other_key("psep"),
+            format!("x\u{2029}{}", payload.replace('\n', "\u{2029}")),
+            "breakglass-ca-backup",
+        ),
+        (other_key("eof"), eof.into(), "breakglass-ca-backup"),
+        (other_key("long"), "pwn".repeat(30), "breakglass-ca-backup"),
+    ];
+    let mut table: toml::Table = toml::from_str(&config).unwrap();
+    let stored: Vec<String> = table
+        .remove("backup_ca_pubkeys")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(stored.len(), via_file.len());
+    let mut entries: Vec<String> = stored.iter().map(|l| toml_string(l)).collect();
+    entries.extend(
+        via_config
+            .iter()
+            .map(|(key, comment, _)| toml_string(&format!("{key} {comment}"))),
+    );
+    let edited = format!(
+        "backup_ca_pubkeys = [\n    {},\n]\n{}",
+        entries.join(",\n    "),
+        toml::to_string(&table).unwrap()
+    );
+    assert!(
+        edited.contains("\\nwrite_files:\\n- path: /etc/cron.d/pwn"),
+        "{edited}"
+    );
+    assert!(edited.contains("\\u2029") && edited.contains("\\nBREAKGLASS_CA_EOF\\n"));
+    std::fs::write(&config_path, &edited).unwrap();
+
+    let expected_bundle: String = std::iter::once(primary_line.clone())
+        .chain(
+            via_file
+                .iter()
+                .chain(&via_config)
+                .map(|(key, _, shown)| format!("{key} {shown}")),
+        )
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let n = via_file.len() + via_config.len() + 1;
+
+    let me = current_user();
+    let gen = |name: &str, ssh_dir: Option<&Path>| {
+        let out = work.path().join(name);
+        let o = run(hsm
+            .cmd()
+            .env_remove("BREAKGLASS_CA_PIN_FILE")
+            .args(["host-config", "--user", &me, "--user", "breakglass"])
+            .arg("--ssh-dir")
+            .arg(ssh_dir.unwrap_or(&out))
+            .arg("--out")
+            .arg(&out));
+        assert_ok(&o, "host-config");
+        let err = stderr(&o);
+        assert!(!has_raw_unsafe(&err), "raw control text on stderr: {err:?}");
+        for k in via_file.len() + 1..n {
+            assert!(
+                err.contains(&format!("note: backup_ca_pubkeys entry {k} in "))
+                    && err.contains("is not plain text"),
+                "entry {k} not reported:\n{err}"
+            );
+        }
+        assert!(
+            !err.contains(&format!("entry {} in", via_file.len())),
+            "{err}"
+        );
+        out
+    };
+    let image = gen("image", Some(Path::new("/etc/ssh")));
+    let live = gen("live", None);
+
+    // Every generated file: printable ASCII, nothing of the payloads.
+    for out in [&image, &live] {
+        let files = tree(out);
+        assert_eq!(files.len(), 8, "{:?}", files.keys().collect::<Vec<_>>());
+        for (rel, (_, bytes)) in &files {
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            assert!(
+                text.bytes()
+                    .all(|b| b == b'\n' || (0x20..0x7f).contains(&b)),
+                "{rel}: not printable ASCII: {text:?}"
+            );
+            for needle in ["pwn", "forged", "touch /pwned", "vault #"] {
+                assert!(!text.contains(needle), "{rel} holds {needle:?}:\n{text}");
+            }
+        }
+        assert_eq!(read(&out.join("breakglass-ca.pub")), expected_bundle);
+    }
+
+    // OpenSSH reads every bundle line, with the fingerprints the snippet lists.
+    let listed = Command::new("ssh-keygen")
+        .arg("-l")
+        .arg("-f")
+        .arg(live.join("breakglass-ca.pub"))
+        .output()
+        .unwrap();
+    assert_ok(&listed, "ssh-keygen -l -f bundle");
+    let listed = stdout(&listed);
+    assert_eq!(listed.lines().count(), n, "{listed}");
+    let snippet = read(&live.join("sshd_config.d/breakglass-ca.conf"));
+    let ca_comments: Vec<&str> = snippet
+        .lines()
+        .filter(|l| l.starts_with("#  SHA256:"))
+        .collect();
+    assert_eq!(ca_comments.len(), n, "{snippet}");
+    for (line, comment) in listed.lines().zip(&ca_comments) {
+        let fp = line.split_whitespace().nth(1).unwrap();
+        assert!(
+            comment.starts_with(&format!("#  {fp} (")),
+            "{comment} vs {line}"
+        );
+    }
+    for line in snippet.lines() {
+        assert!(
+            line.is_empty()
+                || line.starts_with('#')
+                || line.starts_with("Match User ")
+                || line.starts_with("    "),
+            "{line}"
+        );
+    }
+
+    // cloud-init.yaml: exactly the host files.
+    let ci = image.join("cloud-init.yaml");
+    assert!(read(&ci).starts_with("#cloud-config\n"));
+    let users = [me.as_str(), "breakglass"];
+    if let Some((files, runcmd)) = cloud_init_entries(&ci) {
+        assert_eq!(files, expected_write_files(&image, "/etc/ssh", &users));
+        assert_eq!(runcmd.as_array().unwrap().len(), 1, "{runcmd}");
+        assert!(runcmd[0][2]
+            .as_str()
+            .unwrap()
+            .starts_with("sshd -t -f /etc/ssh/sshd_config && "));
+    }
+
+    // install.sh: one quoted heredoc per host file, sh -n, and ROOT=DIR installs exactly them.
+    let script = image.join("install.sh");
+    let text = read(&script);
+    assert_eq!(text.matches("<<'BREAKGLASS_CA_EOF'\n").count(), 4, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| *l == "BREAKGLASS_CA_EOF").count(),
+        4
+    );
+    let o = Command::new("sh").arg("-n").arg(&script).output().unwrap();
+    assert_ok(&o, "sh -n install.sh");
+    let (bin, calls) = fake_tools(work.path());
+    let root = work.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let o = install(&script, Some(&root), &bin, &calls, &[]);
+    assert_ok(&o, "ROOT=DIR sh install.sh");
+    assert!(!root.join("pwned").exists() && !calls.exists());
+    let mut want: BTreeMap<String, (u32, Vec<u8>)> = BTreeMap::new();
+    for d in [
+        "etc/",
+        "etc/ssh/",
+        "etc/ssh/sshd_config.d/",
+        "etc/ssh/breakglass-ca-principals/",
+    ] {
+        want.insert(d.into(), (0o755, Vec::new()));
+    }
+    for (path, _, _, content) in expected_write_files(&image, "/etc/ssh", &users) {
+        want.insert(path[1..].to_string(), (0o644, content.into_bytes()));
+    }
+    assert_eq!(tree(&root), want);
+
+    // sshd -t accepts the snippet, and a certificate from the backup token whose comment held
+    // the CR logs in.
+    let sshd = start_sshd(&live);
+    let requester = keygen(work.path(), "req", &["-t", "ed25519"], "bob@laptop");
+    assert_ok(&backup.mint(&requester, &["-n", &me]), "mint by the backup");
+    assert!(
+        sshd.login(&requester.with_extension(""), &cert_path(&requester)),
+        "sshd refused the backup CA's certificate:\n{}",
+        sshd.log_text()
+    );
+    drop(sshd);
+
+    // pubkey --bundle (text and JSON) and the key sheet.
+    let pubkey = |args: &[&str]| {
+        let o = run(hsm
+            .cmd()
+            .env_remove("BREAKGLASS_CA_PIN_FILE")
+            .arg("pubkey")
+            .args(args));
+        assert_ok(&o, &format!("pubkey {args:?}"));
+        assert!(!has_raw_unsafe(&stderr(&o)), "{:?}", stderr(&o));
+        o
+    };
+    assert_eq!(stdout(&pubkey(&["--bundle"])), expected_bundle);
+    let json = stdout(&pubkey(&["--bundle", "--format", "json"]));
+    assert!(json.is_ascii() && !json.contains("pwn"), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let lines: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}\n", e["public_key"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lines.concat(), expected_bundle);
 }

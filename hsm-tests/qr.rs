@@ -474,3 +474,45 @@ fn bad_backups_and_limits_are_clear_errors() {
     pubkey_ok(&hsm, &[]);
     pubkey_ok(&hsm, &["--format", "qr"]);
 }
+
+/// The key sheet of a token whose label holds an escape sequence, a CR and XML syntax, with a
+/// `created` date in config.toml that holds ESC, a bidi override and U+FFFE (not allowed in
+/// XML): a valid SVG document with those shown as visible escapes, and no raw control, format
+/// or non-XML character anywhere.
+#[test]
+fn sheet_shows_hostile_labels_and_config_text_escaped() {
+    if !tools() {
+        return;
+    }
+    let label = "ca\u{1b}[2K\rKey: <b>&'x'";
+    let hsm = Hsm::new(label);
+    let uri = format!("pkcs11:token=ca%1B%5B2K%0DKey:%20%3Cb%3E%26'x'?module-path={MODULE}");
+    let out = run(hsm
+        .cmd()
+        .args(["--ca", &uri, "init", "--algorithm", "ed25519"]));
+    assert_ok(&out, "init on a token with a hostile label");
+    let mut config = Config::load(&hsm.state).unwrap().unwrap();
+    config.created = "2026-01-01\u{1b}[1A\u{202e}\u{fffe}forged".into();
+    config.save(&hsm.state).unwrap();
+    let sheet = hsm.path("sheet.svg");
+    let out = pubkey(&hsm, &["--format", "sheet", "-o", sheet.to_str().unwrap()]);
+    assert_ok(&out, "pubkey --format sheet");
+    let svg = std::fs::read_to_string(&sheet).unwrap();
+    usvg::Tree::from_str(&svg, &usvg::Options::default()).unwrap();
+    let xml_char = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..);
+    assert!(svg.chars().all(xml_char), "{svg:?}");
+    assert!(
+        svg.chars()
+            .all(|c| c == '\n' || !breakglass_ca::text::is_unsafe_char(c)),
+        "{svg:?}"
+    );
+    let token = svg_text(&svg, "primary-token");
+    assert!(
+        token.contains("ca\\e[2K\\rKey: &lt;b&gt;&amp;&apos;x&apos;"),
+        "{token}"
+    );
+    assert_eq!(
+        svg_text(&svg, "primary-created"),
+        "2026-01-01\\e[1A\\u{202e}\u{fffd}forged"
+    );
+}

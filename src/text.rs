@@ -72,26 +72,44 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
     out
 }
 
-/// JSON with every non-ASCII character written as a `\uXXXX` escape (serde_json already escapes
-/// C0 controls): the output is plain ASCII, so C1 controls, bidi overrides and U+2028/U+2029
-/// cannot act on a terminal, and a YAML reader (which treats U+0085, U+2028 and U+2029 as line
-/// breaks) reads exactly the strings that were written. JSON is YAML, so this is also how
-/// generated YAML is written.
+/// JSON with every non-ASCII character written as a `\uXXXX` escape, and DEL as `\u007f`
+/// (serde_json already escapes C0 controls): the output is plain printable ASCII, so C1
+/// controls, bidi overrides and U+2028/U+2029 cannot act on a terminal. For YAML use
+/// [`yaml_ascii`]: a YAML reader does not join the UTF-16 surrogate pairs that JSON needs for
+/// characters beyond U+FFFF.
 pub fn json_ascii<T: serde::Serialize + ?Sized>(
     value: &T,
     pretty: bool,
+) -> serde_json::Result<String> {
+    ascii(value, pretty, false)
+}
+
+/// YAML for generated files (cloud-init.yaml): the JSON of [`json_ascii`] (pretty), except
+/// that characters beyond U+FFFF are written as YAML's `\UXXXXXXXX`. Every string is a
+/// double-quoted scalar, every character outside printable ASCII an escape, so no value can
+/// hold a raw line break (YAML also breaks lines at CR, U+0085, U+2028 and U+2029), a `#` that
+/// starts a comment, or a character PyYAML refuses (DEL); PyYAML's `safe_load` (what
+/// cloud-init uses) reads back exactly the strings that were written.
+pub fn yaml_ascii<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    ascii(value, true, true)
+}
+
+fn ascii<T: serde::Serialize + ?Sized>(
+    value: &T,
+    pretty: bool,
+    yaml: bool,
 ) -> serde_json::Result<String> {
     let mut out = Vec::new();
     if pretty {
         let mut ser = serde_json::Serializer::with_formatter(
             &mut out,
-            AsciiFormatter(serde_json::ser::PrettyFormatter::new()),
+            AsciiFormatter(serde_json::ser::PrettyFormatter::new(), yaml),
         );
         value.serialize(&mut ser)?;
     } else {
         let mut ser = serde_json::Serializer::with_formatter(
             &mut out,
-            AsciiFormatter(serde_json::ser::CompactFormatter),
+            AsciiFormatter(serde_json::ser::CompactFormatter, yaml),
         );
         value.serialize(&mut ser)?;
     }
@@ -99,8 +117,9 @@ pub fn json_ascii<T: serde::Serialize + ?Sized>(
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// A serde_json formatter that escapes non-ASCII characters and delegates the rest.
-struct AsciiFormatter<F>(F);
+/// A serde_json formatter that escapes DEL and non-ASCII characters (for YAML: those beyond
+/// U+FFFF as `\UXXXXXXXX`, not as a surrogate pair) and delegates the rest.
+struct AsciiFormatter<F>(F, bool);
 
 impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for AsciiFormatter<F> {
     fn write_string_fragment<W: ?Sized + std::io::Write>(
@@ -110,13 +129,17 @@ impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for AsciiFormatte
     ) -> std::io::Result<()> {
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
-            if c.is_ascii() {
+            if c.is_ascii() && c != '\u{7f}' {
                 continue;
             }
             writer.write_all(&fragment.as_bytes()[start..i])?;
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                write!(writer, "\\u{unit:04x}")?;
+            if self.1 && c > '\u{ffff}' {
+                write!(writer, "\\U{:08x}", c as u32)?;
+            } else {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
             }
             start = i + c.len_utf8();
         }
@@ -217,5 +240,30 @@ mod tests {
                 .replace('\u{2028}', "\\u2028")
                 .replace('\u{202e}', "\\u202e")
         );
+        assert_eq!(json_ascii("a\u{7f}", false).unwrap(), "\"a\\u007f\"");
+    }
+
+    #[test]
+    fn yaml_is_printable_ascii_with_one_escape_per_character() {
+        let v = serde_json::json!({"c": "a\u{7f}\u{85}\u{2028}\r\n#x\u{1b}😀", "n": ["\"'"]});
+        let text = yaml_ascii(&v).unwrap();
+        assert!(
+            text.bytes()
+                .all(|b| b == b'\n' || (0x20..0x7f).contains(&b)),
+            "{text}"
+        );
+        for escape in [
+            "\\u007f",
+            "\\u0085",
+            "\\u2028",
+            "\\r\\n#x\\u001b",
+            "\\U0001f600",
+        ] {
+            assert!(text.contains(escape), "{escape} in {text}");
+        }
+        assert!(!text.contains("\\ud83d"), "{text}");
+        // Without characters beyond U+FFFF it is the pretty JSON.
+        let bmp = serde_json::json!({"c": "a\u{7f}é\u{2029}"});
+        assert_eq!(yaml_ascii(&bmp).unwrap(), json_ascii(&bmp, true).unwrap());
     }
 }

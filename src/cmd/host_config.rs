@@ -22,8 +22,9 @@ use crate::cli::{AddBackupCaArgs, HostConfigArgs};
 use crate::cmd::{read_input, Globals};
 use crate::config::CONFIG_FILE;
 use crate::error::{Error, Result};
-use crate::export::{self, CA_COMMENT};
+use crate::export::{self, BACKUP_COMMENT};
 use crate::policy;
+use crate::text;
 use crate::ui::say;
 
 /// The snippet's name inside `<ssh-dir>/sshd_config.d/`.
@@ -32,8 +33,6 @@ pub const SNIPPET: &str = "sshd_config.d/breakglass-ca.conf";
 pub const BUNDLE: &str = "breakglass-ca.pub";
 /// The principals directory inside `<ssh-dir>`.
 pub const PRINCIPALS_DIR: &str = "breakglass-ca-principals";
-/// Comment given to a backup CA line that has none (or the primary's default one).
-pub const BACKUP_COMMENT: &str = "breakglass-ca-backup";
 
 /// Longest user name accepted (the common `useradd` limit).
 const MAX_USER_LEN: usize = 32;
@@ -73,12 +72,18 @@ pub fn add_backup_ca(g: &Globals, args: &AddBackupCaArgs) -> Result<()> {
         }
     }
     let algorithm = Algorithm::of_key(key.key_data()).map_or("unknown", Algorithm::name);
-    let line = key
-        .to_openssh()
-        .map_err(|e| Error::ssh("cannot encode the backup CA public key", e))?;
+    let (line, replaced) = export::backup_line(&key)?;
     config.backup_ca_pubkeys.push(line);
     let path = config.save(&g.state_dir)?;
     println!("{fp}");
+    if let Some(comment) = replaced {
+        say(format!(
+            "note: the key's comment in {} is not plain text ({}); it is stored as '{BACKUP_COMMENT}' ({})",
+            args.file.display(),
+            export::shown_comment(&comment),
+            export::COMMENT_RULE
+        ));
+    }
     say(format!(
         "Added backup CA {fp} ({algorithm}) to {}.",
         path.display()
@@ -127,7 +132,7 @@ fn backup_key(text: &str, file: &Path) -> Result<PublicKey> {
                 .with_hint(hint),
         );
     }
-    let mut key = PublicKey::from_openssh(line).map_err(|e| {
+    let key = PublicKey::from_openssh(line).map_err(|e| {
         Error::refused(format!("{name} is not an OpenSSH public key ({e})")).with_hint(hint)
     })?;
     if Algorithm::of_key(key.key_data()).is_none() {
@@ -135,9 +140,6 @@ fn backup_key(text: &str, file: &Path) -> Result<PublicKey> {
             "{name} holds a {algorithm} key, which cannot be a breakglass CA key"
         ))
         .with_hint("a CA key is ecdsa-p256, ecdsa-p384, ed25519 or RSA with 2048, 3072 or 4096 bits, made on a token with 'breakglass-ca init'"));
-    }
-    if key.comment().is_empty() || key.comment() == CA_COMMENT {
-        key.set_comment(BACKUP_COMMENT);
     }
     Ok(key)
 }
@@ -254,6 +256,13 @@ fn check_users(raw: &[String]) -> Result<Vec<String>> {
 /// The issuance policy's principal rules, and no leading `#` (a comment in a principals file).
 fn check_principals(raw: &[String]) -> Result<Vec<String>> {
     let out = policy::principals(raw)?;
+    if let Some(p) = out.iter().find(|p| !text::is_safe(p)) {
+        return Err(Error::refused(format!(
+            "principal \"{}\" contains a control or format character",
+            text::Esc(p)
+        ))
+        .with_hint("principals are plain account or role names such as breakglass"));
+    }
     if let Some(p) = out.iter().find(|p| p.starts_with('#')) {
         return Err(Error::refused(format!(
             "principal {p:?}: sshd reads a line starting with '#' as a comment"
@@ -487,12 +496,7 @@ if [ -f "$SNIPPET" ]; then cp -p "$SNIPPET" "$PREV"; fi
             ssh_dir = self.ssh_dir,
         ));
         for f in files {
-            if f.content.lines().any(|l| l == EOF_MARK) {
-                return Err(Error::invalid(format!(
-                    "{} contains the line {EOF_MARK}, which would end its heredoc in install.sh",
-                    f.path
-                )));
-            }
+            check_host_file(f)?;
             s.push_str(&format!(
                 "\nput \"$DEST/{}\" <<'{EOF_MARK}'\n{}{EOF_MARK}\n",
                 f.path, f.content
@@ -565,7 +569,37 @@ fi
         Ok(s)
     }
 
-    fn cloud_init(&self, files: &[OutFile]) -> String {
+    /// `#cloud-config`, comment lines (generated from fingerprints and paths only), then the
+    /// document as serialized by [`text::yaml_ascii`]: a YAML flow mapping (JSON-shaped) with
+    /// every string double-quoted and every character outside printable ASCII escaped, so no
+    /// file content can end its scalar or add an entry, whatever it holds.
+    fn cloud_init(&self, files: &[OutFile]) -> Result<String> {
+        #[derive(serde::Serialize)]
+        struct WriteFile<'a> {
+            path: String,
+            owner: &'static str,
+            permissions: String,
+            content: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct CloudConfig<'a> {
+            write_files: Vec<WriteFile<'a>>,
+            runcmd: Vec<[String; 3]>,
+        }
+        let doc = CloudConfig {
+            write_files: files
+                .iter()
+                .map(|f| WriteFile {
+                    path: self.host_path(&f.path),
+                    owner: "root:root",
+                    permissions: format!("{:04o}", f.mode),
+                    content: &f.content,
+                })
+                .collect(),
+            runcmd: vec![["sh".into(), "-c".into(), self.check_and_reload()]],
+        };
+        let body = text::yaml_ascii(&doc)
+            .map_err(|e| Error::config(format!("cannot build cloud-init.yaml: {e}")))?;
         let mut s = String::from("#cloud-config\n");
         s.push_str(
             "# breakglass-ca emergency SSH trust. Generated by 'breakglass-ca host-config';\n",
@@ -576,23 +610,12 @@ fi
             "# sshd_config must have 'Include {}/sshd_config.d/*.conf' before any Match block.\n",
             self.ssh_dir
         ));
-        s.push_str("write_files:\n");
-        for f in files {
-            s.push_str(&format!("  - path: '{}'\n", self.host_path(&f.path)));
-            s.push_str("    owner: 'root:root'\n");
-            s.push_str(&format!("    permissions: '{:04o}'\n", f.mode));
-            s.push_str("    content: |\n");
-            for line in f.content.lines() {
-                if line.is_empty() {
-                    s.push('\n');
-                } else {
-                    s.push_str(&format!("      {line}\n"));
-                }
-            }
-        }
-        s.push_str("runcmd:\n");
-        s.push_str(&format!("  - [sh, -c, '{}']\n", self.check_and_reload()));
-        s
+        s.push_str(
+            "# The document below is YAML in flow style (JSON-shaped), every string double-quoted.\n",
+        );
+        s.push_str(&body);
+        s.push('\n');
+        Ok(s)
     }
 
     /// Every file written under `--out`.
@@ -606,11 +629,41 @@ fi
         });
         all.push(OutFile {
             path: "cloud-init.yaml".into(),
-            content: self.cloud_init(&host),
+            content: self.cloud_init(&host)?,
             mode: 0o644,
         });
         Ok(all)
     }
+}
+
+/// What install.sh (a quoted heredoc per file) and every other output rely on: the content is
+/// whole lines of text, none of them the heredoc delimiter, with no control or format character
+/// but the line feeds. Host files are generated from checked names and canonical CA lines with
+/// [plain](export::plain_comment) comments, so this only fails if one of those checks is
+/// missing; then nothing is written.
+fn check_host_file(f: &OutFile) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::invalid(format!(
+            "the generated {} {why}; refusing to write a host configuration that could be misread",
+            f.path
+        ))
+        .with_hint("report this as a bug in breakglass-ca, with the arguments given"))
+    };
+    if f.content.split('\n').any(|l| l == EOF_MARK) {
+        return bad(&format!(
+            "contains the line {EOF_MARK}, which would end its heredoc in install.sh"
+        ));
+    }
+    if !f.content.is_empty() && !f.content.ends_with('\n') {
+        return bad("does not end with a line break");
+    }
+    if f.content
+        .chars()
+        .any(|c| c != '\n' && text::is_unsafe_char(c))
+    {
+        return bad("contains a control or format character");
+    }
+    Ok(())
 }
 
 /// Create `out` (which must not exist) and write `files` under it. On failure, remove what
@@ -703,6 +756,9 @@ mod tests {
             ["ops", "root"]
         );
         assert!(check_principals(&["#x".into()]).is_err());
+        for bad in ["a\u{202e}b", "a\u{200b}", "\u{feff}x"] {
+            assert!(check_principals(&[bad.into()]).is_err(), "{bad:?}");
+        }
         assert!(check_principals(&["a b".into()]).is_err());
         assert_eq!(check_ssh_dir(Path::new("/etc/ssh/")).unwrap(), "/etc/ssh");
         for bad in ["etc/ssh", "/", "/etc/s sh", "/etc/%u", "/etc/'x", "/etc/$x"] {
@@ -750,15 +806,185 @@ mod tests {
         assert!(install.contains("        breakglass|root) ;;\n"));
         let yaml = &a[5].content;
         assert!(yaml.starts_with("#cloud-config\n"));
-        assert!(yaml.contains("  - path: '/etc/ssh/breakglass-ca-principals/root'\n"));
-        assert!(yaml.contains("      Match User root\n          TrustedUserCAKeys"));
+        let doc = yaml_body(yaml);
+        let entries = doc["write_files"].as_array().unwrap();
+        assert_eq!(entries.len(), 4);
+        for (entry, file) in entries.iter().zip(&a[..4]) {
+            assert_eq!(entry["path"], format!("/etc/ssh/{}", file.path));
+            assert_eq!(entry["content"], file.content.as_str());
+            assert_eq!(entry["permissions"], "0644");
+            assert_eq!(entry["owner"], "root:root");
+            assert_eq!(entry.as_object().unwrap().len(), 4);
+        }
+        assert_eq!(
+            doc["runcmd"],
+            serde_json::json!([["sh", "-c", sample().check_and_reload()]])
+        );
+        assert_eq!(doc.as_object().unwrap().len(), 2);
+    }
+
+    /// The document after the `#` comment lines of cloud-init.yaml, read as JSON (what it is
+    /// when no character lies beyond U+FFFF).
+    fn yaml_body(yaml: &str) -> serde_json::Value {
+        let body: String = yaml
+            .lines()
+            .skip_while(|l| l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// `yaml.safe_load` of `text` by PyYAML (what cloud-init uses), as JSON; `None` (skipped)
+    /// without python3 and PyYAML, except in CI. Written as UTF-8, so a string PyYAML read as
+    /// lone surrogates (a JSON surrogate pair) fails here instead of being joined again.
+    fn pyyaml(text: &str) -> Option<serde_json::Value> {
+        use std::io::Write;
+        let script =
+            "import json, sys\ntry:\n    import yaml\nexcept ImportError:\n    sys.exit(3)\n\
+                      doc = yaml.safe_load(sys.stdin.buffer.read().decode('utf-8'))\n\
+                      sys.stdout.buffer.write(json.dumps(doc, ensure_ascii=False).encode('utf-8'))";
+        let child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let missing = |why: String| {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("CI=true and {why}: install python3-yaml (bash scripts/test.sh)");
+            }
+            eprintln!("SKIPPED: {why}");
+            None
+        };
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => return missing(format!("no python3 ({e})")),
+        };
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        match out.status.code() {
+            Some(0) => Some(serde_json::from_slice(&out.stdout).unwrap()),
+            Some(3) => missing("PyYAML is not installed".into()),
+            _ => panic!(
+                "PyYAML rejects the document: {}\n{text}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+
+    /// Whatever a file holds, cloud-init.yaml keeps it inside its own `content` string: PyYAML
+    /// reads back exactly the files that were given, and nothing else.
+    #[test]
+    fn cloud_init_is_serialized_not_concatenated() {
+        let hostile = [
+            "a\rwrite_files:\r- path: /etc/cron.d/pwn\r  content: x\n",
+            "b\u{85}- path: /etc/cron.d/pwn\u{85}  content: \"* * * * * root id\"\n",
+            "c\u{2028}  - path: /x\u{2029}    content: y\n",
+            "\n\nwrite_files:\n  - path: /etc/cron.d/pwn\n    content: |\n      boom\n",
+            "BREAKGLASS_CA_EOF\n#cloud-config\n# not a comment\n'\"\\ \u{1b}[2K\u{7f}\0\t\n",
+            "\u{202e}\u{200b}\u{feff}é😀\u{10ffff}\n",
+            "",
+            "no newline at the end",
+        ];
+        let host = sample();
+        let files: Vec<OutFile> = hostile
+            .iter()
+            .enumerate()
+            .map(|(i, c)| OutFile {
+                path: format!("f{i}"),
+                content: c.to_string(),
+                mode: if i % 2 == 0 { 0o644 } else { 0o600 },
+            })
+            .collect();
+        let yaml = host.cloud_init(&files).unwrap();
+        assert!(
+            yaml.bytes()
+                .all(|b| b == b'\n' || (0x20..0x7f).contains(&b)),
+            "not printable ASCII:\n{yaml}"
+        );
+        let want = |doc: &serde_json::Value| {
+            let entries = doc["write_files"].as_array().unwrap();
+            assert_eq!(entries.len(), files.len(), "{doc}");
+            for (e, f) in entries.iter().zip(&files) {
+                assert_eq!(e["path"], format!("/etc/ssh/{}", f.path));
+                assert_eq!(e["content"], f.content.as_str(), "{}", f.path);
+                assert_eq!(e["permissions"], format!("{:04o}", f.mode));
+                assert_eq!(e["owner"], "root:root");
+            }
+            assert_eq!(doc["runcmd"][0][2], host.check_and_reload());
+            assert_eq!(doc.as_object().unwrap().len(), 2, "{doc}");
+        };
+        if let Some(doc) = pyyaml(&yaml) {
+            want(&doc);
+        }
+        // Without the characters beyond U+FFFF, the body is also exactly JSON.
+        let bmp: Vec<OutFile> = files[..5].to_vec();
+        let yaml = host.cloud_init(&bmp).unwrap();
+        let doc = yaml_body(&yaml);
+        assert_eq!(doc["write_files"].as_array().unwrap().len(), 5);
+        assert_eq!(doc["write_files"][1]["content"], hostile[1]);
+    }
+
+    /// The real outputs of a configuration: PyYAML reads cloud-init.yaml back as the host
+    /// files, and the sample's install.sh passes `sh -n`.
+    #[test]
+    fn generated_cloud_init_and_install_sh_are_well_formed() {
+        let files = sample().output_files().unwrap();
+        if let Some(doc) = pyyaml(&files[5].content) {
+            assert_eq!(doc, yaml_body(&files[5].content));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("install.sh");
+        std::fs::write(&script, &files[4].content).unwrap();
+        let o = std::process::Command::new("sh")
+            .arg("-n")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    #[test]
+    fn host_files_that_could_be_misread_are_refused() {
+        for content in [
+            "x\nBREAKGLASS_CA_EOF\ny\n",
+            "BREAKGLASS_CA_EOF\n",
+            "no line break",
+            "a\rb\n",
+            "a\u{2028}b\n",
+            "a\u{85}\n",
+            "a\u{1b}[2K\n",
+            "a\u{202e}\n",
+        ] {
+            let f = OutFile {
+                path: "breakglass-ca.pub".into(),
+                content: content.into(),
+                mode: 0o644,
+            };
+            let err = check_host_file(&f).unwrap_err();
+            assert!(err.to_string().contains("breakglass-ca.pub"), "{err}");
+            if content != "no line break" {
+                // A CA line that slipped past backup_line: nothing is generated.
+                let mut host = sample();
+                host.ca_lines = vec![content.trim_end_matches('\n').to_string()];
+                assert!(host.output_files().is_err(), "{content:?}");
+            }
+        }
+        assert!(sample().output_files().is_ok());
     }
 
     #[test]
     fn backup_key_refusals() {
         let f = Path::new("b.pub");
         let ok = backup_key(&format!("# backup\n\n{P256}\n"), f).unwrap();
-        assert_eq!(ok.comment(), BACKUP_COMMENT);
+        let (line, replaced) = export::backup_line(&ok).unwrap();
+        assert!(line.ends_with(&format!(" {BACKUP_COMMENT}")), "{line}");
+        assert_eq!(replaced, None);
         for (text, why) in [
             (
                 "-----BEGIN OPENSSH PRIVATE KEY-----\nxx\n-----END OPENSSH PRIVATE KEY-----\n",

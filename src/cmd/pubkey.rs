@@ -194,7 +194,7 @@ fn bundle_json(public: &KeyData, uri: &str, backups: &[(String, KeyData)]) -> Re
             "role": "backup",
         }));
     }
-    Ok(serde_json::Value::Array(all).to_string())
+    export::json_text(&serde_json::Value::Array(all))
 }
 
 #[cfg(test)]

@@ -10,12 +10,67 @@ use ssh_key::{HashAlg, PublicKey};
 use crate::backend::Algorithm;
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
+use crate::text;
+use crate::ui::say;
 
 pub mod qr;
 pub mod sheet;
 
 /// Comment put on exported CA lines.
 pub const CA_COMMENT: &str = "breakglass-ca";
+/// Comment given to a backup CA line whose own comment is empty, this CA's default, or not
+/// [plain](plain_comment).
+pub const BACKUP_COMMENT: &str = "breakglass-ca-backup";
+/// Longest comment a backup CA line keeps.
+pub const MAX_COMMENT_LEN: usize = 64;
+/// What a kept comment may hold, for messages.
+pub const COMMENT_RULE: &str =
+    "a comment may hold letters, digits, spaces and . _ - @ : + = , / only, at most 64 bytes";
+
+/// The comment of a CA line as it may appear in generated files (the CA bundle, install.sh,
+/// cloud-init.yaml, the key sheet, `pubkey --bundle`), or `None` if it must be replaced:
+/// 1 to [`MAX_COMMENT_LEN`] bytes of ASCII letters, digits, spaces and `. _ - @ : + = , /`,
+/// after trimming spaces. Nothing else: no control, format or non-ASCII character (a CR,
+/// U+0085, U+2028 or U+2029 is a line break to YAML, an ESC redraws a terminal), no `#` (a
+/// comment to YAML, shells and sshd), no quotes, `$`, backslash or other shell syntax.
+pub fn plain_comment(comment: &str) -> Option<&str> {
+    let c = comment.trim_matches(' ');
+    let allowed = |ch: char| ch.is_ascii_alphanumeric() || " ._-@:+=,/".contains(ch);
+    (!c.is_empty() && c.len() <= MAX_COMMENT_LEN && c.chars().all(allowed)).then_some(c)
+}
+
+/// A backup CA's line as every generated output gets it: the key re-encoded canonically, with
+/// its comment kept if it is [plain](plain_comment), [`BACKUP_COMMENT`] if it is empty or
+/// [`CA_COMMENT`]. A comment that is not plain is replaced by [`BACKUP_COMMENT`] as well and
+/// returned as the second value, so the caller can tell the custodian. Every path that puts a
+/// backup CA line into an output goes through here: `add-backup-ca` (before the line is
+/// stored) and [`backup_cas`] (for lines read back from config.toml, which may have been
+/// edited by hand or restored from elsewhere).
+pub fn backup_line(key: &PublicKey) -> Result<(String, Option<String>)> {
+    let original = key.comment();
+    let (comment, replaced) = match plain_comment(original) {
+        Some(c) if c != CA_COMMENT => (c, None),
+        Some(_) => (BACKUP_COMMENT, None),
+        None if original.trim().is_empty() => (BACKUP_COMMENT, None),
+        None => (BACKUP_COMMENT, Some(original.to_string())),
+    };
+    let line = PublicKey::new(key.key_data().clone(), comment)
+        .to_openssh()
+        .map_err(|e| Error::ssh("cannot encode the backup CA public key", e))?;
+    Ok((line, replaced))
+}
+
+/// How a replaced comment is named to the custodian: escaped, and cut to 80 characters.
+pub fn shown_comment(comment: &str) -> String {
+    let shown = text::escape(comment);
+    let mut chars = shown.chars();
+    let head: String = chars.by_ref().take(80).collect();
+    if chars.next().is_some() {
+        format!("\"{head}\"...")
+    } else {
+        format!("\"{head}\"")
+    }
+}
 
 /// `ecdsa-sha2-nistp256 AAAA… breakglass-ca`, no trailing newline.
 pub fn openssh_line(key: &KeyData) -> Result<String> {
@@ -40,11 +95,19 @@ pub fn json(key: &KeyData, uri: &str) -> Result<String> {
         "algorithm": algorithm,
         "uri": uri,
     });
-    Ok(value.to_string())
+    json_text(&value)
+}
+
+/// JSON output of `pubkey`: ASCII only (see [`text::json_ascii`]), so a URI or comment cannot
+/// act on a terminal or a YAML reader.
+pub fn json_text(value: &serde_json::Value) -> Result<String> {
+    text::json_ascii(value, false)
+        .map_err(|e| Error::config(format!("cannot build the JSON output: {e}")))
 }
 
 /// The backup CAs of config.toml (none without a configuration), each as its canonical OpenSSH
-/// line and key. A line that does not parse is a configuration error naming the entry.
+/// line (see [`backup_line`]: a comment that is not plain is replaced, with a note on stderr)
+/// and key. A line that does not parse is a configuration error naming the entry.
 pub fn backup_cas(config: Option<&Config>, state_dir: &Path) -> Result<Vec<(String, KeyData)>> {
     let Some(config) = config else {
         return Ok(Vec::new());
@@ -64,7 +127,15 @@ pub fn backup_cas(config: Option<&Config>, state_dir: &Path) -> Result<Vec<(Stri
                 .with_hint("fix or remove that entry; add backup CAs with 'breakglass-ca add-backup-ca FILE'")
             };
             let key = PublicKey::from_openssh(line.trim()).map_err(|e| bad(e.to_string()))?;
-            let text = key.to_openssh().map_err(|e| bad(e.to_string()))?;
+            let (text, replaced) = backup_line(&key)?;
+            if let Some(comment) = replaced {
+                say(format!(
+                    "note: backup_ca_pubkeys entry {} in {} has a comment that is not plain text ({}); it is used as '{BACKUP_COMMENT}' ({COMMENT_RULE})",
+                    i + 1,
+                    file.display(),
+                    shown_comment(&comment)
+                ));
+            }
             Ok((text, key.key_data().clone()))
         })
         .collect()
@@ -84,4 +155,115 @@ pub fn bundle_lines(
         }
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG+V/GrTCEpmVtwcSFaoy8rFfAdppFU8knbeB/OBUXIi";
+
+    fn with_comment(comment: &str) -> PublicKey {
+        let mut key = PublicKey::from_openssh(ED).unwrap();
+        key.set_comment(comment);
+        key
+    }
+
+    #[test]
+    fn plain_comments_are_kept() {
+        for c in [
+            "vault-b",
+            "backup CA 2, safe 3",
+            "ops@example.org",
+            "a=b+c/d:e.f_g",
+            &"x".repeat(MAX_COMMENT_LEN),
+        ] {
+            assert_eq!(plain_comment(c), Some(c), "{c}");
+            let (line, replaced) = backup_line(&with_comment(c)).unwrap();
+            assert_eq!(line, format!("{ED} {c}"));
+            assert_eq!(replaced, None);
+        }
+        assert_eq!(plain_comment("  vault b  "), Some("vault b"));
+        for default in ["", "   ", CA_COMMENT] {
+            let (line, replaced) = backup_line(&with_comment(default)).unwrap();
+            assert_eq!(line, format!("{ED} {BACKUP_COMMENT}"), "{default:?}");
+            assert_eq!(replaced, None);
+        }
+    }
+
+    #[test]
+    fn every_other_comment_is_replaced_and_reported() {
+        for c in [
+            "x\rwrite_files:",
+            "x\nwrite_files:\n  - path: /etc/cron.d/pwn",
+            "x\u{85}- path: /root/.ssh/authorized_keys",
+            "x\u{2028}y",
+            "x\u{2029}y",
+            "x\u{1b}[2K",
+            "x\u{9b}31m",
+            "x\u{202e}y",
+            "x\u{200b}y",
+            "x\u{feff}",
+            "x\ty",
+            "x\0y",
+            "x\u{7f}",
+            "BREAKGLASS_CA_EOF\n",
+            "vault # not a comment",
+            "#cloud-config",
+            "it's",
+            "a\"b",
+            "$(reboot)",
+            "`id`",
+            "a\\b",
+            "a;b",
+            "a|b",
+            "<b>",
+            "a&b",
+            "zo\u{eb}",
+            "\u{1f600}",
+            &"x".repeat(MAX_COMMENT_LEN + 1),
+        ] {
+            assert_eq!(plain_comment(c), None, "{c:?}");
+            let (line, replaced) = backup_line(&with_comment(c)).unwrap();
+            assert_eq!(line, format!("{ED} {BACKUP_COMMENT}"), "{c:?}");
+            assert_eq!(replaced.as_deref(), Some(c));
+            let shown = shown_comment(c);
+            assert!(text::is_safe(&shown), "{shown:?}");
+        }
+        assert!(shown_comment(&"y".repeat(200)).ends_with("\"..."));
+    }
+
+    #[test]
+    fn backup_cas_from_config_go_through_backup_line() {
+        let hostile = [
+            format!("{ED} x\rwrite_files:\n- path: /etc/cron.d/pwn"),
+            format!("  {ED} x\u{2028}y  "),
+            format!("{ED} vault-b"),
+        ];
+        let config = Config {
+            ca: "pkcs11:token=t".into(),
+            algorithm: "ed25519".into(),
+            fingerprint: "SHA256:x".into(),
+            created: String::new(),
+            backup_ca_pubkeys: hostile.to_vec(),
+            checkpoints: true,
+            policy: Default::default(),
+        };
+        let got = backup_cas(Some(&config), Path::new("/state")).unwrap();
+        let lines: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
+        let want_replaced = format!("{ED} {BACKUP_COMMENT}");
+        let want_kept = format!("{ED} vault-b");
+        assert_eq!(lines, [&want_replaced, &want_replaced, &want_kept]);
+        let primary = PublicKey::from_openssh(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClkAV2VerYjibbKIeVQBgYmDr4K1uI9+YR6l5i1s6yV x",
+        )
+        .unwrap();
+        // The same key three times: one bundle line, plain.
+        let bundle = bundle_lines(primary.key_data(), Some(&config), Path::new("/state")).unwrap();
+        assert_eq!(bundle.len(), 3, "{bundle:?}");
+        assert!(bundle
+            .iter()
+            .all(|l| l.bytes().all(|b| (0x20..0x7f).contains(&b))));
+    }
 }

@@ -25,6 +25,7 @@ use std::fmt::Write as _;
 use qrcode::{Color, EcLevel, QrCode, Version};
 
 use crate::error::{Error, Result};
+use crate::text;
 
 /// Light modules around the symbol, on every side.
 pub const QUIET_ZONE: usize = 4;
@@ -288,7 +289,11 @@ pub(crate) fn mm(v: f64) -> String {
     }
 }
 
-/// Escape text for SVG/XML content and attribute values.
+/// Escape text for SVG/XML content and attribute values. A character XML 1.0 does not allow
+/// (C0 controls, U+FFFE, U+FFFF) and one [`text::is_unsafe_char`] names (C1 controls, bidi
+/// overrides, line separators, zero-width characters) becomes U+FFFD: the document stays valid
+/// XML and prints what it says. Callers show untrusted text with [`text::escape`] first, so
+/// this is the last line of defence, not the way such text is shown.
 pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -298,7 +303,9 @@ pub(crate) fn xml_escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if c.is_control() => out.push('\u{fffd}'),
+            c if text::is_unsafe_char(c) || matches!(c, '\u{fffe}' | '\u{ffff}') => {
+                out.push('\u{fffd}')
+            }
             c => out.push(c),
         }
     }
@@ -308,6 +315,11 @@ pub(crate) fn xml_escape(s: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// XML 1.0's `Char` production.
+    pub(crate) fn is_xml_char(c: char) -> bool {
+        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+    }
 
     /// A fake OpenSSH line of `len` bytes (base64 alphabet, like a real one).
     pub(crate) fn fake_line(kind: &str, len: usize) -> String {
@@ -475,6 +487,16 @@ pub(crate) mod tests {
         assert!(svg.contains(&format!("width=\"{side}mm\"")), "{svg}");
         assert!(svg.contains(&format!("viewBox=\"0 0 {side} {side}\"")));
         assert!(svg.contains("<title>a &lt;b&gt; &amp; &apos;c&apos;</title>"));
+        // A title with characters XML forbids (or that disguise text) stays a valid document.
+        let hostile = "t\u{1b}[2K\r\u{1}\u{0}\u{85}\u{2028}\u{202e}\u{fffe}\u{ffff}<x>&";
+        let svg = qr.svg(hostile);
+        assert!(svg.contains("<title>t\u{fffd}[2K"), "{svg}");
+        assert!(svg.chars().all(is_xml_char), "{svg:?}");
+        assert!(svg.chars().all(|c| c == '\n' || !text::is_unsafe_char(c)));
+        resvg::usvg::Tree::from_str(&svg, &resvg::usvg::Options::default()).unwrap();
+        // ... which the parser would refuse raw (so the check above can fail).
+        let raw = svg.replace("<title>t\u{fffd}", "<title>t\u{1}");
+        assert!(resvg::usvg::Tree::from_str(&raw, &resvg::usvg::Options::default()).is_err());
         assert_eq!(mm(1.0), "1");
         assert_eq!(mm(0.8108), "0.811");
         assert_eq!(mm(12.5), "12.5");

@@ -17,6 +17,7 @@ use ssh_key::public::KeyData;
 use super::qr::{mm, xml_escape, Qr, MIN_MODULE_MM};
 use crate::backend::Algorithm;
 use crate::error::{Error, Result};
+use crate::text;
 
 const PAGE_W: f64 = 210.0;
 const PAGE_H: f64 = 297.0;
@@ -104,6 +105,7 @@ pub fn fingerprint_blocks(fingerprint: &str) -> String {
 /// The sheet as an SVG document. Fails if the backup CAs do not fit on one page even with the
 /// primary QR code at its smallest module size.
 pub fn render(sheet: &Sheet) -> Result<String> {
+    let sheet = &shown(sheet);
     let primary_qr = Qr::for_print(&sheet.primary.line, "the CA public key line")?;
     let backup_qrs = sheet
         .backups
@@ -131,6 +133,23 @@ pub fn render(sheet: &Sheet) -> Result<String> {
             ));
         }
         module = (module - 0.05).max(MIN_MODULE_MM);
+    }
+}
+
+/// The sheet with the text that comes from the token and config.toml (labels, URI, creation
+/// date) as [`text::escape`] shows it: a control, bidi or other format character is printed as
+/// a visible escape, never passed to the SVG (XML 1.0 forbids most C0 controls, and a bidi
+/// override would reorder what the reader compares). The CA lines are generated with plain
+/// comments (see [`super::backup_line`]) and the fingerprints and algorithms from the keys;
+/// [`xml_escape`] still replaces anything unsafe in them.
+fn shown(sheet: &Sheet) -> Sheet {
+    let esc = |s: &str| text::escape(s).into_owned();
+    Sheet {
+        token: esc(&sheet.token),
+        key: esc(&sheet.key),
+        uri: esc(&sheet.uri),
+        created: sheet.created.as_deref().map(esc),
+        ..sheet.clone()
     }
 }
 
@@ -883,6 +902,44 @@ pub(crate) mod tests {
         enc.set_color(png::ColorType::Grayscale);
         enc.set_depth(png::BitDepth::Eight);
         enc.write_header().unwrap().write_image_data(&luma).unwrap();
+    }
+
+    /// Labels, URI and creation date from the token and config.toml with escape sequences,
+    /// C0/C1 controls, bidi overrides and characters XML forbids: the sheet is a valid SVG
+    /// document, shows each of them as a visible escape, and holds no such character.
+    #[test]
+    fn hostile_token_and_config_text_is_escaped_on_the_sheet() {
+        use crate::export::qr::tests::is_xml_char;
+        let mut sheet = sample(180, &[180]);
+        sheet.token = "token 'x\u{1b}[1A\u{1b}[2K\rToken: fake\u{1}' <b>".into();
+        sheet.key = "key '\u{202e}cba\u{2028}\u{85}\u{0}'".into();
+        sheet.uri = "pkcs11:token=a\u{fffe}\u{ffff}\u{7f}&x".into();
+        sheet.created = Some("2026-01-01\nPrinted: forged\u{200b}".into());
+        let svg = render(&sheet).unwrap();
+        resvg::usvg::Tree::from_str(&svg, &resvg::usvg::Options::default()).unwrap();
+        assert!(svg.chars().all(is_xml_char), "{svg:?}");
+        assert!(
+            svg.chars().all(|c| c == '\n' || !text::is_unsafe_char(c)),
+            "{svg:?}"
+        );
+        assert_eq!(
+            text_of(&svg, "primary-token"),
+            "token &apos;x\\e[1A\\e[2K\\rToken: fake\\u{1}&apos; &lt;b&gt;"
+        );
+        assert_eq!(
+            text_of(&svg, "primary-key"),
+            "key &apos;\\u{202e}cba\\u{2028}\\u{85}\\u{0}&apos;"
+        );
+        assert!(
+            text_of(&svg, "primary-uri").starts_with("pkcs11:token=a\u{fffd}\u{fffd}\\u{7f}&amp;x")
+        );
+        assert_eq!(
+            text_of(&svg, "primary-created"),
+            "2026-01-01\\nPrinted: forged\\u{200b}"
+        );
+        // The raw token label would not even parse.
+        let raw = svg.replace("\\e[1A", "\u{1b}[1A");
+        assert!(resvg::usvg::Tree::from_str(&raw, &resvg::usvg::Options::default()).is_err());
     }
 
     #[test]
