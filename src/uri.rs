@@ -209,13 +209,15 @@ impl FromStr for Pkcs11Uri {
                 "id" => out.id = Some(decode_bytes(uri, value)?),
                 // `type=` is common in URIs copied from p11tool; we choose the object types.
                 "type" if matches!(value, "private" | "public") => {}
-                other => return Err(bad(
-                    uri,
-                    format!(
+                other => {
+                    return Err(bad(
+                        uri,
+                        format!(
                         "unsupported path attribute '{}' (supported: token, serial, object, id)",
                         shown(other)
                     ),
-                )),
+                    ))
+                }
             }
         }
         for (name, value) in attributes(uri, query, '&')? {

@@ -65,7 +65,7 @@ impl Globals {
                 return Err(Error::token(format!(
                     "the key on this token ({fp}) is not the CA configured in {} ({})",
                     self.state_dir.display(),
-                    c.fingerprint
+                    crate::text::Esc(&c.fingerprint)
                 ))
                 .with_hint("check you took the right token from the vault; a different CA needs its own --state-dir"));
             }

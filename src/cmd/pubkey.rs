@@ -38,7 +38,7 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
         let message = format!(
             "the configuration in {} is for the CA {}, not for this key ({fingerprint})",
             g.state_dir.display(),
-            c.fingerprint
+            crate::text::Esc(&c.fingerprint)
         );
         if args.bundle {
             return Err(Error::config(format!(
@@ -194,7 +194,8 @@ fn bundle_json(public: &KeyData, uri: &str, backups: &[(String, KeyData)]) -> Re
             "role": "backup",
         }));
     }
-    Ok(serde_json::Value::Array(all).to_string())
+    crate::text::json_ascii(&serde_json::Value::Array(all), false)
+        .map_err(|e| Error::config(format!("cannot build the JSON output: {e}")))
 }
 
 #[cfg(test)]

@@ -40,7 +40,8 @@ pub fn json(key: &KeyData, uri: &str) -> Result<String> {
         "algorithm": algorithm,
         "uri": uri,
     });
-    Ok(value.to_string())
+    crate::text::json_ascii(&value, false)
+        .map_err(|e| Error::config(format!("cannot build the JSON output: {e}")))
 }
 
 /// The backup CAs of config.toml (none without a configuration), each as its canonical OpenSSH
