@@ -85,6 +85,12 @@ impl Hsm {
         .unwrap();
         let pin_file = dir.path().join("pin");
         std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+        // private, as a custodian keeps it (a readable PIN file draws a warning)
+        std::fs::set_permissions(
+            &pin_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         let hsm = Hsm {
             state: dir.path().join("state"),
             dir,

@@ -5,6 +5,8 @@ mod common;
 mod sshd;
 
 mod algorithms;
+mod hardening;
+mod hostile_text;
 mod hosts;
 mod ledger;
 mod many;

@@ -158,7 +158,11 @@ pub fn sign(ca: &dyn CaKey, spec: &CertSpec) -> Result<Certificate> {
             .extension(name.clone(), value.clone())
             .map_err(build)?;
     }
-    builder.comment(spec.subject.comment()).map_err(build)?;
+    // The comment is not signed; the requester chose it. It goes into the -cert.pub file and
+    // the ledger, which people read on terminals: unsafe characters made visible.
+    builder
+        .comment(crate::text::visible(spec.subject.comment()))
+        .map_err(build)?;
     let cert = backend::with_signer(ca, "cannot sign the certificate", |signer| {
         builder.sign(signer)
     })?;

@@ -63,7 +63,7 @@ pub enum Command {
     Pubkey(PubkeyArgs),
     /// Sign a short-lived user certificate for a requester's public key.
     Mint(MintArgs),
-    /// Show a certificate like `ssh-keygen -L` and check its signature and validity.
+    /// Show a certificate like `ssh-keygen -L` and check its signature, its CA and validity.
     Inspect(InspectArgs),
     /// Show the token, the CA key, the PIN state and the last serial issued.
     Status,
@@ -295,7 +295,8 @@ pub struct InspectArgs {
     #[arg(value_name = "CERT")]
     pub cert: PathBuf,
 
-    /// Also check the certificate was signed by this CA public key.
+    /// Check the certificate was signed by a CA public key in this file. Default: this state
+    /// directory's CA (its ca.pub) and the backup CAs of its config.toml.
     #[arg(long, value_name = "FILE")]
     pub ca_pubkey: Option<PathBuf>,
 }

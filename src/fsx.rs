@@ -25,13 +25,45 @@ pub fn read_limited(mut reader: impl Read, limit: u64, what: &str) -> Result<Vec
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(format!("cannot read the {what}"), e))?;
     if bytes.len() as u64 > limit {
-        return Err(Error::usage(format!(
-            "the {what} is larger than {} KiB; refusing to read it",
-            limit / 1024
-        ))
-        .with_hint("check the file name: this is not the file that was meant"));
+        return Err(too_large(limit, what));
     }
     Ok(bytes)
+}
+
+fn too_large(limit: u64, what: &str) -> Error {
+    Error::usage(format!(
+        "the {what} is larger than {} KiB; refusing to read it",
+        limit / 1024
+    ))
+    .with_hint("check the file name: this is not the file that was meant")
+}
+
+/// [`read_limited`] for a secret (a PIN, a management key): read into one buffer allocated
+/// up front and zeroized on drop, so no reallocation leaves a copy behind in freed memory.
+pub fn read_limited_secret(
+    mut reader: impl Read,
+    limit: u64,
+    what: &str,
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let size = usize::try_from(limit)
+        .ok()
+        .and_then(|l| l.checked_add(1))
+        .ok_or_else(|| too_large(limit, what))?;
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; size]);
+    let mut len = 0;
+    while len < size {
+        match reader.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(format!("cannot read the {what}"), e)),
+        }
+    }
+    if len as u64 > limit {
+        return Err(too_large(limit, what));
+    }
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// Read the file at `path`, at most `limit` bytes. `Ok(None)` if it does not exist.
@@ -72,6 +104,22 @@ mod tests {
         let err = read_limited(std::io::repeat(0), 1024, "thing").unwrap_err();
         assert!(err.to_string().contains("larger than 1 KiB"), "{err}");
         assert_eq!(read_limited(&b"abc"[..], 3, "thing").unwrap(), b"abc");
+    }
+
+    #[test]
+    fn secrets_are_read_bounded_too() {
+        let err =
+            read_limited_secret(std::io::repeat(b'1'), limit::PIN_FILE, "PIN file").unwrap_err();
+        assert!(err.to_string().contains("larger than 4 KiB"), "{err}");
+        let pin = read_limited_secret(&b"123456\n"[..], limit::PIN_FILE, "PIN file").unwrap();
+        assert_eq!(&pin[..], b"123456\n");
+        let exact = vec![b'7'; 4096];
+        assert_eq!(
+            read_limited_secret(&exact[..], limit::PIN_FILE, "PIN file")
+                .unwrap()
+                .len(),
+            4096
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use breakglass_ca::ui::say;
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -11,18 +12,17 @@ fn main() -> ExitCode {
         if breakglass_ca::panic_guard::catching() {
             return;
         }
-        eprintln!("error: internal error: {info}");
-        eprintln!(
-            "hint: nothing was issued unless a summary was printed above; please report this bug"
-        );
+        say(format!("error: internal error: {info}"));
+        say("hint: nothing was issued unless a summary was printed above; please report this bug");
     }));
     let cli = breakglass_ca::cli::Cli::parse();
     match std::panic::catch_unwind(|| breakglass_ca::cmd::run(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("error: {e}");
+            // Messages embed comments, key IDs, labels and paths: `say` shows them safely.
+            say(format!("error: {e}"));
             if let Some(hint) = e.hint() {
-                eprintln!("hint: {hint}");
+                say(format!("hint: {hint}"));
             }
             ExitCode::from(e.exit_code())
         }

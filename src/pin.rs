@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::fsx;
+use crate::text::{visible, Esc};
 
 /// A PIN in memory: zeroized when dropped, redacted in `Debug`, no `Display`, no `Clone`.
 pub struct Pin(Zeroizing<String>);
@@ -33,6 +35,32 @@ impl fmt::Debug for Pin {
     }
 }
 
+/// Keep secrets out of core dumps, for the whole process and before any PIN is read: the
+/// core size limit (soft and hard) is set to 0, and the process is made non-dumpable
+/// (`PR_SET_DUMPABLE` 0), which also stops other processes of the same user from attaching
+/// a debugger or reading its memory through /proc. A crash inside the token library then
+/// leaves no copy of the PIN on disk.
+pub fn forbid_core_dumps() -> Result<()> {
+    use rustix::process::{set_dumpable_behavior, setrlimit, DumpableBehavior, Resource, Rlimit};
+    let fail = |what: &str, e: rustix::io::Errno| {
+        Error::io(
+            format!("cannot {what}, so a crash could write the PIN to disk"),
+            e.into(),
+        )
+    };
+    setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    )
+    .map_err(|e| fail("turn off core dumps (RLIMIT_CORE)", e))?;
+    set_dumpable_behavior(DumpableBehavior::NotDumpable)
+        .map_err(|e| fail("make the process non-dumpable (PR_SET_DUMPABLE)", e))?;
+    Ok(())
+}
+
 /// Where the PIN will come from, decided before anything is asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PinSource {
@@ -52,37 +80,89 @@ impl PinSource {
         }
     }
 
-    /// Read the PIN. `what` names the token in the prompt ("PIN for token 'emergency-ca': ").
-    pub fn read(&self, what: &str) -> Result<Pin> {
+    /// Read the PIN, and whether its file can be read by others (the caller warns: see
+    /// `cmd::read_pin`). `what` names the token in the prompt ("PIN for token 'emergency-ca': ").
+    pub fn read(&self, what: &str) -> Result<(Pin, Option<LoosePinFile>)> {
         match self {
             PinSource::File(path) => read_pin_file(path),
             PinSource::Prompt => {
-                let value = rpassword::prompt_password(format!("PIN for {what}: ")).map_err(|e| {
-                    Error::usage(format!("cannot ask for the PIN on a terminal ({e})")).with_hint(
-                        "run this on a terminal, or give the PIN in a file with --pin-file PATH (or BREAKGLASS_CA_PIN_FILE)",
-                    )
-                })?;
-                Pin::new(Zeroizing::new(value))
+                // The token's description comes from the token: the prompt shows it safely.
+                let value = Zeroizing::new(
+                    rpassword::prompt_password(format!("PIN for {}: ", visible(what))).map_err(|e| {
+                        Error::usage(format!("cannot ask for the PIN on a terminal ({e})")).with_hint(
+                            "run this on a terminal, or give the PIN in a file with --pin-file PATH (or BREAKGLASS_CA_PIN_FILE)",
+                        )
+                    })?,
+                );
+                Ok((Pin::new(value)?, None))
             }
         }
     }
 }
 
-/// The first line of `path`, without its line ending.
-pub fn read_pin_file(path: &Path) -> Result<Pin> {
-    let content =
-        Zeroizing::new(std::fs::read(path).map_err(|e| Error::file("read the PIN file", path, e))?);
+/// A PIN file that its group or other users can read: the fact, returned to the command
+/// layer, which prints the warning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoosePinFile {
+    pub path: PathBuf,
+    /// The permission bits (`0o644`).
+    pub mode: u32,
+}
+
+impl fmt::Display for LoosePinFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = match (self.mode & 0o040 != 0, self.mode & 0o004 != 0) {
+            (true, true) => "its group and all other users",
+            (true, false) => "its group",
+            _ => "all other users",
+        };
+        let path = self.path.to_string_lossy();
+        write!(
+            f,
+            "the PIN file {} can be read by {who} (mode {:04o}); make it private: chmod 600 {}",
+            Esc(&path),
+            self.mode & 0o7777,
+            Esc(&path)
+        )
+    }
+}
+
+/// The first line of `path`, without its line ending, read with a size limit into a buffer
+/// that is zeroized; and the file's permissions if others can read it.
+pub fn read_pin_file(path: &Path) -> Result<(Pin, Option<LoosePinFile>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = std::fs::File::open(path).map_err(|e| Error::file("read the PIN file", path, e))?;
+    // The permissions of the file that was opened, not of whatever the path names later.
+    let mode = file
+        .metadata()
+        .map_err(|e| Error::file("read the PIN file", path, e))?
+        .permissions()
+        .mode();
+    let loose = (mode & 0o044 != 0).then(|| LoosePinFile {
+        path: path.to_path_buf(),
+        mode,
+    });
+    let content = fsx::read_limited_secret(
+        file,
+        fsx::limit::PIN_FILE,
+        &format!("PIN file {}", Esc(&path.to_string_lossy())),
+    )?;
     let line = content.split(|b| *b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let text = std::str::from_utf8(line)
-        .map_err(|_| Error::usage(format!("the PIN file {} is not UTF-8 text", path.display())))?;
-    Pin::new(Zeroizing::new(text.to_owned())).map_err(|_| {
+    let text = std::str::from_utf8(line).map_err(|_| {
+        Error::usage(format!(
+            "the PIN file {} is not UTF-8 text",
+            Esc(&path.to_string_lossy())
+        ))
+    })?;
+    let pin = Pin::new(Zeroizing::new(text.to_owned())).map_err(|_| {
         Error::usage(format!(
             "the PIN file {} has an empty first line",
-            path.display()
+            Esc(&path.to_string_lossy())
         ))
         .with_hint("write the PIN on the first line of the file")
-    })
+    })?;
+    Ok((pin, loose))
 }
 
 #[cfg(test)]
@@ -101,9 +181,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("pin");
         std::fs::write(&p, "123456\r\nsecond line\n").unwrap();
-        assert_eq!(read_pin_file(&p).unwrap().expose(), "123456");
+        assert_eq!(read_pin_file(&p).unwrap().0.expose(), "123456");
         std::fs::write(&p, "9999").unwrap();
-        assert_eq!(read_pin_file(&p).unwrap().expose(), "9999");
+        assert_eq!(read_pin_file(&p).unwrap().0.expose(), "9999");
     }
 
     #[test]
@@ -133,5 +213,59 @@ mod tests {
             PinSource::File(flag.into())
         );
         assert_eq!(PinSource::choose(None, None), PinSource::Prompt);
+    }
+
+    #[test]
+    fn a_pin_file_others_can_read_is_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pin");
+        std::fs::write(&p, "123456\n").unwrap();
+        for (mode, who) in [
+            (0o644, Some("its group and all other users")),
+            (0o640, Some("its group (")),
+            (0o604, Some("all other users")),
+            (0o600, None),
+            (0o400, None),
+            (0o620, None),
+        ] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let (pin, loose) = read_pin_file(&p).unwrap();
+            assert_eq!(pin.expose(), "123456");
+            match (loose, who) {
+                (None, None) => {}
+                (Some(l), Some(who)) => {
+                    let text = l.to_string();
+                    assert!(text.contains(who), "{mode:o}: {text}");
+                    assert!(text.contains(&format!("mode {mode:04o}")), "{text}");
+                    assert!(
+                        text.ends_with(&format!("chmod 600 {}", p.display())),
+                        "{text}"
+                    );
+                    assert!(!text.contains("123456"));
+                }
+                (l, w) => panic!("{mode:o}: {l:?} vs {w:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_pin_file_is_a_clear_error() {
+        let err = read_pin_file(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("larger than 4 KiB"), "{err}");
+        assert!(err.contains("PIN file /dev/zero"), "{err}");
+    }
+
+    #[test]
+    fn core_dumps_are_off_after_forbid_core_dumps() {
+        use rustix::process::{dumpable_behavior, getrlimit, DumpableBehavior, Resource};
+        forbid_core_dumps().unwrap();
+        let limit = getrlimit(Resource::Core);
+        assert_eq!((limit.current, limit.maximum), (Some(0), Some(0)));
+        assert_eq!(dumpable_behavior().unwrap(), DumpableBehavior::NotDumpable);
+        // Idempotent: a second call (another command in the same process) still succeeds.
+        forbid_core_dumps().unwrap();
     }
 }

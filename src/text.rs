@@ -50,12 +50,32 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A `Display` wrapper that escapes: `format!("{}", Esc(comment))`.
+/// The last line of defence at every sink (stderr, stdout, a prompt): each unsafe character
+/// made visible as [`escape`] shows it, everything else (backslashes included) left alone. So
+/// text that was already escaped passes unchanged, and text that was not can still not act
+/// on the terminal. Callers escape untrusted fields with [`Esc`]; this catches what they miss.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    if is_safe(s) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_unsafe_char(c) {
+            out.push_str(&escape(c.encode_utf8(&mut [0; 4])));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A `Display` wrapper that escapes: `format!("{}", Esc(comment))`. Width and alignment
+/// (`{:<24}`) apply to the escaped text.
 pub struct Esc<'a>(pub &'a str);
 
 impl fmt::Display for Esc<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&escape(self.0))
+        f.pad(&escape(self.0))
     }
 }
 
@@ -117,6 +137,28 @@ fn ascii<T: serde::Serialize + ?Sized>(
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// An already valid JSON text (a ledger line) with every non-ASCII character and DEL written
+/// as a `\uXXXX` escape: the same JSON value, key order and all, in plain ASCII. Outside
+/// strings JSON is ASCII, and a valid string holds no raw C0 control, so only characters
+/// inside strings change. ASCII text is returned borrowed, unchanged.
+pub fn ascii_json_text(json: &str) -> Cow<'_, str> {
+    if json.bytes().all(|b| b.is_ascii() && b != 0x7f) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if c.is_ascii() && c != '\u{7f}' {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// A serde_json formatter that escapes DEL and non-ASCII characters (for YAML: those beyond
 /// U+FFFF as `\UXXXXXXXX`, not as a surrogate pair) and delegates the rest.
 struct AsciiFormatter<F>(F, bool);
@@ -129,6 +171,7 @@ impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for AsciiFormatte
     ) -> std::io::Result<()> {
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
+            // DEL is ASCII but a control character: escaped too.
             if c.is_ascii() && c != '\u{7f}' {
                 continue;
             }
@@ -265,5 +308,50 @@ mod tests {
         // Without characters beyond U+FFFF it is the pretty JSON.
         let bmp = serde_json::json!({"c": "a\u{7f}é\u{2029}"});
         assert_eq!(yaml_ascii(&bmp).unwrap(), json_ascii(&bmp, true).unwrap());
+    }
+
+    #[test]
+    fn visible_is_a_safety_net_that_leaves_escaped_text_alone() {
+        let fake = "bob\u{1b}[1A\r\u{85}\u{202e}\u{2028}\0\u{7f}";
+        assert_eq!(
+            visible(fake),
+            "bob\\e[1A\\r\\u{85}\\u{202e}\\u{2028}\\u{0}\\u{7f}"
+        );
+        assert!(is_safe(&visible(fake)));
+        // Already escaped text (backslashes and all) passes unchanged.
+        for raw in [fake, "a\\b", "x\\ny\n"] {
+            let shown = escape(raw);
+            assert_eq!(visible(&shown), shown);
+        }
+        assert!(matches!(visible("C:\\dir"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn esc_pads_the_escaped_text() {
+        assert_eq!(format!("[{:<6}]", Esc("a\rb")), "[a\\rb  ]");
+        assert_eq!(format!("[{:>4}]", Esc("ab")), "[  ab]");
+    }
+
+    #[test]
+    fn del_is_escaped_in_json() {
+        let v = serde_json::json!({"c": "a\u{7f}b"});
+        let text = json_ascii(&v, false).unwrap();
+        assert_eq!(text, r#"{"c":"a\u007fb"}"#);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
+    }
+
+    #[test]
+    fn json_text_made_ascii_keeps_value_and_order() {
+        let line = "{\"z\":\"x\u{1b}\u{85}\u{2028}\u{7f}é😀\",\"a\":[\"\u{202e}\"]}";
+        // serde_json writes ESC as \u001b, so a raw one cannot be in valid JSON.
+        let line = line.replace('\u{1b}', "\\u001b");
+        let ascii = ascii_json_text(&line);
+        assert!(ascii.is_ascii() && !ascii.contains('\u{7f}'), "{ascii}");
+        assert!(ascii.starts_with("{\"z\":"), "{ascii}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&ascii).unwrap(),
+            serde_json::from_str::<serde_json::Value>(&line).unwrap()
+        );
+        assert!(matches!(ascii_json_text("{\"a\":1}"), Cow::Borrowed(_)));
     }
 }

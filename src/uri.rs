@@ -11,6 +11,7 @@ use std::str::FromStr;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::error::{Error, Result};
+use crate::text;
 
 /// Where the CA key lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,33 +65,75 @@ impl CaUri {
 const URI_HINT: &str = "examples: pkcs11:token=emergency-ca;object=breakglass-ca?module-path=/usr/lib/softhsm/libsofthsm2.so  or  yubikey:slot-id=9c";
 
 fn bad(uri: &str, why: impl fmt::Display) -> Error {
-    Error::usage(format!("invalid CA URI '{}': {why}", redact(uri))).with_hint(URI_HINT)
+    Error::usage(format!("invalid CA URI '{}': {why}", shown(uri))).with_hint(URI_HINT)
 }
 
-/// The URI with any `pin-value=` value blanked, so a PIN typed into a URI by mistake is not
+/// A URI, or a piece of one, as an error message may show it: any PIN redacted, then escaped.
+fn shown(part: &str) -> String {
+    text::escape(&redact(part)).into_owned()
+}
+
+/// An attribute name as the parser compares it: percent-decoded, trimmed, ASCII lowercase.
+fn attr_name(raw: &str) -> String {
+    percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether `item` (`name=value`, possibly with the `=` percent-encoded) is a `pin-value`
+/// attribute, its name spelled any way the parser would read as `pin-value`.
+fn is_pin_value(item: &str) -> bool {
+    let raw = item.split_once('=').map(|(n, _)| n);
+    let decoded = percent_decode_str(item).decode_utf8_lossy();
+    raw.is_some_and(|n| attr_name(n) == "pin-value")
+        || decoded
+            .split_once('=')
+            .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("pin-value"))
+}
+
+/// Separators of the pieces that [`redact`] looks at: the parser's (`?` between path and
+/// query, `;` and `&` between attributes) and `:` after the scheme. A piece of the parser
+/// (`a=b&pin-value=1` as one path attribute, say) is always made of whole pieces of these.
+const PIECE_SEPARATORS: [char; 4] = [';', '&', '?', ':'];
+
+/// The URI with the value of every `pin-value` attribute blanked, however its name is spelled
+/// (`PIN-VALUE`, `pin%2dvalue`, `pin-value =`), so a PIN typed into a URI by mistake is not
 /// echoed into error messages, logs or terminal scrollback.
 fn redact(uri: &str) -> String {
     let mut out = String::with_capacity(uri.len());
-    let mut rest = uri;
-    while let Some(i) = rest.find("pin-value=") {
-        let (head, tail) = rest.split_at(i + "pin-value=".len());
-        out.push_str(head);
-        out.push_str("<redacted>");
-        rest = &tail[tail.find([';', '&', '?']).unwrap_or(tail.len())..];
+    for piece in uri.split_inclusive(PIECE_SEPARATORS) {
+        let (body, sep) = match piece.strip_suffix(PIECE_SEPARATORS) {
+            Some(body) => (body, &piece[body.len()..]),
+            None => (piece, ""),
+        };
+        if is_pin_value(body) {
+            out.push_str("pin-value=<redacted>");
+        } else {
+            out.push_str(body);
+        }
+        out.push_str(sep);
     }
-    out.push_str(rest);
     out
 }
 
-/// Split `a=b;c=d` (or `&`-separated) into decoded pairs, refusing duplicates.
-fn attributes<'a>(uri: &str, part: &'a str, sep: char) -> Result<Vec<(&'a str, &'a str)>> {
-    let mut seen: Vec<(&str, &str)> = Vec::new();
+/// Split `a=b;c=d` (or `&`-separated) into pairs, the names normalised as [`attr_name`] does,
+/// refusing duplicates.
+fn attributes<'a>(uri: &str, part: &'a str, sep: char) -> Result<Vec<(String, &'a str)>> {
+    let mut seen: Vec<(String, &str)> = Vec::new();
     for item in part.split(sep).filter(|s| !s.is_empty()) {
-        let (name, value) = item
-            .split_once('=')
-            .ok_or_else(|| bad(uri, format!("'{item}' is not of the form name=value")))?;
+        let (name, value) = item.split_once('=').ok_or_else(|| {
+            bad(
+                uri,
+                format!("'{}' is not of the form name=value", shown(item)),
+            )
+        })?;
+        let name = attr_name(name);
         if seen.iter().any(|(n, _)| *n == name) {
-            return Err(bad(uri, format!("attribute '{name}' is given twice")));
+            return Err(bad(
+                uri,
+                format!("attribute '{}' is given twice", shown(&name)),
+            ));
         }
         seen.push((name, value));
     }
@@ -106,7 +149,10 @@ fn decode_bytes(uri: &str, value: &str) -> Result<Vec<u8>> {
                 && bytes[i + 1].is_ascii_hexdigit()
                 && bytes[i + 2].is_ascii_hexdigit())
         {
-            return Err(bad(uri, format!("bad percent-escape in '{value}'")));
+            return Err(bad(
+                uri,
+                format!("bad percent-escape in '{}'", shown(value)),
+            ));
         }
     }
     Ok(percent_decode_str(value).collect())
@@ -116,7 +162,7 @@ fn decode_text(uri: &str, value: &str) -> Result<String> {
     String::from_utf8(decode_bytes(uri, value)?).map_err(|_| {
         bad(
             uri,
-            format!("'{value}' is not UTF-8 after percent-decoding"),
+            format!("'{}' is not UTF-8 after percent-decoding", shown(value)),
         )
     })
 }
@@ -155,8 +201,8 @@ impl FromStr for Pkcs11Uri {
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         let mut out = Pkcs11Uri::default();
         for (name, value) in attributes(uri, path, ';')? {
-            refuse_pin_value(uri, name)?;
-            match name {
+            refuse_pin_value(uri, &name)?;
+            match name.as_str() {
                 "token" => out.token = Some(decode_text(uri, value)?),
                 "serial" => out.serial = Some(decode_text(uri, value)?),
                 "object" => out.object = Some(decode_text(uri, value)?),
@@ -167,22 +213,24 @@ impl FromStr for Pkcs11Uri {
                     return Err(bad(
                         uri,
                         format!(
-                            "unsupported path attribute '{other}' (supported: token, serial, object, id)"
-                        ),
+                        "unsupported path attribute '{}' (supported: token, serial, object, id)",
+                        shown(other)
+                    ),
                     ))
                 }
             }
         }
         for (name, value) in attributes(uri, query, '&')? {
-            refuse_pin_value(uri, name)?;
-            match name {
+            refuse_pin_value(uri, &name)?;
+            match name.as_str() {
                 "module-path" => out.module_path = Some(PathBuf::from(decode_text(uri, value)?)),
                 "pin-source" => out.pin_source = Some(pin_source(uri, value)?),
                 other => {
                     return Err(bad(
                         uri,
                         format!(
-                            "unsupported query attribute '{other}' (supported: module-path, pin-source)"
+                            "unsupported query attribute '{}' (supported: module-path, pin-source)",
+                            shown(other)
                         ),
                     ))
                 }
@@ -204,14 +252,20 @@ impl FromStr for YubikeyUri {
         let mut serial = None;
         let mut pin = None;
         for (name, value) in attributes(uri, path, ';')? {
-            refuse_pin_value(uri, name)?;
-            match name {
+            refuse_pin_value(uri, &name)?;
+            match name.as_str() {
                 "slot-id" => {
                     let s = u8::from_str_radix(value, 16)
                         .ok()
                         .filter(|s| value.len() == 2 && is_valid_piv_slot(*s))
                         .ok_or_else(|| {
-                            bad(uri, format!("slot-id '{value}' is not a PIV slot (9a, 9c, 9d, 9e, 82 to 95)"))
+                            bad(
+                                uri,
+                                format!(
+                                    "slot-id '{}' is not a PIV slot (9a, 9c, 9d, 9e, 82 to 95)",
+                                    shown(value)
+                                ),
+                            )
                         })?;
                     slot = Some(s);
                 }
@@ -219,26 +273,32 @@ impl FromStr for YubikeyUri {
                     serial = Some(value.parse::<u32>().map_err(|_| {
                         bad(
                             uri,
-                            format!("serial '{value}' is not a YubiKey serial number"),
+                            format!("serial '{}' is not a YubiKey serial number", shown(value)),
                         )
                     })?)
                 }
                 other => {
                     return Err(bad(
                         uri,
-                        format!("unsupported attribute '{other}' (supported: slot-id, serial)"),
+                        format!(
+                            "unsupported attribute '{}' (supported: slot-id, serial)",
+                            shown(other)
+                        ),
                     ))
                 }
             }
         }
         for (name, value) in attributes(uri, query, '&')? {
-            refuse_pin_value(uri, name)?;
-            match name {
+            refuse_pin_value(uri, &name)?;
+            match name.as_str() {
                 "pin-source" => pin = Some(pin_source(uri, value)?),
                 other => {
                     return Err(bad(
                         uri,
-                        format!("unsupported query attribute '{other}' (supported: pin-source)"),
+                        format!(
+                            "unsupported query attribute '{}' (supported: pin-source)",
+                            shown(other)
+                        ),
                     ))
                 }
             }
@@ -409,6 +469,74 @@ mod tests {
             assert!(!err.contains("246810"), "{err}");
         }
         assert_eq!(redact("a?pin-value=1&b=2"), "a?pin-value=<redacted>&b=2");
+    }
+
+    #[test]
+    fn a_pin_value_in_any_spelling_is_refused_and_never_echoed() {
+        // Every spelling the parser reads as `pin-value` is refused as one.
+        for uri in [
+            "pkcs11:token=a?Pin-Value=246810",
+            "pkcs11:token=a?PIN-VALUE=246810",
+            "pkcs11:token=a?pin%2dvalue=246810",
+            "pkcs11:token=a?pin%2Dvalue=246810",
+            "pkcs11:token=a?pin-value =246810",
+            "pkcs11:token=a?pin-value = 246810",
+            "pkcs11:token=a? pin-value=246810",
+            "pkcs11:token=a?PiN%2DvAlUe\t=246810&module-path=/m",
+            "pkcs11:PIN-VALUE=246810;token=a",
+            "pkcs11:token=a;Pin%2DValue =246810",
+            "yubikey:slot-id=9c?PIN-value=246810",
+            "yubikey:PIN-VALUE=246810;slot-id=9c",
+            "  pkcs11:token=a?pin%2dVALUE=246810  ",
+        ] {
+            let err = uri.parse::<CaUri>().unwrap_err().to_string();
+            assert!(err.contains("pin-value is not accepted"), "{uri}: {err}");
+            assert!(!err.contains("246810"), "{uri}: {err}");
+        }
+        // Refused for another reason first, the PIN is still not echoed, wherever it hides.
+        for uri in [
+            "pkcs11:token=a;token=b?PIN-VALUE=246810",
+            "pkcs11:token=%zz&pin-value=246810",
+            "pkcs11:token=%zz&PIN%2DVALUE=246810",
+            "pkcs11:token=a?x=1?Pin-Value=246810",
+            "pkcs11:token=a?x=1?pin-value =246810",
+            "pkcs11:token=a;pin-value%3D246810",
+            "pkcs11:token=a;PIN-VALUE%3d246810;b",
+            "pkcs11:tokn=a:pin-value=246810",
+            "pkcs11:pin-value=246810:x",
+            "yubikey:slot-id=zz;Pin-Value=246810",
+            "yubikey:slot-id=9c;serial=x&pin-value=246810",
+            "nope:PIN-VALUE=246810",
+        ] {
+            let err = uri.parse::<CaUri>().unwrap_err().to_string();
+            assert!(!err.contains("246810"), "{uri}: {err}");
+        }
+        assert_eq!(
+            redact("pkcs11:token=a;PIN%2dVALUE = 1?module-path=/m&Pin-Value=2"),
+            "pkcs11:token=a;pin-value=<redacted>?module-path=/m&pin-value=<redacted>"
+        );
+        assert_eq!(redact("pkcs11:pin-value=1"), "pkcs11:pin-value=<redacted>");
+    }
+
+    #[test]
+    fn attribute_names_are_read_like_the_redaction_reads_them() {
+        let u = p11("pkcs11:TOKEN=a;Object=b?Module-Path=/m&pin%2Dsource=file:/p");
+        assert_eq!(u.token.as_deref(), Some("a"));
+        assert_eq!(u.object.as_deref(), Some("b"));
+        assert_eq!(u.module_path, Some(PathBuf::from("/m")));
+        assert_eq!(u.pin_source, Some(PathBuf::from("/p")));
+        let err = "pkcs11:token=a;Token=b".parse::<CaUri>().unwrap_err();
+        assert!(err.to_string().contains("given twice"), "{err}");
+    }
+
+    #[test]
+    fn uri_errors_show_hostile_text_escaped() {
+        let err = "pkcs11:to\u{1b}[2Kken=a\u{202e}"
+            .parse::<CaUri>()
+            .unwrap_err()
+            .to_string();
+        assert!(crate::text::is_safe(&err), "{err:?}");
+        assert!(err.contains("to\\e[2Kken"), "{err}");
     }
 
     #[test]

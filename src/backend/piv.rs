@@ -495,11 +495,21 @@ pub fn init(uri: &YubikeyUri, opts: &InitOptions, pin: &Pin) -> Result<PivKey> {
     } else {
         let key = match &opts.mgm {
             MgmSource::File(path) => {
-                let text = Zeroizing::new(
-                    std::fs::read_to_string(path)
-                        .map_err(|e| Error::file("read the management key file", path, e))?,
-                );
-                read_mgm_hex(&text, &path.display().to_string())?
+                // A secret like the PIN: read bounded, into a buffer that is zeroized.
+                let file = std::fs::File::open(path)
+                    .map_err(|e| Error::file("read the management key file", path, e))?;
+                let name = crate::text::escape(&path.to_string_lossy()).into_owned();
+                let bytes = crate::fsx::read_limited_secret(
+                    file,
+                    crate::fsx::limit::PIN_FILE,
+                    &format!("management key file {name}"),
+                )?;
+                let text = std::str::from_utf8(&bytes).map_err(|_| {
+                    Error::usage(format!(
+                        "the management key from {name} is not 48 hex digits (a 24-byte 3DES key)"
+                    ))
+                })?;
+                read_mgm_hex(text, &name)?
             }
             MgmSource::CardOrPrompt => {
                 match guard("protected management key", || {

@@ -20,6 +20,7 @@ use ssh_key::{EcdsaCurve, Mpint};
 use super::{Algorithm, CaKey, KeyInfo, PinStatus, TokenSignature};
 use crate::error::{Error, Result};
 use crate::pin::Pin;
+use crate::text::Esc;
 use crate::uri::Pkcs11Uri;
 
 /// Environment variable naming the PKCS#11 module when the URI has no `module-path`.
@@ -109,7 +110,10 @@ fn module_path(uri: &Pkcs11Uri) -> Result<PathBuf> {
 fn load(path: &Path) -> Result<Pkcs11> {
     let ctx = Pkcs11::new(path).map_err(|e| {
         Error::pkcs11(
-            format!("cannot load the PKCS#11 module {}", path.display()),
+            format!(
+                "cannot load the PKCS#11 module {}",
+                Esc(&path.to_string_lossy())
+            ),
             e,
         )
     })?;
@@ -117,7 +121,10 @@ fn load(path: &Path) -> Result<Pkcs11> {
         Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => {
             return Err(Error::pkcs11(
-                format!("cannot initialise the PKCS#11 module {}", path.display()),
+                format!(
+                    "cannot initialise the PKCS#11 module {}",
+                    Esc(&path.to_string_lossy())
+                ),
                 e,
             ))
         }
@@ -125,13 +132,15 @@ fn load(path: &Path) -> Result<Pkcs11> {
     Ok(ctx)
 }
 
+/// The token as the custodian sees it. Label, manufacturer, model and serial come from the
+/// token and are escaped here, so every message and prompt that names the token is safe.
 fn describe_token(info: &TokenInfo) -> String {
     format!(
         "token '{}' ({} {}, serial {})",
-        info.label(),
-        info.manufacturer_id().trim(),
-        info.model().trim(),
-        info.serial_number().trim()
+        Esc(info.label()),
+        Esc(info.manufacturer_id().trim()),
+        Esc(info.model().trim()),
+        Esc(info.serial_number().trim())
     )
 }
 
@@ -187,7 +196,7 @@ impl Token {
                 [one] => (one.0, one.1.clone()),
                 [] if all.is_empty() => return Err(Error::token(format!(
                     "no token found through the PKCS#11 module {}",
-                    module.display()
+                    Esc(&module.to_string_lossy())
                 ))
                 .with_hint(
                     "plug the token in (or check the module is the right one for it) and try again",
@@ -370,14 +379,23 @@ impl Token {
                 Attribute::Id(id.to_vec()),
             ]
         };
+        // Sign only: the private key cannot decrypt, unwrap (import other keys under it),
+        // derive or sign-recover, and the public key cannot encrypt, wrap or derive.
         let mut public = common(false);
-        public.push(Attribute::Verify(true));
+        public.extend([
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Derive(false),
+        ]);
         let mut private = common(true);
         private.extend([
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
             Attribute::Sign(true),
+            Attribute::SignRecover(false),
             Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
             Attribute::Derive(false),
         ]);
         let mechanism = match algorithm {
@@ -451,7 +469,12 @@ fn list_keys(keys: &[PublicObject]) -> String {
                     .unwrap_or_else(|| key.algorithm().to_string()),
                 Err(why) => why.clone(),
             };
-            format!("  object={} id={} ({what})", k.label, hex(&k.id))
+            format!(
+                "  object={} id={} ({})",
+                Esc(&k.label),
+                hex(&k.id),
+                Esc(&what)
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -564,14 +587,14 @@ impl Pkcs11Key {
         let public = object.key.map_err(|why| {
             Error::token(format!(
                 "key '{}' on {} cannot be a CA key: {why}",
-                object.label,
+                Esc(&object.label),
                 token.describe()
             ))
         })?;
         let algorithm = Algorithm::of_key(&public).ok_or_else(|| {
             Error::token(format!(
                 "key '{}' is a {} key, which this tool does not use as a CA",
-                object.label,
+                Esc(&object.label),
                 public.algorithm()
             ))
         })?;
@@ -670,7 +693,7 @@ impl CaKey for Pkcs11Key {
             token: self.token.describe(),
             key: format!(
                 "key '{}' (id {}, {})",
-                self.label,
+                Esc(&self.label),
                 hex(&self.id),
                 self.algorithm
             ),
@@ -696,7 +719,7 @@ impl CaKey for Pkcs11Key {
             [] => Err(Error::token(format!(
                 "{} has the public key '{}' but no private key with the same id",
                 self.token.describe(),
-                self.label
+                Esc(&self.label)
             ))
             .with_hint("this token cannot sign for this CA; check you have the right token")),
             several => Err(Error::token(format!(

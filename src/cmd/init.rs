@@ -92,7 +92,7 @@ fn init_pkcs11(
         ));
     }
     say(format!("Token: {}", existing.token().describe()));
-    let pin = source.read(&existing.token().describe())?;
+    let pin = crate::cmd::read_pin(source, &existing.token().describe())?;
     existing.token().login(&pin)?;
     drop(pin);
     say(format!(
@@ -128,7 +128,7 @@ fn init_piv(
         mgm,
         protect_management_key: args.protect_management_key,
     };
-    let pin: Pin = source.read(&format!("YubiKey slot {:02x}", yk.slot))?;
+    let pin: Pin = crate::cmd::read_pin(source, &format!("YubiKey slot {:02x}", yk.slot))?;
     let key = piv::init(yk, &opts, &pin)?;
     // Pin the card by serial in the configuration, so another YubiKey is never picked up.
     let uri = YubikeyUri {

@@ -1,16 +1,24 @@
 //! `inspect`: print a certificate the way `ssh-keygen -L` does, then check it: the signature,
-//! the CA (given `--ca-pubkey`) and the validity window. Exits 1 on a bad signature, a foreign
-//! CA or an expired certificate.
+//! the CA and the validity window. The CA is the one given with `--ca-pubkey`, else this
+//! state directory's CA (`ca.pub`, or the fingerprint in config.toml) and its backup CAs.
+//! Exits 1 on a bad signature, a foreign CA or an expired certificate.
+
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use ssh_key::public::KeyData;
 use ssh_key::{Certificate, HashAlg, PublicKey};
 
 use crate::cli::InspectArgs;
-use crate::cmd::{read_input, Globals};
+use crate::cmd::Globals;
+use crate::config::CA_PUB_FILE;
 use crate::error::{Error, Result};
-use crate::ui::both_times;
+use crate::fsx;
+use crate::text::Esc;
+use crate::ui::{self, both_times};
 
-/// The `ssh-keygen -L` style description of a certificate.
+/// The `ssh-keygen -L` style description of a certificate. Everything the certificate's
+/// maker chose (key ID, principals, option values, extension names, comment) is escaped.
 pub fn describe(cert: &Certificate, name: &str) -> String {
     let list = |items: Vec<String>| {
         if items.is_empty() {
@@ -32,15 +40,29 @@ pub fn describe(cert: &Certificate, name: &str) -> String {
         .iter()
         .map(|(k, v)| {
             if v.is_empty() {
-                k.clone()
+                Esc(k).to_string()
             } else {
-                format!("{k} {v}")
+                format!("{} {}", Esc(k), Esc(v))
             }
         })
         .collect();
-    let extensions = cert.extensions().keys().cloned().collect();
+    let extensions = cert
+        .extensions()
+        .keys()
+        .map(|k| Esc(k).to_string())
+        .collect();
+    let principals = cert
+        .valid_principals()
+        .iter()
+        .map(|p| Esc(p).to_string())
+        .collect();
+    let comment = match cert.comment() {
+        "" => String::new(),
+        c => format!("\n        Comment: \"{}\"", Esc(c)),
+    };
     format!(
-        "{name}:\n        Type: {} {} certificate\n        Public key: {}-CERT {}\n        Signing CA: {} {} (using {})\n        Key ID: \"{}\"\n        Serial: {}\n        Valid: from {} to {} (UTC)\n        Principals:{}\n        Critical Options:{}\n        Extensions:{}",
+        "{}:\n        Type: {} {} certificate\n        Public key: {}-CERT {}\n        Signing CA: {} {} (using {})\n        Key ID: \"{}\"\n        Serial: {}\n        Valid: from {} to {} (UTC)\n        Principals:{}\n        Critical Options:{}\n        Extensions:{}{comment}",
+        Esc(name),
         cert.algorithm().to_certificate_type(),
         if cert.cert_type().is_user() { "user" } else { "host" },
         key_kind(cert.public_key().algorithm()),
@@ -48,11 +70,11 @@ pub fn describe(cert: &Certificate, name: &str) -> String {
         key_kind(cert.signature_key().algorithm()),
         cert.signature_key().fingerprint(HashAlg::Sha256),
         cert.signature().algorithm(),
-        cert.key_id(),
+        Esc(cert.key_id()),
         cert.serial(),
         fmt_time(cert.valid_after()),
         fmt_time(cert.valid_before()),
-        list(cert.valid_principals().to_vec()),
+        list(principals),
         list(critical),
         list(extensions),
     )
@@ -69,51 +91,185 @@ fn key_kind(alg: ssh_key::Algorithm) -> &'static str {
     }
 }
 
-pub fn run(_g: &Globals, args: &InspectArgs) -> Result<()> {
-    let text = read_input(&args.cert, "certificate")?;
-    let cert = Certificate::from_openssh(text.trim()).map_err(|e| {
-        Error::ssh(
-            format!("{} is not an OpenSSH certificate", args.cert.display()),
-            e,
-        )
-    })?;
-    println!("{}", describe(&cert, &args.cert.display().to_string()));
+/// The CA keys a certificate is checked against.
+enum Trusted {
+    /// `--ca-pubkey FILE`: every key in it.
+    Given(PathBuf, Vec<KeyData>),
+    /// This state directory's CA and the backup CAs of its config.toml.
+    StateDir {
+        /// The CA's key from `ca.pub`, or only its fingerprint from config.toml.
+        primary: Primary,
+        backups: Vec<KeyData>,
+    },
+    /// Nothing to check against.
+    Nothing,
+}
+
+enum Primary {
+    CaPub(PathBuf, KeyData),
+    Fingerprint(String),
+}
+
+/// Every key line of an OpenSSH public key file (comments and blank lines skipped).
+fn key_lines(text: &str, path: &Path) -> Result<Vec<KeyData>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            PublicKey::from_openssh(l)
+                .map(|k| k.key_data().clone())
+                .map_err(|e| {
+                    Error::ssh(
+                        format!("{} holds an unreadable key", Esc(&path.to_string_lossy())),
+                        e,
+                    )
+                })
+        })
+        .collect()
+}
+
+fn trusted(g: &Globals, args: &InspectArgs) -> Result<Trusted> {
+    if let Some(path) = &args.ca_pubkey {
+        let text = fsx::read_text(path, fsx::limit::KEY_FILE, "CA public key")?;
+        return Ok(Trusted::Given(path.clone(), key_lines(&text, path)?));
+    }
+    let config = g.config()?;
+    let ca_pub = g.state_dir.join(CA_PUB_FILE);
+    let saved = fsx::read_file_limited(&ca_pub, fsx::limit::KEY_FILE, "CA public key")?;
+    let primary = match (saved, &config) {
+        (Some(bytes), _) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let key = key_lines(&text, &ca_pub)?.into_iter().next().ok_or_else(|| {
+                Error::config(format!(
+                    "{} holds no public key line",
+                    Esc(&ca_pub.to_string_lossy())
+                ))
+                .with_hint("restore it with 'breakglass-ca pubkey -o FILE', or check against a CA key file with --ca-pubkey FILE")
+            })?;
+            if let Some(c) = &config {
+                let fp = key.fingerprint(HashAlg::Sha256).to_string();
+                if fp != c.fingerprint {
+                    return Err(Error::config(format!(
+                        "{} holds the key {fp}, but config.toml names the CA {}",
+                        Esc(&ca_pub.to_string_lossy()),
+                        Esc(&c.fingerprint)
+                    ))
+                    .with_hint("this state directory is inconsistent: restore ca.pub from the key sheet, or check against a CA key file with --ca-pubkey FILE"));
+                }
+            }
+            Primary::CaPub(ca_pub, key)
+        }
+        (None, Some(c)) => Primary::Fingerprint(c.fingerprint.clone()),
+        (None, None) => return Ok(Trusted::Nothing),
+    };
+    let backups = crate::export::backup_cas(config.as_ref(), &g.state_dir)?
+        .into_iter()
+        .map(|(_, k)| k)
+        .collect();
+    Ok(Trusted::StateDir { primary, backups })
+}
+
+/// Check the CA that signed `cert`: the line to print, and the problem if it is not trusted.
+fn check_ca(cert: &Certificate, trusted: &Trusted, state_dir: &Path) -> (String, Option<String>) {
+    let signer = cert.signature_key();
+    let signer_fp = signer.fingerprint(HashAlg::Sha256).to_string();
+    match trusted {
+        Trusted::Given(path, keys) => {
+            let path = Esc(&path.to_string_lossy()).to_string();
+            if keys.iter().any(|k| k == signer) {
+                (format!("CA: signed by a key in {path}"), None)
+            } else {
+                (
+                    format!("CA: NOT signed by a key in {path} (it was signed by {signer_fp})"),
+                    Some(
+                        "it was signed by a different CA than the one given with --ca-pubkey"
+                            .into(),
+                    ),
+                )
+            }
+        }
+        Trusted::StateDir { primary, backups } => {
+            let (is_primary, what) = match primary {
+                Primary::CaPub(path, key) => (
+                    key == signer,
+                    format!(
+                        "this CA ({}, from {})",
+                        key.fingerprint(HashAlg::Sha256),
+                        Esc(&path.to_string_lossy())
+                    ),
+                ),
+                Primary::Fingerprint(fp) => (
+                    *fp == signer_fp,
+                    format!(
+                        "this CA ({}, the fingerprint in config.toml; there is no ca.pub)",
+                        Esc(fp)
+                    ),
+                ),
+            };
+            if is_primary {
+                return (format!("CA: signed by {what}"), None);
+            }
+            if let Some(i) = backups.iter().position(|k| k == signer) {
+                return (
+                    format!(
+                        "CA: signed by backup CA {} of config.toml ({signer_fp}); checked against {what} and its {} backup CA(s)",
+                        i + 1,
+                        backups.len()
+                    ),
+                    None,
+                );
+            }
+            (
+                format!(
+                    "CA: NOT signed by this CA: the signer {signer_fp} is neither {what} nor one of its {} backup CA(s)",
+                    backups.len()
+                ),
+                Some(format!(
+                    "it was NOT signed by this CA (the CA of {}) but by {signer_fp}",
+                    Esc(&state_dir.to_string_lossy())
+                )),
+            )
+        }
+        Trusted::Nothing => (
+            format!(
+                "CA: NOT CHECKED: no --ca-pubkey given and no ca.pub or config.toml in {}. Only the signature's self-consistency was checked: anyone can make a certificate that passes that. Check it with --ca-pubkey FILE.",
+                Esc(&state_dir.to_string_lossy())
+            ),
+            None,
+        ),
+    }
+}
+
+pub fn run(g: &Globals, args: &InspectArgs) -> Result<()> {
+    let text = fsx::read_text(&args.cert, fsx::limit::KEY_FILE, "certificate")?;
+    let name = args.cert.to_string_lossy();
+    let cert = Certificate::from_openssh(text.trim())
+        .map_err(|e| Error::ssh(format!("{} is not an OpenSSH certificate", Esc(&name)), e))?;
+    ui::print(describe(&cert, &name))?;
 
     let mut problems = Vec::new();
     match cert.verify_signature() {
-        Ok(()) => println!("Signature: valid (made by the Signing CA above)"),
-        Err(_) => {
-            problems.push("the signature does NOT verify: the certificate was altered or forged")
-        }
+        Ok(()) => ui::print("Signature: valid for the Signing CA key above (self-consistent)")?,
+        Err(_) => problems
+            .push("the signature does NOT verify: the certificate was altered or forged".into()),
     }
-    if let Some(path) = &args.ca_pubkey {
-        let ca_text = read_input(path, "CA public key")?;
-        let ca_keys = ca_text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|l| {
-                PublicKey::from_openssh(l).map_err(|e| {
-                    Error::ssh(format!("{} holds an unreadable key", path.display()), e)
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if ca_keys.iter().any(|k| k.key_data() == cert.signature_key()) {
-            println!("CA: signed by a key in {}", path.display());
-        } else {
-            problems.push("it was signed by a different CA than the one given with --ca-pubkey");
-        }
-    }
+    let trusted = trusted(g, args)?;
+    let (line, problem) = check_ca(&cert, &trusted, &g.state_dir);
+    ui::print(line)?;
+    problems.extend(problem);
     let now = Utc::now();
     let after = DateTime::<Utc>::from(cert.valid_after_time());
     let before = DateTime::<Utc>::from(cert.valid_before_time());
     if now >= before {
-        println!("Validity: EXPIRED at {}", both_times(before));
-        problems.push("it has expired");
+        ui::print(format!("Validity: EXPIRED at {}", both_times(before)))?;
+        problems.push("it has expired".into());
     } else if now < after {
-        println!("Validity: not yet valid; starts {}", both_times(after));
+        ui::print(format!(
+            "Validity: not yet valid; starts {}",
+            both_times(after)
+        ))?;
     } else {
-        println!("Validity: valid now, until {}", both_times(before));
+        ui::print(format!("Validity: valid now, until {}", both_times(before)))?;
     }
     match problems.as_slice() {
         [] => Ok(()),
@@ -122,5 +278,131 @@ pub fn run(_g: &Globals, args: &InspectArgs) -> Result<()> {
             problems.join("; ")
         ))
         .with_hint("mint a new certificate for the requester")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::soft::SoftKey;
+    use crate::backend::CaKey;
+    use crate::cert::{self, CertOptions, CertSpec};
+    use crate::policy::Window;
+    use crate::text::is_unsafe_char;
+
+    const HOSTILE: &str = "x\u{1b}[1A\u{1b}[2K\rRequester:      alice\u{85}\u{9b}\u{202e}\u{2066}\u{2028}\u{2029}\0\u{7f}";
+
+    fn cert_by(ca: &SoftKey) -> Certificate {
+        let mut subject = PublicKey::from_openssh(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNavtkUczswcdQ6Tv9hME8G/tCojuHEEgwNfhaEp9TO alice",
+        )
+        .unwrap();
+        subject.set_comment(HOSTILE);
+        let mut options = CertOptions::default();
+        options
+            .critical
+            .insert("force-command".into(), HOSTILE.into());
+        options.extensions.insert(HOSTILE.into(), String::new());
+        let now = Utc::now();
+        let spec = CertSpec {
+            subject,
+            serial: 7,
+            key_id: HOSTILE.into(),
+            principals: vec![HOSTILE.into(), "ok".into()],
+            window: Window {
+                valid_after: now - chrono::TimeDelta::minutes(1),
+                valid_before: now + chrono::TimeDelta::minutes(10),
+            },
+            options,
+        };
+        let cert = cert::sign(ca, &spec).unwrap();
+        // The comment is outside the signature: anyone can put anything there.
+        let line = cert.to_openssh().unwrap();
+        let mut parts = line.splitn(3, ' ');
+        let (kind, blob) = (parts.next().unwrap(), parts.next().unwrap());
+        let cert = Certificate::from_openssh(&format!("{kind} {blob} {HOSTILE}")).unwrap();
+        assert_eq!(cert.comment(), HOSTILE);
+        cert
+    }
+
+    #[test]
+    fn the_description_escapes_everything_the_maker_chose() {
+        let cert = cert_by(&SoftKey::new(3));
+        let text = describe(&cert, &format!("file{HOSTILE}"));
+        assert!(
+            !text.chars().any(|c| c != '\n' && is_unsafe_char(c)),
+            "{text:?}"
+        );
+        // One line per field, none injected: the fake "Requester:" stays inside the key ID.
+        assert!(text.contains("Key ID: \"x\\e[1A\\e[2K\\rRequester:      alice\\u{85}"));
+        assert!(!text.lines().any(|l| l.starts_with("Requester:")), "{text}");
+        assert!(text.contains("force-command x\\e[1A"), "{text}");
+        assert!(text.contains("Comment: \"x\\e[1A"), "{text}");
+        assert_eq!(text.lines().count(), 16, "{text}");
+    }
+
+    #[test]
+    fn the_ca_is_checked_against_the_state_directory() {
+        let ca = SoftKey::new(3);
+        let backup = SoftKey::new(4);
+        let other = SoftKey::new(9);
+        let cert = cert_by(&ca);
+        let dir = Path::new("/state");
+        let fp = |k: &SoftKey| k.public_key().fingerprint(HashAlg::Sha256).to_string();
+        let state =
+            |primary: Primary, backups: Vec<KeyData>| Trusted::StateDir { primary, backups };
+        let ca_pub = |k: &SoftKey| Primary::CaPub(dir.join("ca.pub"), k.public_key().clone());
+
+        let (line, problem) = check_ca(&cert, &state(ca_pub(&ca), vec![]), dir);
+        assert!(line.starts_with("CA: signed by this CA ("), "{line}");
+        assert!(
+            line.contains("/state/ca.pub") && problem.is_none(),
+            "{line}"
+        );
+
+        let (line, problem) = check_ca(&cert, &state(Primary::Fingerprint(fp(&ca)), vec![]), dir);
+        assert!(line.contains("the fingerprint in config.toml"), "{line}");
+        assert!(problem.is_none());
+
+        let by_backup = cert_by(&backup);
+        let (line, problem) = check_ca(
+            &by_backup,
+            &state(
+                ca_pub(&ca),
+                vec![other.public_key().clone(), backup.public_key().clone()],
+            ),
+            dir,
+        );
+        assert!(
+            line.starts_with("CA: signed by backup CA 2 of config.toml"),
+            "{line}"
+        );
+        assert!(problem.is_none());
+
+        let foreign = cert_by(&other);
+        for primary in [ca_pub(&ca), Primary::Fingerprint(fp(&ca))] {
+            let (line, problem) = check_ca(
+                &foreign,
+                &state(primary, vec![backup.public_key().clone()]),
+                dir,
+            );
+            assert!(line.starts_with("CA: NOT signed by this CA"), "{line}");
+            assert!(line.contains(&fp(&other)), "{line}");
+            assert!(problem.unwrap().contains("NOT signed by this CA"));
+        }
+
+        let (line, problem) = check_ca(&foreign, &Trusted::Nothing, dir);
+        assert!(
+            line.contains("NOT CHECKED") && line.contains("self-consistency"),
+            "{line}"
+        );
+        assert!(problem.is_none());
+
+        let given = Trusted::Given(dir.join("k.pub"), vec![ca.public_key().clone()]);
+        assert!(check_ca(&cert, &given, dir).1.is_none());
+        assert!(check_ca(&foreign, &given, dir)
+            .1
+            .unwrap()
+            .contains("different CA than the one given with --ca-pubkey"));
     }
 }

@@ -13,7 +13,8 @@ use crate::cmd::{inspect, Globals};
 use crate::config::{self, write_atomic, CA_PUB_FILE};
 use crate::error::{Error, Result};
 use crate::ledger::{Ledger, Record, LEDGER_FILE};
-use crate::ui::say;
+use crate::text::{self, Esc};
+use crate::ui::{self, say};
 
 pub fn run(g: &Globals, args: &LogArgs) -> Result<()> {
     match &args.action {
@@ -40,11 +41,14 @@ fn list(g: &Globals, json: bool) -> Result<()> {
     let records = records(g)?;
     let mut out = String::new();
     if json {
+        // Each ledger line, the same JSON value in ASCII: a C1 control, bidi override or
+        // U+2028 in a record cannot act on the terminal that shows it.
         for (line, _) in &records {
-            out.push_str(line);
+            out.push_str(&text::ascii_json_text(line));
             out.push('\n');
         }
     } else {
+        // Every field comes from the ledger file, which anyone who can write it controls.
         out.push_str(&format!(
             "{:>6}  {:<20}  {:<20}  {:<24}  {:<36}  {}\n",
             "SERIAL", "ISSUED (UTC)", "PRINCIPALS", "REQUESTER", "VALID (UTC)", "REASON"
@@ -53,15 +57,15 @@ fn list(g: &Globals, json: bool) -> Result<()> {
             out.push_str(&format!(
                 "{:>6}  {:<20}  {:<20}  {:<24}  {:<36}  {}\n",
                 r.serial,
-                r.issued_at,
-                r.principals.join(","),
-                r.requester_comment,
-                format!(
+                Esc(&r.issued_at),
+                Esc(&r.principals.join(",")),
+                Esc(&r.requester_comment),
+                Esc(&format!(
                     "{} - {}",
                     short_time(&r.valid_after),
                     short_time(&r.valid_before)
-                ),
-                r.reason
+                )),
+                Esc(&r.reason)
             ));
         }
         if records.is_empty() {
@@ -90,7 +94,7 @@ fn show(g: &Globals, serial: u64) -> Result<()> {
         ))
         .with_hint("'breakglass-ca log' lists every record"));
     };
-    let pretty = serde_json::to_string_pretty(r)
+    let pretty = text::json_ascii(r, true)
         .map_err(|e| Error::ledger(format!("cannot format the record: {e}")))?;
     let cert = Certificate::from_openssh(&r.certificate).map_err(|e| {
         Error::ssh(
@@ -98,12 +102,11 @@ fn show(g: &Globals, serial: u64) -> Result<()> {
             e,
         )
     })?;
-    println!(
+    ui::print(format!(
         "{pretty}\n\n{}\n\n{}",
         inspect::describe(&cert, &format!("serial {serial}")),
-        r.certificate
-    );
-    Ok(())
+        Esc(&r.certificate)
+    ))
 }
 
 /// The CA public key for `log verify`: `ca.pub` written by init, else the token (no PIN). It
@@ -170,18 +173,18 @@ fn verify_dir(dir: &Path, ca: Option<KeyData>) -> Result<Report> {
     let ledger = read_or_empty(&ledger_path)?;
     let checkpoints = read_or_empty(&dir.join(checkpoint::FILE))?;
     let report = audit::verify(&ledger, &checkpoints, &ca)?;
-    println!(
+    ui::print(format!(
         "ledger OK: {} record(s), serials 1 to {}, chain intact, every certificate signed by {}",
         report.records,
         report.last_serial,
         ca.fingerprint(HashAlg::Sha256)
-    );
-    println!(
+    ))?;
+    ui::print(format!(
         "checkpoints: {} signed by the CA token; the newest covers serial {}",
         report.checkpoints, report.last_signed_serial
-    );
+    ))?;
     for w in &report.warnings {
-        println!("warning: {w}");
+        ui::print(format!("warning: {w}"))?;
     }
     Ok(report)
 }

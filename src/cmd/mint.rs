@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::issue::{self, Issued, MintRequest, SystemClock};
 use crate::ledger::Ledger;
 use crate::policy::{self, ValidityRequest};
+use crate::text::Esc;
 use crate::ui::{both_times, say};
 
 /// ssh-keygen's convention: `id_ed25519.pub` gets `id_ed25519-cert.pub`; stdin gets stdout.
@@ -31,6 +32,13 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     if reason.is_empty() {
         return Err(Error::refused("--reason is empty")
             .with_hint("say why this access is needed, e.g. --reason 'INC-1234 bastion down'"));
+    }
+    if !crate::text::is_safe(&reason) {
+        return Err(Error::refused(format!(
+            "--reason holds a control or invisible character: {}",
+            crate::text::Esc(&reason)
+        ))
+        .with_hint("the reason goes into the ledger and the key ID: write it as plain text on one line, e.g. --reason 'INC-1234 bastion down'"));
     }
     if let Some(id) = &args.key_id {
         policy::check_key_id(id)?;
@@ -96,10 +104,13 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     if validity.not_before.is_some() && !preview.contains(Utc::now()) {
         say("NOTE: --not-before puts the window outside this laptop's clock; that is what you asked for.");
     }
-    say(format!("Principals:     {}", req.principals.join(", ")));
+    say(format!(
+        "Principals:     {}",
+        Esc(&req.principals.join(", "))
+    ));
     say(format!(
         "Requester:      {} ({})",
-        req.requester,
+        Esc(&req.requester),
         req.subject.fingerprint(Default::default())
     ));
     g.unlock(&uri, ca.as_mut(), args.force)?;
@@ -142,13 +153,17 @@ fn deliver(issued: &Issued, output: Option<&Path>, json: bool) -> Result<()> {
         None => {}
     }
     if json {
-        let text = serde_json::to_string_pretty(r)
+        let text = crate::text::json_ascii(r, true)
             .map_err(|e| Error::ledger(format!("cannot encode the record as JSON: {e}")))?;
         write_output(None, &format!("{text}\n"))?;
     }
     say("");
-    say(format!("Issued serial {}  key ID {}", r.serial, r.key_id));
-    say(format!("  principals:  {}", r.principals.join(", ")));
+    say(format!(
+        "Issued serial {}  key ID {}",
+        r.serial,
+        Esc(&r.key_id)
+    ));
+    say(format!("  principals:  {}", Esc(&r.principals.join(", "))));
     say(format!(
         "  valid from:  {}",
         both_times(issued.certificate.valid_after_time().into())

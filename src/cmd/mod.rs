@@ -19,7 +19,7 @@ use crate::backend::{self, CaKey};
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
-use crate::pin::PinSource;
+use crate::pin::{self, Pin, PinSource};
 use crate::policy;
 use crate::ui::say;
 use crate::uri::CaUri;
@@ -65,7 +65,7 @@ impl Globals {
                 return Err(Error::token(format!(
                     "the key on this token ({fp}) is not the CA configured in {} ({})",
                     self.state_dir.display(),
-                    c.fingerprint
+                    crate::text::Esc(&c.fingerprint)
                 ))
                 .with_hint("check you took the right token from the vault; a different CA needs its own --state-dir"));
             }
@@ -86,9 +86,18 @@ impl Globals {
             uri.pin_source().map(PathBuf::as_path),
             self.pin_file.as_deref(),
         );
-        let pin = source.read(&info.token)?;
+        let pin = read_pin(&source, &info.token)?;
         key.login(&pin)
     }
+}
+
+/// Read the PIN from `source`, warning on stderr when its file can be read by others.
+pub fn read_pin(source: &PinSource, what: &str) -> Result<Pin> {
+    let (pin, loose) = source.read(what)?;
+    if let Some(loose) = loose {
+        say(format!("WARNING: {loose}"));
+    }
+    Ok(pin)
 }
 
 /// Read a small input file, or stdin for `-`.
@@ -121,6 +130,8 @@ pub fn write_output(output: Option<&Path>, text: &str) -> Result<()> {
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    // Before anything else, whatever the command: no PIN may ever end up in a core dump.
+    pin::forbid_core_dumps()?;
     let globals = Globals {
         ca: cli.ca.filter(|s| !s.trim().is_empty()),
         state_dir: config::state_dir(cli.state_dir.as_deref())?,

@@ -38,7 +38,7 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
         let message = format!(
             "the configuration in {} is for the CA {}, not for this key ({fingerprint})",
             g.state_dir.display(),
-            c.fingerprint
+            crate::text::Esc(&c.fingerprint)
         );
         if args.bundle {
             return Err(Error::config(format!(

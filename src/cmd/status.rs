@@ -5,6 +5,8 @@ use crate::cmd::Globals;
 use crate::error::{Error, Result};
 use crate::export;
 use crate::ledger::Ledger;
+use crate::text::Esc;
+use crate::ui;
 
 pub fn run(g: &Globals) -> Result<()> {
     let config = g.config()?;
@@ -18,16 +20,19 @@ pub fn run(g: &Globals) -> Result<()> {
         format!("key:            {}", info.key),
         format!("fingerprint:    {}", export::fingerprint(key.public_key())),
         format!("PIN:            {}", info.pin),
-        format!("state dir:      {}", g.state_dir.display()),
+        format!("state dir:      {}", Esc(&g.state_dir.to_string_lossy())),
     ];
     let fingerprint = export::fingerprint(key.public_key());
     lines.push(match &config {
         Some(c) if c.fingerprint == fingerprint => {
-            format!("config:         matches this key (created {})", c.created)
+            format!(
+                "config:         matches this key (created {})",
+                Esc(&c.created)
+            )
         }
         Some(c) => format!(
             "config:         DOES NOT MATCH: config.toml is for the CA {}; this is another key",
-            c.fingerprint
+            Esc(&c.fingerprint)
         ),
         None => "config:         none (run 'breakglass-ca init' or pass --state-dir)".into(),
     });
@@ -42,19 +47,20 @@ pub fn run(g: &Globals) -> Result<()> {
         lines.push(format!("ledger chain:   BROKEN: {e}"));
     }
     for (name, value) in &info.details {
-        lines.push(format!("{:<15} {value}", format!("{name}:")));
+        // The token's own facts (firmware, policies): untrusted text.
+        lines.push(format!("{:<15} {}", format!("{}:", Esc(name)), Esc(value)));
     }
     lines.push(match last {
         Some(r) => format!(
             "ledger:         {} certificate(s); last serial {} issued {} to {}",
             records.len(),
             r.serial,
-            r.issued_at,
-            r.requester_comment
+            Esc(&r.issued_at),
+            Esc(&r.requester_comment)
         ),
         None => "ledger:         no certificate issued yet (next serial 1)".into(),
     });
-    println!("{}", lines.join("\n"));
+    ui::print(lines.join("\n"))?;
     let config_mismatch = config
         .as_ref()
         .is_some_and(|c| c.fingerprint != fingerprint);

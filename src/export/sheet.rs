@@ -144,9 +144,11 @@ pub fn render(sheet: &Sheet) -> Result<String> {
 /// [`xml_escape`] still replaces anything unsafe in them.
 fn shown(sheet: &Sheet) -> Sheet {
     let esc = |s: &str| text::escape(s).into_owned();
+    // The backend already escaped the labels in its descriptions: only make sure of them.
+    let checked = |s: &str| text::visible(s).into_owned();
     Sheet {
-        token: esc(&sheet.token),
-        key: esc(&sheet.key),
+        token: checked(&sheet.token),
+        key: checked(&sheet.key),
         uri: esc(&sheet.uri),
         created: sheet.created.as_deref().map(esc),
         ..sheet.clone()
