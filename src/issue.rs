@@ -9,6 +9,7 @@ use crate::backend::CaKey;
 use crate::cert::{self, CertOptions, CertSpec};
 use crate::checkpoint;
 use crate::error::{Error, Result};
+use crate::key;
 use crate::ledger::{Locked, Record, Recovery};
 use crate::policy::{self, Policy, ValidityRequest};
 
@@ -120,6 +121,7 @@ pub fn issue(
         None => policy::default_key_id(&req.requester, serial, &req.reason),
     };
     policy::check_key_id(&key_id)?;
+    key::check_public_key(&req.subject)?;
     let spec = CertSpec {
         subject: req.subject.clone(),
         serial,

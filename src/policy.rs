@@ -3,8 +3,6 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use ssh_key::public::KeyData;
-use ssh_key::PublicKey;
 
 use crate::backend::PinStatus;
 use crate::duration::Duration;
@@ -177,51 +175,8 @@ pub fn window(policy: &Policy, req: &ValidityRequest, now: DateTime<Utc>) -> Res
     Ok(window)
 }
 
-/// Parse the requester's public key and refuse anything that must not be certified. `ca` is
-/// the CA's own public key, which is never certified.
-pub fn requester_key(text: &str, ca: &KeyData) -> Result<PublicKey> {
-    let text = text.trim();
-    let hint = "ask the requester for their public key file, e.g. ~/.ssh/id_ed25519.pub (one line starting ssh-ed25519, ecdsa-sha2-… or ssh-rsa)";
-    if text.contains("PRIVATE KEY-----") {
-        return Err(Error::refused(
-            "this is a PRIVATE key: it must never leave the requester's machine",
-        )
-        .with_hint("the requester should generate a new key pair (this one is exposed) and send only the .pub file"));
-    }
-    if text.lines().count() > 1 {
-        return Err(Error::refused("the public key input has more than one line").with_hint(hint));
-    }
-    let algorithm = text.split_whitespace().next().unwrap_or_default();
-    if algorithm.contains("-cert-v01@openssh.com") {
-        return Err(Error::refused("this is a certificate, not a public key").with_hint(hint));
-    }
-    if algorithm == "ssh-dss" {
-        return Err(
-            Error::refused("DSA keys are insecure and not accepted by current OpenSSH")
-                .with_hint("the requester should make an Ed25519 key: ssh-keygen -t ed25519"),
-        );
-    }
-    let key = PublicKey::from_openssh(text).map_err(|e| {
-        Error::refused(format!("the requester's public key cannot be read ({e})")).with_hint(hint)
-    })?;
-    if let KeyData::Rsa(rsa) = key.key_data() {
-        let bits = rsa.n.as_positive_bytes().map(|b| b.len() * 8).unwrap_or(0);
-        if bits < 2048 {
-            return Err(Error::refused(format!(
-                "the requester's RSA key has about {bits} bits; at least 2048 are required"
-            ))
-            .with_hint("the requester should make an Ed25519 key: ssh-keygen -t ed25519"));
-        }
-    }
-    if matches!(key.key_data(), KeyData::Other(_)) {
-        return Err(Error::refused(format!("unsupported key type {algorithm}")).with_hint(hint));
-    }
-    if key.key_data() == ca {
-        return Err(Error::refused("the requester's key is the CA key itself")
-            .with_hint("certify the requester's own key, never the CA's"));
-    }
-    Ok(key)
-}
+/// Requester keys are parsed and validated in [`crate::key`]; kept here for callers.
+pub use crate::key::requester_key;
 
 /// Characters kept in the parts of a default key ID; everything else becomes `-`.
 fn slug(text: &str, max: usize) -> String {
@@ -395,42 +350,6 @@ mod tests {
             ..Default::default()
         };
         assert!(window(&Policy::default(), &early, now()).is_err());
-    }
-
-    const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNavtkUczswcdQ6Tv9hME8G/tCojuHEEgwNfhaEp9TO alice@laptop";
-
-    fn ca() -> KeyData {
-        KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([9; 32]))
-    }
-
-    #[test]
-    fn requester_keys() {
-        let key = requester_key(ED, &ca()).unwrap();
-        assert_eq!(key.comment(), "alice@laptop");
-        for (text, why) in [
-            (
-                "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----",
-                "PRIVATE key",
-            ),
-            ("ssh-ed25519-cert-v01@openssh.com AAAA x", "certificate"),
-            ("ssh-dss AAAAB3NzaC1kc3MAAACBAP x", "DSA"),
-            ("ssh-ed25519 AAAAnotbase64!!", "cannot be read"),
-            ("", "cannot be read"),
-            ("ssh-ed25519 AAAA\nssh-ed25519 BBBB", "more than one line"),
-        ] {
-            let err = requester_key(text, &ca()).unwrap_err();
-            assert!(err.to_string().contains(why), "{text}: {err}");
-        }
-        let own = requester_key(ED, &ca()).unwrap();
-        let err = requester_key(ED, own.key_data()).unwrap_err();
-        assert!(err.to_string().contains("CA key itself"));
-    }
-
-    #[test]
-    fn small_rsa_refused() {
-        let rsa1024 = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDEX9LRvnB5xAyzYZQbjf2t+Z8UeBq6+mFs5h7hOk3n5Cix2osFx2CVUJzz55FiUcGC+K44f+PFBuxkDtAXXr18USnLpu434x/EeW940EYY8W/G/WgeB8GZEQMN9sqWfma/EiYR4IL/d+PIQV5QPZBBV+be00m1iRkL5vN3gprrKQ== t";
-        let err = requester_key(rsa1024, &ca()).unwrap_err();
-        assert!(err.to_string().contains("at least 2048"), "{err}");
     }
 
     #[test]

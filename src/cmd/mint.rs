@@ -7,12 +7,13 @@ use chrono::Utc;
 
 use crate::cert::CertOptions;
 use crate::cli::MintArgs;
-use crate::cmd::{read_input, write_output, Globals};
+use crate::cmd::{write_output, Globals};
 use crate::error::{Error, Result};
 use crate::issue::{self, Issued, MintRequest, SystemClock};
 use crate::ledger::Ledger;
 use crate::policy::{self, ValidityRequest};
 use crate::ui::{both_times, say};
+use crate::{fsx, key};
 
 /// ssh-keygen's convention: `id_ed25519.pub` gets `id_ed25519-cert.pub`; stdin gets stdout.
 pub fn default_output(input: &Path) -> Option<PathBuf> {
@@ -50,7 +51,11 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     })?;
     let policy = config.policy;
     let preview = policy::window(&policy, &validity, Utc::now())?;
-    let key_text = read_input(&args.pubkey, "requester's public key")?;
+    // The requester's key and name, validated before anything is locked or opened.
+    let key_text = fsx::read_text(&args.pubkey, fsx::limit::KEY_FILE, "requester's public key")?;
+    let subject = key::parse_requester_key(&key_text)?;
+    key::refuse_ca(&subject, &config.fingerprint)?;
+    let requester = issue::requester_name(args.requester.as_deref(), &subject)?;
     let output = match args.output.as_deref() {
         Some(p) if p == Path::new("-") => None,
         Some(p) => Some(p.to_path_buf()),
@@ -72,8 +77,6 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         &validity,
     )?;
     let (uri, mut ca) = g.open_ca(Some(&config), true)?;
-    let subject = policy::requester_key(&key_text, ca.public_key())?;
-    let requester = issue::requester_name(args.requester.as_deref(), &subject)?;
     let req = MintRequest {
         subject,
         requester,
