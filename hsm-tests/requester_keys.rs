@@ -345,8 +345,22 @@ fn honest_keys_of_every_type_mint_and_log_in() {
             .output()
             .unwrap();
         assert_ok(&out, &format!("ssh-keygen -l {name}"));
-        assert_ok(&hsm.mint(&pubkey, &["-n", "breakglass"]), name);
+        // -O no-touch-required and verify-required are for security keys: accepted here.
+        let out = hsm.mint(
+            &pubkey,
+            &[
+                "-n",
+                "breakglass",
+                "-O",
+                "no-touch-required",
+                "-O",
+                "verify-required",
+            ],
+        );
+        assert_ok(&out, name);
         let listed = ssh_keygen_list(&cert_path(&pubkey));
-        assert!(listed.contains("breakglass"), "{listed}");
+        assert!(listed.contains("no-touch-required"), "{listed}");
+        assert!(listed.contains("verify-required"), "{listed}");
+        assert!(stderr(&out).contains("Extensions:     no-touch-required, permit-pty"));
     }
 }
