@@ -134,7 +134,10 @@ pub fn check_window(
         Some(last) if last > now => (last, "the newest ledger record"),
         _ => (now, "this laptop's clock"),
     };
-    let ahead = TimeDelta::try_seconds(policy.max_start_ahead.as_secs() as i64)
+    // An allowance too large for a date is no limit at all.
+    let ahead = i64::try_from(policy.max_start_ahead.as_secs())
+        .ok()
+        .and_then(TimeDelta::try_seconds)
         .and_then(|d| reference.checked_add_signed(d));
     let problem = if window.valid_before <= reference {
         Some((
@@ -345,6 +348,14 @@ mod tests {
         };
         assert_eq!(
             check_window(&wide, &window(at(6), 10), at(4), None, &plain).unwrap(),
+            None
+        );
+        let huge = Policy {
+            max_start_ahead: Duration::from_secs(u64::MAX),
+            ..Default::default()
+        };
+        assert_eq!(
+            check_window(&huge, &next_year, at(4), None, &plain).unwrap(),
             None
         );
     }
