@@ -172,7 +172,15 @@ fn sshd_refuses_what_it_must() {
     assert_ok(
         &hsm.mint(
             &expired,
-            &["-n", "breakglass", "--not-before", &start, "-V", "10m"],
+            &[
+                "-n",
+                "breakglass",
+                "--not-before",
+                &start,
+                "-V",
+                "10m",
+                "--force-window",
+            ],
         ),
         "mint expired",
     );

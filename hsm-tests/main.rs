@@ -13,4 +13,5 @@ mod many;
 mod piv;
 mod qr;
 mod refusals;
+mod requester_keys;
 mod selection;

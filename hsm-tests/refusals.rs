@@ -266,3 +266,339 @@ fn pin_problems_are_clear() {
         .args(["--ca", &format!("{}&pin-value=123456", hsm.uri()), "pubkey"]));
     assert_fails(&out, 2, "pin-value is not accepted");
 }
+
+/// What sshd would refuse (or silently ignore) is refused at mint, before the token is opened,
+/// and the state directory is left as it was.
+#[test]
+fn what_sshd_would_refuse_is_refused_at_mint() {
+    let Some(hsm) = setup() else { return };
+    let key = keygen(hsm.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
+    let many = (0..257)
+        .map(|i| format!("p{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let long_id = format!("{}\"", "i".repeat(255));
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["-n", &many], 1, "257 principals"),
+        (vec!["-n", "root\u{200b}"], 1, "not printable ASCII"),
+        (vec!["-n", "r\u{43e}\u{43e}t"], 1, "not printable ASCII"),
+        (vec!["-n", "#root"], 1, "contains #"),
+        (vec!["-n", "ops#1"], 1, "contains #"),
+        (vec!["-n", "breakglass", "-I", "x\"y"], 1, "contains \""),
+        (
+            vec!["-n", "breakglass", "-I", &long_id],
+            1,
+            "longer than 255",
+        ),
+        (
+            vec![
+                "-n",
+                "breakglass",
+                "-O",
+                "source-address=10.0.0.1",
+                "-O",
+                "source-address=0.0.0.0/0",
+            ],
+            2,
+            "critical option source-address is given twice",
+        ),
+        (
+            vec!["-n", "breakglass", "-O", "source-address=10.0.0.1,"],
+            2,
+            "empty entry",
+        ),
+        (
+            vec![
+                "-n",
+                "breakglass",
+                "-O",
+                "source-address=10.0.0.1, 10.0.0.2",
+            ],
+            2,
+            "not an IP address",
+        ),
+        (
+            vec!["-n", "breakglass", "-O", "source-address=10.0.0.1/8"],
+            2,
+            "host bits set",
+        ),
+        (
+            vec!["-n", "breakglass", "-O", "source-address=10.1"],
+            2,
+            "not an IP address",
+        ),
+        (
+            vec![
+                "-n",
+                "breakglass",
+                "-O",
+                "force-command=/bin/true\nrm -rf /",
+            ],
+            2,
+            "control or invisible",
+        ),
+        (
+            vec![
+                "-n",
+                "breakglass",
+                "-O",
+                "force-command=/bin/true",
+                "-O",
+                "force-command=/bin/sh",
+            ],
+            2,
+            "given twice",
+        ),
+        (
+            vec!["-n", "breakglass", "-O", "critical:force-command=/bin/sh"],
+            2,
+            "use -O force-command",
+        ),
+        (
+            vec!["-n", "breakglass", "-O", "extension:a b"],
+            2,
+            "printable ASCII",
+        ),
+        (
+            vec!["-n", "breakglass", "-O", "no-touch-required"],
+            1,
+            "only to security keys",
+        ),
+        (
+            vec!["-n", "breakglass", "-O", "verify-required"],
+            1,
+            "only to security keys",
+        ),
+        (
+            vec!["-n", "breakglass", "--requester", "bob\u{1b}[2J"],
+            1,
+            "control or invisible",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let before = crate::requester_keys::snapshot(&hsm.state);
+        let out = hsm.mint(&key, &args);
+        assert_fails(&out, code, needle);
+        let err = stderr(&out);
+        assert!(err.contains("error: "), "{err}");
+        assert!(err.contains("hint:"), "no hint for {needle}:\n{err}");
+        assert!(
+            !err.contains("PIN state"),
+            "token opened for {needle}:\n{err}"
+        );
+        assert!(!err.contains('\u{1b}'), "raw escape in the error:\n{err}");
+        assert!(
+            crate::requester_keys::snapshot(&hsm.state) == before,
+            "{needle}: state changed"
+        );
+        assert!(!cert_path(&key).exists());
+    }
+
+    // A key comment crafted to redraw the screen: refused, with the hint to name the requester.
+    let evil = hsm.path("evil.pub");
+    let line = std::fs::read_to_string(&key).unwrap();
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    std::fs::write(
+        &evil,
+        format!(
+            "{} {} alice\u{1b}[1A\u{1b}[2K\rRequester: bob\n",
+            parts[0], parts[1]
+        ),
+    )
+    .unwrap();
+    let before = crate::requester_keys::snapshot(&hsm.state);
+    let out = hsm.mint(&evil, &["-n", "breakglass"]);
+    assert_fails(&out, 1, "the public key's comment");
+    assert!(
+        stderr(&out).contains("--requester NAME"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains('\u{1b}'));
+    assert!(crate::requester_keys::snapshot(&hsm.state) == before);
+    // Named by the custodian, it mints; the certificate file carries no such comment.
+    let out = hsm.mint(&evil, &["-n", "breakglass", "--requester", "alice"]);
+    assert_ok(&out, "mint with --requester over a hostile comment");
+    let cert = std::fs::read_to_string(cert_path(&evil)).unwrap();
+    assert!(!cert.contains('\u{1b}') && !cert.contains('\r'), "{cert:?}");
+}
+
+/// extension:NAME[=VALUE] and critical:NAME[=VALUE] reach the certificate as ssh-keygen makes
+/// them, and the pre-PIN screen and summary list them.
+#[test]
+fn custom_options_reach_the_certificate_and_the_screen() {
+    let Some(hsm) = setup() else { return };
+    let key = keygen(hsm.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
+    let out = hsm.mint(
+        &key,
+        &[
+            "-n",
+            "breakglass",
+            "-O",
+            "clear",
+            "-O",
+            "extension:login@github.com=alice",
+            "-O",
+            "critical:audit@example.com=INC-42",
+            "-O",
+            "force-command=/usr/bin/uptime -p",
+            "-O",
+            "source-address=127.0.0.1,192.0.2.0/24",
+        ],
+    );
+    assert_ok(&out, "mint with custom options");
+    let listed = ssh_keygen_list(&cert_path(&key));
+    for needle in [
+        // the value inside, as a wire string: "alice", "INC-42"
+        "login@github.com UNKNOWN OPTION: 00000005616c696365",
+        "audit@example.com UNKNOWN OPTION: 00000006494e432d3432",
+        "force-command /usr/bin/uptime -p",
+        "source-address 127.0.0.1,192.0.2.0/24",
+    ] {
+        assert!(
+            listed
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .contains(needle),
+            "ssh-keygen -L lacks {needle}:\n{listed}"
+        );
+    }
+    assert!(!listed.contains("permit-pty"), "{listed}");
+    let err = stderr(&out);
+    let screen = err.split("PIN state").next().unwrap();
+    assert!(
+        screen.contains("Critical:       audit@example.com=INC-42, force-command=/usr/bin/uptime -p, source-address=127.0.0.1,192.0.2.0/24"),
+        "{err}"
+    );
+    assert!(
+        screen.contains("Extensions:     login@github.com=alice"),
+        "{err}"
+    );
+    assert!(
+        screen.contains("NOTE: audit@example.com is not a critical option OpenSSH knows"),
+        "{err}"
+    );
+    let summary = err.split("Issued serial").nth(1).unwrap();
+    assert!(
+        summary.contains("critical:    audit@example.com=INC-42, force-command"),
+        "{err}"
+    );
+    assert!(
+        summary.contains("extensions:  login@github.com=alice"),
+        "{err}"
+    );
+}
+
+/// --not-before: a window already over, or starting beyond max_start_ahead, is refused unless
+/// --force-window (not --force), and a forced one is announced before the PIN and after.
+#[test]
+fn not_before_window_rules() {
+    let Some(hsm) = setup() else { return };
+    let key = keygen(hsm.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
+    // A first record, so that the ledger and its lock exist and refusals change nothing.
+    assert_ok(&hsm.mint(&key, &["-n", "breakglass"]), "first mint");
+    std::fs::remove_file(cert_path(&key)).unwrap();
+    let at = |mins: i64| (chrono::Utc::now() + chrono::TimeDelta::minutes(mins)).to_rfc3339();
+    let (past, soon, later) = (at(-120), at(30), at(180));
+    for (args, needle) in [
+        (
+            vec!["--not-before", past.as_str(), "-V", "10m"],
+            "which is already past",
+        ),
+        (
+            vec!["--not-before", later.as_str()],
+            "more than the policy's max_start_ahead (1h)",
+        ),
+        (
+            vec!["--not-before", later.as_str(), "--force"],
+            "max_start_ahead",
+        ),
+    ] {
+        let before = crate::requester_keys::snapshot(&hsm.state);
+        let out = hsm.mint(&key, &[&["-n", "breakglass"][..], &args].concat());
+        assert_fails(&out, 1, needle);
+        assert!(stderr(&out).contains("--force-window"), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("PIN state"), "{}", stderr(&out));
+        assert!(
+            crate::requester_keys::snapshot(&hsm.state) == before,
+            "{needle}"
+        );
+        assert!(!cert_path(&key).exists());
+    }
+    assert_ok(
+        &hsm.mint(&key, &["-n", "breakglass", "--not-before", &soon]),
+        "30 minutes ahead is within max_start_ahead",
+    );
+    for args in [
+        ["--not-before", later.as_str(), "-V", "10m"],
+        ["--not-before", past.as_str(), "-V", "10m"],
+    ] {
+        let out = hsm.mint(
+            &key,
+            &[&["-n", "breakglass", "--force-window"][..], &args].concat(),
+        );
+        assert_ok(&out, "--force-window");
+        let err = stderr(&out);
+        let (screen, summary) = err.split_once("Issued serial").unwrap();
+        assert!(
+            screen
+                .split("PIN state")
+                .next()
+                .unwrap()
+                .contains("NOTE: --force-window allowed this"),
+            "{err}"
+        );
+        assert!(
+            summary.contains("NOTE: --force-window allowed this"),
+            "{err}"
+        );
+    }
+    // The allowance comes from config.toml.
+    let cfg = hsm.state.join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("max_start_ahead = \"1h\""), "{text}");
+    std::fs::write(
+        &cfg,
+        text.replace("max_start_ahead = \"1h\"", "max_start_ahead = \"4h\""),
+    )
+    .unwrap();
+    assert_ok(
+        &hsm.mint(&key, &["-n", "breakglass", "--not-before", &later]),
+        "3h ahead with max_start_ahead = 4h",
+    );
+    // A config.toml written before max_start_ahead existed still loads (default 1h).
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("max_start_ahead = \"4h\"\n", "")).unwrap();
+    assert_fails(
+        &hsm.mint(&key, &["-n", "breakglass", "--not-before", &later]),
+        1,
+        "max_start_ahead (1h)",
+    );
+}
+
+/// An output directory that does not exist is refused before the ledger is locked or the
+/// token opened: no serial is spent.
+#[test]
+fn missing_output_directory_is_refused_first() {
+    let Some(hsm) = setup() else { return };
+    let key = keygen(hsm.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
+    assert_ok(&hsm.mint(&key, &["-n", "breakglass"]), "first mint");
+    let before = crate::requester_keys::snapshot(&hsm.state);
+    let missing = hsm.path("no/such/dir/k-cert.pub");
+    let out = run(hsm
+        .cmd()
+        .args(["mint", "--reason", "r", "-n", "breakglass", "-o"])
+        .arg(&missing)
+        .arg(&key));
+    assert_fails(&out, 2, "cannot write the certificate into");
+    assert!(
+        stderr(&out).contains("nothing was issued"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("PIN state"), "{}", stderr(&out));
+    assert!(crate::requester_keys::snapshot(&hsm.state) == before);
+    let out = run(hsm.cmd().args(["log", "--json"]));
+    assert_eq!(stdout(&out).lines().count(), 1, "a serial was spent");
+}

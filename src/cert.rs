@@ -9,9 +9,13 @@ use ssh_key::certificate::{Builder, CertType};
 use ssh_key::public::KeyData;
 use ssh_key::{Certificate, HashAlg, PublicKey};
 
+use std::net::IpAddr;
+
 use crate::backend::{self, CaKey};
 use crate::error::{Error, Result};
+use crate::key;
 use crate::policy::Window;
+use crate::text;
 
 /// Critical options and extensions, as `-O` builds them (same names as `ssh-keygen -O`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +32,20 @@ const EXTENSIONS: &[&str] = &[
     "permit-user-rc",
 ];
 
+/// The extension `-O no-touch-required` sets: sshd then accepts a security-key signature made
+/// without a touch. Only meaningful for sk-* keys.
+pub const NO_TOUCH_REQUIRED: &str = "no-touch-required";
+
+/// The critical options OpenSSH's sshd knows; it refuses a certificate with any other.
+pub const KNOWN_CRITICAL: &[&str] = &["force-command", "source-address", "verify-required"];
+
+/// Longest name of an `extension:` / `critical:` option.
+pub const MAX_OPTION_NAME: usize = 255;
+/// Longest value of an option (force-command, source-address, custom values).
+pub const MAX_OPTION_VALUE: usize = 4096;
+
+const ACCEPTED: &str = "accepted: clear, force-command=CMD, source-address=ADDR[/BITS][,ADDR[/BITS]], verify-required, permit-pty, permit-port-forwarding, permit-agent-forwarding, permit-X11-forwarding, permit-user-rc, no-pty, no-port-forwarding, no-agent-forwarding, no-x11-forwarding, no-user-rc, no-touch-required (security keys), extension:NAME[=VALUE], critical:NAME[=VALUE]";
+
 impl Default for CertOptions {
     /// Least privilege: a terminal, nothing else.
     fn default() -> Self {
@@ -41,33 +59,123 @@ impl Default for CertOptions {
 }
 
 fn option_error(opt: &str, why: &str) -> Error {
-    Error::usage(format!("-O {opt}: {why}")).with_hint(
-        "accepted: clear, force-command=CMD, source-address=CIDR[,CIDR], verify-required, permit-pty, permit-port-forwarding, permit-agent-forwarding, permit-X11-forwarding, permit-user-rc, and no-pty, no-port-forwarding, no-agent-forwarding, no-x11-forwarding, no-user-rc",
-    )
+    Error::usage(format!("-O {}: {why}", text::escape(opt))).with_hint(ACCEPTED)
 }
 
-fn check_cidr(opt: &str, cidr: &str) -> Result<()> {
-    let (addr, prefix) = cidr.split_once('/').unwrap_or((cidr, ""));
-    let ip: std::net::IpAddr = addr
-        .parse()
-        .map_err(|_| option_error(opt, &format!("'{cidr}' is not an IP address or CIDR")))?;
-    if !prefix.is_empty() {
+/// Whether `name` is one of the options this tool sets by its own name (which `extension:`
+/// and `critical:` must not shadow).
+fn is_known_name(name: &str) -> bool {
+    KNOWN_CRITICAL
+        .iter()
+        .chain(EXTENSIONS)
+        .chain(&[NO_TOUCH_REQUIRED])
+        .any(|k| k.eq_ignore_ascii_case(name))
+}
+
+/// The `source-address` list as OpenSSH's `addr_match_cidr_list` takes it, and stricter where
+/// sshd would read an entry differently than it looks: comma-separated, no spaces, no empty
+/// entries, each `ADDR` or `ADDR/BITS` with no host bits set beyond the prefix; IPv4 in
+/// dotted-quad form only (`10.1` and `010.0.0.1` mean other addresses to sshd).
+pub fn check_source_address(opt: &str, list: &str) -> Result<()> {
+    if list.is_empty() {
+        return Err(option_error(
+            opt,
+            "needs a value, e.g. source-address=192.0.2.10/32",
+        ));
+    }
+    for entry in list.split(',') {
+        let bad = |why: &str| option_error(opt, &format!("'{}' {why}", text::escape(entry)));
+        if entry.is_empty() {
+            return Err(option_error(
+                opt,
+                "has an empty entry (a comma at the start, the end, or twice); sshd refuses the certificate",
+            ));
+        }
+        if entry.len() > 49 {
+            return Err(bad("is too long for an address"));
+        }
+        if !entry
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || ".:/".contains(c))
+        {
+            return Err(bad(
+                "is not an IP address or CIDR (no spaces, names, wildcards or ! here)",
+            ));
+        }
+        let (addr, prefix) = match entry.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (entry, None),
+        };
+        let ip: IpAddr = addr
+            .parse()
+            .map_err(|_| bad("is not an IP address or CIDR"))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
-        match prefix.parse::<u8>() {
-            Ok(p) if p <= max => {}
-            _ => {
-                return Err(option_error(
-                    opt,
-                    &format!("'{cidr}' has a bad prefix length"),
-                ))
-            }
+        let Some(prefix) = prefix else {
+            continue;
+        };
+        let bits = match prefix.parse::<u32>() {
+            Ok(p) if p <= max && !prefix.is_empty() => p,
+            _ => return Err(bad("has a bad prefix length")),
+        };
+        let host_bits_set = match ip {
+            IpAddr::V4(v4) => u32::from(v4).checked_shl(bits).unwrap_or(0) != 0,
+            IpAddr::V6(v6) => u128::from(v6).checked_shl(bits).unwrap_or(0) != 0,
+        };
+        if host_bits_set {
+            return Err(bad(&format!(
+                "has host bits set beyond /{bits}; sshd refuses it (write the network address, e.g. 10.0.0.0/8)"
+            )));
         }
     }
     Ok(())
 }
 
+/// A value typed after `=`: shown on the screen and written into the certificate, so no
+/// control or invisible characters (a newline in force-command would be a second command line
+/// to anyone reading it).
+fn check_value(opt: &str, value: &str) -> Result<()> {
+    if value.len() > MAX_OPTION_VALUE {
+        return Err(option_error(opt, "the value is longer than 4096 bytes"));
+    }
+    if !text::is_safe(value) {
+        return Err(option_error(
+            opt,
+            "the value contains a control or invisible character (newline, tab, escape…)",
+        ));
+    }
+    Ok(())
+}
+
+fn check_custom_name(opt: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(option_error(
+            opt,
+            "needs a name, e.g. extension:login@example.com",
+        ));
+    }
+    if name.len() > MAX_OPTION_NAME || !name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(option_error(
+            opt,
+            "the name must be printable ASCII without spaces, at most 255 bytes",
+        ));
+    }
+    if is_known_name(name) {
+        return Err(option_error(
+            opt,
+            &format!(
+                "{} is an option this tool sets by name: use -O {} instead",
+                name,
+                name.to_ascii_lowercase()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl CertOptions {
-    /// Apply `-O` options in order, as ssh-keygen does: `clear` drops every extension.
+    /// Apply `-O` options in order, as ssh-keygen does: `clear` drops every standard extension
+    /// (custom `extension:` ones stay, as in ssh-keygen). A critical option given twice, or an
+    /// `extension:` name given twice, is refused: the last one would silently win.
     pub fn parse(options: &[String]) -> Result<Self> {
         let mut out = CertOptions::default();
         for opt in options {
@@ -76,19 +184,60 @@ impl CertOptions {
                 None => (opt.as_str(), None),
             };
             let lower = name.to_ascii_lowercase();
+            let set_critical = |out: &mut CertOptions, key: &str, value: &str| {
+                if out.critical.contains_key(key) {
+                    return Err(option_error(
+                        opt,
+                        &format!("critical option {} is given twice", text::escape(key)),
+                    )
+                    .with_hint(format!(
+                        "give each critical option once; for several source addresses use one list: -O source-address=10.0.0.1,192.0.2.0/24 (it was: {})",
+                        text::escape(&out.critical[key])
+                    )));
+                }
+                out.critical.insert(key.to_string(), value.to_string());
+                Ok(())
+            };
+            if let Some((kind, custom)) = lower
+                .strip_prefix("extension:")
+                .map(|_| ("extension", &name[10..]))
+                .or_else(|| {
+                    lower
+                        .strip_prefix("critical:")
+                        .map(|_| ("critical", &name[9..]))
+                })
+            {
+                check_custom_name(opt, custom)?;
+                let value = value.unwrap_or_default();
+                check_value(opt, value)?;
+                if kind == "critical" {
+                    set_critical(&mut out, custom, value)?;
+                } else if out.extensions.contains_key(custom) {
+                    return Err(option_error(
+                        opt,
+                        &format!("extension {} is given twice", text::escape(custom)),
+                    ));
+                } else {
+                    out.extensions.insert(custom.to_string(), value.to_string());
+                }
+                continue;
+            }
             match (lower.as_str(), value) {
-                ("clear", None) => out.extensions.clear(),
+                ("clear", None) => out
+                    .extensions
+                    .retain(|k, _| !EXTENSIONS.contains(&k.as_str()) && k != NO_TOUCH_REQUIRED),
                 ("force-command", Some(cmd)) if !cmd.trim().is_empty() => {
-                    out.critical.insert("force-command".into(), cmd.into());
+                    check_value(opt, cmd)?;
+                    set_critical(&mut out, "force-command", cmd)?;
                 }
                 ("source-address", Some(list)) => {
-                    for cidr in list.split(',') {
-                        check_cidr(opt, cidr)?;
-                    }
-                    out.critical.insert("source-address".into(), list.into());
+                    check_source_address(opt, list)?;
+                    set_critical(&mut out, "source-address", list)?;
                 }
-                ("verify-required", None) => {
-                    out.critical.insert("verify-required".into(), String::new());
+                ("verify-required", None) => set_critical(&mut out, "verify-required", "")?,
+                (NO_TOUCH_REQUIRED, None) => {
+                    out.extensions
+                        .insert(NO_TOUCH_REQUIRED.to_string(), String::new());
                 }
                 (ext, None) if ext.starts_with("permit-") => {
                     let canonical = EXTENSIONS
@@ -114,6 +263,60 @@ impl CertOptions {
             }
         }
         Ok(out)
+    }
+
+    /// Refuse options that mean nothing for this requester key: `no-touch-required` and
+    /// `verify-required` act only on security-key (sk-*) signatures; for any other key sshd
+    /// ignores them, so the custodian would believe in a protection that is not there.
+    pub fn check_for_key(&self, subject: &PublicKey) -> Result<()> {
+        if key::is_security_key(subject) {
+            return Ok(());
+        }
+        for (name, present) in [
+            (
+                NO_TOUCH_REQUIRED,
+                self.extensions.contains_key(NO_TOUCH_REQUIRED),
+            ),
+            (
+                "verify-required",
+                self.critical.contains_key("verify-required"),
+            ),
+        ] {
+            if present {
+                return Err(Error::refused(format!(
+                    "-O {name} applies only to security keys (sk-ssh-ed25519, sk-ecdsa-sha2-nistp256); the requester's key is {}",
+                    subject.algorithm().as_str()
+                ))
+                .with_hint(format!("leave out -O {name}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Critical options not known to OpenSSH (from `critical:NAME`): sshd refuses a
+    /// certificate that carries one.
+    pub fn unknown_critical(&self) -> Vec<&str> {
+        self.critical
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !KNOWN_CRITICAL.contains(k))
+            .collect()
+    }
+}
+
+/// `name=value, name` for the pre-PIN screen and the summary, escaped; `none` when empty.
+pub fn show_options(options: &BTreeMap<String, String>) -> String {
+    let shown: Vec<String> = options
+        .iter()
+        .map(|(k, v)| match v.is_empty() {
+            true => text::escape(k).into_owned(),
+            false => format!("{}={}", text::escape(k), text::escape(v)),
+        })
+        .collect();
+    if shown.is_empty() {
+        "none".to_string()
+    } else {
+        shown.join(", ")
     }
 }
 
@@ -260,10 +463,145 @@ mod tests {
             ("source-address=example.com", "not an IP"),
             ("no-frobs", "unknown option"),
             ("clear=1", "unknown option"),
+            ("force-command=/bin/true\nrm -rf /", "control or invisible"),
+            ("force-command=/bin/true\r", "control or invisible"),
+            ("force-command=a\u{202e}b", "control or invisible"),
+            ("source-address=", "needs a value"),
+            ("source-address=10.0.0.1,", "empty entry"),
+            ("source-address=,10.0.0.1", "empty entry"),
+            ("source-address=10.0.0.1,,10.0.0.2", "empty entry"),
+            ("source-address= 10.0.0.1", "not an IP address"),
+            ("source-address=10.0.0.1, 10.0.0.2", "not an IP address"),
+            ("source-address=10.0.0.1/8", "host bits set"),
+            ("source-address=2001:db8::1/32", "host bits set"),
+            ("source-address=1.2.3.4/0", "host bits set"),
+            ("source-address=10.0.0.0/", "bad prefix"),
+            ("source-address=10.0.0.0/+8", "not an IP address"),
+            ("source-address=10.0.0.0/-1", "not an IP address"),
+            ("source-address=!10.0.0.1", "not an IP address"),
+            ("source-address=*", "not an IP address"),
+            ("source-address=10.0.0.*", "not an IP address"),
+            ("source-address=fe80::1%eth0", "not an IP address"),
+            ("source-address=10.0.0.256", "not an IP address"),
+            ("source-address=0x0a.0.0.1", "not an IP address"),
+            ("source-address=10.1", "not an IP address"),
+            ("source-address=010.0.0.1", "not an IP address"),
+            ("source-address=::/129", "bad prefix"),
+            ("extension:", "needs a name"),
+            ("critical:", "needs a name"),
+            ("extension:a b", "printable ASCII"),
+            ("extension:r\u{e9}sum\u{e9}", "printable ASCII"),
+            ("extension:x=a\nb", "control or invisible"),
+            ("critical:force-command=/bin/sh", "use -O force-command"),
+            ("critical:Source-Address=0.0.0.0/0", "use -O source-address"),
+            ("critical:verify-required", "use -O verify-required"),
+            ("extension:permit-pty", "use -O permit-pty"),
+            ("extension:no-touch-required", "use -O no-touch-required"),
+            (
+                "critical:permit-X11-forwarding",
+                "use -O permit-x11-forwarding",
+            ),
         ] {
             let err = parse(&[opt]).unwrap_err();
             assert!(err.to_string().contains(why), "{opt}: {err}");
             assert_eq!(err.exit_code(), 2);
         }
+    }
+
+    /// What ssh-keygen -O source-address accepts (OpenSSH 9.2), we accept too.
+    #[test]
+    fn source_addresses_ssh_keygen_accepts() {
+        for list in [
+            "10.0.0.1",
+            "10.0.0.0/8",
+            "10.0.0.1,10.0.0.1",
+            "0.0.0.0/0",
+            "::/0",
+            "2001:db8::/32",
+            "2001:DB8::/32",
+            "10.0.0.0/08",
+            "10.0.0.0/008",
+            "::ffff:10.0.0.1",
+            "1.2.3.4/32",
+            "192.0.2.0/24,2001:db8::/48",
+        ] {
+            let o = parse(&[&format!("source-address={list}")]).unwrap();
+            assert_eq!(o.critical["source-address"], list);
+        }
+    }
+
+    #[test]
+    fn repeated_critical_options_refused() {
+        for opts in [
+            &["source-address=10.0.0.1", "source-address=0.0.0.0/0"][..],
+            &["force-command=/bin/true", "force-command=/bin/sh"],
+            &["verify-required", "verify-required"],
+            &["critical:x@example.com=1", "critical:x@example.com=2"],
+            &["extension:x@example.com", "extension:x@example.com=2"],
+        ] {
+            let err = parse(opts).unwrap_err();
+            assert!(err.to_string().contains("given twice"), "{opts:?}: {err}");
+            assert_eq!(err.exit_code(), 2);
+        }
+        let err = parse(&["source-address=10.0.0.1", "source-address=0.0.0.0/0"]).unwrap_err();
+        assert!(err.hint().unwrap().contains("one list"), "{:?}", err.hint());
+        // Repeating an extension flag is harmless.
+        parse(&["permit-pty", "permit-pty"]).unwrap();
+    }
+
+    #[test]
+    fn custom_options_and_no_touch_required() {
+        let o = parse(&[
+            "clear",
+            "no-touch-required",
+            "extension:login@github.com=alice",
+            "critical:x-audit@example.com",
+            "Extension:permit-thing@example.com",
+        ])
+        .unwrap();
+        assert_eq!(
+            o.extensions.keys().collect::<Vec<_>>(),
+            [
+                "login@github.com",
+                "no-touch-required",
+                "permit-thing@example.com"
+            ]
+        );
+        assert_eq!(o.extensions["login@github.com"], "alice");
+        assert_eq!(o.critical["x-audit@example.com"], "");
+        assert_eq!(o.unknown_critical(), ["x-audit@example.com"]);
+        // clear drops the standard extensions, keeps custom ones (as ssh-keygen does).
+        let o = parse(&["extension:a@b", "no-touch-required", "permit-pty", "clear"]).unwrap();
+        assert_eq!(o.extensions.keys().collect::<Vec<_>>(), ["a@b"]);
+        assert_eq!(show_options(&o.extensions), "a@b");
+        let o = parse(&["force-command=/usr/bin/uptime -p", "extension:k=v w"]).unwrap();
+        assert_eq!(
+            show_options(&o.critical),
+            "force-command=/usr/bin/uptime -p"
+        );
+        assert_eq!(show_options(&o.extensions), "k=v w, permit-pty");
+        assert_eq!(show_options(&BTreeMap::new()), "none");
+    }
+
+    #[test]
+    fn security_key_only_options() {
+        let ed = PublicKey::from_openssh(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNavtkUczswcdQ6Tv9hME8G/tCojuHEEgwNfhaEp9TO a",
+        )
+        .unwrap();
+        let KeyData::Ed25519(pk) = ed.key_data() else {
+            panic!()
+        };
+        let sk = PublicKey::from(KeyData::SkEd25519(ssh_key::public::SkEd25519::new(
+            *pk, "ssh:",
+        )));
+        for opt in ["no-touch-required", "verify-required"] {
+            let o = parse(&[opt]).unwrap();
+            let err = o.check_for_key(&ed).unwrap_err();
+            assert!(err.to_string().contains("only to security keys"), "{err}");
+            assert!(err.hint().unwrap().contains(opt));
+            o.check_for_key(&sk).unwrap();
+        }
+        parse(&[]).unwrap().check_for_key(&ed).unwrap();
     }
 }

@@ -261,13 +261,25 @@ pub struct MintArgs {
     pub backdate: Option<Duration>,
 
     /// Start at this absolute time (RFC 3339) instead of now minus backdate: for a laptop
-    /// whose clock is known to be wrong.
+    /// whose clock is known to be wrong. A window that has already ended, or that starts more
+    /// than the policy's max_start_ahead (1h) after the later of this laptop's clock and the
+    /// newest ledger record, is refused unless --force-window.
     #[arg(long, value_name = "TIME", value_parser = rfc3339)]
     pub not_before: Option<DateTime<Utc>>,
 
-    /// Certificate option, as ssh-keygen -O: force-command=CMD, source-address=CIDR[,CIDR],
-    /// verify-required, permit-pty (the default), permit-port-forwarding,
-    /// permit-agent-forwarding, permit-X11-forwarding, permit-user-rc, no-pty, clear.
+    /// Issue a --not-before window that has already ended or starts beyond max_start_ahead
+    /// (the screen and the summary say so). Only for a laptop whose clock is known to be
+    /// wrong; --force does not do this.
+    #[arg(long)]
+    pub force_window: bool,
+
+    /// Certificate option, as ssh-keygen -O; repeatable, applied in order. Critical options
+    /// (each at most once): force-command=CMD, source-address=ADDR[/BITS][,ADDR[/BITS]],
+    /// verify-required (security keys only). Extensions: permit-pty (the default),
+    /// permit-port-forwarding, permit-agent-forwarding, permit-X11-forwarding, permit-user-rc,
+    /// their no-… forms, clear (drops them all), no-touch-required (security keys only).
+    /// Others: extension:NAME[=VALUE] and critical:NAME[=VALUE] (printable ASCII name; sshd
+    /// refuses certificates with a critical option it does not know).
     #[arg(short = 'O', value_name = "OPTION")]
     pub options: Vec<String>,
 
@@ -280,7 +292,8 @@ pub struct MintArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Go ahead even though the token has only one PIN try left.
+    /// Go ahead even though the token has only one PIN try left (and nothing else: an odd
+    /// validity window needs --force-window).
     #[arg(long)]
     pub force: bool,
 

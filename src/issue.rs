@@ -2,15 +2,17 @@
 //! signing, self-verification and the durable ledger record, in the order that keeps the
 //! ledger's promise (record fsynced before the certificate exists anywhere else).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use ssh_key::{Certificate, HashAlg, PublicKey};
 
 use crate::backend::CaKey;
 use crate::cert::{self, CertOptions, CertSpec};
 use crate::checkpoint;
 use crate::error::{Error, Result};
+use crate::key;
 use crate::ledger::{Locked, Record, Recovery};
-use crate::policy::{self, Policy, ValidityRequest};
+use crate::policy::{self, Policy, ValidityRequest, Window};
+use crate::text;
 
 /// Where "now" comes from: the system clock, or a fixed one in tests.
 pub trait Clock {
@@ -57,6 +59,9 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 
 /// The requester's name: `--requester`, else the key's comment. One of them is required,
 /// because a ledger record that names nobody is no evidence.
+/// The name is shown to the custodian, goes into the ledger and the default key ID: a name with
+/// control or invisible characters (escape sequences, carriage returns, bidi overrides) could
+/// redraw the screen the custodian checks, so it is refused, never cleaned up.
 pub fn requester_name(explicit: Option<&str>, key: &PublicKey) -> Result<String> {
     let name = explicit.unwrap_or(key.comment()).trim();
     if name.is_empty() {
@@ -65,6 +70,23 @@ pub fn requester_name(explicit: Option<&str>, key: &PublicKey) -> Result<String>
                 "say who it is for with --requester NAME (e.g. --requester alice@example.com)",
             ),
         );
+    }
+    if !text::is_safe(name) {
+        let (what, hint) = match explicit {
+            Some(_) => (
+                "--requester",
+                "give a plain name such as --requester alice@example.com",
+            ),
+            None => (
+                "the public key's comment",
+                "the comment may be crafted to disguise the screen: name the requester yourself with --requester NAME (e.g. --requester alice@example.com)",
+            ),
+        };
+        return Err(Error::refused(format!(
+            "{what} \"{}\" contains control or invisible characters",
+            text::escape(name)
+        ))
+        .with_hint(hint));
     }
     Ok(name.to_string())
 }
@@ -93,6 +115,63 @@ pub fn check_clock(
     Ok(())
 }
 
+/// The `--not-before` rules, against the later of `now` and the newest ledger record (on an
+/// air-gapped laptop whose clock may be behind, the ledger says what time it at least is):
+/// a window that has already ended, or that starts more than the policy's `max_start_ahead`
+/// after that reference, is refused unless `req.force` (`--force-window`). When forced, the
+/// returned note says what was allowed, for the pre-PIN screen and the summary.
+pub fn check_window(
+    policy: &Policy,
+    window: &Window,
+    now: DateTime<Utc>,
+    last_issued_at: Option<&str>,
+    req: &ValidityRequest,
+) -> Result<Option<String>> {
+    let last = last_issued_at
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let (reference, what) = match last {
+        Some(last) if last > now => (last, "the newest ledger record"),
+        _ => (now, "this laptop's clock"),
+    };
+    // An allowance too large for a date is no limit at all.
+    let ahead = i64::try_from(policy.max_start_ahead.as_secs())
+        .ok()
+        .and_then(TimeDelta::try_seconds)
+        .and_then(|d| reference.checked_add_signed(d));
+    let problem = if window.valid_before <= reference {
+        Some((
+            format!(
+                "the validity window ends at {}, which is already past ({what} says {})",
+                rfc3339(window.valid_before),
+                rfc3339(reference)
+            ),
+            "check --not-before and -V: the certificate would be expired when issued",
+        ))
+    } else if ahead.is_some_and(|a| window.valid_after > a) {
+        Some((
+            format!(
+                "the validity window starts at {}, more than the policy's max_start_ahead ({}) after {} ({what})",
+                rfc3339(window.valid_after),
+                policy.max_start_ahead,
+                rfc3339(reference)
+            ),
+            "check the date in --not-before: an emergency certificate is for now, not for later",
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(None),
+        Some((message, _)) if req.force => Ok(Some(format!(
+            "--force-window allowed this: {message}"
+        ))),
+        Some((message, hint)) => Err(Error::refused(message).with_hint(format!(
+            "{hint}; if this laptop's clock is known to be wrong and the window is right, run again with --force-window"
+        ))),
+    }
+}
+
 /// Issue one certificate. `ca` must be logged in, and `locked` the ledger of this CA, locked
 /// (see [`Ledger::lock`]). Allocate the serial, sign, verify, append and fsync the record, then
 /// (if `checkpoint`) have the token sign the new ledger head. The caller writes the
@@ -114,12 +193,22 @@ pub fn issue(
     let now = clock.now();
     check_clock(now, locked.tail().last_issued_at.as_deref(), &req.validity)?;
     let window = policy::window(policy, &req.validity, now)?;
+    check_window(
+        policy,
+        &window,
+        now,
+        locked.tail().last_issued_at.as_deref(),
+        &req.validity,
+    )?;
     let serial = locked.tail().serial;
     let key_id = match &req.key_id {
         Some(id) => id.clone(),
         None => policy::default_key_id(&req.requester, serial, &req.reason),
     };
     policy::check_key_id(&key_id)?;
+    key::check_public_key(&req.subject)?;
+    req.options.check_for_key(&req.subject)?;
+    requester_name(Some(&req.requester), &req.subject)?;
     let spec = CertSpec {
         subject: req.subject.clone(),
         serial,
@@ -173,6 +262,7 @@ pub fn issue(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::duration::Duration;
     use chrono::TimeZone;
 
     fn at(h: u32) -> DateTime<Utc> {
@@ -194,6 +284,82 @@ mod tests {
         check_clock(at(4), None, &ValidityRequest::default()).unwrap();
     }
 
+    fn window(from: DateTime<Utc>, mins: i64) -> Window {
+        Window {
+            valid_after: from,
+            valid_before: from + TimeDelta::minutes(mins),
+        }
+    }
+
+    #[test]
+    fn not_before_window_rules() {
+        let p = Policy::default();
+        let plain = ValidityRequest::default();
+        let forced = ValidityRequest {
+            force: true,
+            ..Default::default()
+        };
+        let last = rfc3339(at(5));
+        // Inside the rules: nothing to say.
+        assert_eq!(
+            check_window(&p, &window(at(4), 60), at(4), None, &plain).unwrap(),
+            None
+        );
+        assert_eq!(
+            check_window(&p, &window(at(5), 10), at(4), None, &plain).unwrap(),
+            None
+        );
+        // Ends in the past (by the clock, or by the newer ledger record).
+        let err = check_window(&p, &window(at(2), 10), at(4), None, &plain).unwrap_err();
+        assert!(err.to_string().contains("already past"), "{err}");
+        assert!(err.hint().unwrap().contains("--force-window"));
+        let err = check_window(&p, &window(at(4), 30), at(3), Some(&last), &plain).unwrap_err();
+        assert!(
+            err.to_string().contains("the newest ledger record"),
+            "{err}"
+        );
+        let err = check_window(&p, &window(at(4), 60), at(5), None, &plain).unwrap_err();
+        assert!(
+            err.to_string().contains("already past"),
+            "ends exactly now: {err}"
+        );
+        // Starts too far ahead of the later of now and the ledger.
+        let err = check_window(&p, &window(at(6), 10), at(4), None, &plain).unwrap_err();
+        assert!(err.to_string().contains("max_start_ahead (1h)"), "{err}");
+        assert_eq!(
+            check_window(&p, &window(at(6), 10), at(4), Some(&last), &plain).unwrap(),
+            None
+        );
+        let next_year = window(at(4) + TimeDelta::days(365), 10);
+        assert!(check_window(&p, &next_year, at(4), Some(&last), &plain).is_err());
+        // --force-window allows both, and says so.
+        let note = check_window(&p, &next_year, at(4), None, &forced)
+            .unwrap()
+            .unwrap();
+        assert!(note.contains("--force-window allowed this"), "{note}");
+        let note = check_window(&p, &window(at(2), 10), at(4), None, &forced)
+            .unwrap()
+            .unwrap();
+        assert!(note.contains("already past"), "{note}");
+        // The allowance is the policy's.
+        let wide = Policy {
+            max_start_ahead: Duration::from_secs(3 * 3600),
+            ..Default::default()
+        };
+        assert_eq!(
+            check_window(&wide, &window(at(6), 10), at(4), None, &plain).unwrap(),
+            None
+        );
+        let huge = Policy {
+            max_start_ahead: Duration::from_secs(u64::MAX),
+            ..Default::default()
+        };
+        assert_eq!(
+            check_window(&huge, &next_year, at(4), None, &plain).unwrap(),
+            None
+        );
+    }
+
     #[test]
     fn requester_from_flag_or_comment() {
         let key = PublicKey::from_openssh(
@@ -206,5 +372,24 @@ mod tests {
         bare.set_comment("");
         let err = requester_name(None, &bare).unwrap_err();
         assert!(err.hint().unwrap().contains("--requester"));
+        for comment in [
+            "alice\u{1b}[1A\u{1b}[2K\rRequester: bob",
+            "ali\rce",
+            "a\u{85}b",
+            "a\u{2028}b",
+            "a\u{202e}b",
+            "a\u{200b}b",
+            "a\tb",
+        ] {
+            let mut k = key.clone();
+            k.set_comment(comment);
+            let err = requester_name(None, &k).unwrap_err();
+            assert!(err.to_string().contains("control or invisible"), "{err}");
+            assert!(!err.to_string().contains('\u{1b}'), "{err}");
+            assert!(err.hint().unwrap().contains("--requester NAME"));
+            assert_eq!(requester_name(Some("carol"), &k).unwrap(), "carol");
+            let err = requester_name(Some(comment), &key).unwrap_err();
+            assert!(err.to_string().contains("--requester"), "{err}");
+        }
     }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod export;
 pub mod fsx;
 pub mod issue;
+pub mod key;
 pub mod ledger;
 pub mod panic_guard;
 pub mod pin;

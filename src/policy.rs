@@ -3,12 +3,11 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use ssh_key::public::KeyData;
-use ssh_key::PublicKey;
 
 use crate::backend::PinStatus;
 use crate::duration::Duration;
 use crate::error::{Error, Result};
+use crate::text;
 
 /// Limits a CA applies to every certificate; stored in `config.toml` under `[policy]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +19,9 @@ pub struct Policy {
     pub default_validity: Duration,
     /// How far before "now" certificates start, against clock skew on hosts.
     pub backdate: Duration,
+    /// How far after the later of "now" and the newest ledger record a `--not-before` start
+    /// may lie (more needs `--force-window`).
+    pub max_start_ahead: Duration,
 }
 
 impl Default for Policy {
@@ -28,6 +30,7 @@ impl Default for Policy {
             max_validity: Duration::from_secs(3600),
             default_validity: Duration::from_secs(15 * 60),
             backdate: Duration::from_secs(5 * 60),
+            max_start_ahead: Duration::from_secs(3600),
         }
     }
 }
@@ -61,6 +64,9 @@ impl Policy {
 /// Longest principal or key ID sshd and this tool accept.
 pub const MAX_NAME_BYTES: usize = 255;
 
+/// Most principals sshd accepts in one certificate (`SSHKEY_CERT_MAX_PRINCIPALS`).
+pub const MAX_PRINCIPALS: usize = 256;
+
 /// Split `-n` values on commas (like ssh-keygen) and check every principal.
 pub fn principals(raw: &[String]) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
@@ -71,6 +77,13 @@ pub fn principals(raw: &[String]) -> Result<Vec<String>> {
                 out.push(p.to_string());
             }
         }
+    }
+    if out.len() > MAX_PRINCIPALS {
+        return Err(Error::refused(format!(
+            "{} principals: sshd refuses a certificate with more than {MAX_PRINCIPALS}",
+            out.len()
+        ))
+        .with_hint("name only the accounts needed for this emergency with -n"));
     }
     if out.is_empty() {
         return Err(Error::usage(
@@ -92,11 +105,15 @@ fn check_principal(p: &str) -> Result<()> {
         Some("it contains a control character")
     } else if p.contains(['*', '?']) {
         Some("it contains a wildcard (* or ?), which sshd would match as a pattern")
+    } else if !p.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("it is not printable ASCII (look-alike letters and invisible characters are refused)")
+    } else if p.contains('#') {
+        Some("it contains #, where an AuthorizedPrincipalsFile line starts a comment: no principals file can match it")
     } else {
         None
     };
     match why {
-        Some(why) => Err(Error::refused(format!("principal {:?}: {why}", p))
+        Some(why) => Err(Error::refused(format!("principal \"{}\": {why}", text::escape(p)))
             .with_hint("principals are plain account or role names such as breakglass or root; give several as -n a,b")),
         None => Ok(()),
     }
@@ -121,6 +138,9 @@ pub struct ValidityRequest {
     pub validity: Option<Duration>,
     pub backdate: Option<Duration>,
     pub not_before: Option<DateTime<Utc>>,
+    /// `--force-window`: allow a window that ends in the past or starts further ahead than the
+    /// policy's `max_start_ahead` (see [`crate::issue::check_window`]).
+    pub force: bool,
 }
 
 /// The validity window for a request at `now`: `[now - backdate, now + validity)`, or
@@ -177,51 +197,8 @@ pub fn window(policy: &Policy, req: &ValidityRequest, now: DateTime<Utc>) -> Res
     Ok(window)
 }
 
-/// Parse the requester's public key and refuse anything that must not be certified. `ca` is
-/// the CA's own public key, which is never certified.
-pub fn requester_key(text: &str, ca: &KeyData) -> Result<PublicKey> {
-    let text = text.trim();
-    let hint = "ask the requester for their public key file, e.g. ~/.ssh/id_ed25519.pub (one line starting ssh-ed25519, ecdsa-sha2-… or ssh-rsa)";
-    if text.contains("PRIVATE KEY-----") {
-        return Err(Error::refused(
-            "this is a PRIVATE key: it must never leave the requester's machine",
-        )
-        .with_hint("the requester should generate a new key pair (this one is exposed) and send only the .pub file"));
-    }
-    if text.lines().count() > 1 {
-        return Err(Error::refused("the public key input has more than one line").with_hint(hint));
-    }
-    let algorithm = text.split_whitespace().next().unwrap_or_default();
-    if algorithm.contains("-cert-v01@openssh.com") {
-        return Err(Error::refused("this is a certificate, not a public key").with_hint(hint));
-    }
-    if algorithm == "ssh-dss" {
-        return Err(
-            Error::refused("DSA keys are insecure and not accepted by current OpenSSH")
-                .with_hint("the requester should make an Ed25519 key: ssh-keygen -t ed25519"),
-        );
-    }
-    let key = PublicKey::from_openssh(text).map_err(|e| {
-        Error::refused(format!("the requester's public key cannot be read ({e})")).with_hint(hint)
-    })?;
-    if let KeyData::Rsa(rsa) = key.key_data() {
-        let bits = rsa.n.as_positive_bytes().map(|b| b.len() * 8).unwrap_or(0);
-        if bits < 2048 {
-            return Err(Error::refused(format!(
-                "the requester's RSA key has about {bits} bits; at least 2048 are required"
-            ))
-            .with_hint("the requester should make an Ed25519 key: ssh-keygen -t ed25519"));
-        }
-    }
-    if matches!(key.key_data(), KeyData::Other(_)) {
-        return Err(Error::refused(format!("unsupported key type {algorithm}")).with_hint(hint));
-    }
-    if key.key_data() == ca {
-        return Err(Error::refused("the requester's key is the CA key itself")
-            .with_hint("certify the requester's own key, never the CA's"));
-    }
-    Ok(key)
-}
+/// Requester keys are parsed and validated in [`crate::key`]; kept here for callers.
+pub use crate::key::requester_key;
 
 /// Characters kept in the parts of a default key ID; everything else becomes `-`.
 fn slug(text: &str, max: usize) -> String {
@@ -253,7 +230,8 @@ pub fn default_key_id(requester: &str, serial: u64, reason: &str) -> String {
     format!("{requester}#{serial}:{}", slug(reason, 80))
 }
 
-/// A key ID is logged unquoted by sshd: printable ASCII, no whitespace, at most 255 bytes.
+/// A key ID is logged by sshd as `ID "…"`: printable ASCII, no whitespace, no `"`, at most 255
+/// bytes.
 pub fn check_key_id(id: &str) -> Result<()> {
     let why = if id.is_empty() {
         Some("it is empty")
@@ -261,12 +239,14 @@ pub fn check_key_id(id: &str) -> Result<()> {
         Some("it is longer than 255 bytes")
     } else if !id.bytes().all(|b| b.is_ascii_graphic()) {
         Some("it must be printable ASCII without spaces")
+    } else if id.contains('"') {
+        Some("it contains \", which would let it forge the quotes around the ID in sshd's log")
     } else {
         None
     };
     match why {
-        Some(why) => Err(Error::refused(format!("key ID {id:?}: {why}"))
-            .with_hint("sshd logs the key ID unquoted; use letters, digits and - _ . : @ #, or leave -I out for the default")),
+        Some(why) => Err(Error::refused(format!("key ID \"{}\": {why}", text::escape(id)))
+            .with_hint("sshd logs the key ID in quotes; use letters, digits and - _ . : @ #, or leave -I out for the default")),
         None => Ok(()),
     }
 }
@@ -315,6 +295,12 @@ mod tests {
             (vec!["*"], "wildcard"),
             (vec!["ro?t"], "wildcard"),
             (vec![long.as_str()], "255"),
+            (vec!["root\u{200b}"], "not printable ASCII"),
+            (vec!["r\u{43e}ot"], "not printable ASCII"),
+            (vec!["\u{feff}root"], "not printable ASCII"),
+            (vec!["ro\u{e9}t"], "not printable ASCII"),
+            (vec!["#root"], "contains #"),
+            (vec!["root#1"], "contains #"),
         ] {
             let err = principals(&strings(&raw)).unwrap_err();
             assert!(matches!(err, Error::Refused { .. }), "{raw:?}");
@@ -322,6 +308,16 @@ mod tests {
             assert!(err.hint().is_some());
         }
         assert!(principals(&strings(&[&"x".repeat(255)])).is_ok());
+        let many: Vec<String> = (0..257).map(|i| format!("p{i}")).collect();
+        let err = principals(&many).unwrap_err();
+        assert!(err.to_string().contains("257 principals"), "{err}");
+        assert!(principals(&many[..256]).is_ok());
+        // Duplicates count once.
+        let twice: Vec<String> = many[..256].iter().chain(&many[..10]).cloned().collect();
+        assert_eq!(principals(&twice).unwrap().len(), 256);
+        // The message shows the principal escaped.
+        let err = principals(&strings(&["a\u{1b}[2Jb"])).unwrap_err();
+        assert!(err.to_string().contains("a\\e[2Jb"), "{err}");
     }
 
     fn now() -> DateTime<Utc> {
@@ -340,7 +336,7 @@ mod tests {
         let req = ValidityRequest {
             validity: mins(60),
             backdate: mins(1),
-            not_before: None,
+            ..Default::default()
         };
         let w = window(&Policy::default(), &req, now()).unwrap();
         assert_eq!(w.valid_after, now() - TimeDelta::minutes(1));
@@ -352,8 +348,8 @@ mod tests {
         let start = now() + TimeDelta::days(3);
         let req = ValidityRequest {
             validity: mins(10),
-            backdate: None,
             not_before: Some(start),
+            ..Default::default()
         };
         let w = window(&Policy::default(), &req, now()).unwrap();
         assert_eq!(
@@ -397,40 +393,12 @@ mod tests {
         assert!(window(&Policy::default(), &early, now()).is_err());
     }
 
-    const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNavtkUczswcdQ6Tv9hME8G/tCojuHEEgwNfhaEp9TO alice@laptop";
-
-    fn ca() -> KeyData {
-        KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([9; 32]))
-    }
-
     #[test]
-    fn requester_keys() {
-        let key = requester_key(ED, &ca()).unwrap();
-        assert_eq!(key.comment(), "alice@laptop");
-        for (text, why) in [
-            (
-                "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----",
-                "PRIVATE key",
-            ),
-            ("ssh-ed25519-cert-v01@openssh.com AAAA x", "certificate"),
-            ("ssh-dss AAAAB3NzaC1kc3MAAACBAP x", "DSA"),
-            ("ssh-ed25519 AAAAnotbase64!!", "cannot be read"),
-            ("", "cannot be read"),
-            ("ssh-ed25519 AAAA\nssh-ed25519 BBBB", "more than one line"),
-        ] {
-            let err = requester_key(text, &ca()).unwrap_err();
-            assert!(err.to_string().contains(why), "{text}: {err}");
-        }
-        let own = requester_key(ED, &ca()).unwrap();
-        let err = requester_key(ED, own.key_data()).unwrap_err();
-        assert!(err.to_string().contains("CA key itself"));
-    }
-
-    #[test]
-    fn small_rsa_refused() {
-        let rsa1024 = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDEX9LRvnB5xAyzYZQbjf2t+Z8UeBq6+mFs5h7hOk3n5Cix2osFx2CVUJzz55FiUcGC+K44f+PFBuxkDtAXXr18USnLpu434x/EeW940EYY8W/G/WgeB8GZEQMN9sqWfma/EiYR4IL/d+PIQV5QPZBBV+be00m1iRkL5vN3gprrKQ== t";
-        let err = requester_key(rsa1024, &ca()).unwrap_err();
-        assert!(err.to_string().contains("at least 2048"), "{err}");
+    fn old_policy_tables_load_with_the_default_start_allowance() {
+        let p: Policy = toml::from_str("max_validity = \"30m\"\nbackdate = \"1m\"").unwrap();
+        assert_eq!(p.max_start_ahead.as_secs(), 3600);
+        let p: Policy = toml::from_str("max_start_ahead = \"2h\"").unwrap();
+        assert_eq!(p.max_start_ahead.as_secs(), 7200);
     }
 
     #[test]
@@ -447,6 +415,8 @@ mod tests {
             ("a b", "printable"),
             ("é", "printable"),
             ("a\nb", "printable"),
+            ("a\"b", "contains \""),
+            ("x\" from \"evil", "printable"),
         ] {
             assert!(
                 check_key_id(id).unwrap_err().to_string().contains(why),

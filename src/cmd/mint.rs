@@ -1,19 +1,21 @@
 //! `mint`: check the request, show the custodian what will be signed, ask for the PIN, issue
 //! (ledger first), then write the certificate and a summary.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
-use crate::cert::CertOptions;
+use crate::cert::{self, CertOptions};
 use crate::cli::MintArgs;
-use crate::cmd::{read_input, write_output, Globals};
+use crate::cmd::{write_output, Globals};
 use crate::error::{Error, Result};
 use crate::issue::{self, Issued, MintRequest, SystemClock};
 use crate::ledger::Ledger;
 use crate::policy::{self, ValidityRequest};
 use crate::text::Esc;
 use crate::ui::{both_times, say};
+use crate::{fsx, key, text};
 
 /// ssh-keygen's convention: `id_ed25519.pub` gets `id_ed25519-cert.pub`; stdin gets stdout.
 pub fn default_output(input: &Path) -> Option<PathBuf> {
@@ -48,6 +50,7 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         validity: args.validity,
         backdate: args.backdate,
         not_before: args.not_before,
+        force: args.force_window,
     };
     let config = g.config()?.ok_or_else(|| {
         Error::usage(format!(
@@ -58,7 +61,12 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     })?;
     let policy = config.policy;
     let preview = policy::window(&policy, &validity, Utc::now())?;
-    let key_text = read_input(&args.pubkey, "requester's public key")?;
+    // The requester's key and name, validated before anything is locked or opened.
+    let key_text = fsx::read_text(&args.pubkey, fsx::limit::KEY_FILE, "requester's public key")?;
+    let subject = key::parse_requester_key(&key_text)?;
+    key::refuse_ca(&subject, &config.fingerprint)?;
+    options.check_for_key(&subject)?;
+    let requester = issue::requester_name(args.requester.as_deref(), &subject)?;
     let output = match args.output.as_deref() {
         Some(p) if p == Path::new("-") => None,
         Some(p) => Some(p.to_path_buf()),
@@ -67,6 +75,7 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
 
     if let Some(p) = &output {
         crate::config::check_replaceable(p)?;
+        check_output_dir(p)?;
     }
     // One mint at a time per CA, from before the token is opened until the certificate is
     // written: a token serves one signer at a time, and the serial stays allocated to us.
@@ -79,9 +88,14 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         locked.tail().last_issued_at.as_deref(),
         &validity,
     )?;
+    let forced = issue::check_window(
+        &policy,
+        &preview,
+        Utc::now(),
+        locked.tail().last_issued_at.as_deref(),
+        &validity,
+    )?;
     let (uri, mut ca) = g.open_ca(Some(&config), true)?;
-    let subject = policy::requester_key(&key_text, ca.public_key())?;
-    let requester = issue::requester_name(args.requester.as_deref(), &subject)?;
     let req = MintRequest {
         subject,
         requester,
@@ -113,6 +127,18 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         Esc(&req.requester),
         req.subject.fingerprint(Default::default())
     ));
+    show_options(
+        &req.options.critical,
+        &req.options.extensions,
+        "Critical:       ",
+        "Extensions:     ",
+    );
+    for name in req.options.unknown_critical() {
+        say(format!("NOTE: {} is not a critical option OpenSSH knows: sshd refuses a certificate that carries it.", text::escape(name)));
+    }
+    if let Some(note) = &forced {
+        say(format!("NOTE: {note}"));
+    }
     g.unlock(&uri, ca.as_mut(), args.force)?;
 
     let issued = issue::issue(
@@ -134,13 +160,13 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
             side.display()
         ));
     }
-    deliver(&issued, output.as_deref(), args.json)?;
+    deliver(&issued, output.as_deref(), args.json, forced.as_deref())?;
     drop(locked);
     Ok(())
 }
 
 /// Write the certificate (after the ledger record is durable) and print the summary.
-fn deliver(issued: &Issued, output: Option<&Path>, json: bool) -> Result<()> {
+fn deliver(issued: &Issued, output: Option<&Path>, json: bool, forced: Option<&str>) -> Result<()> {
     let r = &issued.record;
     match output {
         Some(path) => {
@@ -172,12 +198,54 @@ fn deliver(issued: &Issued, output: Option<&Path>, json: bool) -> Result<()> {
         "  valid until: {}",
         both_times(issued.certificate.valid_before_time().into())
     ));
+    show_options(
+        issued.certificate.critical_options(),
+        issued.certificate.extensions(),
+        "  critical:    ",
+        "  extensions:  ",
+    );
+    if let Some(note) = forced {
+        say(format!("  NOTE: {note}"));
+    }
     match output {
         Some(p) => say(format!("  certificate: {}", p.display())),
         None => say("  certificate: printed on stdout"),
     }
     say("Hand the certificate to the requester; they log in with: ssh -i KEY -o CertificateFile=KEY-cert.pub USER@HOST");
     Ok(())
+}
+
+/// The critical options and extensions, one line each (escaped; "none" when empty).
+fn show_options(
+    critical: &BTreeMap<String, String>,
+    extensions: &BTreeMap<String, String>,
+    c: &str,
+    e: &str,
+) {
+    say(format!("{c}{}", cert::show_options(critical)));
+    say(format!("{e}{}", cert::show_options(extensions)));
+}
+
+/// The certificate's directory must exist before a serial is spent on it.
+fn check_output_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let shown = || text::escape(&dir.to_string_lossy()).into_owned();
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::usage(format!(
+            "cannot write the certificate into {}: it is not a directory",
+            shown()
+        ))
+        .with_hint("give another path with -o FILE, or -o - for the terminal")),
+        Err(e) => Err(Error::usage(format!(
+            "cannot write the certificate into {}: {e}",
+            shown()
+        ))
+        .with_hint("create the directory first, or give another path with -o FILE (or -o - for the terminal); nothing was issued")),
+    }
 }
 
 #[cfg(test)]
@@ -195,5 +263,27 @@ mod tests {
             Some(PathBuf::from("key-cert.pub"))
         );
         assert_eq!(default_output(Path::new("-")), None);
+    }
+
+    #[test]
+    fn output_directory_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        check_output_dir(&dir.path().join("k-cert.pub")).unwrap();
+        check_output_dir(Path::new("k-cert.pub")).unwrap();
+        let err = check_output_dir(&dir.path().join("missing/k-cert.pub")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot write the certificate into"),
+            "{err}"
+        );
+        assert!(err.hint().unwrap().contains("nothing was issued"));
+        let file = dir.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        let err = check_output_dir(&file.join("k-cert.pub")).unwrap_err();
+        assert!(
+            err.to_string().contains("not a directory")
+                || err.to_string().contains("Not a directory"),
+            "{err}"
+        );
     }
 }
