@@ -12,3 +12,4 @@ mod piv;
 mod qr;
 mod refusals;
 mod selection;
+mod signals;

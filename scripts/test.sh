@@ -16,8 +16,9 @@ set -euo pipefail
 # - PC/SC, linked by the binary for YubiKeys: libpcsclite-dev pkg-config
 # - the software PIV card (hsm-tests/piv-card) behind real pcscd: pcscd vsmartcard-vpcd
 #   libclang-dev (bindgen for littlefs2-sys), iproute2 util-linux (namespaces)
+# - the pseudo-terminal driver of hsm-tests/signals.rs: python3
 TEST_PACKAGES=(softhsm2 opensc openssh-server openssh-client libpcsclite-dev pkg-config
-    pcscd vsmartcard-vpcd libclang-dev iproute2 util-linux)
+    pcscd vsmartcard-vpcd libclang-dev iproute2 util-linux python3)
 
 DIE_PREFIX=test.sh
 # shellcheck source=scripts/lib.sh
