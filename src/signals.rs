@@ -298,5 +298,10 @@ mod tests {
         let h = handlers().unwrap();
         assert_eq!(h.taken.load(Ordering::SeqCst), SIGTERM as usize);
         assert!(!h.default_action[1].load(Ordering::SeqCst));
+        // Give the test process its default actions back (Ctrl-C on `cargo test` must work).
+        for default in &h.default_action {
+            default.store(true, Ordering::SeqCst);
+        }
+        h.taken.store(0, Ordering::SeqCst);
     }
 }
