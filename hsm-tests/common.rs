@@ -267,3 +267,13 @@ pub fn listed_serial(listed: &str) -> u64 {
         .parse()
         .unwrap()
 }
+
+impl Hsm {
+    /// `PROGRAM ARGS... breakglass-ca` with the clean environment of [`Hsm::cmd`], for running
+    /// the binary through `nohup`, a pseudo-terminal driver and the like.
+    pub fn cmd_through(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args).arg(env!("CARGO_BIN_EXE_breakglass-ca"));
+        self.env(c)
+    }
+}

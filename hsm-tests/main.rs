@@ -15,3 +15,4 @@ mod qr;
 mod refusals;
 mod requester_keys;
 mod selection;
+mod signals;

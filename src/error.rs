@@ -79,6 +79,15 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+
+    /// SIGINT, SIGTERM or SIGHUP came while the token was in use; the command stopped at a safe
+    /// point. `message` says what was and was not issued. Exit code 128 + the signal.
+    #[error("interrupted ({}) {message}", crate::signals::name(*signal))]
+    Interrupted {
+        signal: i32,
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 fn tries_text(tries: Option<u32>) -> String {
@@ -168,7 +177,8 @@ impl Error {
             | Error::Invalid { hint, .. }
             | Error::Token { hint, .. }
             | Error::Ledger { hint, .. }
-            | Error::Config { hint, .. } => *hint = Some(text.into()),
+            | Error::Config { hint, .. }
+            | Error::Interrupted { hint, .. } => *hint = Some(text.into()),
             _ => {}
         }
         self
@@ -182,7 +192,8 @@ impl Error {
             | Error::Invalid { hint, .. }
             | Error::Token { hint, .. }
             | Error::Ledger { hint, .. }
-            | Error::Config { hint, .. } => hint.clone(),
+            | Error::Config { hint, .. }
+            | Error::Interrupted { hint, .. } => hint.clone(),
             Error::WrongPin { tries_left: Some(0) } => Some(
                 "the PIN is blocked: unblock it with the SO PIN / PUK (see the runbook), or use the backup token".into(),
             ),
@@ -195,11 +206,24 @@ impl Error {
         }
     }
 
-    /// The process exit code for this error: 2 for usage errors, 1 otherwise.
+    /// The process exit code for this error: 2 for usage errors, 128 + the signal for an
+    /// interruption (130 SIGINT, 143 SIGTERM, 129 SIGHUP), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage { .. } => 2,
+            Error::Interrupted { signal, .. } => {
+                u8::try_from(128i32.saturating_add(*signal)).unwrap_or(1)
+            }
             _ => 1,
+        }
+    }
+
+    /// A stop at a safe point after `signal` came (see [`crate::signals`]).
+    pub fn interrupted(signal: i32, message: impl Into<String>) -> Self {
+        Error::Interrupted {
+            signal,
+            message: message.into(),
+            hint: None,
         }
     }
 }

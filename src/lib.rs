@@ -23,6 +23,7 @@ pub mod ledger;
 pub mod panic_guard;
 pub mod pin;
 pub mod policy;
+pub mod signals;
 pub mod text;
 pub mod ui;
 pub mod uri;

@@ -18,10 +18,17 @@ use crate::export;
 use crate::issue::rfc3339;
 use crate::ledger::{Ledger, LEDGER_FILE};
 use crate::pin::{Pin, PinSource};
+use crate::signals::Deferral;
 use crate::ui::say;
 use crate::uri::{CaUri, Pkcs11Uri, YubikeyUri};
 
+/// What an interrupted init says when it stopped before generating.
+const NOTHING_GENERATED: &str = "no key was generated, the token and state directory are unchanged";
+
 pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
+    // Signals are deferred from the PIN on until config.toml and ca.pub are written (declared
+    // first, so dropped after the token on every path).
+    let signals = Deferral::new();
     let algorithm: Algorithm = args.algorithm.parse()?;
     let old_config = g.config()?;
     let uri = g.ca_uri(old_config.as_ref())?;
@@ -30,8 +37,8 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
         g.pin_file.as_deref(),
     );
     let (public, uri) = match &uri {
-        CaUri::Pkcs11(p11) => init_pkcs11(p11, algorithm, args.force, &source)?,
-        CaUri::Yubikey(yk) => init_piv(yk, algorithm, args, &source)?,
+        CaUri::Pkcs11(p11) => init_pkcs11(p11, algorithm, args.force, &source, &signals)?,
+        CaUri::Yubikey(yk) => init_piv(yk, algorithm, args, &source, &signals)?,
     };
     let fingerprint = export::fingerprint(&public);
     config::ensure_dir(&g.state_dir)?;
@@ -59,7 +66,10 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
     say(format!("CA fingerprint: {fingerprint}"));
     say(format!("Configuration:  {}", path.display()));
     say("Next: put the line above into every host's TrustedUserCAKeys file ('breakglass-ca pubkey' prints it again, no PIN needed).");
-    Ok(())
+    signals.finish(
+        || "after the CA key was generated: init completed, config.toml and ca.pub were written".into(),
+        || "the new CA is ready: 'breakglass-ca status' shows it, 'breakglass-ca pubkey' prints its line".into(),
+    )
 }
 
 fn init_pkcs11(
@@ -67,6 +77,7 @@ fn init_pkcs11(
     algorithm: Algorithm,
     force: bool,
     source: &PinSource,
+    signals: &Deferral,
 ) -> Result<(KeyData, CaUri)> {
     if algorithm == Algorithm::Rsa2048 {
         return Err(Error::usage("rsa-2048 is only offered for YubiKey PIV slots")
@@ -92,9 +103,18 @@ fn init_pkcs11(
         ));
     }
     say(format!("Token: {}", existing.token().describe()));
-    let pin = crate::cmd::read_pin(source, &existing.token().describe())?;
+    let pin = crate::cmd::read_pin(
+        signals,
+        source,
+        &existing.token().describe(),
+        NOTHING_GENERATED,
+    )?;
     existing.token().login(&pin)?;
     drop(pin);
+    signals.stop_if_taken(
+        || format!("before the key was generated: {NOTHING_GENERATED}"),
+        || "nothing to clean up: run init again when ready".into(),
+    )?;
     say(format!(
         "Generating the {algorithm} CA key '{label}' on the token (RSA can take a minute)"
     ));
@@ -107,6 +127,7 @@ fn init_piv(
     algorithm: Algorithm,
     args: &InitArgs,
     source: &PinSource,
+    signals: &Deferral,
 ) -> Result<(KeyData, CaUri)> {
     let mgm = match &args.management_key_file {
         Some(p) => MgmSource::File(p.clone()),
@@ -128,7 +149,12 @@ fn init_piv(
         mgm,
         protect_management_key: args.protect_management_key,
     };
-    let pin: Pin = crate::cmd::read_pin(source, &format!("YubiKey slot {:02x}", yk.slot))?;
+    let pin: Pin = crate::cmd::read_pin(
+        signals,
+        source,
+        &format!("YubiKey slot {:02x}", yk.slot),
+        NOTHING_GENERATED,
+    )?;
     let key = piv::init(yk, &opts, &pin)?;
     // Pin the card by serial in the configuration, so another YubiKey is never picked up.
     let uri = YubikeyUri {

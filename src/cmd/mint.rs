@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::issue::{self, Issued, MintRequest, SystemClock};
 use crate::ledger::Ledger;
 use crate::policy::{self, ValidityRequest};
+use crate::signals::Deferral;
 use crate::text::Esc;
 use crate::ui::{both_times, say};
 use crate::{fsx, key, text};
@@ -95,6 +96,9 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         locked.tail().last_issued_at.as_deref(),
         &validity,
     )?;
+    // Signals are deferred from the PIN on until the token is closed (declared before the
+    // token, so dropped after it on every path).
+    let signals = Deferral::new();
     let (uri, mut ca) = g.open_ca(Some(&config), true)?;
     let req = MintRequest {
         subject,
@@ -139,7 +143,7 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     if let Some(note) = &forced {
         say(format!("NOTE: {note}"));
     }
-    g.unlock(&uri, ca.as_mut(), args.force)?;
+    g.unlock(&signals, &uri, ca.as_mut(), args.force)?;
 
     let issued = issue::issue(
         ca.as_ref(),
@@ -162,7 +166,29 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     }
     deliver(&issued, output.as_deref(), args.json, forced.as_deref())?;
     drop(locked);
-    Ok(())
+    drop(ca);
+    signals.finish(
+        || {
+            let delivered = match (&output, args.json) {
+                (Some(p), _) => format!(
+                    "the certificate was written to {}",
+                    crate::text::escape(&p.to_string_lossy())
+                ),
+                (None, false) => "the certificate was printed on stdout".into(),
+                (None, true) => "the record was printed on stdout".into(),
+            };
+            format!(
+                "after serial {} was recorded: {delivered}",
+                issued.record.serial
+            )
+        },
+        || {
+            format!(
+                "the certificate is valid and in the ledger: hand it over ('breakglass-ca log show {}' prints it again)",
+                issued.record.serial
+            )
+        },
+    )
 }
 
 /// Write the certificate (after the ledger record is durable) and print the summary.

@@ -21,8 +21,12 @@ use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::pin::{self, Pin, PinSource};
 use crate::policy;
+use crate::signals::Deferral;
 use crate::ui::say;
 use crate::uri::CaUri;
+
+/// What an interrupted mint says when it stopped before signing.
+pub const NOTHING_ISSUED: &str = "nothing was issued, the token and ledger are intact";
 
 /// The global options, resolved.
 pub struct Globals {
@@ -73,8 +77,15 @@ impl Globals {
         Ok((uri, key))
     }
 
-    /// Show what was selected, check the PIN tries, read the PIN and log in.
-    pub fn unlock(&self, uri: &CaUri, key: &mut dyn CaKey, force: bool) -> Result<()> {
+    /// Show what was selected, check the PIN tries, read the PIN and log in, with signals
+    /// deferred by `signals` from the prompt on (see [`crate::signals`]); stop if one came.
+    pub fn unlock(
+        &self,
+        signals: &Deferral,
+        uri: &CaUri,
+        key: &mut dyn CaKey,
+        force: bool,
+    ) -> Result<()> {
         let info = key.info();
         let fp = key.public_key().fingerprint(HashAlg::Sha256);
         say(format!("CA token:       {}", info.token));
@@ -86,14 +97,24 @@ impl Globals {
             uri.pin_source().map(PathBuf::as_path),
             self.pin_file.as_deref(),
         );
-        let pin = read_pin(&source, &info.token)?;
-        key.login(&pin)
+        let pin = read_pin(signals, &source, &info.token, NOTHING_ISSUED)?;
+        key.login(&pin)?;
+        drop(pin);
+        signals.stop_if_taken(
+            || format!("before signing: {NOTHING_ISSUED}"),
+            || "nothing to clean up: run the same mint again when ready".into(),
+        )
     }
 }
 
 /// Read the PIN from `source`, warning on stderr when its file can be read by others.
-pub fn read_pin(source: &PinSource, what: &str) -> Result<Pin> {
-    let (pin, loose) = source.read(what)?;
+pub fn read_pin(
+    signals: &Deferral,
+    source: &PinSource,
+    what: &str,
+    untouched: &str,
+) -> Result<Pin> {
+    let (pin, loose) = signals.read_pin(source, what, untouched)?;
     if let Some(loose) = loose {
         say(format!("WARNING: {loose}"));
     }
