@@ -58,12 +58,12 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     };
 
     if let Some(p) = &output {
-        crate::config::check_replaceable(p)?;
+        g.check_output(p)?;
     }
     // One mint at a time per CA, from before the token is opened until the certificate is
     // written: a token serves one signer at a time, and the serial stays allocated to us.
-    crate::config::ensure_dir(&g.state_dir)?;
-    let ledger = Ledger::new(&g.state_dir);
+    crate::fsx::ensure_dir(&g.state_dir)?;
+    let ledger = Ledger::new(&g.state_dir).require_checkpoints(config.checkpoints);
     let mut locked = ledger.lock(&config.fingerprint)?;
     // The clock rule, before the custodian is asked for anything (checked again when signing).
     issue::check_clock(
@@ -123,6 +123,9 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
             side.display()
         ));
     }
+    if let Some(serial) = issued.recovery.completed_serial {
+        say(format!("NOTE: the ledger's last record (serial {serial}) had lost its final newline; it was restored."));
+    }
     deliver(&issued, output.as_deref(), args.json)?;
     drop(locked);
     Ok(())
@@ -133,7 +136,7 @@ fn deliver(issued: &Issued, output: Option<&Path>, json: bool) -> Result<()> {
     let r = &issued.record;
     match output {
         Some(path) => {
-            crate::config::write_atomic(path, format!("{}\n", issued.line).as_bytes(), 0o644).map_err(|e| {
+            crate::fsx::write_atomic(path, format!("{}\n", issued.line).as_bytes(), 0o644).map_err(|e| {
                 Error::ledger(format!("serial {} is recorded in the ledger, but the certificate could not be written: {e}", r.serial))
                     .with_hint("the certificate is in the ledger: 'breakglass-ca log show SERIAL' prints it, or mint again")
             })?;
