@@ -276,4 +276,66 @@ impl Hsm {
         c.args(args).arg(env!("CARGO_BIN_EXE_breakglass-ca"));
         self.env(c)
     }
+
+    /// Another program (a driver such as python3 or sh) with this token's clean environment.
+    pub fn cmd_with(&self, program: &str) -> Command {
+        self.env(Command::new(program))
+    }
+}
+
+/// Every entry of a directory (not recursive): name -> (mode, content or link target).
+/// Two equal snapshots mean the directory is byte-for-byte unchanged.
+pub fn snapshot_state(dir: &Path) -> std::collections::BTreeMap<String, (u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut all = std::collections::BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return all;
+    };
+    for e in entries {
+        let e = e.unwrap();
+        let meta = std::fs::symlink_metadata(e.path()).unwrap();
+        let content = if meta.file_type().is_symlink() {
+            std::fs::read_link(e.path())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+                .into_bytes()
+        } else if meta.is_file() {
+            std::fs::read(e.path()).unwrap()
+        } else {
+            Vec::new()
+        };
+        all.insert(
+            e.file_name().to_string_lossy().into_owned(),
+            (meta.permissions().mode(), content),
+        );
+    }
+    all
+}
+
+/// Wait for a child at most `limit`; kill it (SIGKILL) if it is still running then.
+pub fn wait_bounded(child: &mut std::process::Child, limit: std::time::Duration) -> Output {
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a child ran longer than {limit:?} and was killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    use std::io::Read;
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_end(&mut stdout).unwrap();
+    }
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_end(&mut stderr).unwrap();
+    }
+    Output {
+        status: child.wait().unwrap(),
+        stdout,
+        stderr,
+    }
 }

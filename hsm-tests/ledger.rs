@@ -359,7 +359,7 @@ fn output_dash_is_stdout_and_devices_are_never_replaced() {
     let link = hsm.path("link-cert.pub");
     std::os::unix::fs::symlink("/dev/null", &link).unwrap();
     let out = hsm.mint(&key, &["-n", "breakglass", "-o", link.to_str().unwrap()]);
-    assert_fails(&out, 2, "is not a regular file");
+    assert_fails(&out, 2, "is a symbolic link, not a regular file");
     assert!(
         !stderr(&out).contains("Issued serial"),
         "refused before a serial was spent"
@@ -420,8 +420,8 @@ fn a_replaced_ca_starts_a_fresh_ledger_and_the_old_one_is_kept() {
         .collect();
     assert_eq!(
         retired.len(),
-        3,
-        "ledger, checkpoints and ca.pub: {retired:?}"
+        4,
+        "ledger, checkpoints, ca.pub and config.toml: {retired:?}"
     );
     let out = run(hsm.cmd().args(["pubkey", "-o", "-"]));
     assert!(stdout(&out).starts_with("ecdsa-sha2-nistp256 ") && !Path::new("-").exists());

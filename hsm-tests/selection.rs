@@ -105,9 +105,18 @@ fn init_refuses_to_replace_without_force() {
     }
     let hsm = Hsm::new("emergency-ca");
     let first = hsm.init("ecdsa-p256");
+    // The state directory has a CA: refused before the token is even opened.
     let out = run(hsm.cmd().args(["--ca", &hsm.uri(), "init"]));
+    assert_fails(&out, 1, "already holds a CA");
+    assert!(stderr(&out).contains("--force"));
+    // A new state directory, but the token has the key: refused too.
+    let out = run(hsm
+        .cmd()
+        .env("BREAKGLASS_CA_STATE_DIR", hsm.path("other-state"))
+        .args(["--ca", &hsm.uri(), "init"]));
     assert_fails(&out, 1, "a CA key 'breakglass-ca' already exists");
     assert!(stderr(&out).contains("--force"));
+    assert!(!hsm.path("other-state").exists());
     let out = run(hsm.cmd().args([
         "--ca",
         &hsm.uri(),

@@ -9,7 +9,7 @@ use crate::cert;
 use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::issue::rfc3339;
-use crate::ledger::{chain_heads, Record, BROKEN_HINT};
+use crate::ledger::{chain_heads, parse_ledger, Record, BROKEN_HINT};
 
 /// What a successful verification found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -27,32 +27,41 @@ fn broken(what: String) -> Error {
     Error::invalid(format!("ledger verification FAILED: {what}")).with_hint(BROKEN_HINT)
 }
 
-/// The complete lines of a JSON-lines file, and whether a torn (unterminated) last line was
-/// left out.
-fn lines(bytes: &[u8]) -> (Vec<&[u8]>, bool) {
-    let torn = !bytes.is_empty() && !bytes.ends_with(b"\n");
+/// The complete lines of the checkpoint file, with a last line that lost only its newline;
+/// and whether a torn (unterminated, unreadable) last line was left out.
+fn checkpoint_lines(bytes: &[u8]) -> (Vec<&[u8]>, bool) {
     let mut out: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    out.pop(); // after the last newline: empty, or the torn fragment
-    (out, torn)
+    let last = out.pop().unwrap_or_default(); // after the last newline
+    if last.is_empty() {
+        return (out, false);
+    }
+    if serde_json::from_slice::<Checkpoint>(last).is_ok() {
+        out.push(last);
+        return (out, false);
+    }
+    (out, true)
 }
 
 /// Verify `ledger` and `checkpoints` (the bytes of `ledger.jsonl` and `checkpoints.jsonl`)
-/// against the CA public key. The first broken record is named in the error.
+/// against the CA public key. The first broken record is named in the error. Lines are parsed
+/// by the ledger's own parser, so a line `mint` refuses is refused here too, and the reverse.
 pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report> {
     let ca_fp = ca.fingerprint(HashAlg::Sha256).to_string();
-    let (ledger_lines, torn) = lines(ledger);
+    let lines = parse_ledger(ledger).map_err(|bad| {
+        broken(format!(
+            "line {} is not a ledger record: {}",
+            bad.index + 1,
+            bad.why
+        ))
+    })?;
     let mut report = Report::default();
-    if torn {
+    if lines.torn.is_some() {
         report.warnings.push("the ledger ends in a half-written record from an interrupted mint; no certificate was handed out for it (the next mint sets it aside)".into());
     }
-    let mut records = Vec::with_capacity(ledger_lines.len());
-    for (i, line) in ledger_lines.iter().enumerate() {
-        let record: Record = std::str::from_utf8(line)
-            .ok()
-            .and_then(|t| serde_json::from_str(t).ok())
-            .ok_or_else(|| broken(format!("line {} is not a ledger record", i + 1)))?;
-        records.push((String::from_utf8_lossy(line).into_owned(), record));
+    if lines.unterminated {
+        report.warnings.push("the ledger's last record lost its final newline (an interrupted mint); it is verified like the others, its serial stays issued, and the next mint restores the newline".into());
     }
+    let records = lines.records;
     // Each record against its own certificate first: that names an edited record itself,
     // where the chain can only name the record after it.
     for (i, (_, record)) in records.iter().enumerate() {
@@ -69,7 +78,7 @@ pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report>
     }
     let heads = chain_heads(&records, &ca_fp)?;
 
-    let (cp_lines, cp_torn) = lines(checkpoints);
+    let (cp_lines, cp_torn) = checkpoint_lines(checkpoints);
     if cp_torn {
         report.warnings.push(
             "the checkpoint file ends in a half-written line from an interrupted mint".into(),
@@ -114,7 +123,7 @@ pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report>
     if report.last_serial > last_cp {
         report.warnings.push(format!(
             "{} record(s) after serial {last_cp} are not covered by a signed checkpoint (checkpoints switched off, or a mint was interrupted); their certificates were still verified",
-            report.last_serial - last_cp
+            report.last_serial.saturating_sub(last_cp)
         ));
     }
     Ok(report)
@@ -130,7 +139,9 @@ fn check_certificate(r: &Record, ca: &KeyData) -> std::result::Result<(), String
     cert.verify_signature()
         .map_err(|_| "its certificate's signature does not verify".to_string())?;
     let when = |t: u64| {
-        chrono::DateTime::from_timestamp(t as i64, 0)
+        i64::try_from(t)
+            .ok()
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
             .map(rfc3339)
             .unwrap_or_default()
     };
@@ -425,5 +436,48 @@ mod tests {
         req.validity.not_before = Some(Utc.with_ymd_and_hms(2026, 11, 22, 4, 0, 0).unwrap());
         let issued = issue(&ca, &mut locked, &Policy::default(), &req, &earlier, true).unwrap();
         assert_eq!(issued.record.serial, 3);
+    }
+
+    #[test]
+    fn verify_and_the_ledger_reader_agree_on_every_line() {
+        let (dir, ca, lines, cps) = ledger(3);
+        let path = dir.path().join(LEDGER_FILE);
+        let reader = Ledger::new(dir.path());
+        // A blank line is damage for both.
+        let mut bytes = join(&lines);
+        bytes.extend_from_slice(b"\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let err = verify(&bytes, &cps, ca.public_key())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 4 is not a ledger record: a blank line"),
+            "{err}"
+        );
+        assert!(reader.read().is_err());
+        // A record that lost only its newline is a record for both (and its checkpoint holds).
+        let mut bytes = join(&lines);
+        bytes.pop();
+        std::fs::write(&path, &bytes).unwrap();
+        let report = verify(&bytes, &cps, ca.public_key()).unwrap();
+        assert_eq!((report.records, report.last_signed_serial), (3, 3));
+        assert!(
+            report.warnings[0].contains("lost its final newline"),
+            "{:?}",
+            report.warnings
+        );
+        assert_eq!(reader.read().unwrap().len(), 3);
+        // A checkpoint that lost only its newline still counts.
+        let mut short = cps.clone();
+        short.pop();
+        let report = verify(&join(&lines), &short, ca.public_key()).unwrap();
+        assert_eq!(report.checkpoints, 3);
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        // A torn line is left out by both.
+        let mut bytes = join(&lines);
+        bytes.extend_from_slice(b"{\"serial\":4");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(verify(&bytes, &cps, ca.public_key()).unwrap().records, 3);
+        assert_eq!(reader.read().unwrap().len(), 3);
     }
 }

@@ -1,12 +1,12 @@
 //! The state directory and `config.toml`: which CA key to use (a URI, never a PIN), what it
 //! should look like (algorithm, fingerprint) and the issuance policy.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::fsx;
 use crate::policy::Policy;
 
 pub const CONFIG_FILE: &str = "config.toml";
@@ -36,16 +36,6 @@ pub fn state_dir(explicit: Option<&Path>) -> Result<PathBuf> {
     .with_hint("pass --state-dir DIR or set BREAKGLASS_CA_STATE_DIR"))
 }
 
-/// Create the state directory (mode 0700) if it does not exist.
-pub fn ensure_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::file("create the state directory", dir, e))
-}
-
 /// `config.toml`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,14 +63,28 @@ fn yes() -> bool {
 }
 
 impl Config {
-    /// Read `<dir>/config.toml`; `Ok(None)` if there is none.
+    /// Read `<dir>/config.toml`; `Ok(None)` if there is none. The directory and the file must
+    /// be the custodian's alone (the file names the PKCS#11 module that gets loaded), and the
+    /// file is never read through a link.
     pub fn load(dir: &Path) -> Result<Option<Config>> {
+        fsx::check_private_dir(dir)?;
         let path = dir.join(CONFIG_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::file("read", &path, e)),
+        let Some(file) = fsx::open_private(&path, std::fs::OpenOptions::new().read(true))? else {
+            return Ok(None);
         };
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::file("examine", &path, e))?;
+        fsx::check_private_file(&path, &meta)?;
+        let bytes = fsx::read_limited(
+            file,
+            fsx::limit::CONFIG,
+            &format!("configuration {}", path.display()),
+        )?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::config(format!("{} is not UTF-8 text", path.display()))
+                .with_hint("restore config.toml from the backup kept with the token")
+        })?;
         let config: Config = toml::from_str(&text).map_err(|e| {
             Error::config(format!("{} is not valid: {}", path.display(), e.message()))
                 .with_hint("fix the file by hand, or run 'breakglass-ca init' again for this CA")
@@ -89,7 +93,7 @@ impl Config {
         Ok(Some(config))
     }
 
-    /// Write `<dir>/config.toml` atomically.
+    /// Write `<dir>/config.toml` atomically, mode 0600.
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
         let body = toml::to_string(self)
             .map_err(|e| Error::config(format!("cannot write the configuration: {e}")))?;
@@ -97,59 +101,9 @@ impl Config {
             "# breakglass-ca configuration, written by 'breakglass-ca init'.\n# It names the CA key; it never holds a PIN.\n{body}"
         );
         let path = dir.join(CONFIG_FILE);
-        write_atomic(&path, text.as_bytes(), 0o644)?;
+        fsx::write_atomic(&path, text.as_bytes(), fsx::PRIVATE_FILE)?;
         Ok(path)
     }
-}
-
-/// Write a file so that readers see the old or the new content, never half of it: a temporary
-/// file in the same directory, fsynced, renamed over the target, and the directory fsynced.
-pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    check_replaceable(path)?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(content)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        sync_dir(dir)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::file("write", path, e)
-    })
-}
-
-/// Refuse an output path that is not a plain file: renaming over a device, a FIFO or a
-/// symlink would replace it with a plain file.
-pub fn check_replaceable(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if !meta.file_type().is_file() => Err(Error::usage(format!(
-            "{} exists and is not a regular file; refusing to replace it",
-            path.display()
-        ))
-        .with_hint("give a plain file path; for the terminal, leave -o out or use -o -")),
-        _ => Ok(()),
-    }
-}
-
-/// fsync a directory, so that a new or renamed entry in it survives a crash.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -203,5 +157,48 @@ mod tests {
             let err = Config::load(dir.path()).unwrap_err().to_string();
             assert!(err.contains(why), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn config_is_private_and_never_read_through_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config {
+            ca: "pkcs11:token=t".into(),
+            algorithm: "ed25519".into(),
+            fingerprint: "SHA256:x".into(),
+            created: String::new(),
+            backup_ca_pubkeys: Vec::new(),
+            checkpoints: true,
+            policy: Policy::default(),
+        };
+        let path = c.save(dir.path()).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let err = Config::load(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("can be changed by its group"),
+            "{err}"
+        );
+        assert!(err.hint().unwrap().contains("chmod 600"), "{err:?}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), Some(c.clone()));
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Config::load(dir.path()).unwrap_err();
+        assert!(err.hint().unwrap().contains("chmod 700"), "{err:?}");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        // A link, even to a valid configuration, is refused.
+        let real = dir.path().join("real.toml");
+        std::fs::rename(&path, &real).unwrap();
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        let err = Config::load(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        // A huge file is refused before it is read into memory.
+        std::fs::remove_file(&path).unwrap();
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(fsx::limit::CONFIG + 1).unwrap();
+        let err = Config::load(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
     }
 }

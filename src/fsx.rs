@@ -1,10 +1,21 @@
-//! Safe file I/O: every input is read with a size limit (so `/dev/zero` or a huge file is a
-//! clear error, not an out-of-memory kill), and every output is written atomically.
+//! Safe file I/O, in one place: every input is read with a size limit (so `/dev/zero` or a
+//! huge file is a clear error, not an out-of-memory kill); every output is written atomically
+//! (a new temporary file with a random name, fsynced, its mode set exactly, renamed into
+//! place, the directory fsynced) and never through a symbolic link; the state directory's
+//! files are opened without following a link, and an output path inside the state directory
+//! is refused.
 
-use std::io::Read;
-use std::path::Path;
+use std::fs::{File, OpenOptions, Permissions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+/// The mode of every file the tool creates in the state directory, whatever the umask.
+pub const PRIVATE_FILE: u32 = 0o600;
+/// The mode of the state directory, whatever the umask.
+pub const PRIVATE_DIR: u32 = 0o700;
 
 /// Limits for the inputs the tool reads.
 pub mod limit {
@@ -14,6 +25,8 @@ pub mod limit {
     pub const PIN_FILE: u64 = 4 * 1024;
     /// `config.toml`.
     pub const CONFIG: u64 = 1024 * 1024;
+    /// `ledger.jsonl` or `checkpoints.jsonl`: some 300,000 records.
+    pub const LEDGER: u64 = 1024 * 1024 * 1024;
 }
 
 /// Read at most `limit` bytes from `reader`; more is an error naming `what`.
@@ -21,7 +34,7 @@ pub fn read_limited(mut reader: impl Read, limit: u64, what: &str) -> Result<Vec
     let mut bytes = Vec::new();
     reader
         .by_ref()
-        .take(limit + 1)
+        .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(format!("cannot read the {what}"), e))?;
     if bytes.len() as u64 > limit {
@@ -95,6 +108,295 @@ pub fn read_text(path: &Path, limit: u64, what: &str) -> Result<String> {
     })
 }
 
+/// Write a file so that readers see the old or the new content, never half of it: a new
+/// temporary file with a random name in the same directory (created exclusively, so nothing
+/// planted there is followed), the content, its mode set to exactly `mode` (whatever the
+/// umask), fsync, rename over `path`, fsync of the directory. A symbolic link or anything but
+/// a regular file at `path` is refused, never replaced or followed.
+pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    write_file(path, content, mode, true)
+}
+
+/// Like [`write_atomic`], but `path` must not exist: an existing file is never replaced.
+pub fn write_new(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    write_file(path, content, mode, false)
+}
+
+fn write_file(path: &Path, content: &[u8], mode: u32, replace: bool) -> Result<()> {
+    check_replaceable(path)?;
+    let dir = parent_dir(path);
+    let name = path.file_name().ok_or_else(|| {
+        Error::usage(format!("{} does not name a file", path.display()))
+            .with_hint("give the path of a file, e.g. DIR/NAME")
+    })?;
+    // The name shows which file a leftover temporary belongs to; kept short for NAME_MAX.
+    let short: String = name.to_string_lossy().chars().take(64).collect();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{short}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::file("create a temporary file in", dir, e))?;
+    tmp.write_all(content)
+        .and_then(|_| tmp.as_file().set_permissions(Permissions::from_mode(mode)))
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| Error::file("write", path, e))?;
+    let persisted = if replace {
+        tmp.persist(path).map(|_| ())
+    } else {
+        tmp.persist_noclobber(path).map(|_| ())
+    };
+    persisted.map_err(|e| Error::file("write", path, e.error))?;
+    sync_dir(dir).map_err(|e| Error::file("sync", dir, e))
+}
+
+/// The directory a path is in (`.` for a bare name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Refuse an output path that is not a plain file: renaming over a device, a FIFO or a
+/// symlink would replace it with a plain file, and opening one would follow it.
+pub fn check_replaceable(path: &Path) -> Result<()> {
+    let hint = "give a plain file path; for the terminal, leave -o out or use -o -";
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::usage(format!(
+            "{} is a symbolic link, not a regular file; refusing to follow it",
+            path.display()
+        ))
+        .with_hint(hint)),
+        Ok(meta) if !meta.file_type().is_file() => Err(Error::usage(format!(
+            "{} exists and is not a regular file; refusing to replace it",
+            path.display()
+        ))
+        .with_hint(hint)),
+        _ => Ok(()),
+    }
+}
+
+/// Rename `from` to `to`, which must not exist (a link, then the old name removed): never
+/// over another file. The caller fsyncs the directory.
+pub fn rename_new(from: &Path, to: &Path) -> Result<()> {
+    std::fs::hard_link(from, to)
+        .and_then(|_| std::fs::remove_file(from))
+        .map_err(|e| Error::file(&format!("rename {} to", from.display()), to, e))
+}
+
+/// fsync a directory, so that a new or renamed entry in it survives a crash.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Create the state directory if it does not exist: mode 0700 exactly, whatever the umask
+/// (and so are the missing directories above it).
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    create_dir_all(dir, PRIVATE_DIR)
+}
+
+/// Create `dir` and any missing directory above it, each with exactly `mode`.
+pub fn create_dir_all(dir: &Path, mode: u32) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    loop {
+        match std::fs::metadata(at) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => {
+                return Err(Error::usage(format!("{} is not a directory", at.display()))
+                    .with_hint("give the path of a directory"))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                missing.push(at);
+                match at.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => at = p,
+                    _ => break,
+                }
+            }
+            Err(e) => return Err(Error::file("examine", at, e)),
+        }
+    }
+    missing
+        .into_iter()
+        .rev()
+        .try_for_each(|d| create_dir(d, mode))
+}
+
+/// Create the directory `dir`, which must not exist, with exactly `mode`.
+pub fn create_dir(dir: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(mode)
+        .create(dir)
+        .and_then(|_| std::fs::set_permissions(dir, Permissions::from_mode(mode)))
+        .map_err(|e| Error::file("create the directory", dir, e))?;
+    sync_dir(parent_dir(dir)).map_err(|e| Error::file("sync", parent_dir(dir), e))
+}
+
+/// The error for a symbolic link where a state file must be.
+fn symlink_refused(path: &Path) -> Error {
+    Error::config(format!(
+        "{} is a symbolic link; refusing to follow it",
+        path.display()
+    ))
+    .with_hint("the files of the state directory are never links: check where it points and what it holds, then put the file itself there (or restore the state directory from the backup)")
+}
+
+/// Open a file of the state directory (`opts` says how) without following a symbolic link
+/// at `path` and without blocking on a FIFO; it must be a regular file. `Ok(None)` if it does
+/// not exist (and `opts` does not create it). A file created here gets mode 0600.
+pub fn open_private(path: &Path, opts: &mut OpenOptions) -> Result<Option<File>> {
+    let file = match opts
+        .mode(PRIVATE_FILE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(symlink_refused(path)),
+        Err(e) => return Err(Error::file("open", path, e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::file("examine", path, e))?;
+    if !meta.file_type().is_file() {
+        return Err(Error::config(format!(
+            "{} is not a regular file; refusing to use it",
+            path.display()
+        ))
+        .with_hint("the files of the state directory are plain files: move this one aside and restore the file from the backup"));
+    }
+    Ok(Some(file))
+}
+
+/// Create a new file of the state directory, mode 0600 exactly (whatever the umask), never
+/// through a link; it must not exist. The directory is fsynced, so the new entry survives a
+/// crash.
+pub fn create_private(path: &Path, opts: &mut OpenOptions) -> Result<File> {
+    let file = open_private(path, opts.create_new(true))?
+        .ok_or_else(|| Error::file("create", path, std::io::ErrorKind::NotFound.into()))?;
+    file.set_permissions(Permissions::from_mode(PRIVATE_FILE))
+        .and_then(|_| sync_dir(parent_dir(path)))
+        .map_err(|e| Error::file("create", path, e))?;
+    Ok(file)
+}
+
+/// Read a file of the state directory (never through a link), at most `limit` bytes.
+/// `Ok(None)` if it does not exist.
+pub fn read_private(path: &Path, limit: u64, what: &str) -> Result<Option<Vec<u8>>> {
+    match open_private(path, OpenOptions::new().read(true))? {
+        Some(file) => read_limited(file, limit, &format!("{what} {}", path.display())).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Refuse a state directory that another user could change: one writable by its group or by
+/// others, or owned by someone other than this user or root. Its `config.toml` names the
+/// PKCS#11 module this tool loads, so whoever can replace that file runs code as the
+/// custodian. A directory that does not exist yet is fine (it is created 0700).
+pub fn check_private_dir(dir: &Path) -> Result<()> {
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::file("examine the state directory", dir, e)),
+    };
+    if !meta.is_dir() {
+        return Err(Error::usage(format!(
+            "the state directory {} is not a directory",
+            dir.display()
+        ))
+        .with_hint("point --state-dir (or BREAKGLASS_CA_STATE_DIR) at a directory"));
+    }
+    check_owner_and_mode(
+        dir,
+        &meta,
+        "the state directory",
+        &format!("chmod 700 {}", dir.display()),
+    )
+}
+
+/// The same rule for one file (`config.toml`), from its metadata.
+pub fn check_private_file(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    check_owner_and_mode(
+        path,
+        meta,
+        "the configuration",
+        &format!("chmod 600 {}", path.display()),
+    )
+}
+
+fn check_owner_and_mode(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    what: &str,
+    chmod: &str,
+) -> Result<()> {
+    const WHY: &str = "config.toml names the PKCS#11 module this tool loads, so nobody but the custodian may be able to change it or its directory";
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(Error::config(format!(
+            "{what} {} belongs to another user (uid {}); refusing to use it",
+            path.display(),
+            meta.uid()
+        ))
+        .with_hint(format!(
+            "{WHY}: use your own state directory (--state-dir), or have it owned by you (chown) after checking its files"
+        )));
+    }
+    let writers = match meta.mode() & 0o022 {
+        0 => return Ok(()),
+        0o020 => "its group",
+        0o002 => "all users",
+        _ => "its group and all users",
+    };
+    Err(Error::config(format!(
+        "{what} {} can be changed by {writers}; refusing to use it",
+        path.display()
+    ))
+    .with_hint(format!("{WHY}: check its files, then run: {chmod}")))
+}
+
+/// Refuse an output path inside the state directory (a certificate over `ledger.jsonl`, a
+/// bundle among the state files), and one whose directory does not exist (before anything is
+/// issued). Both are compared resolved: the output's directory canonicalised (the output need
+/// not exist yet), and the state directory.
+pub fn check_outside_state_dir(path: &Path, state_dir: &Path) -> Result<()> {
+    let resolved = resolve_output(path)?;
+    let Ok(state) = std::fs::canonicalize(state_dir) else {
+        return Ok(()); // no state directory yet: nothing in it to overwrite
+    };
+    if resolved.starts_with(&state) {
+        return Err(Error::usage(format!(
+            "{} is inside the state directory {}; refusing to write there",
+            path.display(),
+            state_dir.display()
+        ))
+        .with_hint("the state directory holds the ledger and configuration and nothing else: write the output somewhere else"));
+    }
+    Ok(())
+}
+
+/// Where an output path really is: its directory canonicalised, joined with its name.
+fn resolve_output(path: &Path) -> Result<PathBuf> {
+    let ends_in_name = matches!(path.components().next_back(), Some(Component::Normal(_)));
+    let (dir, name) = match path.file_name() {
+        Some(name) if ends_in_name => (parent_dir(path), Some(name)),
+        _ => (path, None),
+    };
+    let canon = std::fs::canonicalize(dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::usage(format!("the directory {} does not exist", dir.display()))
+                .with_hint("create it first, or give another output path; nothing was done")
+        } else {
+            Error::file("resolve", dir, e)
+        }
+    })?;
+    Ok(match name {
+        Some(n) => canon.join(n),
+        None => canon,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +441,213 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not UTF-8"));
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn atomic_writes_set_the_exact_mode_and_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out");
+        // 0666 is not what the umask (022 or stricter) would leave: the mode is set exactly.
+        write_atomic(&p, b"one", 0o666).unwrap();
+        assert_eq!(
+            (std::fs::read(&p).unwrap(), mode(&p)),
+            (b"one".to_vec(), 0o666)
+        );
+        write_atomic(&p, b"two", 0o600).unwrap();
+        assert_eq!(
+            (std::fs::read(&p).unwrap(), mode(&p)),
+            (b"two".to_vec(), 0o600)
+        );
+        // nothing left behind
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // write_new never replaces
+        assert!(write_new(&p, b"three", 0o600).is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        write_new(&dir.path().join("new"), b"n", 0o640).unwrap();
+        assert_eq!(mode(&dir.path().join("new")), 0o640);
+    }
+
+    #[test]
+    fn atomic_writes_never_follow_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // The temporary names of the old writer, planted as links to the victim.
+        let p = dir.path().join("cert.pub");
+        for pid in [std::process::id(), 1, 2] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(format!(".cert.pub.tmp-{pid}")))
+                .unwrap();
+        }
+        write_atomic(&p, b"cert", 0o644).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(std::fs::read(&p).unwrap(), b"cert");
+        // A link at the target itself is refused, not followed and not replaced.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let err = write_atomic(&link, b"x", 0o644).unwrap_err().to_string();
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        let err = write_atomic(dir.path(), b"x", 0o644)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn private_files_are_never_opened_through_a_link_or_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("config.toml");
+        std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+        let err = read_private(&link, 100, "configuration").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("config.toml is a symbolic link; refusing to follow it"),
+            "{err}"
+        );
+        assert!(err.hint().is_some());
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            // no reader: a plain open would block forever
+            let err = read_private(&fifo, 100, "ledger").unwrap_err().to_string();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
+        assert!(read_private(&dir.path().join("none"), 100, "x")
+            .unwrap()
+            .is_none());
+        let created = dir.path().join("created");
+        create_private(&created, OpenOptions::new().write(true)).unwrap();
+        assert_eq!(mode(&created), 0o600);
+        assert!(create_private(&created, OpenOptions::new().write(true)).is_err());
+    }
+
+    #[test]
+    fn directories_get_their_exact_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("a/b/state");
+        ensure_dir(&state).unwrap();
+        for d in [dir.path().join("a"), dir.path().join("a/b"), state.clone()] {
+            assert_eq!(mode(&d), 0o700, "{}", d.display());
+        }
+        ensure_dir(&state).unwrap(); // exists: fine
+        let out = dir.path().join("out");
+        create_dir(&out, 0o775).unwrap();
+        assert_eq!(mode(&out), 0o775);
+        assert!(create_dir(&out, 0o755).is_err());
+    }
+
+    #[test]
+    fn a_state_directory_others_can_write_is_refused_with_the_chmod() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        check_private_dir(&state).unwrap(); // not there yet
+        ensure_dir(&state).unwrap();
+        check_private_dir(&state).unwrap();
+        for (m, who) in [
+            (0o770, "its group"),
+            (0o707, "all users"),
+            (0o1777, "its group and all users"),
+        ] {
+            std::fs::set_permissions(&state, Permissions::from_mode(m)).unwrap();
+            let err = check_private_dir(&state).unwrap_err();
+            assert!(err.to_string().contains(who), "{m:o}: {err}");
+            assert!(
+                err.hint()
+                    .unwrap()
+                    .contains(&format!("chmod 700 {}", state.display())),
+                "{err:?}"
+            );
+        }
+        std::fs::set_permissions(&state, Permissions::from_mode(0o755)).unwrap();
+        check_private_dir(&state).unwrap();
+        let file = dir.path().join("x");
+        std::fs::write(&file, "").unwrap();
+        assert!(check_private_dir(&file).is_err());
+    }
+
+    #[test]
+    fn a_state_directory_of_another_user_is_refused() {
+        if rustix::process::geteuid().as_raw() != 0 {
+            eprintln!("SKIPPED: needs root to give a directory to another user");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        ensure_dir(&state).unwrap();
+        std::os::unix::fs::chown(&state, Some(4242), Some(4242)).unwrap();
+        let err = check_private_dir(&state).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("belongs to another user (uid 4242)"),
+            "{err}"
+        );
+        // root's own is fine for root; so would be a directory owned by root for any user
+        std::os::unix::fs::chown(&state, Some(0), Some(0)).unwrap();
+        check_private_dir(&state).unwrap();
+    }
+
+    #[test]
+    fn outputs_inside_the_state_directory_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        ensure_dir(&state.join("sub")).unwrap();
+        std::fs::write(state.join("ledger.jsonl"), "").unwrap();
+        let link = dir.path().join("link-to-state");
+        std::os::unix::fs::symlink(&state, &link).unwrap();
+        for inside in [
+            state.join("ledger.jsonl"),
+            state.join("new-file"),
+            state.join("sub/x"),
+            state.join("sub/../ledger.jsonl"),
+            link.join("ledger.jsonl"),
+            link.join("new"),
+            state.join("sub/.."),
+            state.clone(),
+        ] {
+            let err = check_outside_state_dir(&inside, &state).unwrap_err();
+            assert!(
+                err.to_string().contains("is inside the state directory"),
+                "{}: {err}",
+                inside.display()
+            );
+            assert!(err.hint().is_some());
+        }
+        check_outside_state_dir(&dir.path().join("cert.pub"), &state).unwrap();
+        check_outside_state_dir(&dir.path().join("state2"), &state).unwrap();
+        // The state directory seen through a relative path.
+        let err = check_outside_state_dir(
+            &dir.path().join("state/../state/x"),
+            &dir.path().join("./state"),
+        );
+        assert!(err.is_err());
+        // An output directory that does not exist is refused up front.
+        let err = check_outside_state_dir(&dir.path().join("nope/cert.pub"), &state)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not exist"), "{err}");
+        // No state directory yet: nothing to protect.
+        check_outside_state_dir(&dir.path().join("x"), &dir.path().join("none")).unwrap();
+    }
+
+    #[test]
+    fn rename_new_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "a").unwrap();
+        std::fs::write(&b, "b").unwrap();
+        assert!(rename_new(&a, &b).is_err());
+        assert_eq!(std::fs::read(&b).unwrap(), b"b");
+        std::fs::remove_file(&b).unwrap();
+        rename_new(&a, &b).unwrap();
+        assert!(!a.exists());
+        assert_eq!(std::fs::read(&b).unwrap(), b"a");
     }
 }

@@ -217,6 +217,8 @@ pub fn issue(
         window,
         options: req.options.clone(),
     };
+    // Nothing is signed for a serial another writer took meanwhile (see `check_unchanged`).
+    locked.check_unchanged()?;
     let certificate = cert::sign(ca, &spec)?;
     let line = certificate
         .to_openssh()
@@ -241,8 +243,8 @@ pub fn issue(
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         prev_hash: locked.tail().prev_hash.clone(),
     };
-    let recovery = std::mem::take(locked.recovery_mut());
     let head = locked.append(&record)?;
+    let recovery = std::mem::take(locked.recovery_mut());
     let checkpoint_failed = if checkpoint {
         checkpoint::sign(ca, serial, &head)
             .and_then(|cp| locked.append_checkpoint(&cp))

@@ -225,7 +225,7 @@ impl PivKey {
                 card.serial(),
                 uri.slot
             ))
-            .with_hint("create the CA with 'breakglass-ca init' (it writes the certificate), or check the slot-id")
+            .with_hint("check the serial and slot-id: this is not the CA YubiKey, or not its slot. Only to set up a NEW CA on it: 'breakglass-ca --state-dir NEW-DIR --ca URI init' (it writes the certificate; a state directory that already has a CA is refused)")
         })?;
         let algorithm = Algorithm::of_key(&public).ok_or_else(|| {
             Error::token(format!(

@@ -347,7 +347,7 @@ impl Token {
                 let all = self.public_keys(&Pkcs11Uri::default())?;
                 let msg = format!("no CA key matching the URI on {}", self.describe());
                 let hint = if all.is_empty() {
-                    "this token holds no public keys: create the CA with 'breakglass-ca init', or check you have the right token".to_string()
+                    "this token holds no keys: check you took the right token from the vault (a blank or new token is not the CA). Only to set up a NEW CA on it: 'breakglass-ca --state-dir NEW-DIR --ca URI init' (a state directory that already has a CA is refused)".to_string()
                 } else {
                     format!(
                         "keys on this token:\n{}\nfix object= or id= in the CA URI",

@@ -23,6 +23,7 @@ use crate::cmd::{read_input, Globals};
 use crate::config::CONFIG_FILE;
 use crate::error::{Error, Result};
 use crate::export::{self, BACKUP_COMMENT};
+use crate::fsx;
 use crate::policy;
 use crate::text;
 use crate::ui::say;
@@ -155,6 +156,7 @@ pub fn run(g: &Globals, args: &HostConfigArgs) -> Result<()> {
         Some(check_principals(&args.principals)?)
     };
     let ssh_dir = check_ssh_dir(&args.ssh_dir)?;
+    g.check_output_dir(&args.out)?;
     if std::fs::symlink_metadata(&args.out).is_ok() {
         return Err(Error::usage(format!(
             "{} already exists; refusing to write into it",
@@ -669,41 +671,18 @@ fn check_host_file(f: &OutFile) -> Result<()> {
 /// Create `out` (which must not exist) and write `files` under it. On failure, remove what
 /// was created, so a half-written bundle is never left behind.
 fn write_tree(out: &Path, files: &[OutFile]) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .mode(0o755)
-        .create(out)
-        .map_err(|e| Error::file("create", out, e))?;
-    let result = files.iter().try_for_each(|f| write_one(out, f));
+    fsx::create_dir(out, 0o755)?;
+    let result = files.iter().try_for_each(|f| {
+        let path = out.join(&f.path);
+        if let Some(parent) = path.parent() {
+            fsx::create_dir_all(parent, 0o755)?;
+        }
+        fsx::write_new(&path, f.content.as_bytes(), f.mode)
+    });
     if result.is_err() {
         let _ = std::fs::remove_dir_all(out);
     }
     result
-}
-
-fn write_one(out: &Path, f: &OutFile) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    let path = out.join(&f.path);
-    if let Some(parent) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(|e| Error::file("create", parent, e))?;
-        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| Error::file("set the mode of", parent, e))?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(f.mode)
-        .open(&path)
-        .map_err(|e| Error::file("create", &path, e))?;
-    file.write_all(f.content.as_bytes())
-        .and_then(|_| file.set_permissions(std::fs::Permissions::from_mode(f.mode)))
-        .and_then(|_| file.sync_all())
-        .map_err(|e| Error::file("write", &path, e))
 }
 
 #[cfg(test)]

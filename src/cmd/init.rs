@@ -15,6 +15,7 @@ use crate::cmd::Globals;
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::export;
+use crate::fsx;
 use crate::issue::rfc3339;
 use crate::ledger::{Ledger, LEDGER_FILE};
 use crate::pin::{Pin, PinSource};
@@ -31,6 +32,17 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
     let signals = Deferral::new();
     let algorithm: Algorithm = args.algorithm.parse()?;
     let old_config = g.config()?;
+    // A state directory that already has a CA is never taken over without --force, whatever
+    // the token holds: a blank token in the reader must not retire the live CA.
+    if !args.force {
+        if let Some(what) = live_ca(&g.state_dir, old_config.as_ref())? {
+            return Err(Error::refused(format!(
+                "the state directory {} already holds a CA ({what})",
+                g.state_dir.display()
+            ))
+            .with_hint("hosts trust that CA and its ledger is evidence. To look at it: 'breakglass-ca status'. To create another CA (a backup token, a new token), give init a new --state-dir. To replace this CA deliberately (its files are kept as *-retired-*), run init again with --force"));
+        }
+    }
     let uri = g.ca_uri(old_config.as_ref())?;
     let source = PinSource::choose(
         uri.pin_source().map(PathBuf::as_path),
@@ -41,8 +53,10 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
         CaUri::Yubikey(yk) => init_piv(yk, algorithm, args, &source, &signals)?,
     };
     let fingerprint = export::fingerprint(&public);
-    config::ensure_dir(&g.state_dir)?;
-    retire_previous_ca(&g.state_dir, old_config.as_ref(), &fingerprint)?;
+    fsx::ensure_dir(&g.state_dir)?;
+    // Under the ledger lock: no mint runs while the files change.
+    let _lock = Ledger::new(&g.state_dir).exclusive()?;
+    retire_previous_ca(&g.state_dir, old_config.as_ref(), &fingerprint, Utc::now())?;
     let config = Config {
         ca: uri.to_string(),
         algorithm: algorithm.to_string(),
@@ -57,10 +71,10 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
     };
     let path = config.save(&g.state_dir)?;
     let line = export::openssh_line(&public)?;
-    config::write_atomic(
+    fsx::write_atomic(
         &g.state_dir.join(config::CA_PUB_FILE),
         format!("{line}\n").as_bytes(),
-        0o644,
+        fsx::PRIVATE_FILE,
     )?;
     println!("{line}");
     say(format!("CA fingerprint: {fingerprint}"));
@@ -164,32 +178,167 @@ fn init_piv(
     Ok((key.public_key().clone(), CaUri::Yubikey(uri)))
 }
 
-/// When the CA key changes, the previous CA's ledger, checkpoints and public key are renamed
-/// aside together (`<name>-retired-<time>.<ext>`), never deleted: its records stay evidence and
-/// stay verifiable, and the new CA starts its own serials at 1.
-fn retire_previous_ca(dir: &Path, old: Option<&Config>, fingerprint: &str) -> Result<()> {
-    let records = Ledger::new(dir).read()?;
-    let ledger_foreign = records
-        .last()
-        .is_some_and(|(_, r)| r.ca_fingerprint != fingerprint);
-    if !ledger_foreign && old.is_none_or(|c| c.fingerprint == fingerprint) {
+/// What in `dir` shows that it already belongs to a CA: config.toml, ca.pub, a ledger or
+/// checkpoints that are not empty. `None` for a new or empty state directory.
+fn live_ca(dir: &Path, config: Option<&Config>) -> Result<Option<String>> {
+    let mut found = Vec::new();
+    if let Some(c) = config {
+        found.push(format!(
+            "{} for the CA {}",
+            config::CONFIG_FILE,
+            c.fingerprint
+        ));
+    } else if exists(&dir.join(config::CONFIG_FILE)) {
+        found.push(config::CONFIG_FILE.to_string());
+    }
+    if exists(&dir.join(config::CA_PUB_FILE)) {
+        found.push(config::CA_PUB_FILE.to_string());
+    }
+    let nonempty = |name: &str| {
+        std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.len() > 0 || !m.is_file())
+    };
+    if nonempty(LEDGER_FILE) {
+        found.push(match Ledger::new(dir).read() {
+            Ok(records) => format!("{LEDGER_FILE} with {} record(s)", records.len()),
+            Err(_) => format!("{LEDGER_FILE} (damaged)"),
+        });
+    }
+    if nonempty(checkpoint::FILE) {
+        found.push(checkpoint::FILE.to_string());
+    }
+    Ok((!found.is_empty()).then(|| found.join(", ")))
+}
+
+fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+/// The files of a CA that `init --force` sets aside when the key changes.
+const RETIRED: [&str; 4] = [
+    LEDGER_FILE,
+    checkpoint::FILE,
+    config::CA_PUB_FILE,
+    config::CONFIG_FILE,
+];
+
+/// `ledger.jsonl` -> `ledger-retired-<stamp>.jsonl`.
+fn retired_name(name: &str, stamp: &str) -> String {
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
+    format!("{stem}-retired-{stamp}.{ext}")
+}
+
+/// When the CA key changes, the previous CA's ledger, checkpoints, public key and
+/// configuration are renamed aside together (`<name>-retired-<time>.<ext>`), never deleted
+/// and never over an earlier retired set: its records stay evidence and stay verifiable, and
+/// the new CA starts its own serials at 1. The caller holds the ledger lock.
+fn retire_previous_ca(
+    dir: &Path,
+    old: Option<&Config>,
+    fingerprint: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<()> {
+    if old.is_some_and(|c| c.fingerprint == fingerprint) {
         return Ok(());
     }
-    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    for name in [LEDGER_FILE, checkpoint::FILE, config::CA_PUB_FILE] {
-        let from = dir.join(name);
-        if from.exists() {
-            let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
-            let to = dir.join(format!("{stem}-retired-{stamp}.{ext}"));
-            std::fs::rename(&from, &to).map_err(|e| Error::file("set aside", &from, e))?;
+    let present: Vec<&str> = RETIRED
+        .into_iter()
+        .filter(|n| exists(&dir.join(n)))
+        .collect();
+    if present.is_empty() {
+        return Ok(());
+    }
+    let records = Ledger::new(dir).read().map(|r| r.len()).ok();
+    let base = now.format("%Y%m%dT%H%M%S%.9fZ").to_string();
+    let stamp = (0..1000u32)
+        .map(|n| match n {
+            0 => base.clone(),
+            n => format!("{base}-{n}"),
+        })
+        .find(|stamp| {
+            RETIRED
+                .iter()
+                .all(|n| !exists(&dir.join(retired_name(n, stamp))))
+        })
+        .ok_or_else(|| {
+            Error::config(format!(
+                "cannot find a free name for the retired files in {}",
+                dir.display()
+            ))
+        })?;
+    for name in &present {
+        fsx::rename_new(&dir.join(name), &dir.join(retired_name(name, &stamp)))?;
+    }
+    fsx::sync_dir(dir).map_err(|e| Error::file("sync", dir, e))?;
+    say(format!(
+        "The previous CA's files ({}{}) were kept as *-retired-{stamp}.*",
+        present.join(", "),
+        records.map_or(String::new(), |n| format!("; {n} ledger record(s)"))
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn retirements_in_the_same_instant_keep_every_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        for round in 0..3 {
+            for name in RETIRED {
+                std::fs::write(dir.path().join(name), format!("{name} {round}")).unwrap();
+            }
+            retire_previous_ca(dir.path(), None, "SHA256:new", now).unwrap();
+            for name in RETIRED {
+                assert!(!exists(&dir.path().join(name)), "{name} left in place");
+            }
+        }
+        let files = snapshot(dir.path());
+        assert_eq!(files.len(), 12, "{files:?}");
+        for name in RETIRED {
+            for round in 0..3 {
+                let content = format!("{name} {round}").into_bytes();
+                assert!(
+                    files
+                        .iter()
+                        .any(|(n, c)| n.contains("-retired-") && *c == content),
+                    "{name} of round {round} was lost: {files:?}"
+                );
+            }
         }
     }
-    config::sync_dir(dir).map_err(|e| Error::file("sync", dir, e))?;
-    if !records.is_empty() {
-        say(format!(
-            "The previous CA's ledger ({} records), checkpoints and ca.pub were kept as *-retired-{stamp}.*",
-            records.len()
-        ));
+
+    #[test]
+    fn a_live_state_directory_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(live_ca(dir.path(), None).unwrap(), None);
+        std::fs::write(dir.path().join(LEDGER_FILE), "").unwrap();
+        assert_eq!(live_ca(dir.path(), None).unwrap(), None);
+        std::fs::write(dir.path().join(LEDGER_FILE), "x\n").unwrap();
+        assert_eq!(
+            live_ca(dir.path(), None).unwrap().as_deref(),
+            Some("ledger.jsonl (damaged)")
+        );
+        std::fs::write(dir.path().join(config::CA_PUB_FILE), "k").unwrap();
+        assert!(live_ca(dir.path(), None)
+            .unwrap()
+            .unwrap()
+            .contains("ca.pub"));
     }
-    Ok(())
 }

@@ -10,8 +10,9 @@ use crate::audit::{self, Report};
 use crate::checkpoint::{self, Checkpoint};
 use crate::cli::{LogAction, LogArgs};
 use crate::cmd::{inspect, Globals};
-use crate::config::{self, write_atomic, CA_PUB_FILE};
+use crate::config::{Config, CA_PUB_FILE};
 use crate::error::{Error, Result};
+use crate::fsx::{self, write_new};
 use crate::ledger::{Ledger, Record, LEDGER_FILE};
 use crate::text::{self, Esc};
 use crate::ui::{self, say};
@@ -20,11 +21,8 @@ pub fn run(g: &Globals, args: &LogArgs) -> Result<()> {
     match &args.action {
         None => list(g, args.json),
         Some(LogAction::Show { serial }) => show(g, *serial),
-        Some(LogAction::Verify { bundle: Some(dir) }) => verify_dir(dir, None).map(|_| ()),
-        Some(LogAction::Verify { bundle: None }) => {
-            let ca = ca_key(g)?;
-            verify_dir(&g.state_dir, Some(ca)).map(|_| ())
-        }
+        Some(LogAction::Verify { bundle: Some(dir) }) => verify_bundle(dir).map(|_| ()),
+        Some(LogAction::Verify { bundle: None }) => verify_state(g).map(|_| ()),
         Some(LogAction::Export { output }) => export(g, output),
     }
 }
@@ -111,15 +109,13 @@ fn show(g: &Globals, serial: u64) -> Result<()> {
 
 /// The CA public key for `log verify`: `ca.pub` written by init, else the token (no PIN). It
 /// must match the configuration's fingerprint.
-fn ca_key(g: &Globals) -> Result<KeyData> {
-    let config = g.config()?;
+fn ca_key(g: &Globals, config: Option<&Config>) -> Result<KeyData> {
     let saved = g.state_dir.join(CA_PUB_FILE);
-    let key = if saved.exists() {
-        read_ca_pub(&saved)?
-    } else {
-        g.open_ca(config.as_ref(), true)?.1.public_key().clone()
+    let key = match read_ca_pub(&saved)? {
+        Some(k) => k,
+        None => g.open_ca(config, true)?.1.public_key().clone(),
     };
-    if let Some(c) = &config {
+    if let Some(c) = config {
         let fp = key.fingerprint(HashAlg::Sha256).to_string();
         if fp != c.fingerprint {
             return Err(Error::config(format!(
@@ -132,14 +128,18 @@ fn ca_key(g: &Globals) -> Result<KeyData> {
     Ok(key)
 }
 
-fn read_ca_pub(path: &Path) -> Result<KeyData> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::file("read", path, e))?;
+/// The CA line of a `ca.pub` (never read through a link, bounded); `None` if there is none.
+fn read_ca_pub(path: &Path) -> Result<Option<KeyData>> {
+    let Some(bytes) = fsx::read_private(path, fsx::limit::KEY_FILE, "CA public key")? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&bytes);
     let line = text
         .lines()
         .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .unwrap_or_default();
     PublicKey::from_openssh(line.trim())
-        .map(|k| k.key_data().clone())
+        .map(|k| Some(k.key_data().clone()))
         .map_err(|e| {
             Error::ssh(
                 format!("{} does not hold an OpenSSH public key", path.display()),
@@ -148,31 +148,52 @@ fn read_ca_pub(path: &Path) -> Result<KeyData> {
         })
 }
 
-fn read_or_empty(path: &Path) -> Result<Vec<u8>> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::file("read", path, e)),
-    }
+/// What was verified: the key, the report, and the exact bytes checked.
+struct Verified {
+    ca: KeyData,
+    report: Report,
+    ledger: Vec<u8>,
+    checkpoints: Vec<u8>,
 }
 
-/// Verify the ledger in `dir` (a state directory, or a bundle holding its own `ca.pub`).
-fn verify_dir(dir: &Path, ca: Option<KeyData>) -> Result<Report> {
-    let ca = match ca {
-        Some(k) => k,
-        None => read_ca_pub(&dir.join(CA_PUB_FILE))?,
-    };
+/// `log verify`: the state directory's ledger, with its CA key and configuration.
+fn verify_state(g: &Globals) -> Result<Verified> {
+    let config = g.config()?;
+    let ca = ca_key(g, config.as_ref())?;
+    let required = config.as_ref().is_some_and(|c| c.checkpoints);
+    verify_dir(&g.state_dir, ca, required)
+}
+
+/// `log verify --bundle DIR`: a bundle holding its own `ca.pub`.
+fn verify_bundle(dir: &Path) -> Result<Verified> {
+    let path = dir.join(CA_PUB_FILE);
+    let ca = read_ca_pub(&path)?
+        .ok_or_else(|| Error::file("read", &path, std::io::ErrorKind::NotFound.into()))?;
+    verify_dir(dir, ca, false)
+}
+
+/// Verify the ledger in `dir`: both files read once (under the ledger lock where there is
+/// one), and exactly those bytes checked.
+fn verify_dir(dir: &Path, ca: KeyData, required: bool) -> Result<Verified> {
     let ledger_path = dir.join(LEDGER_FILE);
-    if !ledger_path.exists() {
+    let crate::ledger::Files {
+        ledger,
+        checkpoints,
+    } = Ledger::new(dir).read_files()?;
+    let Some(ledger) = ledger else {
         return Err(
             Error::usage(format!("there is no ledger at {}", ledger_path.display())).with_hint(
                 "point --state-dir (or --bundle) at the directory that holds ledger.jsonl",
             ),
         );
+    };
+    let report = audit::verify(&ledger, checkpoints.as_deref().unwrap_or_default(), &ca)?;
+    if required && checkpoints.is_none() && report.records > 0 {
+        return Err(crate::ledger::missing_checkpoints(
+            &dir.join(checkpoint::FILE),
+            report.last_serial,
+        ));
     }
-    let ledger = read_or_empty(&ledger_path)?;
-    let checkpoints = read_or_empty(&dir.join(checkpoint::FILE))?;
-    let report = audit::verify(&ledger, &checkpoints, &ca)?;
     ui::print(format!(
         "ledger OK: {} record(s), serials 1 to {}, chain intact, every certificate signed by {}",
         report.records,
@@ -186,28 +207,37 @@ fn verify_dir(dir: &Path, ca: Option<KeyData>) -> Result<Report> {
     for w in &report.warnings {
         ui::print(format!("warning: {w}"))?;
     }
-    Ok(report)
+    Ok(Verified {
+        ca,
+        report,
+        ledger,
+        checkpoints: checkpoints.unwrap_or_default(),
+    })
 }
 
+/// `log export`: verify, then write exactly the bytes verified into a new directory.
 fn export(g: &Globals, out: &Path) -> Result<()> {
-    let ca = ca_key(g)?;
-    let report = verify_dir(&g.state_dir, Some(ca.clone()))?;
-    if out.exists() {
+    g.check_output_dir(out)?;
+    if std::fs::symlink_metadata(out).is_ok() {
         return Err(Error::usage(format!("{} already exists", out.display()))
             .with_hint("choose a new directory for the bundle"));
     }
-    config::ensure_dir(out)?;
+    let Verified {
+        ca,
+        report,
+        ledger,
+        checkpoints: cps,
+    } = verify_state(g)?;
+    fsx::create_dir(out, fsx::PRIVATE_DIR)?;
     let line = crate::export::openssh_line(&ca)?;
-    let ledger = read_or_empty(&g.state_dir.join(LEDGER_FILE))?;
-    let cps = read_or_empty(&g.state_dir.join(checkpoint::FILE))?;
-    write_atomic(&out.join(LEDGER_FILE), &ledger, 0o644)?;
-    write_atomic(&out.join(checkpoint::FILE), &cps, 0o644)?;
-    write_atomic(
+    write_new(&out.join(LEDGER_FILE), &ledger, 0o644)?;
+    write_new(&out.join(checkpoint::FILE), &cps, 0o644)?;
+    write_new(
         &out.join(CA_PUB_FILE),
         format!("{line}\n").as_bytes(),
         0o644,
     )?;
-    write_atomic(
+    write_new(
         &out.join("allowed_signers"),
         format!(
             "breakglass-ca namespaces=\"{}\" {line}\n",
@@ -230,12 +260,12 @@ fn export(g: &Globals, out: &Path) -> Result<()> {
         report.records, report.last_serial
     );
     if let Some(cp) = latest {
-        write_atomic(
+        write_new(
             &out.join("checkpoint-latest.msg"),
             checkpoint::message(&fp, cp.serial, &cp.head).as_bytes(),
             0o644,
         )?;
-        write_atomic(
+        write_new(
             &out.join("checkpoint-latest.sig"),
             cp.signature.as_bytes(),
             0o644,
@@ -250,7 +280,7 @@ fn export(g: &Globals, out: &Path) -> Result<()> {
             ns = checkpoint::NAMESPACE
         ));
     }
-    write_atomic(&out.join("VERIFY.txt"), howto.as_bytes(), 0o644)?;
+    write_new(&out.join("VERIFY.txt"), howto.as_bytes(), 0o644)?;
     say(format!(
         "Bundle written to {} (see VERIFY.txt inside).",
         out.display()

@@ -75,13 +75,12 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     };
 
     if let Some(p) = &output {
-        crate::config::check_replaceable(p)?;
-        check_output_dir(p)?;
+        g.check_output(p)?;
     }
     // One mint at a time per CA, from before the token is opened until the certificate is
     // written: a token serves one signer at a time, and the serial stays allocated to us.
-    crate::config::ensure_dir(&g.state_dir)?;
-    let ledger = Ledger::new(&g.state_dir);
+    crate::fsx::ensure_dir(&g.state_dir)?;
+    let ledger = Ledger::new(&g.state_dir).require_checkpoints(config.checkpoints);
     let mut locked = ledger.lock(&config.fingerprint)?;
     // The clock rule, before the custodian is asked for anything (checked again when signing).
     issue::check_clock(
@@ -164,6 +163,9 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
             side.display()
         ));
     }
+    if let Some(serial) = issued.recovery.completed_serial {
+        say(format!("NOTE: the ledger's last record (serial {serial}) had lost its final newline; it was restored."));
+    }
     deliver(&issued, output.as_deref(), args.json, forced.as_deref())?;
     drop(locked);
     drop(ca);
@@ -196,7 +198,7 @@ fn deliver(issued: &Issued, output: Option<&Path>, json: bool, forced: Option<&s
     let r = &issued.record;
     match output {
         Some(path) => {
-            crate::config::write_atomic(path, format!("{}\n", issued.line).as_bytes(), 0o644).map_err(|e| {
+            crate::fsx::write_atomic(path, format!("{}\n", issued.line).as_bytes(), 0o644).map_err(|e| {
                 Error::ledger(format!("serial {} is recorded in the ledger, but the certificate could not be written: {e}", r.serial))
                     .with_hint("the certificate is in the ledger: 'breakglass-ca log show SERIAL' prints it, or mint again")
             })?;
@@ -252,28 +254,6 @@ fn show_options(
     say(format!("{e}{}", cert::show_options(extensions)));
 }
 
-/// The certificate's directory must exist before a serial is spent on it.
-fn check_output_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let shown = || text::escape(&dir.to_string_lossy()).into_owned();
-    match std::fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(Error::usage(format!(
-            "cannot write the certificate into {}: it is not a directory",
-            shown()
-        ))
-        .with_hint("give another path with -o FILE, or -o - for the terminal")),
-        Err(e) => Err(Error::usage(format!(
-            "cannot write the certificate into {}: {e}",
-            shown()
-        ))
-        .with_hint("create the directory first, or give another path with -o FILE (or -o - for the terminal); nothing was issued")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,27 +269,5 @@ mod tests {
             Some(PathBuf::from("key-cert.pub"))
         );
         assert_eq!(default_output(Path::new("-")), None);
-    }
-
-    #[test]
-    fn output_directory_must_exist() {
-        let dir = tempfile::tempdir().unwrap();
-        check_output_dir(&dir.path().join("k-cert.pub")).unwrap();
-        check_output_dir(Path::new("k-cert.pub")).unwrap();
-        let err = check_output_dir(&dir.path().join("missing/k-cert.pub")).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("cannot write the certificate into"),
-            "{err}"
-        );
-        assert!(err.hint().unwrap().contains("nothing was issued"));
-        let file = dir.path().join("f");
-        std::fs::write(&file, "").unwrap();
-        let err = check_output_dir(&file.join("k-cert.pub")).unwrap_err();
-        assert!(
-            err.to_string().contains("not a directory")
-                || err.to_string().contains("Not a directory"),
-            "{err}"
-        );
     }
 }

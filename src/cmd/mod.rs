@@ -10,7 +10,6 @@ pub mod mint;
 pub mod pubkey;
 pub mod status;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ssh_key::HashAlg;
@@ -19,6 +18,7 @@ use crate::backend::{self, CaKey};
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
+use crate::fsx;
 use crate::pin::{self, Pin, PinSource};
 use crate::policy;
 use crate::signals::Deferral;
@@ -77,6 +77,21 @@ impl Globals {
         Ok((uri, key))
     }
 
+    /// Check an output file path before anything is done (`-` is stdout): a plain file or
+    /// nothing there yet, in a directory that exists, outside the state directory.
+    pub fn check_output(&self, path: &Path) -> Result<()> {
+        if path == Path::new("-") {
+            return Ok(());
+        }
+        fsx::check_replaceable(path)?;
+        fsx::check_outside_state_dir(path, &self.state_dir)
+    }
+
+    /// The same for an output directory to be created (`log export -o`, `host-config --out`).
+    pub fn check_output_dir(&self, path: &Path) -> Result<()> {
+        fsx::check_outside_state_dir(path, &self.state_dir)
+    }
+
     /// Show what was selected, check the PIN tries, read the PIN and log in, with signals
     /// deferred by `signals` from the prompt on (see [`crate::signals`]); stop if one came.
     pub fn unlock(
@@ -121,24 +136,15 @@ pub fn read_pin(
     Ok(pin)
 }
 
-/// Read a small input file, or stdin for `-`.
+/// Read a small input file (a key or a certificate), or stdin for `-`, with a size limit.
 pub fn read_input(path: &Path, what: &str) -> Result<String> {
-    let mut text = String::new();
-    if path == Path::new("-") {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| Error::io(format!("cannot read the {what} from stdin"), e))?;
-    } else {
-        text = std::fs::read_to_string(path)
-            .map_err(|e| Error::file(&format!("read the {what}"), path, e))?;
-    }
-    Ok(text)
+    fsx::read_text(path, fsx::limit::KEY_FILE, what)
 }
 
 /// Write command output to a file (atomically), or stdout for none or `-`.
 pub fn write_output(output: Option<&Path>, text: &str) -> Result<()> {
     match output.filter(|p| *p != Path::new("-")) {
-        Some(p) => config::write_atomic(p, text.as_bytes(), 0o644),
+        Some(p) => fsx::write_atomic(p, text.as_bytes(), 0o644),
         None => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

@@ -13,7 +13,6 @@ use ssh_key::public::KeyData;
 use crate::backend::Algorithm;
 use crate::cli::{PubkeyArgs, PubkeyFormat};
 use crate::cmd::{write_output, Globals};
-use crate::config;
 use crate::error::{Error, Result};
 use crate::export;
 use crate::export::qr::Qr;
@@ -24,6 +23,9 @@ use crate::ui::say;
 const NARROW_TERMINAL: usize = 80;
 
 pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
+    if let Some(p) = file_of(args.output.as_deref()) {
+        g.check_output(p)?;
+    }
     let config = g.config()?;
     let (uri, key) = g.open_ca(config.as_ref(), false)?;
     let public = key.public_key();
@@ -121,7 +123,7 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
                     .with_hint("e.g. 'breakglass-ca pubkey --format png -o ca-qr.png'; for the terminal use --format qr, for stdout --format svg"));
             };
             let qr = Qr::for_print(&content, &what)?;
-            config::write_atomic(path, &qr.png()?, 0o644)?;
+            crate::fsx::write_atomic(path, &qr.png()?, 0o644)?;
             say(format!(
                 "wrote {}: QR code of {what} ({}, {} px per module)",
                 path.display(),

@@ -41,7 +41,8 @@ pub fn run(g: &Globals) -> Result<()> {
             .last()
             .map(|(_, r)| r.serial)
             .zip(heads.last().map(String::as_str));
-        crate::ledger::check_against_checkpoint(&g.state_dir, newest)
+        let required = config.as_ref().is_some_and(|c| c.checkpoints);
+        crate::ledger::check_against_checkpoint(&g.state_dir, newest, required)
     });
     if let Err(e) = &chain {
         lines.push(format!("ledger chain:   BROKEN: {e}"));
