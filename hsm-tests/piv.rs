@@ -406,7 +406,19 @@ fn management_key_sources() {
         "init --protect-management-key",
     );
     // ...which a later init finds on the card (PIN from a file: the protected key is used).
+    // In this state directory init refuses before the card is touched; from a new one it
+    // reaches the card and finds the slot taken.
     let out = lab.init("yubikey:slot-id=9c", &["--touch-policy", "never"]);
+    assert_fails(&out, 1, "already holds a CA");
+    let fresh = lab.dir.path().join("fresh-state");
+    let init_fresh = |uri: &str, extra: &[&str]| {
+        run(lab
+            .cmd()
+            .env("BREAKGLASS_CA_STATE_DIR", &fresh)
+            .args(["--ca", uri, "init"])
+            .args(extra))
+    };
+    let out = init_fresh("yubikey:slot-id=9c", &["--touch-policy", "never"]);
     assert_fails(&out, 1, "already holds a CA key");
     assert_ok(
         &lab.init(
@@ -418,13 +430,13 @@ fn management_key_sources() {
     // A wrong key from a file is refused.
     let mgm = lab.dir.path().join("mgm");
     std::fs::write(&mgm, "0102030405060708".repeat(3)).unwrap();
-    let out = lab.init(
+    let out = init_fresh(
         "yubikey:slot-id=82",
         &["--management-key-file", mgm.to_str().unwrap()],
     );
     assert_fails(&out, 1, "the management key was not accepted");
     std::fs::write(&mgm, "not hex").unwrap();
-    let out = lab.init(
+    let out = init_fresh(
         "yubikey:slot-id=82",
         &["--management-key-file", mgm.to_str().unwrap()],
     );
