@@ -497,7 +497,8 @@ pub fn newest_checkpoint(dir: &Path) -> Result<Option<Checkpoint>> {
 /// The ledger must still hold what the token last signed: a record at the checkpoint's serial
 /// (records cut off the end would otherwise get their serials reissued), with the signed hash
 /// when it is the newest record. `newest` is the newest record's serial and line hash.
-/// `required` (`checkpoints = true`): records without a `checkpoints.jsonl` are an error.
+/// `required` (`checkpoints = true`): records without any checkpoint (no `checkpoints.jsonl`,
+/// or one that holds none) are an error.
 pub fn check_against_checkpoint(
     dir: &Path,
     newest: Option<(u64, &str)>,
@@ -507,13 +508,12 @@ pub fn check_against_checkpoint(
         Error::ledger(format!("the ledger chain is broken: {what}")).with_hint(BROKEN_HINT)
     };
     let cp_path = dir.join(checkpoint::FILE);
-    if let (true, Some((last, _))) = (required, newest) {
-        if fsx::open_private(&cp_path, OpenOptions::new().read(true))?.is_none() {
-            return Err(missing_checkpoints(&cp_path, last));
-        }
-    }
     let Some(cp) = newest_checkpoint(dir)? else {
-        return Ok(());
+        // No checkpoint at all: the file was removed or emptied (the same to a forger).
+        return match (required, newest) {
+            (true, Some((last, _))) => Err(missing_checkpoints(&cp_path, last)),
+            _ => Ok(()),
+        };
     };
     let (last, head) = newest.unwrap_or((0, ""));
     if cp.serial > last {
@@ -533,13 +533,12 @@ pub fn check_against_checkpoint(
 /// The error for records without `checkpoints.jsonl` while config.toml says `checkpoints = true`.
 pub fn missing_checkpoints(path: &Path, last_serial: u64) -> Error {
     Error::ledger(format!(
-        "the ledger has records up to serial {last_serial}, but {} is missing although config.toml has checkpoints = true: the token's signatures over the ledger were removed",
+        "the ledger has records up to serial {last_serial}, but {} is missing or holds no checkpoint although config.toml has checkpoints = true: the token's signatures over the ledger were removed",
         path.display()
     ))
-    .with_hint(format!(
-        "restore it from the backup kept with the token, then run 'breakglass-ca log verify'. Only if this CA ran with checkpoints = false until now: create an empty one (touch {p}; chmod 600 {p})",
-        p = path.display()
-    ))
+    .with_hint(
+        "restore checkpoints.jsonl from the backup kept with the token, then run 'breakglass-ca log verify'. Only if this CA ran with checkpoints = false until now: set checkpoints = false in config.toml again (its records are then checked by their certificates' signatures only)",
+    )
 }
 
 /// How much of the end of the ledger a mint reads at first: several records of any size.

@@ -15,7 +15,17 @@ fn main() -> ExitCode {
         say(format!("error: internal error: {info}"));
         say("hint: nothing was issued unless a summary was printed above; please report this bug");
     }));
-    let cli = breakglass_ca::cli::Cli::parse();
+    let cli = match breakglass_ca::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // clap quotes the offending argument, which can hold anything: `say` shows it
+            // safely.
+            say(e.render().to_string().trim_end());
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+        // --help and --version: our own text, on stdout.
+        Err(e) => e.exit(),
+    };
     match std::panic::catch_unwind(|| breakglass_ca::cmd::run(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {

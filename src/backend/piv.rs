@@ -129,7 +129,8 @@ fn slot_id(slot: u8) -> Result<SlotId> {
     SlotId::try_from(slot).map_err(|_| Error::usage(format!("{slot:02x} is not a PIV key slot")))
 }
 
-fn algorithm_id(a: Algorithm) -> Result<AlgorithmId> {
+/// The PIV algorithm for a CA algorithm, or a usage error for one a PIV slot cannot hold.
+pub fn algorithm_id(a: Algorithm) -> Result<AlgorithmId> {
     match a {
         Algorithm::EcdsaP256 => Ok(AlgorithmId::EccP256),
         Algorithm::EcdsaP384 => Ok(AlgorithmId::EccP384),

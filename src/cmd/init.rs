@@ -32,6 +32,8 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
     let signals = Deferral::new();
     let algorithm: Algorithm = args.algorithm.parse()?;
     let old_config = g.config()?;
+    let uri = g.ca_uri(old_config.as_ref())?;
+    check_algorithm(&uri, algorithm)?;
     // A state directory that already has a CA is never taken over without --force, whatever
     // the token holds: a blank token in the reader must not retire the live CA.
     if !args.force {
@@ -43,7 +45,6 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
             .with_hint("hosts trust that CA and its ledger is evidence. To look at it: 'breakglass-ca status'. To create another CA (a backup token, a new token), give init a new --state-dir. To replace this CA deliberately (its files are kept as *-retired-*), run init again with --force"));
         }
     }
-    let uri = g.ca_uri(old_config.as_ref())?;
     let source = PinSource::choose(
         uri.pin_source().map(PathBuf::as_path),
         g.pin_file.as_deref(),
@@ -86,6 +87,20 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
     )
 }
 
+/// The algorithm must be one this kind of token offers: a usage error before anything else.
+fn check_algorithm(uri: &CaUri, algorithm: Algorithm) -> Result<()> {
+    match uri {
+        CaUri::Pkcs11(_) if algorithm == Algorithm::Rsa2048 => Err(Error::usage(
+            "rsa-2048 is only offered for YubiKey PIV slots",
+        )
+        .with_hint(
+            "on a PKCS#11 token use ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-3072 or rsa-4096",
+        )),
+        CaUri::Pkcs11(_) => Ok(()),
+        CaUri::Yubikey(_) => piv::algorithm_id(algorithm).map(|_| ()),
+    }
+}
+
 fn init_pkcs11(
     p11: &Pkcs11Uri,
     algorithm: Algorithm,
@@ -93,10 +108,6 @@ fn init_pkcs11(
     source: &PinSource,
     signals: &Deferral,
 ) -> Result<(KeyData, CaUri)> {
-    if algorithm == Algorithm::Rsa2048 {
-        return Err(Error::usage("rsa-2048 is only offered for YubiKey PIV slots")
-            .with_hint("on a PKCS#11 token use ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-3072 or rsa-4096"));
-    }
     let (existing, p11) = pkcs11::open_for_init(p11)?;
     let label = p11
         .object

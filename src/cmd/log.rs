@@ -188,7 +188,7 @@ fn verify_dir(dir: &Path, ca: KeyData, required: bool) -> Result<Verified> {
         );
     };
     let report = audit::verify(&ledger, checkpoints.as_deref().unwrap_or_default(), &ca)?;
-    if required && checkpoints.is_none() && report.records > 0 {
+    if required && report.checkpoints == 0 && report.records > 0 {
         return Err(crate::ledger::missing_checkpoints(
             &dir.join(checkpoint::FILE),
             report.last_serial,
