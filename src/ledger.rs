@@ -1086,22 +1086,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::new(dir.path()).require_checkpoints(true);
         issue(&ledger, "CA");
-        // The first record creates the (empty) checkpoint file, so a failed first checkpoint
-        // is not mistaken for a removed file.
+        // The first record creates the checkpoint file; this test signs no checkpoint into it,
+        // and a file that holds none is as good as a removed one.
         let cps = dir.path().join(checkpoint::FILE);
         assert_eq!(std::fs::read(&cps).unwrap(), b"");
-        issue(&ledger, "CA");
-        std::fs::remove_file(&cps).unwrap();
-        let before = snapshot(dir.path());
-        let err = ledger.lock("CA").err().unwrap();
-        assert!(
-            err.to_string().contains("checkpoints.jsonl is missing"),
-            "{err}"
-        );
-        assert!(err.hint().unwrap().contains("restore it from the backup"));
-        assert_eq!(snapshot(dir.path()), before);
-        let err = check_against_checkpoint(dir.path(), Some((2, "h")), true).unwrap_err();
-        assert!(err.to_string().contains("is missing"), "{err}");
+        for removed in [false, true] {
+            if removed {
+                std::fs::remove_file(&cps).unwrap();
+            }
+            let before = snapshot(dir.path());
+            let err = ledger.lock("CA").err().unwrap();
+            assert!(
+                err.to_string()
+                    .contains("checkpoints.jsonl is missing or holds no checkpoint"),
+                "{err}"
+            );
+            assert!(err.hint().unwrap().contains("restore checkpoints.jsonl"));
+            assert_eq!(snapshot(dir.path()), before);
+            let err = check_against_checkpoint(dir.path(), Some((1, "h")), true).unwrap_err();
+            assert!(err.to_string().contains("is missing"), "{err}");
+        }
         // Without the setting, the same ledger is continued.
         Ledger::new(dir.path()).lock("CA").unwrap();
     }
