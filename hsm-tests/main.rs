@@ -5,6 +5,7 @@ mod common;
 mod sshd;
 
 mod algorithms;
+mod corpus;
 mod hosts;
 mod ledger;
 mod many;
