@@ -1390,7 +1390,7 @@ fn judge(
     why
 }
 
-struct Result1 {
+struct Verdict {
     outcome: String,
     success: Option<bool>,
     why: Vec<String>,
@@ -1398,7 +1398,7 @@ struct Result1 {
     panicked: bool,
 }
 
-fn run_case(case: &Case, hsm: &Hsm, fx: &Fixtures, work: &Path) -> Result1 {
+fn run_case(case: &Case, hsm: &Hsm, fx: &Fixtures, work: &Path) -> Verdict {
     let case_dir = work.join("case");
     let out_dir = work.join("out");
     for d in [&case_dir, &out_dir] {
@@ -1408,7 +1408,7 @@ fn run_case(case: &Case, hsm: &Hsm, fx: &Fixtures, work: &Path) -> Result1 {
         }
         fs::create_dir(d).unwrap();
     }
-    let fail = |why: String| Result1 {
+    let fail = |why: String| Verdict {
         outcome: "data error".into(),
         success: None,
         why: vec![why],
@@ -1473,7 +1473,7 @@ fn run_case(case: &Case, hsm: &Hsm, fx: &Fixtures, work: &Path) -> Result1 {
             why.push(format!("stdout: {}", excerpt(&out.stdout)));
         }
     }
-    Result1 {
+    Verdict {
         outcome: match (out.hung, out.code, out.signal) {
             (true, _, _) => "hang".into(),
             (_, Some(c), _) => c.to_string(),
@@ -1520,6 +1520,7 @@ fn bad_input_corpus() {
     let mut codes: BTreeMap<String, usize> = BTreeMap::new();
     let mut per_category: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut groups: BTreeMap<String, Vec<(String, Option<bool>)>> = BTreeMap::new();
+    let mut per_class: BTreeMap<String, usize> = BTreeMap::new();
     let (mut panics, mut hangs, mut changed) = (0, 0, 0);
     for case in &selected {
         restore(&hsm.state, &baseline_state);
@@ -1538,6 +1539,7 @@ fn bad_input_corpus() {
         }
         if !r.why.is_empty() {
             entry.1 += 1;
+            *per_class.entry(case.class.clone()).or_default() += 1;
             let mut why = r.why;
             why.insert(0, format!("class {} ({})", case.class, case.origin));
             failures.push((case.id.clone(), why));
@@ -1578,6 +1580,16 @@ fn bad_input_corpus() {
     println!("{:<12} {:>6} {:>8}", "category", "cases", "failing");
     for (cat, (n, f)) in &per_category {
         println!("{cat:<12} {n:>6} {f:>8}");
+    }
+    if !per_class.is_empty() {
+        println!(
+            "failing cases by class of issue 8 ('-': behaviour that already held): {}",
+            per_class
+                .iter()
+                .map(|(c, n)| format!("{c}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if !failures.is_empty() {
         let mut report = format!("{} failing case(s):\n", failures.len());
