@@ -860,6 +860,41 @@ fn set_serial(line: &[u8], serial: &str) -> Vec<u8> {
     [format!("{{\"serial\":{serial}").as_bytes(), &line[end..]].concat()
 }
 
+/// Every damage [`damage`] knows (checked by `corpus_data_is_well_formed`).
+const DAMAGES: &[&str] = &[
+    "torn-tail",
+    "nul-tail",
+    "lost-newline",
+    "blank-mid",
+    "blank-end",
+    "crlf",
+    "edit-first",
+    "edit-last",
+    "delete-first",
+    "delete-middle",
+    "delete-last",
+    "reorder",
+    "foreign-ca",
+    "nul-line",
+    "nonutf8",
+    "serial-max-alone",
+    "serial-max-then-one",
+    "serial-zero",
+    "serial-overflow",
+    "serial-negative",
+    "comment-escape",
+    "comment-bidi",
+    "empty",
+    "missing",
+    "dir",
+    "symlink",
+    "cp-beyond",
+    "cp-garbage",
+    "cp-torn",
+    "cp-missing",
+    "cp-empty",
+];
+
 /// Damage the ledger or checkpoints of the state directory (`ledger=NAME[,NAME]`).
 fn damage(state: &Path, case_dir: &Path, name: &str, fx: &Fixtures) -> Result<(), String> {
     let lp = state.join("ledger.jsonl");
@@ -1488,6 +1523,91 @@ fn run_case(case: &Case, hsm: &Hsm, fx: &Fixtures, work: &Path) -> Verdict {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/// The case files are well formed: every exit code, setup item, generator, configuration,
+/// damage, escape and placeholder is known. Needs no token, so a new case is checked in a
+/// second (`cargo test --test hsm corpus::corpus_data`).
+#[test]
+fn corpus_data_is_well_formed() {
+    check_ed25519_tables();
+    let cases = load_cases();
+    assert!(cases.len() >= 300, "{} cases", cases.len());
+    let base = BaseConfig {
+        ca: "pkcs11:token=x".into(),
+        algorithm: "ecdsa-p256".into(),
+        fingerprint: "SHA256:x".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+    };
+    let fx = Fixtures {
+        ca_line: String::new(),
+        cert_line: String::new(),
+        foreign_ca_pub: Vec::new(),
+        foreign_ca_private: Vec::new(),
+        foreign_cert: Vec::new(),
+        foreign_cert_evil: Vec::new(),
+        configs: load_configs(&base),
+        base,
+        config_bytes: Vec::new(),
+        checkpoints: Vec::new(),
+    };
+    let ctx = Ctx {
+        dir: PathBuf::from("/case"),
+        state: PathBuf::from("/state"),
+        label: "corpus-ca".into(),
+    };
+    let mut errors = Vec::new();
+    for case in &cases {
+        let mut check = |what: Result<(), String>| {
+            if let Err(e) = what {
+                errors.push(format!("{} ({}): {e}", case.id, case.origin));
+            }
+        };
+        check(if case.exit.iter().all(|c| (0..=2).contains(c)) {
+            Ok(())
+        } else {
+            Err(format!("exit codes {:?}", case.exit))
+        });
+        for word in &case.args {
+            check(expand(word, &ctx).map(|_| ()));
+        }
+        if let Some(n) = &case.needle {
+            check(unescape(n).map(|_| ()));
+        }
+        for item in &case.setup {
+            check(check_setup(item, &fx, &ctx));
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+fn check_setup(item: &str, fx: &Fixtures, ctx: &Ctx) -> Result<(), String> {
+    let (k, v) = item
+        .split_once('=')
+        .ok_or(format!("setup '{item}' is not KEY=VALUE"))?;
+    let v = placeholders(v, ctx)?;
+    let octal = |v: &str| {
+        u32::from_str_radix(v, 8)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    match k {
+        "key" | "stdin" | "pin" if v.starts_with('@') => Ok(()),
+        "pin" if ["none", "missing", "dir"].contains(&v.as_str()) => Ok(()),
+        "key" | "stdin" | "pin" => generate(&v, fx).map(|_| ()),
+        k if k.starts_with("file:") => generate(&v, fx).map(|_| ()),
+        "pinmode" => octal(&v),
+        k if k.starts_with("chmod:") => octal(&v),
+        "config" if v.starts_with('@') || v == "dir" || v == "missing" => Ok(()),
+        "config" => config_text(&v, fx).map(|_| ()),
+        "ledger" => v
+            .split(',')
+            .find(|d| !DAMAGES.contains(d))
+            .map_or(Ok(()), |d| Err(format!("unknown ledger damage '{d}'"))),
+        "token" if !v.is_empty() => Ok(()),
+        k if k.starts_with("env:") => unescape(&v).map(|_| ()),
+        other => Err(format!("unknown setup '{other}'")),
+    }
+}
 
 #[test]
 fn bad_input_corpus() {
