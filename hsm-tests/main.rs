@@ -7,6 +7,7 @@ mod sshd;
 mod algorithms;
 mod hardening;
 mod hostile_text;
+mod corpus;
 mod hosts;
 mod ledger;
 mod lock;
