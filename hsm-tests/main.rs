@@ -5,9 +5,9 @@ mod common;
 mod sshd;
 
 mod algorithms;
+mod corpus;
 mod hardening;
 mod hostile_text;
-mod corpus;
 mod hosts;
 mod ledger;
 mod lock;

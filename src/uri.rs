@@ -373,13 +373,24 @@ impl fmt::Display for Pkcs11Uri {
             query.push(format!("module-path={}", enc(&m.to_string_lossy())));
         }
         if let Some(p) = &self.pin_source {
-            query.push(format!("pin-source=file:{}", enc(&p.to_string_lossy())));
+            query.push(format!("pin-source={}", file_value(p)));
         }
         write!(f, "pkcs11:{}", path.join(";"))?;
         if !query.is_empty() {
             write!(f, "?{}", query.join("&"))?;
         }
         Ok(())
+    }
+}
+
+/// `file:/path`, or `file:///…` for a path that starts with `//` (the parser takes `file://` as
+/// the authority form and drops those two slashes), so that every URI reads back as itself.
+fn file_value(path: &std::path::Path) -> String {
+    let text = enc(&path.to_string_lossy());
+    if text.starts_with("//") {
+        format!("file://{text}")
+    } else {
+        format!("file:{text}")
     }
 }
 
@@ -390,7 +401,7 @@ impl fmt::Display for YubikeyUri {
             write!(f, ";serial={s}")?;
         }
         if let Some(p) = &self.pin_source {
-            write!(f, "?pin-source=file:{}", enc(&p.to_string_lossy()))?;
+            write!(f, "?pin-source={}", file_value(p))?;
         }
         Ok(())
     }
@@ -435,6 +446,25 @@ mod tests {
         assert_eq!(p11(&u.to_string()), u);
         let bare = p11("pkcs11:");
         assert_eq!(bare, Pkcs11Uri::default());
+    }
+
+    /// Found by the `uri` fuzz target (fuzz/regressions/): `file:////x` is the path `//x`,
+    /// which used to print as `file://x`, a URI the parser then refused.
+    #[test]
+    fn pin_source_paths_starting_with_two_slashes_round_trip() {
+        for uri in [
+            "pkcs11:token=a?pin-source=file:////x",
+            "yubikey:slot-id=9c?pin-source=file:////x",
+            "pkcs11:token=a?pin-source=file:///x",
+        ] {
+            let parsed: CaUri = uri.parse().unwrap();
+            let again: CaUri = parsed.to_string().parse().unwrap();
+            assert_eq!(again, parsed, "{uri} -> {parsed}");
+        }
+        assert_eq!(
+            p11("pkcs11:token=a?pin-source=file:/run/pin").to_string(),
+            "pkcs11:token=a?pin-source=file:/run/pin"
+        );
     }
 
     #[test]

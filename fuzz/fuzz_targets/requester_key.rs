@@ -1,4 +1,4 @@
-//! The requester key validator (today `policy::requester_key`; issue 8 moves it to `key.rs`):
+//! The requester key validator (`key::requester_key`, what `mint` runs on the key file):
 //! any input is accepted or refused without a panic, and every key it accepts passes the
 //! checks of issue 8, made here independently: an Ed25519 point (also inside sk-ssh-ed25519)
 //! decodes and is not of small order; an ECDSA point (also inside sk-ecdsa) is on its curve and
@@ -11,7 +11,7 @@
 #![no_main]
 
 use base64ct::{Base64, Encoding};
-use breakglass_ca::policy::requester_key;
+use breakglass_ca::key::requester_key;
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use libfuzzer_sys::fuzz_target;
 use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData};
