@@ -7,9 +7,9 @@ use ssh_key::{Certificate, HashAlg, PublicKey};
 
 use crate::backend::CaKey;
 use crate::cert::{self, CertOptions, CertSpec};
-use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::key;
+use crate::ledger::checkpoint;
 use crate::ledger::{Locked, Record, Recovery};
 use crate::policy::{self, Policy, ValidityRequest, Window};
 use crate::text;

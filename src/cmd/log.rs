@@ -6,13 +6,13 @@ use std::path::Path;
 use ssh_key::public::KeyData;
 use ssh_key::{Certificate, HashAlg, PublicKey};
 
-use crate::audit::{self, Report};
-use crate::checkpoint::{self, Checkpoint};
 use crate::cli::{LogAction, LogArgs};
 use crate::cmd::{inspect, Globals};
 use crate::config::{Config, CA_PUB_FILE};
 use crate::error::{Error, Result};
 use crate::fsx::{self, write_new};
+use crate::ledger::checkpoint::{self, Checkpoint};
+use crate::ledger::verify::{self, Report};
 use crate::ledger::{Ledger, Record, LEDGER_FILE};
 use crate::text::{self, Esc};
 use crate::ui::{self, say};
@@ -187,7 +187,7 @@ fn verify_dir(dir: &Path, ca: KeyData, required: bool) -> Result<Verified> {
             ),
         );
     };
-    let report = audit::verify(&ledger, checkpoints.as_deref().unwrap_or_default(), &ca)?;
+    let report = verify::verify(&ledger, checkpoints.as_deref().unwrap_or_default(), &ca)?;
     if required && report.checkpoints == 0 && report.records > 0 {
         return Err(crate::ledger::missing_checkpoints(
             &dir.join(checkpoint::FILE),

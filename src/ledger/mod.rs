@@ -17,9 +17,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::fsx;
+use checkpoint::Checkpoint;
+
+pub mod checkpoint;
+pub mod verify;
 
 pub const LEDGER_FILE: &str = "ledger.jsonl";
 /// The file `mint` (and `init`, and the readers, shared) lock.

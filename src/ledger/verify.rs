@@ -6,9 +6,9 @@ use ssh_key::public::KeyData;
 use ssh_key::{Certificate, HashAlg};
 
 use crate::cert;
-use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::issue::rfc3339;
+use crate::ledger::checkpoint::{self, Checkpoint};
 use crate::ledger::{chain_heads, parse_ledger, Record, BROKEN_HINT};
 
 /// What a successful verification found.
