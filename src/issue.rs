@@ -10,7 +10,7 @@ use crate::cert::{self, CertOptions, CertSpec};
 use crate::error::{Error, Result};
 use crate::key;
 use crate::ledger::checkpoint;
-use crate::ledger::{Locked, Record, Recovery};
+use crate::ledger::{Locked, Record, Repaired};
 use crate::policy::{self, Policy, ValidityRequest, Window};
 use crate::text;
 
@@ -50,7 +50,8 @@ pub struct Issued {
     /// The certificate as one OpenSSH line (what goes into `-cert.pub`).
     pub line: String,
     pub record: Record,
-    pub recovery: Recovery,
+    /// What the ledger repaired before it appended this record (an earlier mint's crash).
+    pub repaired: Option<Repaired>,
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
@@ -243,10 +244,9 @@ pub fn issue(
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         prev_hash: locked.tail().prev_hash.clone(),
     };
-    let head = locked.append(&record)?;
-    let recovery = std::mem::take(locked.recovery_mut());
+    let appended = locked.append(&record)?;
     let checkpoint_failed = if checkpoint {
-        checkpoint::sign(ca, serial, &head)
+        checkpoint::sign(ca, serial, &appended.head)
             .and_then(|cp| locked.append_checkpoint(&cp))
             .err()
     } else {
@@ -257,7 +257,7 @@ pub fn issue(
         checkpoint_failed,
         line,
         record,
-        recovery,
+        repaired: appended.repaired,
     })
 }
 

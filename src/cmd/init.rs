@@ -56,7 +56,7 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
     let fingerprint = export::fingerprint(&public);
     fsx::ensure_dir(&g.state_dir)?;
     // Under the ledger lock: no mint runs while the files change.
-    let _lock = Ledger::new(&g.state_dir).exclusive()?;
+    let _lock = crate::cmd::ledger(&g.state_dir).exclusive()?;
     retire_previous_ca(&g.state_dir, old_config.as_ref(), &fingerprint, Utc::now())?;
     let config = Config {
         ca: uri.to_string(),

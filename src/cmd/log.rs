@@ -11,7 +11,7 @@ use crate::cmd::{inspect, Globals};
 use crate::config::{Config, CA_PUB_FILE};
 use crate::error::{Error, Result};
 use crate::fsx::{self, write_new};
-use crate::ledger::checkpoint::{self, Checkpoint};
+use crate::ledger::checkpoint;
 use crate::ledger::verify::{self, Report};
 use crate::ledger::{Ledger, Record, LEDGER_FILE};
 use crate::text::{self, Esc};
@@ -189,7 +189,7 @@ fn verify_dir(dir: &Path, ca: KeyData, required: bool) -> Result<Verified> {
     };
     let report = verify::verify(&ledger, checkpoints.as_deref().unwrap_or_default(), &ca)?;
     if required && report.checkpoints == 0 && report.records > 0 {
-        return Err(crate::ledger::missing_checkpoints(
+        return Err(checkpoint::missing(
             &dir.join(checkpoint::FILE),
             report.last_serial,
         ));
@@ -246,7 +246,7 @@ fn export(g: &Globals, out: &Path) -> Result<()> {
         .as_bytes(),
         0o644,
     )?;
-    let latest: Option<Checkpoint> = String::from_utf8_lossy(&cps)
+    let latest: Option<checkpoint::Checkpoint> = String::from_utf8_lossy(&cps)
         .lines()
         .rev()
         .find_map(|l| serde_json::from_str(l).ok());

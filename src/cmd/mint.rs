@@ -11,7 +11,6 @@ use crate::cli::MintArgs;
 use crate::cmd::{write_output, Globals};
 use crate::error::{Error, Result};
 use crate::issue::{self, Issued, MintRequest, SystemClock};
-use crate::ledger::Ledger;
 use crate::policy::{self, ValidityRequest};
 use crate::signals::Deferral;
 use crate::text::Esc;
@@ -80,7 +79,7 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     // One mint at a time per CA, from before the token is opened until the certificate is
     // written: a token serves one signer at a time, and the serial stays allocated to us.
     crate::fsx::ensure_dir(&g.state_dir)?;
-    let ledger = Ledger::new(&g.state_dir).require_checkpoints(config.checkpoints);
+    let ledger = crate::cmd::ledger(&g.state_dir).require_checkpoints(config.checkpoints);
     let mut locked = ledger.lock(&config.fingerprint)?;
     // The clock rule, before the custodian is asked for anything (checked again when signing).
     issue::check_clock(
@@ -157,14 +156,8 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
             "WARNING: the certificate is recorded, but the token could not sign the ledger checkpoint: {e}"
         ));
     }
-    if let Some(side) = &issued.recovery.torn_saved_to {
-        say(format!(
-            "NOTE: the ledger ended in a half-written record from an interrupted mint; no certificate was handed out for it. It was moved to {} and the ledger repaired.",
-            side.display()
-        ));
-    }
-    if let Some(serial) = issued.recovery.completed_serial {
-        say(format!("NOTE: the ledger's last record (serial {serial}) had lost its final newline; it was restored."));
+    if let Some(repaired) = &issued.repaired {
+        say(format!("NOTE: {repaired}"));
     }
     deliver(&issued, output.as_deref(), args.json, forced.as_deref())?;
     drop(locked);

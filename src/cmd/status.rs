@@ -42,7 +42,7 @@ pub fn run(g: &Globals) -> Result<()> {
             .map(|(_, r)| r.serial)
             .zip(heads.last().map(String::as_str));
         let required = config.as_ref().is_some_and(|c| c.checkpoints);
-        crate::ledger::check_against_checkpoint(&g.state_dir, newest, required)
+        crate::ledger::checkpoint::check_ledger(&g.state_dir, newest, required)
     });
     if let Err(e) = &chain {
         lines.push(format!("ledger chain:   BROKEN: {e}"));

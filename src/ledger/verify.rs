@@ -5,11 +5,11 @@
 use ssh_key::public::KeyData;
 use ssh_key::{Certificate, HashAlg};
 
+use super::checkpoint;
+use super::{chain_heads, parse_ledger, Record, BROKEN_HINT};
 use crate::cert;
 use crate::error::{Error, Result};
 use crate::issue::rfc3339;
-use crate::ledger::checkpoint::{self, Checkpoint};
-use crate::ledger::{chain_heads, parse_ledger, Record, BROKEN_HINT};
 
 /// What a successful verification found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -25,21 +25,6 @@ pub struct Report {
 
 fn broken(what: String) -> Error {
     Error::invalid(format!("ledger verification FAILED: {what}")).with_hint(BROKEN_HINT)
-}
-
-/// The complete lines of the checkpoint file, with a last line that lost only its newline;
-/// and whether a torn (unterminated, unreadable) last line was left out.
-fn checkpoint_lines(bytes: &[u8]) -> (Vec<&[u8]>, bool) {
-    let mut out: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    let last = out.pop().unwrap_or_default(); // after the last newline
-    if last.is_empty() {
-        return (out, false);
-    }
-    if serde_json::from_slice::<Checkpoint>(last).is_ok() {
-        out.push(last);
-        return (out, false);
-    }
-    (out, true)
 }
 
 /// Verify `ledger` and `checkpoints` (the bytes of `ledger.jsonl` and `checkpoints.jsonl`)
@@ -78,18 +63,16 @@ pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report>
     }
     let heads = chain_heads(&records, &ca_fp)?;
 
-    let (cp_lines, cp_torn) = checkpoint_lines(checkpoints);
-    if cp_torn {
+    let cp_lines = checkpoint::lines(checkpoints);
+    if cp_lines.torn {
         report.warnings.push(
             "the checkpoint file ends in a half-written line from an interrupted mint".into(),
         );
     }
     let mut last_cp = 0u64;
-    for (i, line) in cp_lines.iter().enumerate() {
-        let cp: Checkpoint = std::str::from_utf8(line)
-            .ok()
-            .and_then(|t| serde_json::from_str(t).ok())
-            .ok_or_else(|| broken(format!("checkpoint line {} cannot be read", i + 1)))?;
+    for (i, line) in cp_lines.complete.iter().enumerate() {
+        let cp = checkpoint::parse_line(line)
+            .map_err(|_| broken(format!("checkpoint line {} cannot be read", i + 1)))?;
         if cp.serial <= last_cp {
             return Err(broken(format!(
                 "checkpoint for serial {} is out of order",
@@ -184,6 +167,7 @@ mod tests {
     use crate::backend::CaKey;
     use crate::cert::CertOptions;
     use crate::issue::{issue, Clock, MintRequest};
+    use crate::ledger::checkpoint::Checkpoint;
     use crate::ledger::{genesis_hash, hex_sha256};
     use crate::ledger::{Ledger, LEDGER_FILE};
     use crate::policy::{Policy, ValidityRequest};
