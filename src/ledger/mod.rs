@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 pub use chain::{chain_heads, genesis_hash, hex_sha256};
 pub use lock::{Appended, LockGuard, Locked, Repaired, Tail};
 pub use record::{parse_ledger, BadLine, Lines, Record};
-pub use verify::Report;
+pub use verify::{Report, Summary, Verified};
 
 use crate::error::{Error, Result};
 use crate::fsx;
