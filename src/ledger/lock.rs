@@ -14,6 +14,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::jsonl::{self, append_line, read_tail};
 use super::record::{damaged, parse_ledger, Record};
 use super::{genesis_hash, Ledger};
+use crate::backend::CaKey;
 use crate::error::{Error, Result};
 use crate::fsx;
 
@@ -57,6 +58,8 @@ impl fmt::Display for Repaired {
 /// A record appended by [`Locked::append`].
 #[derive(Debug)]
 pub struct Appended {
+    /// Its serial.
+    pub serial: u64,
     /// The hash of its line: the new head of the chain.
     pub head: String,
     /// What was repaired before it was appended, if anything.
@@ -356,7 +359,17 @@ impl<'a> Locked<'a> {
             prev_hash: head.clone(),
             last_issued_at: Some(record.issued_at.clone()),
         };
-        Ok(Appended { head, repaired })
+        Ok(Appended {
+            serial: record.serial,
+            head,
+            repaired,
+        })
+    }
+
+    /// Have the token `ca` sign the head `appended` made, and append that checkpoint.
+    pub fn sign_checkpoint(&mut self, ca: &dyn CaKey, appended: &Appended) -> Result<()> {
+        let cp = checkpoint::sign(ca, appended.serial, &appended.head)?;
+        self.append_checkpoint(&cp)
     }
 
     /// Append a signed checkpoint of the head to `checkpoints.jsonl`, still under the lock
