@@ -13,12 +13,12 @@
 //! The ledger never prints: what it has to say while it works (waiting for another mint's
 //! lock) goes to the [`Note`] callback set with [`Ledger::on_note`], which `cmd/` renders.
 //!
-//! - [`record`]: the record type and its line parser;
-//! - [`chain`]: the hash chain (genesis, line hashes, the walk, the last link);
-//! - [`lock`]: the lock, the tail, the unchanged re-check, the repair and the append;
+//! - `record.rs`: the record type and its line parser;
+//! - `chain.rs`: the hash chain (genesis, line hashes, the walk, the last link);
+//! - `lock.rs`: the lock, the tail, the unchanged re-check, the repair and the append;
 //! - [`checkpoint`]: all of `checkpoints.jsonl` (sign, check, parse, newest, append);
 //! - [`verify`]: the full audit (`log verify`) and the cheap check (`status`);
-//! - [`jsonl`]: the file operations both files share.
+//! - `jsonl.rs`: the file operations both files share.
 
 mod chain;
 pub mod checkpoint;
@@ -138,19 +138,22 @@ impl Ledger {
     /// The exclusive lock alone (`init` holds it while it retires and rewrites the state
     /// files). Creates `ledger.lock` if needed.
     pub fn exclusive(&self) -> Result<LockGuard> {
-        lock::take_lock(&self.lock_path(), true, true, &|| {
+        self.take_lock(true, true)?
+            .ok_or_else(|| Error::ledger("internal error: the lock file was not created"))
+    }
+
+    /// `ledger.lock`, locked (see [`lock::take_lock`]); a wait for it is told as a [`Note`].
+    fn take_lock(&self, exclusive: bool, create: bool) -> Result<Option<LockGuard>> {
+        lock::take_lock(&self.lock_path(), exclusive, create, &|| {
             self.note(Note::WaitingForLock)
-        })?
-        .ok_or_else(|| Error::ledger("internal error: the lock file was not created"))
+        })
     }
 
     /// The ledger's and the checkpoints' bytes, each read once, under a shared lock (when
     /// there is a lock file): consistent with each other, and exactly what a caller verifies
     /// and exports. `None` for a file that does not exist.
     pub fn read_files(&self) -> Result<Files> {
-        let _guard = lock::take_lock(&self.lock_path(), false, false, &|| {
-            self.note(Note::WaitingForLock)
-        })?;
+        let _guard = self.take_lock(false, false)?;
         let ledger = self.read_bytes()?;
         let checkpoints = fsx::read_private(
             &self.dir.join(checkpoint::FILE),
