@@ -230,3 +230,62 @@ fn a_mint_whose_lock_file_is_deleted_still_issues_when_nothing_else_ran() {
     assert!(hsm.state.join("ledger.lock").exists());
     assert_ok(&run(hsm.cmd().args(["log", "verify"])), "log verify");
 }
+
+/// A mint (and `log verify`) that finds the lock held by another process waits for it, says
+/// so on stderr once (the ledger reports it as a note, `cmd/` prints it), and goes on when the
+/// lock is released.
+#[test]
+fn a_command_that_finds_the_lock_held_says_it_waits_then_goes_on() {
+    if !require(&["softhsm2-util", "ssh-keygen", MODULE]) {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let key = keygen(hsm.dir.path(), "a", &["-t", "ed25519"], "alice@laptop");
+    const WAITING: &str = "Waiting for another mint on this state directory to finish...\n";
+    for (what, args) in [
+        (
+            "mint",
+            vec!["mint", "--reason", "INC-1", "-n", "breakglass"],
+        ),
+        ("log verify", vec!["log", "verify"]),
+    ] {
+        // Held as another mint holds it (flock on ledger.lock).
+        let held = std::fs::File::open(hsm.state.join("ledger.lock")).unwrap();
+        held.lock().unwrap();
+        let mut c = hsm.cmd();
+        c.args(&args);
+        if what == "mint" {
+            c.arg(&key);
+        }
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what} did not wait for the lock"
+        );
+        drop(held);
+        let out = wait_bounded(&mut child, Duration::from_secs(60));
+        assert_ok(&out, what);
+        let err = stderr(&out);
+        assert!(err.starts_with(WAITING), "{what}: {err}");
+        assert_eq!(err.matches(WAITING).count(), 1, "{what}: {err}");
+        if what == "mint" {
+            assert!(err.contains("Issued serial 1 "), "{err}");
+        } else {
+            assert!(
+                stdout(&out).contains("ledger OK: 1 record(s)"),
+                "{}",
+                stdout(&out)
+            );
+        }
+    }
+    // Nobody holds it: nothing said.
+    let out = hsm.mint(&key, &["-n", "breakglass"]);
+    assert_ok(&out, "mint");
+    assert!(!stderr(&out).contains("Waiting"), "{}", stderr(&out));
+}

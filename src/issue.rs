@@ -7,10 +7,9 @@ use ssh_key::{Certificate, HashAlg, PublicKey};
 
 use crate::backend::CaKey;
 use crate::cert::{self, CertOptions, CertSpec};
-use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::key;
-use crate::ledger::{Locked, Record, Recovery};
+use crate::ledger::{Locked, Record, Repaired, Tail};
 use crate::policy::{self, Policy, ValidityRequest, Window};
 use crate::text;
 
@@ -50,7 +49,8 @@ pub struct Issued {
     /// The certificate as one OpenSSH line (what goes into `-cert.pub`).
     pub line: String,
     pub record: Record,
-    pub recovery: Recovery,
+    /// What the ledger repaired before it appended this record (an earlier mint's crash).
+    pub repaired: Option<Repaired>,
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
@@ -173,9 +173,11 @@ pub fn check_window(
 }
 
 /// Issue one certificate. `ca` must be logged in, and `locked` the ledger of this CA, locked
-/// (see [`Ledger::lock`]). Allocate the serial, sign, verify, append and fsync the record, then
-/// (if `checkpoint`) have the token sign the new ledger head. The caller writes the
-/// certificate out afterwards and then drops the lock.
+/// (see [`crate::ledger::Ledger::lock`]): check what needs the ledger's tail and the clock,
+/// re-check that the ledger is unchanged, sign and self-check the certificate, append and
+/// fsync its record (repairing an earlier crash first), then (if `checkpoint`) have the token
+/// sign the new ledger head. The caller writes the certificate out afterwards and then drops
+/// the lock.
 pub fn issue(
     ca: &dyn CaKey,
     locked: &mut Locked<'_>,
@@ -190,65 +192,19 @@ pub fn issue(
             "internal error: the ledger locked is not this CA's",
         ));
     }
+    let tail = locked.tail().clone();
     let now = clock.now();
-    check_clock(now, locked.tail().last_issued_at.as_deref(), &req.validity)?;
-    let window = policy::window(policy, &req.validity, now)?;
-    check_window(
-        policy,
-        &window,
-        now,
-        locked.tail().last_issued_at.as_deref(),
-        &req.validity,
-    )?;
-    let serial = locked.tail().serial;
-    let key_id = match &req.key_id {
-        Some(id) => id.clone(),
-        None => policy::default_key_id(&req.requester, serial, &req.reason),
-    };
-    policy::check_key_id(&key_id)?;
-    key::check_public_key(&req.subject)?;
-    req.options.check_for_key(&req.subject)?;
-    requester_name(Some(&req.requester), &req.subject)?;
-    let spec = CertSpec {
-        subject: req.subject.clone(),
-        serial,
-        key_id,
-        principals: req.principals.clone(),
-        window,
-        options: req.options.clone(),
-    };
+    let spec = cert_spec(policy, req, &tail, now)?;
     // Nothing is signed for a serial another writer took meanwhile (see `check_unchanged`).
     locked.check_unchanged()?;
     let certificate = cert::sign(ca, &spec)?;
     let line = certificate
         .to_openssh()
         .map_err(|e| Error::ssh("cannot encode the certificate", e))?;
-    let record = Record {
-        serial,
-        key_id: spec.key_id,
-        principals: spec.principals,
-        valid_after: rfc3339(window.valid_after),
-        valid_before: rfc3339(window.valid_before),
-        requester_key_type: req.subject.algorithm().to_string(),
-        requester_fingerprint: req.subject.fingerprint(HashAlg::Sha256).to_string(),
-        requester_comment: req.requester.clone(),
-        reason: req.reason.clone(),
-        critical_options: spec.options.critical,
-        extensions: spec.options.extensions.into_keys().collect(),
-        certificate_sha256: cert::certificate_sha256(&certificate)?,
-        certificate: line.clone(),
-        ca_fingerprint: ca_fp,
-        issued_at: rfc3339(now),
-        host: gethostname::gethostname().to_string_lossy().into_owned(),
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        prev_hash: locked.tail().prev_hash.clone(),
-    };
-    let head = locked.append(&record)?;
-    let recovery = std::mem::take(locked.recovery_mut());
+    let record = ledger_record(req, spec, &certificate, &line, ca_fp, now, tail.prev_hash)?;
+    let appended = locked.append(&record)?;
     let checkpoint_failed = if checkpoint {
-        checkpoint::sign(ca, serial, &head)
-            .and_then(|cp| locked.append_checkpoint(&cp))
-            .err()
+        locked.sign_checkpoint(ca, &appended).err()
     } else {
         None
     };
@@ -257,7 +213,71 @@ pub fn issue(
         checkpoint_failed,
         line,
         record,
-        recovery,
+        repaired: appended.repaired,
+    })
+}
+
+/// What to sign for `req` at the serial `tail` allocates, with every check that needs the
+/// tail or the clock made again (the clock rule, the window, the key ID, the requester's key
+/// and name): `mint` checked them before the PIN, but a caller may not have.
+fn cert_spec(
+    policy: &Policy,
+    req: &MintRequest,
+    tail: &Tail,
+    now: DateTime<Utc>,
+) -> Result<CertSpec> {
+    let last_issued_at = tail.last_issued_at.as_deref();
+    check_clock(now, last_issued_at, &req.validity)?;
+    let window = policy::window(policy, &req.validity, now)?;
+    check_window(policy, &window, now, last_issued_at, &req.validity)?;
+    let key_id = match &req.key_id {
+        Some(id) => id.clone(),
+        None => policy::default_key_id(&req.requester, tail.serial, &req.reason),
+    };
+    policy::check_key_id(&key_id)?;
+    key::check_public_key(&req.subject)?;
+    req.options.check_for_key(&req.subject)?;
+    requester_name(Some(&req.requester), &req.subject)?;
+    Ok(CertSpec {
+        subject: req.subject.clone(),
+        serial: tail.serial,
+        key_id,
+        principals: req.principals.clone(),
+        window,
+        options: req.options.clone(),
+    })
+}
+
+/// The ledger record of `certificate` (signed from `spec`, `line` its OpenSSH line), issued
+/// `now` by the CA `ca_fp`, chained to `prev_hash`.
+fn ledger_record(
+    req: &MintRequest,
+    spec: CertSpec,
+    certificate: &Certificate,
+    line: &str,
+    ca_fp: String,
+    now: DateTime<Utc>,
+    prev_hash: String,
+) -> Result<Record> {
+    Ok(Record {
+        serial: spec.serial,
+        key_id: spec.key_id,
+        principals: spec.principals,
+        valid_after: rfc3339(spec.window.valid_after),
+        valid_before: rfc3339(spec.window.valid_before),
+        requester_key_type: req.subject.algorithm().to_string(),
+        requester_fingerprint: req.subject.fingerprint(HashAlg::Sha256).to_string(),
+        requester_comment: req.requester.clone(),
+        reason: req.reason.clone(),
+        critical_options: spec.options.critical,
+        extensions: spec.options.extensions.into_keys().collect(),
+        certificate_sha256: cert::certificate_sha256(certificate)?,
+        certificate: line.to_string(),
+        ca_fingerprint: ca_fp,
+        issued_at: rfc3339(now),
+        host: gethostname::gethostname().to_string_lossy().into_owned(),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        prev_hash,
     })
 }
 

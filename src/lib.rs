@@ -6,10 +6,8 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod audit;
 pub mod backend;
 pub mod cert;
-pub mod checkpoint;
 pub mod cli;
 pub mod cmd;
 pub mod config;

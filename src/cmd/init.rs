@@ -9,7 +9,6 @@ use ssh_key::public::KeyData;
 use crate::backend::piv::{self, InitOptions, MgmSource};
 use crate::backend::pkcs11::{self, Existing};
 use crate::backend::{Algorithm, CaKey};
-use crate::checkpoint;
 use crate::cli::{InitArgs, PinPolicyArg, TouchPolicyArg};
 use crate::cmd::Globals;
 use crate::config::{self, Config};
@@ -17,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::export;
 use crate::fsx;
 use crate::issue::rfc3339;
+use crate::ledger::checkpoint;
 use crate::ledger::{Ledger, LEDGER_FILE};
 use crate::pin::{Pin, PinSource};
 use crate::signals::Deferral;
@@ -56,7 +56,7 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
     let fingerprint = export::fingerprint(&public);
     fsx::ensure_dir(&g.state_dir)?;
     // Under the ledger lock: no mint runs while the files change.
-    let _lock = Ledger::new(&g.state_dir).exclusive()?;
+    let _lock = crate::cmd::ledger(&g.state_dir).exclusive()?;
     retire_previous_ca(&g.state_dir, old_config.as_ref(), &fingerprint, Utc::now())?;
     let config = Config {
         ca: uri.to_string(),

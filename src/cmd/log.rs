@@ -6,14 +6,13 @@ use std::path::Path;
 use ssh_key::public::KeyData;
 use ssh_key::{Certificate, HashAlg, PublicKey};
 
-use crate::audit::{self, Report};
-use crate::checkpoint::{self, Checkpoint};
 use crate::cli::{LogAction, LogArgs};
 use crate::cmd::{inspect, Globals};
 use crate::config::{Config, CA_PUB_FILE};
 use crate::error::{Error, Result};
 use crate::fsx::{self, write_new};
-use crate::ledger::{Ledger, Record, LEDGER_FILE};
+use crate::ledger::checkpoint;
+use crate::ledger::{Ledger, Record, Verified, LEDGER_FILE};
 use crate::text::{self, Esc};
 use crate::ui::{self, say};
 
@@ -148,16 +147,14 @@ fn read_ca_pub(path: &Path) -> Result<Option<KeyData>> {
         })
 }
 
-/// What was verified: the key, the report, and the exact bytes checked.
-struct Verified {
+/// What was verified: the key, and the report with the exact bytes checked.
+struct Checked {
     ca: KeyData,
-    report: Report,
-    ledger: Vec<u8>,
-    checkpoints: Vec<u8>,
+    verified: Verified,
 }
 
 /// `log verify`: the state directory's ledger, with its CA key and configuration.
-fn verify_state(g: &Globals) -> Result<Verified> {
+fn verify_state(g: &Globals) -> Result<Checked> {
     let config = g.config()?;
     let ca = ca_key(g, config.as_ref())?;
     let required = config.as_ref().is_some_and(|c| c.checkpoints);
@@ -165,54 +162,42 @@ fn verify_state(g: &Globals) -> Result<Verified> {
 }
 
 /// `log verify --bundle DIR`: a bundle holding its own `ca.pub`.
-fn verify_bundle(dir: &Path) -> Result<Verified> {
+fn verify_bundle(dir: &Path) -> Result<Checked> {
     let path = dir.join(CA_PUB_FILE);
     let ca = read_ca_pub(&path)?
         .ok_or_else(|| Error::file("read", &path, std::io::ErrorKind::NotFound.into()))?;
     verify_dir(dir, ca, false)
 }
 
-/// Verify the ledger in `dir`: both files read once (under the ledger lock where there is
-/// one), and exactly those bytes checked.
-fn verify_dir(dir: &Path, ca: KeyData, required: bool) -> Result<Verified> {
-    let ledger_path = dir.join(LEDGER_FILE);
-    let crate::ledger::Files {
-        ledger,
-        checkpoints,
-    } = Ledger::new(dir).read_files()?;
-    let Some(ledger) = ledger else {
-        return Err(
-            Error::usage(format!("there is no ledger at {}", ledger_path.display())).with_hint(
-                "point --state-dir (or --bundle) at the directory that holds ledger.jsonl",
-            ),
-        );
-    };
-    let report = audit::verify(&ledger, checkpoints.as_deref().unwrap_or_default(), &ca)?;
-    if required && report.checkpoints == 0 && report.records > 0 {
-        return Err(crate::ledger::missing_checkpoints(
-            &dir.join(checkpoint::FILE),
-            report.last_serial,
-        ));
-    }
+/// Verify the ledger in `dir` (both files read once, under the ledger lock where there is
+/// one, and exactly those bytes checked) and say what was found.
+fn verify_dir(dir: &Path, ca: KeyData, required: bool) -> Result<Checked> {
+    let verified = crate::cmd::ledger(dir)
+        .require_checkpoints(required)
+        .verify(&ca)?
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "there is no ledger at {}",
+                dir.join(LEDGER_FILE).display()
+            ))
+            .with_hint("point --state-dir (or --bundle) at the directory that holds ledger.jsonl")
+        })?;
+    let report = &verified.report;
     ui::print(format!(
         "ledger OK: {} record(s), serials 1 to {}, chain intact, every certificate signed by {}",
-        report.records,
+        report.last_serial,
         report.last_serial,
         ca.fingerprint(HashAlg::Sha256)
     ))?;
     ui::print(format!(
         "checkpoints: {} signed by the CA token; the newest covers serial {}",
-        report.checkpoints, report.last_signed_serial
+        report.checkpoints,
+        report.last_signed_serial()
     ))?;
     for w in &report.warnings {
         ui::print(format!("warning: {w}"))?;
     }
-    Ok(Verified {
-        ca,
-        report,
-        ledger,
-        checkpoints: checkpoints.unwrap_or_default(),
-    })
+    Ok(Checked { ca, verified })
 }
 
 /// `log export`: verify, then write exactly the bytes verified into a new directory.
@@ -222,11 +207,14 @@ fn export(g: &Globals, out: &Path) -> Result<()> {
         return Err(Error::usage(format!("{} already exists", out.display()))
             .with_hint("choose a new directory for the bundle"));
     }
-    let Verified {
+    let Checked {
         ca,
-        report,
-        ledger,
-        checkpoints: cps,
+        verified:
+            Verified {
+                report,
+                ledger,
+                checkpoints: cps,
+            },
     } = verify_state(g)?;
     fsx::create_dir(out, fsx::PRIVATE_DIR)?;
     let line = crate::export::openssh_line(&ca)?;
@@ -246,10 +234,6 @@ fn export(g: &Globals, out: &Path) -> Result<()> {
         .as_bytes(),
         0o644,
     )?;
-    let latest: Option<Checkpoint> = String::from_utf8_lossy(&cps)
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok());
     let fp = ca.fingerprint(HashAlg::Sha256).to_string();
     let mut howto = format!(
         "breakglass-ca ledger bundle\n\nCA: {fp}\nrecords: {} (serials 1 to {})\n\n\
@@ -257,9 +241,9 @@ fn export(g: &Globals, out: &Path) -> Result<()> {
          \x20  ssh-keygen -l -E sha256 -f ca.pub\n\
          2. Verify everything (chain, checkpoints, every certificate) with the tool, no token needed:\n\
          \x20  breakglass-ca log verify --bundle .\n",
-        report.records, report.last_serial
+        report.last_serial, report.last_serial
     );
-    if let Some(cp) = latest {
+    if let Some(cp) = &report.newest_checkpoint {
         write_new(
             &out.join("checkpoint-latest.msg"),
             checkpoint::message(&fp, cp.serial, &cp.head).as_bytes(),

@@ -9,10 +9,11 @@ use chrono::Utc;
 use crate::cert::{self, CertOptions};
 use crate::cli::MintArgs;
 use crate::cmd::{write_output, Globals};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::issue::{self, Issued, MintRequest, SystemClock};
-use crate::ledger::Ledger;
-use crate::policy::{self, ValidityRequest};
+use crate::ledger::Tail;
+use crate::policy::{self, Policy, ValidityRequest, Window};
 use crate::signals::Deferral;
 use crate::text::Esc;
 use crate::ui::{both_times, say};
@@ -28,8 +29,58 @@ pub fn default_output(input: &Path) -> Option<PathBuf> {
     Some(PathBuf::from(format!("{stem}-cert.pub")))
 }
 
+/// A mint request checked without the token or the ledger: what `run` needs from here on.
+struct Checked {
+    config: Config,
+    req: MintRequest,
+    /// The validity window as it would be now (shown before the PIN; computed again when
+    /// signing).
+    preview: Window,
+    /// Where the certificate goes (`None`: stdout).
+    output: Option<PathBuf>,
+}
+
+/// `mint`: check the request, lock the ledger, check the request against it, open the token
+/// and show what will be signed, unlock, issue (ledger first), deliver, finish.
 pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
-    // Everything that can be refused without the token is refused first.
+    let Checked {
+        config,
+        req,
+        preview,
+        output,
+    } = check_request(g, args)?;
+    // One mint at a time per CA, from before the token is opened until the certificate is
+    // written: a token serves one signer at a time, and the serial stays allocated to us.
+    crate::fsx::ensure_dir(&g.state_dir)?;
+    let ledger = crate::cmd::ledger(&g.state_dir).require_checkpoints(config.checkpoints);
+    let mut locked = ledger.lock(&config.fingerprint)?;
+    let forced = check_against_ledger(&config.policy, &preview, &req.validity, locked.tail())?;
+    // Signals are deferred from the PIN on until the token is closed (declared before the
+    // token, so dropped after it on every path).
+    let signals = Deferral::new();
+    let (uri, mut ca) = g.open_ca(Some(&config), true)?;
+    show_request(&req, &preview, forced.as_deref());
+    g.unlock(&signals, &uri, ca.as_mut(), args.force)?;
+
+    let issued = issue::issue(
+        ca.as_ref(),
+        &mut locked,
+        &config.policy,
+        &req,
+        &SystemClock,
+        config.checkpoints,
+    )?;
+    show_issue_notes(&issued);
+    deliver(&issued, output.as_deref(), args.json, forced.as_deref())?;
+    drop(locked);
+    drop(ca);
+    finish(signals, &issued, output.as_deref(), args.json)
+}
+
+/// Everything that can be refused without the token or the ledger, refused first: the
+/// principals, reason, key ID and options, the configuration, the window, the requester's key
+/// and name, and the output path.
+fn check_request(g: &Globals, args: &MintArgs) -> Result<Checked> {
     let principals = policy::principals(&args.principals)?;
     let reason = args.reason.trim().to_string();
     if reason.is_empty() {
@@ -60,8 +111,7 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         ))
         .with_hint("use the state directory where 'breakglass-ca init' created this CA (--state-dir), or restore it from the backup kept with the token")
     })?;
-    let policy = config.policy;
-    let preview = policy::window(&policy, &validity, Utc::now())?;
+    let preview = policy::window(&config.policy, &validity, Utc::now())?;
     // The requester's key and name, validated before anything is locked or opened.
     let key_text = fsx::read_text(&args.pubkey, fsx::limit::KEY_FILE, "requester's public key")?;
     let subject = key::parse_requester_key(&key_text)?;
@@ -77,28 +127,6 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     if let Some(p) = &output {
         g.check_output(p)?;
     }
-    // One mint at a time per CA, from before the token is opened until the certificate is
-    // written: a token serves one signer at a time, and the serial stays allocated to us.
-    crate::fsx::ensure_dir(&g.state_dir)?;
-    let ledger = Ledger::new(&g.state_dir).require_checkpoints(config.checkpoints);
-    let mut locked = ledger.lock(&config.fingerprint)?;
-    // The clock rule, before the custodian is asked for anything (checked again when signing).
-    issue::check_clock(
-        Utc::now(),
-        locked.tail().last_issued_at.as_deref(),
-        &validity,
-    )?;
-    let forced = issue::check_window(
-        &policy,
-        &preview,
-        Utc::now(),
-        locked.tail().last_issued_at.as_deref(),
-        &validity,
-    )?;
-    // Signals are deferred from the PIN on until the token is closed (declared before the
-    // token, so dropped after it on every path).
-    let signals = Deferral::new();
-    let (uri, mut ca) = g.open_ca(Some(&config), true)?;
     let req = MintRequest {
         subject,
         requester,
@@ -108,7 +136,30 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         validity,
         options,
     };
+    Ok(Checked {
+        config,
+        req,
+        preview,
+        output,
+    })
+}
 
+/// The clock rule and the window rules against the newest ledger record, before the
+/// custodian is asked for anything (checked again when signing). Returns the note of what
+/// `--force-window` allowed, if it did.
+fn check_against_ledger(
+    policy: &Policy,
+    preview: &Window,
+    validity: &ValidityRequest,
+    tail: &Tail,
+) -> Result<Option<String>> {
+    let last_issued_at = tail.last_issued_at.as_deref();
+    issue::check_clock(Utc::now(), last_issued_at, validity)?;
+    issue::check_window(policy, preview, Utc::now(), last_issued_at, validity)
+}
+
+/// What will be signed, shown before the PIN is asked for.
+fn show_request(req: &MintRequest, preview: &Window, forced: Option<&str>) {
     say(format!("Clock now:      {}", both_times(Utc::now())));
     say(format!(
         "Valid from:     {}",
@@ -118,7 +169,7 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         "Valid until:    {}",
         both_times(preview.valid_before)
     ));
-    if validity.not_before.is_some() && !preview.contains(Utc::now()) {
+    if req.validity.not_before.is_some() && !preview.contains(Utc::now()) {
         say("NOTE: --not-before puts the window outside this laptop's clock; that is what you asked for.");
     }
     say(format!(
@@ -139,39 +190,31 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     for name in req.options.unknown_critical() {
         say(format!("NOTE: {} is not a critical option OpenSSH knows: sshd refuses a certificate that carries it.", text::escape(name)));
     }
-    if let Some(note) = &forced {
+    if let Some(note) = forced {
         say(format!("NOTE: {note}"));
     }
-    g.unlock(&signals, &uri, ca.as_mut(), args.force)?;
+}
 
-    let issued = issue::issue(
-        ca.as_ref(),
-        &mut locked,
-        &policy,
-        &req,
-        &SystemClock,
-        config.checkpoints,
-    )?;
+/// What happened beside the issuance: a checkpoint the token could not sign, a ledger
+/// repaired after an earlier mint's crash.
+fn show_issue_notes(issued: &Issued) {
     if let Some(e) = &issued.checkpoint_failed {
         say(format!(
             "WARNING: the certificate is recorded, but the token could not sign the ledger checkpoint: {e}"
         ));
     }
-    if let Some(side) = &issued.recovery.torn_saved_to {
-        say(format!(
-            "NOTE: the ledger ended in a half-written record from an interrupted mint; no certificate was handed out for it. It was moved to {} and the ledger repaired.",
-            side.display()
-        ));
+    if let Some(repaired) = &issued.repaired {
+        say(format!("NOTE: {repaired}"));
     }
-    if let Some(serial) = issued.recovery.completed_serial {
-        say(format!("NOTE: the ledger's last record (serial {serial}) had lost its final newline; it was restored."));
-    }
-    deliver(&issued, output.as_deref(), args.json, forced.as_deref())?;
-    drop(locked);
-    drop(ca);
+}
+
+/// The last signal check, once the certificate is out: a signal that came meanwhile is
+/// reported with what was already done.
+fn finish(signals: Deferral, issued: &Issued, output: Option<&Path>, json: bool) -> Result<()> {
+    let serial = issued.record.serial;
     signals.finish(
         || {
-            let delivered = match (&output, args.json) {
+            let delivered = match (output, json) {
                 (Some(p), _) => format!(
                     "the certificate was written to {}",
                     crate::text::escape(&p.to_string_lossy())
@@ -179,15 +222,11 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
                 (None, false) => "the certificate was printed on stdout".into(),
                 (None, true) => "the record was printed on stdout".into(),
             };
-            format!(
-                "after serial {} was recorded: {delivered}",
-                issued.record.serial
-            )
+            format!("after serial {serial} was recorded: {delivered}")
         },
         || {
             format!(
-                "the certificate is valid and in the ledger: hand it over ('breakglass-ca log show {}' prints it again)",
-                issued.record.serial
+                "the certificate is valid and in the ledger: hand it over ('breakglass-ca log show {serial}' prints it again)"
             )
         },
     )

@@ -176,3 +176,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::HostConfig(a) => host_config::run(&globals, &a),
     }
 }
+
+/// The ledger in `dir`, its notes (waiting for another mint's lock) shown on stderr.
+pub fn ledger(dir: &Path) -> crate::ledger::Ledger {
+    crate::ledger::Ledger::new(dir).on_note(|note| say(note.to_string()))
+}

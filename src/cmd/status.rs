@@ -12,8 +12,13 @@ pub fn run(g: &Globals) -> Result<()> {
     let config = g.config()?;
     let (uri, key) = g.open_ca(config.as_ref(), false)?;
     let info = key.info();
-    let records = Ledger::new(&g.state_dir).read()?;
-    let last = records.last().map(|(_, r)| r);
+    let fingerprint = export::fingerprint(key.public_key());
+    let required = config.as_ref().is_some_and(|c| c.checkpoints);
+    // Every record read, the chain walked and compared with the newest checkpoint (cheap: no
+    // signature is checked; 'log verify' checks them all).
+    let ledger = Ledger::new(&g.state_dir)
+        .require_checkpoints(required)
+        .summary(&fingerprint)?;
     let mut lines = vec![
         format!("CA URI:         {uri}"),
         format!("token:          {}", info.token),
@@ -22,7 +27,6 @@ pub fn run(g: &Globals) -> Result<()> {
         format!("PIN:            {}", info.pin),
         format!("state dir:      {}", Esc(&g.state_dir.to_string_lossy())),
     ];
-    let fingerprint = export::fingerprint(key.public_key());
     lines.push(match &config {
         Some(c) if c.fingerprint == fingerprint => {
             format!(
@@ -36,25 +40,17 @@ pub fn run(g: &Globals) -> Result<()> {
         ),
         None => "config:         none (run 'breakglass-ca init' or pass --state-dir)".into(),
     });
-    let chain = crate::ledger::chain_heads(&records, &fingerprint).and_then(|heads| {
-        let newest = records
-            .last()
-            .map(|(_, r)| r.serial)
-            .zip(heads.last().map(String::as_str));
-        let required = config.as_ref().is_some_and(|c| c.checkpoints);
-        crate::ledger::check_against_checkpoint(&g.state_dir, newest, required)
-    });
-    if let Err(e) = &chain {
+    if let Err(e) = &ledger.chain {
         lines.push(format!("ledger chain:   BROKEN: {e}"));
     }
     for (name, value) in &info.details {
         // The token's own facts (firmware, policies): untrusted text.
         lines.push(format!("{:<15} {}", format!("{}:", Esc(name)), Esc(value)));
     }
-    lines.push(match last {
+    lines.push(match &ledger.last {
         Some(r) => format!(
             "ledger:         {} certificate(s); last serial {} issued {} to {}",
-            records.len(),
+            ledger.records,
             r.serial,
             Esc(&r.issued_at),
             Esc(&r.requester_comment)
@@ -65,7 +61,7 @@ pub fn run(g: &Globals) -> Result<()> {
     let config_mismatch = config
         .as_ref()
         .is_some_and(|c| c.fingerprint != fingerprint);
-    if config_mismatch || chain.is_err() {
+    if config_mismatch || ledger.chain.is_err() {
         return Err(Error::invalid("status found problems (see above)").with_hint(
             "a config mismatch means another token or key than this state directory's CA; a broken chain: run 'breakglass-ca log verify'",
         ));

@@ -1,50 +1,103 @@
-//! Verifying a ledger without the token: the hash chain, the signed checkpoints, and every
-//! stored certificate against its record and the CA key. Works on the raw bytes of the files,
-//! so the state directory and an exported bundle are checked by the same code.
+//! Verifying a ledger without the token: the full audit `log verify` runs (the hash chain,
+//! the signed checkpoints, and every stored certificate against its record and the CA key),
+//! and the cheap check `status` runs (the chain and the newest checkpoint, no signature).
+//! The audit works on the raw bytes of the files, so the state directory and an exported
+//! bundle are checked by the same code, and it parses lines with the same parsers as `mint`.
 
 use ssh_key::public::KeyData;
 use ssh_key::{Certificate, HashAlg};
 
+use super::checkpoint::{self, Checkpoint};
+use super::{chain_heads, parse_ledger, Files, Ledger, Record, BROKEN_HINT};
 use crate::cert;
-use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::issue::rfc3339;
-use crate::ledger::{chain_heads, parse_ledger, Record, BROKEN_HINT};
 
 /// What a successful verification found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {
-    pub records: usize,
+    /// The newest record's serial: the ledger holds serials 1 to this, each once.
     pub last_serial: u64,
     pub checkpoints: usize,
-    /// The newest record covered by a valid checkpoint.
-    pub last_signed_serial: u64,
+    /// The newest checkpoint, verified: it covers the records up to its serial.
+    pub newest_checkpoint: Option<Checkpoint>,
     /// Things an auditor should know that are not tampering (a torn tail, unsigned records).
     pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// The newest record covered by a valid checkpoint (0 for none).
+    pub fn last_signed_serial(&self) -> u64 {
+        self.newest_checkpoint.as_ref().map_or(0, |cp| cp.serial)
+    }
+}
+
+/// A ledger verified by [`Ledger::verify`]: the report and the exact bytes checked.
+#[derive(Debug)]
+pub struct Verified {
+    pub report: Report,
+    pub ledger: Vec<u8>,
+    pub checkpoints: Vec<u8>,
+}
+
+/// What `status` shows of a ledger, from [`Ledger::summary`].
+#[derive(Debug)]
+pub struct Summary {
+    /// How many records it holds.
+    pub records: usize,
+    /// The newest one.
+    pub last: Option<Record>,
+    /// The cheap check: the hash chain walked and the newest record compared with the token's
+    /// newest checkpoint (no signature verified). An error says what is broken.
+    pub chain: Result<()>,
+}
+
+impl Ledger {
+    /// `log verify`: the ledger's and the checkpoints' bytes, read once under the shared lock,
+    /// verified against the CA public key (see [`verify`]). `None` when there is no ledger.
+    /// With checkpoints required, records without any checkpoint are an error.
+    pub fn verify(&self, ca: &KeyData) -> Result<Option<Verified>> {
+        let Files {
+            ledger,
+            checkpoints,
+        } = self.read_files()?;
+        let Some(ledger) = ledger else {
+            return Ok(None);
+        };
+        let report = verify(&ledger, checkpoints.as_deref().unwrap_or_default(), ca)?;
+        if self.checkpoints_required && report.checkpoints == 0 && report.last_serial > 0 {
+            return Err(checkpoint::missing(
+                &self.dir.join(checkpoint::FILE),
+                report.last_serial,
+            ));
+        }
+        Ok(Some(Verified {
+            report,
+            ledger,
+            checkpoints: checkpoints.unwrap_or_default(),
+        }))
+    }
+
+    /// `status`: every record read (a damaged line is an error), then the cheap check of the
+    /// CA `ca_fingerprint`'s chain, kept in [`Summary::chain`].
+    pub fn summary(&self, ca_fingerprint: &str) -> Result<Summary> {
+        let mut records = self.read()?;
+        let chain = chain_heads(&records, ca_fingerprint).and_then(|_| self.check_signed(&records));
+        Ok(Summary {
+            records: records.len(),
+            last: records.pop().map(|(_, r)| r),
+            chain,
+        })
+    }
 }
 
 fn broken(what: String) -> Error {
     Error::invalid(format!("ledger verification FAILED: {what}")).with_hint(BROKEN_HINT)
 }
 
-/// The complete lines of the checkpoint file, with a last line that lost only its newline;
-/// and whether a torn (unterminated, unreadable) last line was left out.
-fn checkpoint_lines(bytes: &[u8]) -> (Vec<&[u8]>, bool) {
-    let mut out: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    let last = out.pop().unwrap_or_default(); // after the last newline
-    if last.is_empty() {
-        return (out, false);
-    }
-    if serde_json::from_slice::<Checkpoint>(last).is_ok() {
-        out.push(last);
-        return (out, false);
-    }
-    (out, true)
-}
-
 /// Verify `ledger` and `checkpoints` (the bytes of `ledger.jsonl` and `checkpoints.jsonl`)
 /// against the CA public key. The first broken record is named in the error. Lines are parsed
-/// by the ledger's own parser, so a line `mint` refuses is refused here too, and the reverse.
+/// by the ledger's own parsers, so a line `mint` refuses is refused here too, and the reverse.
 pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report> {
     let ca_fp = ca.fingerprint(HashAlg::Sha256).to_string();
     let lines = parse_ledger(ledger).map_err(|bad| {
@@ -73,24 +126,20 @@ pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report>
             )));
         }
         check_certificate(record, ca).map_err(|why| broken(format!("{at}: {why}")))?;
-        report.records = i + 1;
         report.last_serial = record.serial;
     }
     let heads = chain_heads(&records, &ca_fp)?;
 
-    let (cp_lines, cp_torn) = checkpoint_lines(checkpoints);
-    if cp_torn {
+    let cp_lines = checkpoint::lines(checkpoints);
+    if cp_lines.torn {
         report.warnings.push(
             "the checkpoint file ends in a half-written line from an interrupted mint".into(),
         );
     }
-    let mut last_cp = 0u64;
-    for (i, line) in cp_lines.iter().enumerate() {
-        let cp: Checkpoint = std::str::from_utf8(line)
-            .ok()
-            .and_then(|t| serde_json::from_str(t).ok())
-            .ok_or_else(|| broken(format!("checkpoint line {} cannot be read", i + 1)))?;
-        if cp.serial <= last_cp {
+    for (i, line) in cp_lines.complete.iter().enumerate() {
+        let cp = checkpoint::parse_line(line)
+            .map_err(|_| broken(format!("checkpoint line {} cannot be read", i + 1)))?;
+        if cp.serial <= report.last_signed_serial() {
             return Err(broken(format!(
                 "checkpoint for serial {} is out of order",
                 cp.serial
@@ -116,10 +165,10 @@ pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report>
             }
             Some(_) => {}
         }
-        last_cp = cp.serial;
+        report.newest_checkpoint = Some(cp);
         report.checkpoints += 1;
     }
-    report.last_signed_serial = last_cp;
+    let last_cp = report.last_signed_serial();
     if report.last_serial > last_cp {
         report.warnings.push(format!(
             "{} record(s) after serial {last_cp} are not covered by a signed checkpoint (checkpoints switched off, or a mint was interrupted); their certificates were still verified",
@@ -254,12 +303,11 @@ mod tests {
         let report = verify(&join(&lines), &cps, ca.public_key()).unwrap();
         assert_eq!(
             (
-                report.records,
                 report.last_serial,
                 report.checkpoints,
-                report.last_signed_serial
+                report.last_signed_serial()
             ),
-            (4, 4, 4, 4)
+            (4, 4, 4)
         );
         assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     }
@@ -407,8 +455,8 @@ mod tests {
             .to_string()
             + "\n";
         let report = verify(&bytes, first_cp.as_bytes(), ca.public_key()).unwrap();
-        assert_eq!(report.records, 3);
-        assert_eq!(report.last_signed_serial, 1);
+        assert_eq!(report.last_serial, 3);
+        assert_eq!(report.last_signed_serial(), 1);
         assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
     }
 
@@ -460,7 +508,7 @@ mod tests {
         bytes.pop();
         std::fs::write(&path, &bytes).unwrap();
         let report = verify(&bytes, &cps, ca.public_key()).unwrap();
-        assert_eq!((report.records, report.last_signed_serial), (3, 3));
+        assert_eq!((report.last_serial, report.last_signed_serial()), (3, 3));
         assert!(
             report.warnings[0].contains("lost its final newline"),
             "{:?}",
@@ -477,7 +525,108 @@ mod tests {
         let mut bytes = join(&lines);
         bytes.extend_from_slice(b"{\"serial\":4");
         std::fs::write(&path, &bytes).unwrap();
-        assert_eq!(verify(&bytes, &cps, ca.public_key()).unwrap().records, 3);
+        assert_eq!(
+            verify(&bytes, &cps, ca.public_key()).unwrap().last_serial,
+            3
+        );
         assert_eq!(reader.read().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn ledger_verify_checks_exactly_the_bytes_it_returns() {
+        let (dir, ca, lines, cps) = ledger(3);
+        let verified = Ledger::new(dir.path())
+            .verify(ca.public_key())
+            .unwrap()
+            .unwrap();
+        assert_eq!(verified.ledger, join(&lines));
+        assert_eq!(verified.checkpoints, cps);
+        let newest = verified.report.newest_checkpoint.clone().unwrap();
+        assert_eq!(newest.serial, 3);
+        // A torn checkpoint line after it (a complete JSON value but for one invalid byte) is
+        // left out, and never taken for the newest.
+        let path = dir.path().join(checkpoint::FILE);
+        let mut torn = cps.clone();
+        torn.extend_from_slice(b"{\"serial\":9,\"head\":\"\xff\",\"signature\":\"x\"}");
+        std::fs::write(&path, &torn).unwrap();
+        let verified = Ledger::new(dir.path())
+            .verify(ca.public_key())
+            .unwrap()
+            .unwrap();
+        assert_eq!(verified.report.newest_checkpoint, Some(newest));
+        assert_eq!(verified.checkpoints, torn);
+        assert!(
+            verified.report.warnings[0].contains("half-written line"),
+            "{:?}",
+            verified.report.warnings
+        );
+        // No ledger: nothing to verify. Records without any checkpoint: an error only when
+        // checkpoints are required.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(Ledger::new(empty.path())
+            .verify(ca.public_key())
+            .unwrap()
+            .is_none());
+        std::fs::write(&path, b"").unwrap();
+        let report = Ledger::new(dir.path())
+            .verify(ca.public_key())
+            .unwrap()
+            .unwrap()
+            .report;
+        assert_eq!((report.last_serial, report.checkpoints), (3, 0));
+        let err = Ledger::new(dir.path())
+            .require_checkpoints(true)
+            .verify(ca.public_key())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing or holds no checkpoint"), "{err}");
+    }
+
+    #[test]
+    fn the_cheap_check_finds_what_status_reports() {
+        let (dir, ca, lines, cps) = ledger(3);
+        let ledger = Ledger::new(dir.path()).require_checkpoints(true);
+        let summary = ledger.summary(&fp(&ca)).unwrap();
+        assert_eq!(summary.records, 3);
+        assert_eq!(summary.last.as_ref().unwrap().serial, 3);
+        summary.chain.unwrap();
+        // An edited record: the chain is broken (the cheap check needs no signature).
+        let path = dir.path().join(LEDGER_FILE);
+        let mut edited = lines.clone();
+        edited[0] = edit(&edited[0], |r| r.reason = "nothing to see".into());
+        std::fs::write(&path, join(&edited)).unwrap();
+        let err = ledger.summary(&fp(&ca)).unwrap().chain.unwrap_err();
+        assert!(err.to_string().contains("serial 1 was edited"), "{err}");
+        // Records cut off the end, below the token's newest checkpoint.
+        std::fs::write(&path, join(&lines[..2])).unwrap();
+        let summary = ledger.summary(&fp(&ca)).unwrap();
+        assert_eq!(summary.records, 2);
+        let err = summary.chain.unwrap_err().to_string();
+        assert!(err.contains("signed the ledger up to serial 3"), "{err}");
+        // The last record edited: only the checkpoint tells.
+        let mut last = lines.clone();
+        last[2] = edit(&last[2], |r| r.reason = "nothing to see".into());
+        std::fs::write(&path, join(&last)).unwrap();
+        let err = ledger.summary(&fp(&ca)).unwrap().chain.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("differs from what the token signed"),
+            "{err}"
+        );
+        // The checkpoints removed, with checkpoints required.
+        std::fs::write(&path, join(&lines)).unwrap();
+        std::fs::remove_file(dir.path().join(checkpoint::FILE)).unwrap();
+        let err = ledger.summary(&fp(&ca)).unwrap().chain.unwrap_err();
+        assert!(err.to_string().contains("is missing"), "{err}");
+        std::fs::write(dir.path().join(checkpoint::FILE), &cps).unwrap();
+        ledger.summary(&fp(&ca)).unwrap().chain.unwrap();
+        // Another CA's key; a damaged line is an error of its own, not a broken chain.
+        let err = ledger.summary("SHA256:other").unwrap().chain.unwrap_err();
+        assert!(err.to_string().contains("belongs to another CA"), "{err}");
+        let mut damaged = join(&lines);
+        damaged.extend_from_slice(b"garbage\n");
+        std::fs::write(&path, damaged).unwrap();
+        let err = ledger.summary(&fp(&ca)).err().unwrap().to_string();
+        assert!(err.contains("damaged at line 4"), "{err}");
     }
 }

@@ -1,0 +1,813 @@
+//! The exclusive lock on a ledger, held by `mint` from serial allocation to the durable append:
+//! `ledger.lock` taken (and taken again if the file was removed or replaced meanwhile), the end
+//! of the ledger read and validated, the [`Tail`] the next record continues, the "unchanged"
+//! re-check before signing and before appending, and the repair of a crashed append made right
+//! before the next record and returned to the caller as [`Repaired`].
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::chain::{chain_heads, check_last_link, hex_sha256, next_serial};
+use super::checkpoint::{self, Checkpoint};
+use super::jsonl::{self, append_line, read_tail};
+use super::record::{damaged, parse_ledger, Record};
+use super::{genesis_hash, Ledger};
+use crate::backend::CaKey;
+use crate::error::{Error, Result};
+use crate::fsx;
+
+/// What the next issuance continues from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tail {
+    /// The serial to issue next.
+    pub serial: u64,
+    pub prev_hash: String,
+    /// The newest record's `issued_at`, if any, for the clock check.
+    pub last_issued_at: Option<String>,
+}
+
+/// What [`Locked::append`] repaired before it appended: the damage an interrupted mint left.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Repaired {
+    /// A torn last line (a crash mid-append, for a certificate nobody received) was saved to
+    /// this new file, then cut off.
+    TornLineSetAside(PathBuf),
+    /// The last record, of this serial, had lost only its final newline, which was restored
+    /// (its serial stays issued).
+    NewlineRestored(u64),
+}
+
+impl fmt::Display for Repaired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Repaired::TornLineSetAside(side) => write!(
+                f,
+                "the ledger ended in a half-written record from an interrupted mint; no certificate was handed out for it. It was moved to {} and the ledger repaired.",
+                side.display()
+            ),
+            Repaired::NewlineRestored(serial) => write!(
+                f,
+                "the ledger's last record (serial {serial}) had lost its final newline; it was restored."
+            ),
+        }
+    }
+}
+
+/// A record appended by [`Locked::append`].
+#[derive(Debug)]
+pub struct Appended {
+    /// Its serial.
+    pub serial: u64,
+    /// The hash of its line: the new head of the chain.
+    pub head: String,
+    /// What was repaired before it was appended, if anything.
+    pub repaired: Option<Repaired>,
+}
+
+/// An flock on `ledger.lock`, and which file that was (the path can be made to name another).
+pub struct LockGuard {
+    _file: File,
+    path: PathBuf,
+    id: (u64, u64),
+}
+
+/// How many times to take the lock again when `ledger.lock` was removed or replaced while
+/// waiting for it.
+const LOCK_ATTEMPTS: usize = 100;
+
+impl LockGuard {
+    /// Whether the path still names the locked file.
+    fn still_at_path(&self) -> Result<bool> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) => Ok((m.dev(), m.ino()) == self.id),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::file("examine", &self.path, e)),
+        }
+    }
+}
+
+/// Lock `path` (exclusive, or shared for readers), and make sure the file locked is the one
+/// the path names once the lock is held: a lock file removed or replaced while we waited
+/// protects nothing, so the file there now is locked instead. `create`: create the lock file
+/// (0600) if missing; otherwise `Ok(None)` when there is none. `waiting` is called once, when
+/// another process holds the lock and this one starts to wait.
+pub(super) fn take_lock(
+    path: &Path,
+    exclusive: bool,
+    create: bool,
+    waiting: &dyn Fn(),
+) -> Result<Option<LockGuard>> {
+    let mut told = false;
+    for _ in 0..LOCK_ATTEMPTS {
+        let mut opts = OpenOptions::new();
+        opts.read(true);
+        if create {
+            opts.write(true).create(true);
+        }
+        let Some(file) = fsx::open_private(path, &mut opts)? else {
+            return Ok(None);
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::file("examine", path, e))?;
+        if create && meta.mode() & 0o7777 != fsx::PRIVATE_FILE && meta.uid() == my_uid() {
+            file.set_permissions(std::fs::Permissions::from_mode(fsx::PRIVATE_FILE))
+                .map_err(|e| Error::file("set the mode of", path, e))?;
+        }
+        let tried = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        match tried {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if !told {
+                    waiting();
+                    told = true;
+                }
+                let locked = if exclusive {
+                    file.lock()
+                } else {
+                    file.lock_shared()
+                };
+                locked.map_err(|e| Error::file("lock", path, e))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::file("lock", path, e)),
+        }
+        let guard = LockGuard {
+            _file: file,
+            path: path.to_path_buf(),
+            id: (meta.dev(), meta.ino()),
+        };
+        if guard.still_at_path()? {
+            return Ok(Some(guard));
+        }
+    }
+    Err(Error::ledger(format!(
+        "{} keeps being removed or replaced; cannot lock the ledger",
+        path.display()
+    ))
+    .with_hint(
+        "something is deleting the lock file: find it and stop it, then run the command again",
+    ))
+}
+
+fn my_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// The exclusive lock on a ledger, held from serial allocation to the durable append (see
+/// [`Ledger::lock`]). The lock is released when this is dropped.
+pub struct Locked<'a> {
+    ledger: &'a Ledger,
+    ca_fingerprint: String,
+    /// The lock taken first, and any taken again because `ledger.lock` was swapped.
+    guards: Vec<LockGuard>,
+    /// `ledger.jsonl`, if it exists.
+    file: Option<File>,
+    /// The end of the ledger as read under the lock (from `seen_start`): it must still be
+    /// exactly this when the next record is appended.
+    seen_start: u64,
+    seen: Vec<u8>,
+    /// The repair the next append makes first.
+    repair: Repair,
+    tail: Tail,
+}
+
+/// A repair found when the lock was taken, made by the next append.
+#[derive(Debug)]
+enum Repair {
+    None,
+    /// Save this fragment aside, then cut it off.
+    Cut(Vec<u8>),
+    /// Restore the final newline of this serial's record.
+    Newline(u64),
+}
+
+impl<'a> Locked<'a> {
+    /// Take the exclusive lock and read the end of the ledger: everything is checked (the CA,
+    /// the last link, the token's newest checkpoint) and nothing is changed.
+    pub(super) fn take(ledger: &'a Ledger, ca_fingerprint: &str) -> Result<Self> {
+        let guard = ledger.exclusive()?;
+        let path = ledger.path();
+        let file = fsx::open_private(&path, OpenOptions::new().read(true).append(true))?;
+        let (seen, seen_start) = match &file {
+            Some(f) => read_tail(f, &path)?,
+            None => (Vec::new(), 0),
+        };
+        // Only the end of the ledger is read, so a mint costs the same at serial 10 or 100,000.
+        // The whole chain is walked by `status` and `log verify`.
+        let lines = parse_ledger(&seen).map_err(|bad| {
+            let before = file
+                .as_ref()
+                .and_then(|f| jsonl::count_lines(f, seen_start).ok())
+                .unwrap_or(0);
+            damaged(&path, before + bad.index + 1, &bad.why)
+        })?;
+        let last = lines.records.last().map(|(line, r)| (line.as_str(), r));
+        check_continuable(ledger, &lines.records, ca_fingerprint, seen_start == 0)?;
+        let tail = match last {
+            None => Tail {
+                serial: 1,
+                prev_hash: genesis_hash(ca_fingerprint),
+                last_issued_at: None,
+            },
+            Some((line, last)) => Tail {
+                serial: next_serial(last.serial)?,
+                prev_hash: hex_sha256(line.as_bytes()),
+                last_issued_at: Some(last.issued_at.clone()),
+            },
+        };
+        let repair = match (lines.torn, last) {
+            (Some(fragment), _) => Repair::Cut(fragment),
+            (None, Some((_, last))) if lines.unterminated => Repair::Newline(last.serial),
+            _ => Repair::None,
+        };
+        Ok(Locked {
+            ledger,
+            ca_fingerprint: ca_fingerprint.to_string(),
+            guards: vec![guard],
+            file,
+            seen_start,
+            seen,
+            repair,
+            tail,
+        })
+    }
+
+    /// The CA whose ledger this is.
+    pub fn ca_fingerprint(&self) -> &str {
+        &self.ca_fingerprint
+    }
+
+    /// Where the next record continues the chain.
+    pub fn tail(&self) -> &Tail {
+        &self.tail
+    }
+
+    /// Check that the ledger is still exactly what was read when the lock was taken, and
+    /// that the lock is still the one other mints take. A second writer (a mint started after
+    /// `ledger.lock` was deleted, an editor) is caught here: refuse, having written nothing.
+    pub fn check_unchanged(&mut self) -> Result<()> {
+        let lock_swapped = match self.guards.last() {
+            Some(g) => !g.still_at_path()?,
+            None => true,
+        };
+        if lock_swapped {
+            // Lock what other mints lock now too, then look at the ledger again.
+            self.guards.push(self.ledger.exclusive()?);
+        }
+        let path = self.ledger.path();
+        let changed = |what: &str| {
+            Error::ledger(format!(
+                "the ledger {} changed while this mint held its lock ({what}); nothing was issued",
+                path.display()
+            ))
+            .with_hint("another mint ran beside this one (was ledger.lock deleted?), or the ledger was edited: run 'breakglass-ca log verify', then mint again")
+        };
+        let at_path = match std::fs::symlink_metadata(&path) {
+            Ok(m) => Some((m.dev(), m.ino())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::file("examine", &path, e)),
+        };
+        let Some(file) = &self.file else {
+            return match at_path {
+                None => Ok(()),
+                Some(_) => Err(changed("it was created")),
+            };
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::file("examine", &path, e))?;
+        if at_path != Some((meta.dev(), meta.ino())) {
+            return Err(changed("it was removed or replaced"));
+        }
+        let end = self.seen_start + self.seen.len() as u64;
+        if meta.len() != end {
+            return Err(changed("its length changed"));
+        }
+        let now = jsonl::read_range(file, self.seen_start, end)
+            .map_err(|e| Error::file("read", &path, e))?;
+        if now != self.seen {
+            return Err(changed("its last records changed"));
+        }
+        Ok(())
+    }
+
+    /// Make the repair found when the lock was taken, right before the next append: save a
+    /// torn fragment aside (fsynced) and only then cut it, or restore a complete record's
+    /// newline.
+    fn repair(&mut self) -> Result<Option<Repaired>> {
+        let path = self.ledger.path();
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        Ok(match std::mem::replace(&mut self.repair, Repair::None) {
+            Repair::None => None,
+            Repair::Newline(serial) => {
+                append_line(file, &path, b"")?;
+                self.seen.push(b'\n');
+                Some(Repaired::NewlineRestored(serial))
+            }
+            Repair::Cut(fragment) => {
+                let side = jsonl::save_fragment(&self.ledger.dir, "ledger", &fragment)?;
+                let keep = self.seen.len().saturating_sub(fragment.len());
+                self.seen.truncate(keep);
+                jsonl::cut(file, &path, self.seen_start + keep as u64)?;
+                Some(Repaired::TornLineSetAside(side))
+            }
+        })
+    }
+
+    /// Append the record for the serial this lock allocated and fsync it, after checking the
+    /// ledger is unchanged and making the repair found when the lock was taken. Only after
+    /// this returns may the certificate be written out.
+    pub fn append(&mut self, record: &Record) -> Result<Appended> {
+        if record.serial != self.tail.serial || record.prev_hash != self.tail.prev_hash {
+            return Err(Error::ledger(
+                "internal error: the record does not continue the ledger it was allocated from",
+            ));
+        }
+        let line = serde_json::to_string(record)
+            .map_err(|e| Error::ledger(format!("cannot encode the ledger record: {e}")))?;
+        let next = next_serial(record.serial)?;
+        self.check_unchanged()?;
+        let repaired = self.repair()?;
+        let path = self.ledger.path();
+        if self.file.is_none() {
+            self.file = Some(fsx::create_private(
+                &path,
+                OpenOptions::new().read(true).append(true),
+            )?);
+        }
+        if self.ledger.checkpoints_required {
+            checkpoint::create_if_missing(&self.ledger.dir)?;
+        }
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| Error::ledger("internal error: no ledger file"))?;
+        append_line(file, &path, line.as_bytes())?;
+        self.seen.extend_from_slice(line.as_bytes());
+        self.seen.push(b'\n');
+        let head = hex_sha256(line.as_bytes());
+        self.tail = Tail {
+            serial: next,
+            prev_hash: head.clone(),
+            last_issued_at: Some(record.issued_at.clone()),
+        };
+        Ok(Appended {
+            serial: record.serial,
+            head,
+            repaired,
+        })
+    }
+
+    /// Have the token `ca` sign the head `appended` made, and append that checkpoint.
+    pub fn sign_checkpoint(&mut self, ca: &dyn CaKey, appended: &Appended) -> Result<()> {
+        let cp = checkpoint::sign(ca, appended.serial, &appended.head)?;
+        self.append_checkpoint(&cp)
+    }
+
+    /// Append a signed checkpoint of the head to `checkpoints.jsonl`, still under the lock
+    /// (see [`checkpoint`] for the repair of a crashed one).
+    pub fn append_checkpoint(&mut self, cp: &Checkpoint) -> Result<()> {
+        checkpoint::append(&self.ledger.dir, cp)
+    }
+}
+
+/// Whether the chain whose end is `records` may be extended by `ca_fingerprint`: it is this
+/// CA's, its last link holds (the whole chain when `whole`, the small ledger read entirely),
+/// and it still holds what the token signed. Never extend a chain whose last link is broken
+/// (that would bury the damage), nor one that lost records the token already signed for (that
+/// would reuse their serials).
+fn check_continuable(
+    ledger: &Ledger,
+    records: &[(String, Record)],
+    ca_fingerprint: &str,
+    whole: bool,
+) -> Result<()> {
+    if let Some((_, last)) = records.last() {
+        if last.ca_fingerprint != ca_fingerprint {
+            return Err(Error::ledger(format!(
+                "the ledger {} belongs to the CA {}, but this CA key is {}",
+                ledger.path().display(),
+                last.ca_fingerprint,
+                ca_fingerprint
+            ))
+            .with_hint(
+                "each CA keeps its own ledger: use that CA's state directory with --state-dir",
+            ));
+        }
+    }
+    if whole {
+        chain_heads(records, ca_fingerprint)?;
+    } else {
+        check_last_link(records, ca_fingerprint)?;
+    }
+    ledger.check_signed(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::super::testing::{append_raw, issue, record, snapshot};
+    use super::*;
+    use crate::ledger::{Note, LEDGER_FILE, LOCK_FILE};
+
+    /// Where an append set a torn line aside.
+    fn set_aside(appended: &Appended) -> PathBuf {
+        match &appended.repaired {
+            Some(Repaired::TornLineSetAside(side)) => side.clone(),
+            other => panic!("no torn line set aside: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn another_cas_ledger_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA-1");
+        let err = ledger.lock("CA-2").err().unwrap().to_string();
+        assert!(err.contains("belongs to the CA CA-1"), "{err}");
+    }
+
+    #[test]
+    fn torn_tail_is_saved_aside_and_cut_when_the_next_record_is_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA");
+        append_raw(&ledger, b"{\"serial\":2,\"key_id\":\"tor");
+        assert_eq!(ledger.read().unwrap().len(), 1);
+        // Taking the lock changes nothing (a refusal after it must leave everything as it was).
+        let before = snapshot(dir.path());
+        let locked = ledger.lock("CA").unwrap();
+        assert_eq!(locked.tail().serial, 2);
+        drop(locked);
+        assert_eq!(snapshot(dir.path()), before);
+        // The append saves the fragment first, then cuts it, then appends.
+        let mut locked = ledger.lock("CA").unwrap();
+        let r = record(locked.tail(), "CA");
+        let side = set_aside(&locked.append(&r).unwrap());
+        assert_eq!(
+            std::fs::read(&side).unwrap(),
+            b"{\"serial\":2,\"key_id\":\"tor"
+        );
+        assert_eq!(
+            std::fs::metadata(&side).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        drop(locked);
+        let all = ledger.read().unwrap();
+        assert_eq!(
+            all.iter().map(|(_, r)| r.serial).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        chain_heads(&all, "CA").unwrap();
+        // A second torn tail gets its own side file, never over the first.
+        append_raw(&ledger, b"{\"serial\":3,\"also torn");
+        let mut locked = ledger.lock("CA").unwrap();
+        let r = record(locked.tail(), "CA");
+        let second = set_aside(&locked.append(&r).unwrap());
+        assert_ne!(second, side);
+        assert_eq!(
+            std::fs::read(&second).unwrap(),
+            b"{\"serial\":3,\"also torn"
+        );
+        assert_eq!(
+            std::fs::read(&side).unwrap(),
+            b"{\"serial\":2,\"key_id\":\"tor"
+        );
+    }
+
+    #[test]
+    fn a_record_that_lost_only_its_newline_is_completed_never_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA");
+        issue(&ledger, "CA");
+        // Serial 2's line without its newline: a complete record, whose certificate may have
+        // been handed out.
+        let text = std::fs::read(ledger.path()).unwrap();
+        std::fs::write(ledger.path(), &text[..text.len() - 1]).unwrap();
+        assert_eq!(ledger.read().unwrap().len(), 2);
+        let before = snapshot(dir.path());
+        let mut locked = ledger.lock("CA").unwrap();
+        assert_eq!(
+            locked.tail().serial,
+            3,
+            "serial 2 must never be issued again"
+        );
+        assert_eq!(snapshot(dir.path()), before);
+        let r = record(locked.tail(), "CA");
+        let appended = locked.append(&r).unwrap();
+        assert_eq!(appended.repaired, Some(Repaired::NewlineRestored(2)));
+        drop(locked);
+        let after = std::fs::read(ledger.path()).unwrap();
+        assert!(after.starts_with(&text), "the old bytes were changed");
+        let all = ledger.read().unwrap();
+        assert_eq!(all.len(), 3);
+        chain_heads(&all, "CA").unwrap();
+    }
+
+    #[test]
+    fn refusals_change_nothing_even_with_a_torn_tail() {
+        // A broken chain.
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA");
+        issue(&ledger, "CA");
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        std::fs::write(
+            ledger.path(),
+            text.replacen("\"reason\":\"test\"", "\"reason\":\"edited\"", 1) + "{\"torn",
+        )
+        .unwrap();
+        let before = snapshot(dir.path());
+        assert!(ledger.lock("CA").is_err());
+        assert_eq!(snapshot(dir.path()), before);
+        // Another CA's ledger.
+        assert!(ledger.lock("CA-2").is_err());
+        assert_eq!(snapshot(dir.path()), before);
+        // Records cut off the end, below the token's newest checkpoint.
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA");
+        let mut locked = ledger.lock("CA").unwrap();
+        let r = record(locked.tail(), "CA");
+        let head = locked.append(&r).unwrap().head;
+        locked
+            .append_checkpoint(&Checkpoint {
+                serial: 2,
+                head,
+                signature: "sig".into(),
+            })
+            .unwrap();
+        drop(locked);
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        let first = text.lines().next().unwrap();
+        std::fs::write(ledger.path(), format!("{first}\n{{\"torn")).unwrap();
+        let before = snapshot(dir.path());
+        let err = ledger.lock("CA").err().unwrap().to_string();
+        assert!(err.contains("up to serial 2"), "{err}");
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn a_refusal_creates_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        let locked = ledger.lock("CA").unwrap();
+        drop(locked);
+        // Only the lock file: no ledger, no checkpoints until a record is appended.
+        assert_eq!(
+            snapshot(dir.path()),
+            vec![(LOCK_FILE.to_string(), Vec::new())]
+        );
+    }
+
+    #[test]
+    fn state_files_are_private_whatever_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path()).require_checkpoints(true);
+        let mut locked = ledger.lock("CA").unwrap();
+        let r = record(locked.tail(), "CA");
+        let head = locked.append(&r).unwrap().head;
+        locked
+            .append_checkpoint(&Checkpoint {
+                serial: 1,
+                head,
+                signature: "s".into(),
+            })
+            .unwrap();
+        drop(locked);
+        for name in [LEDGER_FILE, LOCK_FILE, checkpoint::FILE] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+        }
+    }
+
+    #[test]
+    fn symbolic_links_in_the_state_directory_are_never_followed() {
+        for name in [LEDGER_FILE, LOCK_FILE, checkpoint::FILE] {
+            let dir = tempfile::tempdir().unwrap();
+            let ledger = Ledger::new(dir.path());
+            issue(&ledger, "CA");
+            let elsewhere = tempfile::tempdir().unwrap();
+            let victim = elsewhere.path().join("victim");
+            std::fs::write(&victim, "precious\n").unwrap();
+            let _ = std::fs::remove_file(dir.path().join(name));
+            std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+            let before = snapshot(dir.path());
+            let err = ledger.lock("CA").err().unwrap().to_string();
+            assert!(
+                err.contains("is a symbolic link; refusing to follow it"),
+                "{name}: {err}"
+            );
+            assert_eq!(snapshot(dir.path()), before);
+            assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join(LEDGER_FILE)).unwrap();
+        assert!(Ledger::new(dir.path()).read().is_err());
+    }
+
+    #[test]
+    fn a_second_writer_under_a_deleted_lock_is_caught_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA");
+        // The first mint holds the lock (waiting at its PIN prompt) ...
+        let mut first = ledger.lock("CA").unwrap();
+        assert_eq!(first.tail().serial, 2);
+        // ... the lock file is deleted, and a second mint takes a new one and issues serial 2.
+        std::fs::remove_file(dir.path().join(LOCK_FILE)).unwrap();
+        let second_ledger = Ledger::new(dir.path());
+        let r = issue(&second_ledger, "CA");
+        assert_eq!(r.serial, 2);
+        let after_second = std::fs::read(ledger.path()).unwrap();
+        // The first mint must not issue serial 2 again.
+        let err = first.check_unchanged().unwrap_err().to_string();
+        assert!(
+            err.contains("changed while this mint held its lock"),
+            "{err}"
+        );
+        let r = record(first.tail(), "CA");
+        assert!(first.append(&r).is_err());
+        drop(first);
+        assert_eq!(std::fs::read(ledger.path()).unwrap(), after_second);
+        let all = ledger.read().unwrap();
+        chain_heads(&all, "CA").unwrap();
+        assert_eq!(all.len(), 2);
+    }
+
+    #[test]
+    fn a_deleted_lock_alone_does_not_stop_the_mint_holding_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        let mut locked = ledger.lock("CA").unwrap();
+        std::fs::remove_file(dir.path().join(LOCK_FILE)).unwrap();
+        let r = record(locked.tail(), "CA");
+        locked.append(&r).unwrap();
+        // It locked the new lock file too, so a mint starting now waits for it.
+        let lock = dir.path().join(LOCK_FILE);
+        let other = File::open(&lock).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(locked);
+        other.try_lock().unwrap();
+    }
+
+    #[test]
+    fn a_waiting_mint_notices_its_lock_file_was_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA");
+        let holder = ledger.lock("CA").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        let waiter = std::thread::spawn(move || {
+            let ledger = Ledger::new(&path);
+            let mut locked = ledger.lock("CA").unwrap();
+            let r = record(locked.tail(), "CA");
+            locked.append(&r).unwrap();
+            tx.send(r.serial).unwrap();
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // The waiter blocks on the old lock file; it is deleted and a third mint takes a new one.
+        std::fs::remove_file(dir.path().join(LOCK_FILE)).unwrap();
+        let third_ledger = Ledger::new(dir.path());
+        let mut third = third_ledger.lock("CA").unwrap();
+        drop(holder); // the waiter gets the old file's lock, sees it is stale, waits for the new one
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err());
+        let r = record(third.tail(), "CA");
+        third.append(&r).unwrap();
+        assert_eq!(r.serial, 2);
+        drop(third);
+        let waiter_serial = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(waiter_serial, 3);
+        waiter.join().unwrap();
+        chain_heads(&ledger.read().unwrap(), "CA").unwrap();
+    }
+
+    #[test]
+    fn a_large_ledger_is_continued_from_its_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        for _ in 0..150 {
+            let mut locked = ledger.lock("CA").unwrap();
+            let mut r = record(locked.tail(), "CA");
+            r.reason = "x".repeat(1000);
+            locked.append(&r).unwrap();
+        }
+        assert!(std::fs::metadata(ledger.path()).unwrap().len() > 2 * jsonl::TAIL_CHUNK);
+        append_raw(&ledger, b"{\"serial\":151,\"tor");
+        let mut locked = ledger.lock("CA").unwrap();
+        assert_eq!(locked.tail().serial, 151);
+        let r = record(locked.tail(), "CA");
+        set_aside(&locked.append(&r).unwrap());
+        drop(locked);
+        let all = ledger.read().unwrap();
+        assert_eq!(all.len(), 151);
+        chain_heads(&all, "CA").unwrap();
+        // Damage near the end is reported with its line number in the whole file.
+        append_raw(&ledger, b"garbage\n");
+        let err = ledger.lock("CA").err().unwrap().to_string();
+        assert!(err.contains("damaged at line 152"), "{err}");
+    }
+
+    #[test]
+    fn damaged_complete_line_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA");
+        let mut f = OpenOptions::new().append(true).open(ledger.path()).unwrap();
+        f.write_all(b"garbage\n").unwrap();
+        let err = ledger.lock("CA").err().unwrap().to_string();
+        assert!(err.contains("damaged at line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_mint_that_waits_for_the_lock_says_so_through_its_notes_once() {
+        use std::sync::{Arc, Mutex};
+        let dir = tempfile::tempdir().unwrap();
+        let notes = Arc::new(Mutex::new(Vec::new()));
+        let sink = notes.clone();
+        let ledger = Ledger::new(dir.path()).on_note(move |n| sink.lock().unwrap().push(n.clone()));
+        // Nobody else holds the lock: nothing to say.
+        issue(&ledger, "CA");
+        ledger.read_files().unwrap();
+        assert!(notes.lock().unwrap().is_empty());
+        // Another mint holds it: one note, before waiting, for each of lock, exclusive and
+        // the shared read.
+        let other = Ledger::new(dir.path());
+        for take in 0..3 {
+            let holder = other.lock("CA").unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let path = dir.path().to_path_buf();
+            let sink = notes.clone();
+            let waiter = std::thread::spawn(move || {
+                let ledger =
+                    Ledger::new(&path).on_note(move |n| sink.lock().unwrap().push(n.clone()));
+                match take {
+                    0 => drop(ledger.lock("CA").unwrap()),
+                    1 => drop(ledger.exclusive().unwrap()),
+                    _ => drop(ledger.read_files().unwrap()),
+                }
+                tx.send(()).unwrap();
+            });
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while notes.lock().unwrap().len() <= take && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert!(rx.try_recv().is_err(), "it did not wait");
+            drop(holder);
+            rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+            waiter.join().unwrap();
+            assert_eq!(*notes.lock().unwrap(), vec![Note::WaitingForLock; take + 1]);
+        }
+        assert_eq!(
+            Note::WaitingForLock.to_string(),
+            "Waiting for another mint on this state directory to finish..."
+        );
+    }
+
+    #[test]
+    fn repairs_are_returned_with_the_text_mint_shows() {
+        let torn = Repaired::TornLineSetAside(PathBuf::from("STATE/ledger.torn-1"));
+        assert_eq!(
+            torn.to_string(),
+            "the ledger ended in a half-written record from an interrupted mint; no certificate was handed out for it. It was moved to STATE/ledger.torn-1 and the ledger repaired."
+        );
+        assert_eq!(
+            Repaired::NewlineRestored(7).to_string(),
+            "the ledger's last record (serial 7) had lost its final newline; it was restored."
+        );
+        // Nothing to repair: nothing returned, and a repair is made (and returned) once.
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        let mut locked = ledger.lock("CA").unwrap();
+        let r = record(locked.tail(), "CA");
+        assert_eq!(locked.append(&r).unwrap().repaired, None);
+        drop(locked);
+        append_raw(&ledger, b"{\"torn");
+        let mut locked = ledger.lock("CA").unwrap();
+        let r = record(locked.tail(), "CA");
+        set_aside(&locked.append(&r).unwrap());
+        let r = record(locked.tail(), "CA");
+        assert_eq!(locked.append(&r).unwrap().repaired, None);
+    }
+}

@@ -1,0 +1,259 @@
+//! The issuance ledger: `ledger.jsonl`, one JSON record per certificate, each carrying the hash
+//! of the one before it, and `checkpoints.jsonl`, the token's signatures over the chain head.
+//! Serials are allocated and records appended and fsynced under an exclusive lock, before the
+//! certificate leaves the process: a crash can lose a certificate nobody received, never the
+//! record of one somebody did, and a serial is never reused.
+//!
+//! Every reader and writer parses lines with [`parse_ledger`] (one parser, one idea of damage).
+//! A writer validates before it changes anything, and changes nothing until it appends: the
+//! repair of a crashed append (a fragment saved aside and cut, or a complete record's lost
+//! newline restored) happens right before the next record is written, never on a refusal, and
+//! [`Locked::append`] returns what it repaired.
+//!
+//! The ledger never prints: what it has to say while it works (waiting for another mint's
+//! lock) goes to the [`Note`] callback set with [`Ledger::on_note`], which `cmd/` renders.
+//!
+//! - `record.rs`: the record type and its line parser;
+//! - `chain.rs`: the hash chain (genesis, line hashes, the walk, the last link);
+//! - `lock.rs`: the lock, the tail, the unchanged re-check, the repair and the append;
+//! - [`checkpoint`]: all of `checkpoints.jsonl` (sign, check, parse, newest, append);
+//! - [`verify`]: the full audit (`log verify`) and the cheap check (`status`);
+//! - `jsonl.rs`: the file operations both files share.
+
+mod chain;
+pub mod checkpoint;
+mod jsonl;
+mod lock;
+mod record;
+pub mod verify;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use chain::{chain_heads, genesis_hash, hex_sha256};
+pub use lock::{Appended, LockGuard, Locked, Repaired, Tail};
+pub use record::{parse_ledger, BadLine, Lines, Record};
+pub use verify::{Report, Summary, Verified};
+
+use crate::error::{Error, Result};
+use crate::fsx;
+
+pub const LEDGER_FILE: &str = "ledger.jsonl";
+/// The file `mint` (and `init`, and the readers, shared) lock.
+pub const LOCK_FILE: &str = "ledger.lock";
+
+/// What to do about a broken chain.
+pub const BROKEN_HINT: &str = "the ledger was altered or damaged after it was written: compare it with the backup kept with the token ('breakglass-ca log verify' checks every record), and treat the certificates of the serials named above as unaccounted for";
+
+/// Something the ledger tells the person running the command while it works. The ledger never
+/// prints: `cmd/` shows each note (its `Display` text) on stderr.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// Another process holds the lock on this state directory: this one waits for it.
+    WaitingForLock,
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Note::WaitingForLock => {
+                f.write_str("Waiting for another mint on this state directory to finish...")
+            }
+        }
+    }
+}
+
+/// Where a ledger's [`Note`]s go.
+type OnNote = Box<dyn Fn(&Note) + Send + Sync>;
+
+/// The bytes of `ledger.jsonl` and `checkpoints.jsonl`, read together; `None` for a file
+/// that does not exist.
+pub struct Files {
+    pub ledger: Option<Vec<u8>>,
+    pub checkpoints: Option<Vec<u8>>,
+}
+
+/// The ledger of one state directory.
+pub struct Ledger {
+    dir: PathBuf,
+    checkpoints_required: bool,
+    on_note: Option<OnNote>,
+}
+
+impl Ledger {
+    pub fn new(dir: &Path) -> Self {
+        Ledger {
+            dir: dir.to_path_buf(),
+            checkpoints_required: false,
+            on_note: None,
+        }
+    }
+
+    /// With `checkpoints = true` in config.toml: records without a `checkpoints.jsonl` are
+    /// an error, and the file is created with the first record.
+    #[must_use]
+    pub fn require_checkpoints(mut self, yes: bool) -> Self {
+        self.checkpoints_required = yes;
+        self
+    }
+
+    /// Where this ledger's [`Note`]s go (without this they are dropped).
+    #[must_use]
+    pub fn on_note(mut self, f: impl Fn(&Note) + Send + Sync + 'static) -> Self {
+        self.on_note = Some(Box::new(f));
+        self
+    }
+
+    fn note(&self, note: Note) {
+        if let Some(f) = &self.on_note {
+            f(&note);
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(LEDGER_FILE)
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.dir.join(LOCK_FILE)
+    }
+
+    /// The bytes of `ledger.jsonl` (never through a link, bounded); `None` if there is none.
+    pub fn read_bytes(&self) -> Result<Option<Vec<u8>>> {
+        fsx::read_private(&self.path(), fsx::limit::LEDGER, "ledger")
+    }
+
+    /// Every record, in order, with the raw line of each. A torn last line is left out (it
+    /// belongs to a certificate nobody received); a record that lost only its newline is in;
+    /// a damaged complete line (a blank one too) is an error.
+    pub fn read(&self) -> Result<Vec<(String, Record)>> {
+        let Some(bytes) = self.read_bytes()? else {
+            return Ok(Vec::new());
+        };
+        parse_ledger(&bytes)
+            .map(|l| l.records)
+            .map_err(|bad| record::damaged(&self.path(), bad.index + 1, &bad.why))
+    }
+
+    /// The exclusive lock alone (`init` holds it while it retires and rewrites the state
+    /// files). Creates `ledger.lock` if needed.
+    pub fn exclusive(&self) -> Result<LockGuard> {
+        self.take_lock(true, true)?
+            .ok_or_else(|| Error::ledger("internal error: the lock file was not created"))
+    }
+
+    /// `ledger.lock`, locked (see [`lock::take_lock`]); a wait for it is told as a [`Note`].
+    fn take_lock(&self, exclusive: bool, create: bool) -> Result<Option<LockGuard>> {
+        lock::take_lock(&self.lock_path(), exclusive, create, &|| {
+            self.note(Note::WaitingForLock)
+        })
+    }
+
+    /// The ledger's and the checkpoints' bytes, each read once, under a shared lock (when
+    /// there is a lock file): consistent with each other, and exactly what a caller verifies
+    /// and exports. `None` for a file that does not exist.
+    pub fn read_files(&self) -> Result<Files> {
+        let _guard = self.take_lock(false, false)?;
+        let ledger = self.read_bytes()?;
+        let checkpoints = fsx::read_private(
+            &self.dir.join(checkpoint::FILE),
+            fsx::limit::LEDGER,
+            "checkpoint file",
+        )?;
+        Ok(Files {
+            ledger,
+            checkpoints,
+        })
+    }
+
+    /// Take the exclusive lock and find where the chain continues. Blocks while another `mint`
+    /// holds it. Everything is checked (the CA, the last link, the token's newest checkpoint)
+    /// and nothing is changed: a torn last line is repaired by [`Locked::append`], right
+    /// before the next record. The lock is released when the returned value is dropped.
+    pub fn lock(&self, ca_fingerprint: &str) -> Result<Locked<'_>> {
+        Locked::take(self, ca_fingerprint)
+    }
+
+    /// The newest of `records` (the end of this ledger) against the token's newest checkpoint
+    /// (see [`checkpoint::check_ledger`]).
+    fn check_signed(&self, records: &[(String, Record)]) -> Result<()> {
+        let newest = records
+            .last()
+            .map(|(line, r)| (r.serial, hex_sha256(line.as_bytes())));
+        checkpoint::check_ledger(
+            &self.dir,
+            newest.as_ref().map(|(s, h)| (*s, h.as_str())),
+            self.checkpoints_required,
+        )
+    }
+}
+
+/// Helpers the ledger's unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::BTreeMap;
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::path::Path;
+
+    use super::{Ledger, Record, Tail};
+
+    pub(crate) fn record(tail: &Tail, ca: &str) -> Record {
+        Record {
+            serial: tail.serial,
+            key_id: format!("k{}", tail.serial),
+            principals: vec!["breakglass".into()],
+            valid_after: "2026-11-22T00:00:00Z".into(),
+            valid_before: "2026-11-22T00:15:00Z".into(),
+            requester_key_type: "ssh-ed25519".into(),
+            requester_fingerprint: "SHA256:r".into(),
+            requester_comment: "alice".into(),
+            reason: "test".into(),
+            critical_options: BTreeMap::new(),
+            extensions: vec!["permit-pty".into()],
+            certificate_sha256: "SHA256:c".into(),
+            certificate: "cert".into(),
+            ca_fingerprint: ca.into(),
+            issued_at: "2026-11-22T00:05:00Z".into(),
+            host: "laptop".into(),
+            tool_version: "0".into(),
+            prev_hash: tail.prev_hash.clone(),
+        }
+    }
+
+    /// Lock, append the next record, unlock.
+    pub(crate) fn issue(ledger: &Ledger, ca: &str) -> Record {
+        let mut locked = ledger.lock(ca).unwrap();
+        let r = record(locked.tail(), ca);
+        locked.append(&r).unwrap();
+        r
+    }
+
+    /// Every entry of a directory: name -> content (or the link target), sorted.
+    pub(crate) fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let meta = std::fs::symlink_metadata(e.path()).unwrap();
+                let content = if meta.file_type().is_symlink() {
+                    std::fs::read_link(e.path())
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                        .into_bytes()
+                } else {
+                    std::fs::read(e.path()).unwrap()
+                };
+                (e.file_name().to_string_lossy().into_owned(), content)
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    pub(crate) fn append_raw(ledger: &Ledger, bytes: &[u8]) {
+        let mut f = OpenOptions::new().append(true).open(ledger.path()).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+}

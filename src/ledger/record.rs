@@ -1,0 +1,128 @@
+//! One line of `ledger.jsonl`: the [`Record`] of one issued certificate, and the one parser of
+//! ledger lines that every reader and writer uses (`mint`, `status`, `log`, `log verify`), so
+//! there is one idea of what a record is and what damage is.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::BROKEN_HINT;
+use crate::error::Error;
+
+/// One issued certificate. Field order is the serialised order, and the hash chain covers the
+/// exact line written, so records are never re-serialised.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub serial: u64,
+    pub key_id: String,
+    pub principals: Vec<String>,
+    /// RFC 3339, UTC.
+    pub valid_after: String,
+    pub valid_before: String,
+    pub requester_key_type: String,
+    pub requester_fingerprint: String,
+    pub requester_comment: String,
+    pub reason: String,
+    pub critical_options: BTreeMap<String, String>,
+    pub extensions: Vec<String>,
+    pub certificate_sha256: String,
+    /// The whole certificate line, as handed to the requester.
+    pub certificate: String,
+    pub ca_fingerprint: String,
+    /// When and where it was issued (the custodian laptop's clock and host name).
+    pub issued_at: String,
+    pub host: String,
+    pub tool_version: String,
+    /// SHA-256 (hex) of the previous line, or of the genesis value for the first record.
+    pub prev_hash: String,
+}
+
+impl Record {
+    /// The one parser of a ledger line (without its newline), used by `mint`, `status`, `log`
+    /// and `log verify` alike: a line is one record, exactly. A blank line is damage.
+    pub fn parse_line(line: &[u8]) -> std::result::Result<Record, String> {
+        if line.is_empty() {
+            return Err("a blank line where a record must be".into());
+        }
+        let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_string())?;
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// The lines of a ledger (or of its end), each parsed by [`Record::parse_line`].
+#[derive(Debug, Default)]
+pub struct Lines {
+    /// Every record with its exact line (no newline), in order.
+    pub records: Vec<(String, Record)>,
+    /// The last record lost only its final newline; it is the last of `records`, and its
+    /// serial is issued: the next append completes the line.
+    pub unterminated: bool,
+    /// Bytes after the last newline that are not a record: an append cut short by a crash,
+    /// for a certificate that never left the process.
+    pub torn: Option<Vec<u8>>,
+}
+
+/// A complete line that is not a record: its index among the lines parsed, and why.
+#[derive(Debug)]
+pub struct BadLine {
+    pub index: usize,
+    pub why: String,
+}
+
+/// Parse the bytes of a ledger (or of its end, from a line start).
+pub fn parse_ledger(bytes: &[u8]) -> std::result::Result<Lines, BadLine> {
+    let mut out = Lines::default();
+    let mut parts: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    let after_last_newline = parts.pop().unwrap_or_default();
+    for (index, line) in parts.into_iter().enumerate() {
+        let record = Record::parse_line(line).map_err(|why| BadLine { index, why })?;
+        out.records
+            .push((String::from_utf8_lossy(line).into_owned(), record));
+    }
+    if !after_last_newline.is_empty() {
+        match Record::parse_line(after_last_newline) {
+            Ok(record) => {
+                out.records.push((
+                    String::from_utf8_lossy(after_last_newline).into_owned(),
+                    record,
+                ));
+                out.unterminated = true;
+            }
+            Err(_) => out.torn = Some(after_last_newline.to_vec()),
+        }
+    }
+    Ok(out)
+}
+
+/// The error for a complete line of `path` that is not a record (`line` counts from 1).
+pub(super) fn damaged(path: &Path, line: usize, why: &str) -> Error {
+    Error::ledger(format!(
+        "the ledger {} is damaged at line {line}: {why}",
+        path.display()
+    ))
+    .with_hint(BROKEN_HINT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{append_raw, issue};
+    use super::*;
+    use crate::ledger::Ledger;
+
+    #[test]
+    fn a_blank_line_is_damage_for_every_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA");
+        append_raw(&ledger, b"\n");
+        let err = ledger.read().unwrap_err().to_string();
+        assert!(err.contains("damaged at line 2: a blank line"), "{err}");
+        let err = ledger.lock("CA").err().unwrap().to_string();
+        assert!(err.contains("damaged at line 2: a blank line"), "{err}");
+        let bytes = std::fs::read(ledger.path()).unwrap();
+        assert_eq!(parse_ledger(&bytes).unwrap_err().index, 1);
+        assert!(parse_ledger(b"\n").is_err());
+        assert!(parse_ledger(b"").unwrap().records.is_empty());
+    }
+}
