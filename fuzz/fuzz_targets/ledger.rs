@@ -1,7 +1,7 @@
 //! The ledger readers (`Record::parse_line`, the one line parser of `mint`, `status` and
 //! `log verify`): the bytes before the first 0xff are `ledger.jsonl`, the
-//! rest `checkpoints.jsonl`. Nothing panics in the line parser, in `audit::verify` (what
-//! `log verify` runs), in `Ledger::read` and `chain_heads` (what `status` runs), or in
+//! rest `checkpoints.jsonl`. Nothing panics in the line parser, in `ledger::verify::verify` (what
+//! `log verify` runs), in `Ledger::read`, `chain_heads` and `checkpoint::check_ledger`, or in
 //! `Ledger::lock` (what `mint` runs before the token is opened, torn-tail repair included); a
 //! record that parses serialises to a line that parses back to the same record.
 #![no_main]
@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let ca = ca_of(&records);
     let fingerprint = ca.fingerprint(HashAlg::Sha256).to_string();
-    let _ = breakglass_ca::audit::verify(ledger, checkpoints, &ca);
+    let _ = breakglass_ca::ledger::verify::verify(ledger, checkpoints, &ca);
 
     let dir = dir().path();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
                 .last()
                 .map(|(_, r)| r.serial)
                 .zip(heads.last().map(String::as_str));
-            let _ = breakglass_ca::ledger::check_against_checkpoint(dir, newest, true);
+            let _ = breakglass_ca::ledger::checkpoint::check_ledger(dir, newest, true);
         }
     }
     let _ = l.lock(&fingerprint).map(|locked| locked.tail().serial);
