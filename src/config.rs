@@ -86,7 +86,7 @@ impl Config {
                 .with_hint("restore config.toml from the backup kept with the token")
         })?;
         let config: Config = toml::from_str(&text).map_err(|e| {
-            Error::config(format!("{} is not valid: {}", path.display(), e.message()))
+            Error::toml_read(format!("{} is not valid", path.display()), e)
                 .with_hint("fix the file by hand, or run 'breakglass-ca init' again for this CA")
         })?;
         config.policy.check()?;
@@ -96,7 +96,7 @@ impl Config {
     /// Write `<dir>/config.toml` atomically, mode 0600.
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
         let body = toml::to_string(self)
-            .map_err(|e| Error::config(format!("cannot write the configuration: {e}")))?;
+            .map_err(|e| Error::toml_write("cannot write the configuration", e))?;
         let text = format!(
             "# breakglass-ca configuration, written by 'breakglass-ca init'.\n# It names the CA key; it never holds a PIN.\n{body}"
         );

@@ -183,7 +183,7 @@ fn file_of(output: Option<&Path>) -> Option<&Path> {
 /// `"role": "primary"`), then each backup CA (`"role": "backup"`).
 fn bundle_json(public: &KeyData, uri: &str, backups: &[(String, KeyData)]) -> Result<String> {
     let mut primary: serde_json::Value = serde_json::from_str(&export::json(public, uri)?)
-        .map_err(|e| Error::config(format!("cannot build the JSON output: {e}")))?;
+        .map_err(|e| Error::json("cannot build the JSON output", e))?;
     if let Some(object) = primary.as_object_mut() {
         object.insert("role".into(), "primary".into());
     }
@@ -240,7 +240,7 @@ mod tests {
         let c = config_with(vec![ED.into(), "ssh-ed25519 AAAAnotbase64!!".into()]);
         let err = export::backup_cas(Some(&c), Path::new("/state")).unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, Error::Config { .. }), "{err:?}");
+        assert!(err.kind() == Some(crate::error::Kind::Config), "{err:?}");
         assert!(text.contains("entry 2"), "{text}");
         assert!(text.contains("/state/config.toml"), "{text}");
         assert!(err.hint().unwrap().contains("add-backup-ca"));

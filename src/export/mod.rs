@@ -101,8 +101,7 @@ pub fn json(key: &KeyData, uri: &str) -> Result<String> {
 /// JSON output of `pubkey`: ASCII only (see [`text::json_ascii`]), so a URI or comment cannot
 /// act on a terminal or a YAML reader.
 pub fn json_text(value: &serde_json::Value) -> Result<String> {
-    text::json_ascii(value, false)
-        .map_err(|e| Error::config(format!("cannot build the JSON output: {e}")))
+    text::json_ascii(value, false).map_err(|e| Error::json("cannot build the JSON output", e))
 }
 
 /// The backup CAs of config.toml (none without a configuration), each as its canonical OpenSSH
