@@ -45,7 +45,7 @@ impl Globals {
     pub fn ca_uri(&self, config: Option<&Config>) -> Result<CaUri> {
         match (&self.ca, config) {
             (Some(uri), _) => uri.parse(),
-            (None, Some(c)) => c.ca.parse(),
+            (None, Some(c)) => Ok(c.ca.clone()),
             (None, None) => Err(Error::usage(format!(
                 "no CA key given and no configuration in {}",
                 self.state_dir.display()

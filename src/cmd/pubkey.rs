@@ -214,7 +214,7 @@ fn key_sheet(
         primary,
         token: info.token,
         key: info.key,
-        uri: own.map(|c| c.ca.clone()).unwrap_or_else(|| uri.to_string()),
+        uri: own.map_or(uri, |c| &c.ca).to_string(),
         created: own.map(|c| c.created.clone()),
         backups,
         printed: chrono::Utc::now(),
@@ -265,7 +265,7 @@ mod tests {
 
     fn config_with(backups: Vec<String>) -> Config {
         Config {
-            ca: "pkcs11:token=t".into(),
+            ca: "pkcs11:token=t".parse().unwrap(),
             algorithm: "ed25519".into(),
             fingerprint: "SHA256:x".into(),
             created: String::new(),

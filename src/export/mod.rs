@@ -268,7 +268,7 @@ mod tests {
             format!("{ED} vault-b"),
         ];
         let config = Config {
-            ca: "pkcs11:token=t".into(),
+            ca: "pkcs11:token=t".parse().unwrap(),
             algorithm: "ed25519".into(),
             fingerprint: "SHA256:x".into(),
             created: String::new(),
