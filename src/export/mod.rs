@@ -285,7 +285,7 @@ mod tests {
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClkAV2VerYjibbKIeVQBgYmDr4K1uI9+YR6l5i1s6yV x",
         )
         .unwrap();
-        // The same key three times: one bundle line, plain.
+        // The same key three times: the two lines that came out the same are listed once.
         let bundle = bundle_lines(primary.key_data(), Some(&config), Path::new("/state")).unwrap();
         assert_eq!(bundle.len(), 3, "{bundle:?}");
         assert!(bundle
