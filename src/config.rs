@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fsx;
 use crate::policy::Policy;
+use crate::uri::CaUri;
 
 pub const CONFIG_FILE: &str = "config.toml";
 /// The CA public key line, kept beside the config so the ledger can be verified without the token.
@@ -41,7 +42,11 @@ pub fn state_dir(explicit: Option<&Path>) -> Result<PathBuf> {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The CA key URI (no PIN, ever).
-    pub ca: String,
+    pub ca: CaUri,
+    /// The key's algorithm as `init` made it, for people and other tools reading the file.
+    /// Written by `init` and kept as it was when the file is saved again, but never read back
+    /// to decide anything: the key itself says what it is ([`crate::backend::Algorithm::of_key`]).
+    /// (Files of every version have it, and `deny_unknown_fields` must go on accepting them.)
     pub algorithm: String,
     /// SHA256 fingerprint of the CA public key, to notice a different key behind the same URI.
     pub fingerprint: String,
@@ -86,7 +91,7 @@ impl Config {
                 .with_hint("restore config.toml from the backup kept with the token")
         })?;
         let config: Config = toml::from_str(&text).map_err(|e| {
-            Error::config(format!("{} is not valid: {}", path.display(), e.message()))
+            Error::toml_read(format!("{} is not valid", path.display()), e)
                 .with_hint("fix the file by hand, or run 'breakglass-ca init' again for this CA")
         })?;
         config.policy.check()?;
@@ -96,7 +101,7 @@ impl Config {
     /// Write `<dir>/config.toml` atomically, mode 0600.
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
         let body = toml::to_string(self)
-            .map_err(|e| Error::config(format!("cannot write the configuration: {e}")))?;
+            .map_err(|e| Error::toml_write("cannot write the configuration", e))?;
         let text = format!(
             "# breakglass-ca configuration, written by 'breakglass-ca init'.\n# It names the CA key; it never holds a PIN.\n{body}"
         );
@@ -115,7 +120,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Config::load(dir.path()).unwrap(), None);
         let c = Config {
-            ca: "pkcs11:token=t;object=o".into(),
+            ca: "pkcs11:token=t;object=o".parse().unwrap(),
             algorithm: "ecdsa-p256".into(),
             fingerprint: "SHA256:x".into(),
             created: "2026-11-22T00:00:00Z".into(),
@@ -140,16 +145,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (text, why) in [
             ("ca = 1", "not valid"),
+            // The URI is parsed when the file is loaded.
             (
-                "ca=\"x\"\nalgorithm=\"a\"\nfingerprint=\"f\"\npin=\"1234\"",
+                "ca=\"x\"\nalgorithm=\"a\"\nfingerprint=\"f\"",
+                "invalid CA URI 'x': it must start with pkcs11: or yubikey:",
+            ),
+            (
+                "ca=\"pkcs11:token=t;pin-value=1234\"\nalgorithm=\"a\"\nfingerprint=\"f\"",
+                "pin-value is not accepted",
+            ),
+            (
+                "ca=\"pkcs11:token=x\"\nalgorithm=\"a\"\nfingerprint=\"f\"\npin=\"1234\"",
                 "unknown field",
             ),
             (
-                "ca=\"x\"\nalgorithm=\"a\"\nfingerprint=\"f\"\n[policy]\nmax_validity=\"5\"",
+                "ca=\"pkcs11:token=x\"\nalgorithm=\"a\"\nfingerprint=\"f\"\n[policy]\nmax_validity=\"5\"",
                 "no unit",
             ),
             (
-                "ca=\"x\"\nalgorithm=\"a\"\nfingerprint=\"f\"\n[policy]\nmax_validity=\"5m\"",
+                "ca=\"pkcs11:token=x\"\nalgorithm=\"a\"\nfingerprint=\"f\"\n[policy]\nmax_validity=\"5m\"",
                 "longer than max_validity",
             ),
         ] {
@@ -164,7 +178,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let c = Config {
-            ca: "pkcs11:token=t".into(),
+            ca: "pkcs11:token=t".parse().unwrap(),
             algorithm: "ed25519".into(),
             fingerprint: "SHA256:x".into(),
             created: String::new(),
@@ -200,5 +214,59 @@ mod tests {
         f.set_len(fsx::limit::CONFIG + 1).unwrap();
         let err = Config::load(dir.path()).unwrap_err();
         assert!(err.to_string().contains("larger than"), "{err}");
+    }
+
+    /// config.toml as 0.2.0's `init` and `add-backup-ca` wrote it: it loads, and saving it
+    /// again gives the same bytes (the URI is written as it was read, the unread `algorithm`
+    /// is kept).
+    #[test]
+    fn a_written_config_loads_and_saves_byte_for_byte() {
+        const PKCS11: &str = r#"# breakglass-ca configuration, written by 'breakglass-ca init'.
+# It names the CA key; it never holds a PIN.
+ca = "pkcs11:token=emergency-ca;object=breakglass-ca;id=%01%a2?module-path=/usr/lib/softhsm/libsofthsm2.so"
+algorithm = "ecdsa-p256"
+fingerprint = "SHA256:v101hqzXUxw5UzU4vKn3rNQN53PcG35wkt0/4sHts5Q"
+created = "2026-11-22T03:00:00Z"
+backup_ca_pubkeys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG+V/GrTCEpmVtwcSFaoy8rFfAdppFU8knbeB/OBUXIi vault-b"]
+checkpoints = true
+
+[policy]
+max_validity = "1h"
+default_validity = "15m"
+backdate = "5m"
+max_start_ahead = "1h"
+"#;
+        const YUBIKEY: &str = r#"# breakglass-ca configuration, written by 'breakglass-ca init'.
+# It names the CA key; it never holds a PIN.
+ca = "yubikey:slot-id=9c;serial=12345678"
+algorithm = "ed25519"
+fingerprint = "SHA256:v101hqzXUxw5UzU4vKn3rNQN53PcG35wkt0/4sHts5Q"
+created = "2026-11-22T03:00:00Z"
+checkpoints = false
+
+[policy]
+max_validity = "1h"
+default_validity = "15m"
+backdate = "5m"
+max_start_ahead = "1h"
+"#;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        for text in [PKCS11, YUBIKEY] {
+            std::fs::write(&path, text).unwrap();
+            let c = Config::load(dir.path()).unwrap().unwrap();
+            assert!(matches!(
+                (&c.ca, text == YUBIKEY),
+                (CaUri::Pkcs11(_), false) | (CaUri::Yubikey(_), true)
+            ));
+            c.save(dir.path()).unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        }
+        // The algorithm line is kept whatever it says: nothing reads it.
+        let odd = PKCS11.replace("\"ecdsa-p256\"", "\"written by hand\"");
+        std::fs::write(&path, &odd).unwrap();
+        let c = Config::load(dir.path()).unwrap().unwrap();
+        c.save(dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), odd);
     }
 }

@@ -15,6 +15,7 @@ pub mod duration;
 pub mod error;
 pub mod export;
 pub mod fsx;
+pub mod hostconf;
 pub mod issue;
 pub mod key;
 pub mod ledger;

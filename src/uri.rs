@@ -416,6 +416,22 @@ impl fmt::Display for CaUri {
     }
 }
 
+/// In config.toml, a URI is its text: written as [`Display`](fmt::Display) prints it (what
+/// `init` always stored) and read through [`FromStr`], so a URI that does not parse is refused
+/// when the file is loaded.
+impl serde::Serialize for CaUri {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CaUri {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,6 +481,30 @@ mod tests {
             p11("pkcs11:token=a?pin-source=file:/run/pin").to_string(),
             "pkcs11:token=a?pin-source=file:/run/pin"
         );
+    }
+
+    /// What config.toml stores is the URI's text as printed: printing a parsed URI and parsing
+    /// that again gives the same text, so a saved file reads back and saves again unchanged.
+    #[test]
+    fn printed_uris_are_a_fixed_point() {
+        for uri in [
+            "pkcs11:",
+            "pkcs11:token=emergency-ca;serial=abc;object=breakglass-ca;id=%01%a2?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin",
+            "pkcs11:token=My%20Token;object=ca%3bkey",
+            "pkcs11:object=o;token=t",
+            "pkcs11:token=ca%1B%5B2K%0DKey:%20%3Cb%3E%26'x'?module-path=/m%20n",
+            "yubikey:slot-id=9c",
+            "yubikey:slot-id=82;serial=12345678?pin-source=file:/run/pin",
+        ] {
+            let printed = uri.parse::<CaUri>().unwrap().to_string();
+            assert_eq!(printed.parse::<CaUri>().unwrap().to_string(), printed);
+            let table = std::collections::BTreeMap::from([("ca", uri.parse::<CaUri>().unwrap())]);
+            let text = toml::to_string(&table).unwrap();
+            assert_eq!(text, format!("ca = {}\n", toml::Value::String(printed.clone())));
+            let back: std::collections::BTreeMap<String, CaUri> = toml::from_str(&text).unwrap();
+            let back = &back["ca"];
+            assert_eq!(back.to_string(), printed);
+        }
     }
 
     #[test]

@@ -48,11 +48,11 @@ fn guard<T>(what: &str, f: impl FnOnce() -> yubikey::Result<T>) -> Result<T> {
 
 fn yk_error(what: &str, e: yubikey::Error) -> Error {
     match e {
-        yubikey::Error::WrongPin { tries } => Error::WrongPin { tries_left: Some(u32::from(tries)) },
-        yubikey::Error::PinLocked => Error::WrongPin { tries_left: Some(0) },
+        yubikey::Error::WrongPin { tries } => Error::wrong_pin(Some(u32::from(tries))),
+        yubikey::Error::PinLocked => Error::wrong_pin(Some(0)),
         yubikey::Error::AuthenticationError => Error::token(format!("{what}: the card refused the operation (wrong management key, PIN not verified, or no touch)"))
             .with_hint("if the YubiKey was blinking, touch it when asked; otherwise check the management key or PIN"),
-        other => Error::token(format!("{what}: {other}")),
+        other => Error::yubikey(what, other),
     }
 }
 

@@ -259,12 +259,12 @@ impl Token {
         let auth = AuthPin::from(pin.expose().to_owned());
         match self.session.login(UserType::User, Some(&auth)) {
             Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
-            Err(cryptoki::error::Error::Pkcs11(RvError::PinIncorrect, _)) => Err(Error::WrongPin {
-                tries_left: self.pin_status().tries_left,
-            }),
-            Err(cryptoki::error::Error::Pkcs11(RvError::PinLocked, _)) => Err(Error::WrongPin {
-                tries_left: Some(0),
-            }),
+            Err(cryptoki::error::Error::Pkcs11(RvError::PinIncorrect, _)) => {
+                Err(Error::wrong_pin(self.pin_status().tries_left))
+            }
+            Err(cryptoki::error::Error::Pkcs11(RvError::PinLocked, _)) => {
+                Err(Error::wrong_pin(Some(0)))
+            }
             Err(e) => Err(Error::pkcs11(
                 format!("cannot log in to {}", self.describe()),
                 e,

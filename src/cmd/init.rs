@@ -59,7 +59,7 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
     let _lock = crate::cmd::ledger(&g.state_dir).exclusive()?;
     retire_previous_ca(&g.state_dir, old_config.as_ref(), &fingerprint, Utc::now())?;
     let config = Config {
-        ca: uri.to_string(),
+        ca: uri.clone(),
         algorithm: algorithm.to_string(),
         fingerprint: fingerprint.clone(),
         created: rfc3339(Utc::now()),

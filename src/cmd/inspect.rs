@@ -164,7 +164,7 @@ fn trusted(g: &Globals, args: &InspectArgs) -> Result<Trusted> {
     };
     let backups = crate::export::backup_cas(config.as_ref(), &g.state_dir)?
         .into_iter()
-        .map(|(_, k)| k)
+        .map(|ca| ca.key)
         .collect();
     Ok(Trusted::StateDir { primary, backups })
 }

@@ -2,6 +2,7 @@
 //! opening the CA key and checking it is the one this state directory was set up for, and
 //! unlocking it with the PIN after showing the custodian what was selected.
 
+pub mod add_backup_ca;
 pub mod host_config;
 pub mod init;
 pub mod inspect;
@@ -44,7 +45,7 @@ impl Globals {
     pub fn ca_uri(&self, config: Option<&Config>) -> Result<CaUri> {
         match (&self.ca, config) {
             (Some(uri), _) => uri.parse(),
-            (None, Some(c)) => c.ca.parse(),
+            (None, Some(c)) => Ok(c.ca.clone()),
             (None, None) => Err(Error::usage(format!(
                 "no CA key given and no configuration in {}",
                 self.state_dir.display()
@@ -172,7 +173,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status => status::run(&globals),
         Command::Log(a) => log::run(&globals, &a),
         Command::Attest => status::attest(&globals),
-        Command::AddBackupCa(a) => host_config::add_backup_ca(&globals, &a),
+        Command::AddBackupCa(a) => add_backup_ca::run(&globals, &a),
         Command::HostConfig(a) => host_config::run(&globals, &a),
     }
 }

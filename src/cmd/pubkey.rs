@@ -10,31 +10,73 @@ use std::path::Path;
 
 use ssh_key::public::KeyData;
 
-use crate::backend::Algorithm;
+use crate::backend::CaKey;
 use crate::cli::{PubkeyArgs, PubkeyFormat};
 use crate::cmd::{write_output, Globals};
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::export;
 use crate::export::qr::Qr;
-use crate::export::sheet::{self, CaEntry, Sheet};
+use crate::export::sheet::{self, Sheet};
+use crate::export::{self, CaLine};
 use crate::ui::say;
+use crate::uri::CaUri;
 
 /// A terminal narrower than this cannot show most QR codes; say so when the code is wider.
 const NARROW_TERMINAL: usize = 80;
 
 pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
-    if let Some(p) = file_of(args.output.as_deref()) {
+    let output = args.output.as_deref();
+    if let Some(p) = file_of(output) {
         g.check_output(p)?;
     }
     let config = g.config()?;
     let (uri, key) = g.open_ca(config.as_ref(), false)?;
     let public = key.public_key();
-    let fingerprint = export::fingerprint(public);
-    let primary = export::openssh_line(public)?;
+    let primary = CaLine {
+        line: export::openssh_line(public)?,
+        key: public.clone(),
+    };
+    let (own, backups) = own_config_and_backups(g, args, config.as_ref(), &primary)?;
+    let shown = Shown::new(args.bundle, &primary, &backups);
+    let fingerprint = primary.fingerprint();
+    match args.format {
+        PubkeyFormat::Openssh => write_output(output, &format!("{}\n", shown.content)),
+        PubkeyFormat::Fingerprint => {
+            let text: String = shown
+                .lines
+                .iter()
+                .map(|ca| format!("{}\n", ca.fingerprint()))
+                .collect();
+            write_output(output, &text)
+        }
+        PubkeyFormat::Json => {
+            let uri = uri.to_string();
+            let text = if args.bundle {
+                bundle_json(public, &uri, &backups)?
+            } else {
+                export::json(public, &uri)?
+            };
+            write_output(output, &format!("{text}\n"))
+        }
+        PubkeyFormat::Qr => terminal_qr(output, &shown, &fingerprint),
+        PubkeyFormat::Png => png_qr(output, &shown),
+        PubkeyFormat::Svg => svg_qr(output, &shown, &fingerprint),
+        PubkeyFormat::Sheet => key_sheet(output, key.as_ref(), &uri, own, primary, backups),
+    }
+}
 
-    // config.toml describes this CA only if it names this key: --ca may point elsewhere.
-    let own = config.as_ref().filter(|c| c.fingerprint == fingerprint);
-    let foreign = config.as_ref().filter(|c| c.fingerprint != fingerprint);
+/// config.toml describes this CA only if it names this key (`--ca` may point elsewhere): that
+/// configuration, if any, and for `--bundle` and the sheet its backup CAs. The backups of
+/// another CA's configuration are refused for `--bundle` and left off the sheet, with a note.
+fn own_config_and_backups<'c>(
+    g: &Globals,
+    args: &PubkeyArgs,
+    config: Option<&'c Config>,
+    primary: &CaLine,
+) -> Result<(Option<&'c Config>, Vec<CaLine>)> {
+    let fingerprint = primary.fingerprint();
+    let own = config.filter(|c| c.fingerprint == fingerprint);
+    let foreign = config.filter(|c| c.fingerprint != fingerprint);
     let wants_backups = args.bundle || args.format == PubkeyFormat::Sheet;
     if let (Some(c), true) = (foreign, wants_backups) {
         let message = format!(
@@ -65,113 +107,128 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
             g.state_dir.display()
         ));
     }
+    Ok((own, backups))
+}
 
-    // Every CA line, primary first: what --bundle prints and what its QR code holds.
-    let mut lines = vec![(primary.clone(), public.clone())];
-    if args.bundle {
-        lines.extend(backups.iter().cloned());
-    }
-    let (content, what) = if args.bundle {
-        let text = lines
-            .iter()
-            .map(|(l, _)| l.as_str())
-            .collect::<Vec<_>>()
-            .join("\n");
-        (text, format!("the bundle of {} CA line(s)", lines.len()))
-    } else {
-        (primary.clone(), "the CA public key line".to_string())
-    };
+/// What the text and QR formats show: this CA's line, or with `--bundle` every CA line,
+/// primary first.
+struct Shown {
+    lines: Vec<CaLine>,
+    /// The lines as one text (no final newline): what is printed and what the QR code holds.
+    content: String,
+    /// What `content` is, for messages.
+    what: String,
+}
 
-    match args.format {
-        PubkeyFormat::Openssh => write_output(args.output.as_deref(), &format!("{content}\n")),
-        PubkeyFormat::Fingerprint => {
-            let text: String = lines
+impl Shown {
+    fn new(bundle: bool, primary: &CaLine, backups: &[CaLine]) -> Shown {
+        let mut lines = vec![primary.clone()];
+        if bundle {
+            lines.extend(backups.iter().cloned());
+        }
+        let (content, what) = if bundle {
+            let text = lines
                 .iter()
-                .map(|(_, k)| format!("{}\n", export::fingerprint(k)))
-                .collect();
-            write_output(args.output.as_deref(), &text)
-        }
-        PubkeyFormat::Json => {
-            let uri = uri.to_string();
-            let text = if args.bundle {
-                bundle_json(public, &uri, &backups)?
-            } else {
-                export::json(public, &uri)?
-            };
-            write_output(args.output.as_deref(), &format!("{text}\n"))
-        }
-        PubkeyFormat::Qr => {
-            let qr = Qr::for_screen(&content, &what)?;
-            let to_terminal =
-                file_of(args.output.as_deref()).is_none() && std::io::stdout().is_terminal();
-            if to_terminal && qr.terminal_columns() > NARROW_TERMINAL {
-                say(format!(
-                    "note: this QR code is {} columns wide; if the lines wrap, widen the terminal or make it smaller (or use --format png, svg or sheet)",
-                    qr.terminal_columns()
-                ));
-            }
-            write_output(args.output.as_deref(), &qr.terminal())?;
-            say(format!(
-                "QR code of {what} ({}); CA fingerprint {fingerprint}",
-                qr.describe()
-            ));
-            Ok(())
-        }
-        PubkeyFormat::Png => {
-            let Some(path) = file_of(args.output.as_deref()) else {
-                return Err(Error::usage("--format png writes a binary image and needs -o FILE")
-                    .with_hint("e.g. 'breakglass-ca pubkey --format png -o ca-qr.png'; for the terminal use --format qr, for stdout --format svg"));
-            };
-            let qr = Qr::for_print(&content, &what)?;
-            crate::fsx::write_atomic(path, &qr.png()?, 0o644)?;
-            say(format!(
-                "wrote {}: QR code of {what} ({}, {} px per module)",
-                path.display(),
-                qr.describe(),
-                crate::export::qr::PNG_MODULE_PX
-            ));
-            Ok(())
-        }
-        PubkeyFormat::Svg => {
-            let qr = Qr::for_print(&content, &what)?;
-            let title = format!("breakglass-ca: {what}, {fingerprint}");
-            write_output(args.output.as_deref(), &qr.svg(&title))?;
-            if let Some(path) = file_of(args.output.as_deref()) {
-                say(format!(
-                    "wrote {}: QR code of {what} ({}, {} mm per module); print it at 100 %",
-                    path.display(),
-                    qr.describe(),
-                    crate::export::qr::mm(qr.svg_module_mm())
-                ));
-            }
-            Ok(())
-        }
-        PubkeyFormat::Sheet => {
-            let info = key.info();
-            let sheet = Sheet {
-                primary: CaEntry::new(primary, public),
-                token: info.token,
-                key: info.key,
-                uri: own.map(|c| c.ca.clone()).unwrap_or_else(|| uri.to_string()),
-                created: own.map(|c| c.created.clone()),
-                backups: backups
-                    .iter()
-                    .map(|(line, k)| CaEntry::new(line.clone(), k))
-                    .collect(),
-                printed: chrono::Utc::now(),
-            };
-            let svg = sheet::render(&sheet)?;
-            write_output(args.output.as_deref(), &svg)?;
-            if let Some(path) = file_of(args.output.as_deref()) {
-                say(format!(
-                    "wrote {}: the A4 key sheet of CA {fingerprint} with {} backup CA(s); print it at 100 % (no 'fit to page') and check the fingerprint on paper",
-                    path.display(),
-                    sheet.backups.len()
-                ));
-            }
-            Ok(())
+                .map(|ca| ca.line.as_str())
+                .collect::<Vec<_>>()
+                .join("\n");
+            (text, format!("the bundle of {} CA line(s)", lines.len()))
+        } else {
+            (primary.line.clone(), "the CA public key line".to_string())
+        };
+        Shown {
+            lines,
+            content,
+            what,
         }
     }
+}
+
+/// `--format qr`: the code in text, with a note when it is wider than most terminals.
+fn terminal_qr(output: Option<&Path>, shown: &Shown, fingerprint: &str) -> Result<()> {
+    let qr = Qr::for_screen(&shown.content, &shown.what)?;
+    let to_terminal = file_of(output).is_none() && std::io::stdout().is_terminal();
+    if to_terminal && qr.terminal_columns() > NARROW_TERMINAL {
+        say(format!(
+            "note: this QR code is {} columns wide; if the lines wrap, widen the terminal or make it smaller (or use --format png, svg or sheet)",
+            qr.terminal_columns()
+        ));
+    }
+    write_output(output, &qr.terminal())?;
+    say(format!(
+        "QR code of {} ({}); CA fingerprint {fingerprint}",
+        shown.what,
+        qr.describe()
+    ));
+    Ok(())
+}
+
+/// `--format png`: a binary image, so only into a file.
+fn png_qr(output: Option<&Path>, shown: &Shown) -> Result<()> {
+    let Some(path) = file_of(output) else {
+        return Err(Error::usage("--format png writes a binary image and needs -o FILE")
+            .with_hint("e.g. 'breakglass-ca pubkey --format png -o ca-qr.png'; for the terminal use --format qr, for stdout --format svg"));
+    };
+    let qr = Qr::for_print(&shown.content, &shown.what)?;
+    crate::fsx::write_atomic(path, &qr.png()?, 0o644)?;
+    say(format!(
+        "wrote {}: QR code of {} ({}, {} px per module)",
+        path.display(),
+        shown.what,
+        qr.describe(),
+        crate::export::qr::PNG_MODULE_PX
+    ));
+    Ok(())
+}
+
+/// `--format svg`: the code for print, titled with what it holds.
+fn svg_qr(output: Option<&Path>, shown: &Shown, fingerprint: &str) -> Result<()> {
+    let qr = Qr::for_print(&shown.content, &shown.what)?;
+    let title = format!("breakglass-ca: {}, {fingerprint}", shown.what);
+    write_output(output, &qr.svg(&title))?;
+    if let Some(path) = file_of(output) {
+        say(format!(
+            "wrote {}: QR code of {} ({}, {} mm per module); print it at 100 %",
+            path.display(),
+            shown.what,
+            qr.describe(),
+            crate::export::qr::mm(qr.svg_module_mm())
+        ));
+    }
+    Ok(())
+}
+
+/// `--format sheet`: the A4 key sheet, with the URI and creation date of this CA's own
+/// configuration when there is one.
+fn key_sheet(
+    output: Option<&Path>,
+    key: &dyn CaKey,
+    uri: &CaUri,
+    own: Option<&Config>,
+    primary: CaLine,
+    backups: Vec<CaLine>,
+) -> Result<()> {
+    let info = key.info();
+    let fingerprint = primary.fingerprint();
+    let sheet = Sheet {
+        primary,
+        token: info.token,
+        key: info.key,
+        uri: own.map_or(uri, |c| &c.ca).to_string(),
+        created: own.map(|c| c.created.clone()),
+        backups,
+        printed: chrono::Utc::now(),
+    };
+    let svg = sheet::render(&sheet)?;
+    write_output(output, &svg)?;
+    if let Some(path) = file_of(output) {
+        say(format!(
+            "wrote {}: the A4 key sheet of CA {fingerprint} with {} backup CA(s); print it at 100 % (no 'fit to page') and check the fingerprint on paper",
+            path.display(),
+            sheet.backups.len()
+        ));
+    }
+    Ok(())
 }
 
 /// `-o FILE`, unless it is absent or `-` (stdout).
@@ -181,18 +238,18 @@ fn file_of(output: Option<&Path>) -> Option<&Path> {
 
 /// `--format json --bundle`: an array, this CA first (as without --bundle, plus
 /// `"role": "primary"`), then each backup CA (`"role": "backup"`).
-fn bundle_json(public: &KeyData, uri: &str, backups: &[(String, KeyData)]) -> Result<String> {
+fn bundle_json(public: &KeyData, uri: &str, backups: &[CaLine]) -> Result<String> {
     let mut primary: serde_json::Value = serde_json::from_str(&export::json(public, uri)?)
-        .map_err(|e| Error::config(format!("cannot build the JSON output: {e}")))?;
+        .map_err(|e| Error::json("cannot build the JSON output", e))?;
     if let Some(object) = primary.as_object_mut() {
         object.insert("role".into(), "primary".into());
     }
     let mut all = vec![primary];
-    for (line, key) in backups {
+    for ca in backups {
         all.push(serde_json::json!({
-            "public_key": line,
-            "fingerprint": export::fingerprint(key),
-            "algorithm": Algorithm::of_key(key).map(|a| a.name()).unwrap_or("unknown"),
+            "public_key": ca.line,
+            "fingerprint": ca.fingerprint(),
+            "algorithm": ca.algorithm(),
             "role": "backup",
         }));
     }
@@ -208,7 +265,7 @@ mod tests {
 
     fn config_with(backups: Vec<String>) -> Config {
         Config {
-            ca: "pkcs11:token=t".into(),
+            ca: "pkcs11:token=t".parse().unwrap(),
             algorithm: "ed25519".into(),
             fingerprint: "SHA256:x".into(),
             created: String::new(),
@@ -228,10 +285,10 @@ mod tests {
         let c = config_with(vec![format!("  {ED}\n")]);
         let got = export::backup_cas(Some(&c), dir).unwrap();
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].0, ED);
+        assert_eq!(got[0].line, ED);
         assert_eq!(
-            export::fingerprint(&got[0].1),
-            got[0].1.fingerprint(ssh_key::HashAlg::Sha256).to_string()
+            got[0].fingerprint(),
+            got[0].key.fingerprint(ssh_key::HashAlg::Sha256).to_string()
         );
     }
 
@@ -240,7 +297,7 @@ mod tests {
         let c = config_with(vec![ED.into(), "ssh-ed25519 AAAAnotbase64!!".into()]);
         let err = export::backup_cas(Some(&c), Path::new("/state")).unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, Error::Config { .. }), "{err:?}");
+        assert!(err.kind() == Some(crate::error::Kind::Config), "{err:?}");
         assert!(text.contains("entry 2"), "{text}");
         assert!(text.contains("/state/config.toml"), "{text}");
         assert!(err.hint().unwrap().contains("add-backup-ca"));

@@ -101,14 +101,34 @@ pub fn json(key: &KeyData, uri: &str) -> Result<String> {
 /// JSON output of `pubkey`: ASCII only (see [`text::json_ascii`]), so a URI or comment cannot
 /// act on a terminal or a YAML reader.
 pub fn json_text(value: &serde_json::Value) -> Result<String> {
-    text::json_ascii(value, false)
-        .map_err(|e| Error::config(format!("cannot build the JSON output: {e}")))
+    text::json_ascii(value, false).map_err(|e| Error::json("cannot build the JSON output", e))
+}
+
+/// One CA line of a bundle: the OpenSSH line exactly as hosts get it (and as its QR code holds
+/// it), and the key it encodes. What the CA bundle, the key sheet, `pubkey --bundle` and
+/// `host-config` list, primary first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaLine {
+    pub line: String,
+    pub key: KeyData,
+}
+
+impl CaLine {
+    /// `SHA256:…` of the key.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.key)
+    }
+
+    /// `ecdsa-p256`…, or `unknown` for a key no breakglass CA can have.
+    pub fn algorithm(&self) -> &'static str {
+        Algorithm::of_key(&self.key).map_or("unknown", Algorithm::name)
+    }
 }
 
 /// The backup CAs of config.toml (none without a configuration), each as its canonical OpenSSH
 /// line (see [`backup_line`]: a comment that is not plain is replaced, with a note on stderr)
 /// and key. A line that does not parse is a configuration error naming the entry.
-pub fn backup_cas(config: Option<&Config>, state_dir: &Path) -> Result<Vec<(String, KeyData)>> {
+pub fn backup_cas(config: Option<&Config>, state_dir: &Path) -> Result<Vec<CaLine>> {
     let Some(config) = config else {
         return Ok(Vec::new());
     };
@@ -136,7 +156,10 @@ pub fn backup_cas(config: Option<&Config>, state_dir: &Path) -> Result<Vec<(Stri
                     shown_comment(&comment)
                 ));
             }
-            Ok((text, key.key_data().clone()))
+            Ok(CaLine {
+                line: text,
+                key: key.key_data().clone(),
+            })
         })
         .collect()
 }
@@ -147,11 +170,14 @@ pub fn bundle_lines(
     primary: &KeyData,
     config: Option<&Config>,
     state_dir: &Path,
-) -> Result<Vec<String>> {
-    let mut lines = vec![openssh_line(primary)?];
-    for (line, key) in backup_cas(config, state_dir)? {
-        if &key != primary && !lines.contains(&line) {
-            lines.push(line);
+) -> Result<Vec<CaLine>> {
+    let mut lines = vec![CaLine {
+        line: openssh_line(primary)?,
+        key: primary.clone(),
+    }];
+    for backup in backup_cas(config, state_dir)? {
+        if &backup.key != primary && !lines.iter().any(|l| l.line == backup.line) {
+            lines.push(backup);
         }
     }
     Ok(lines)
@@ -242,7 +268,7 @@ mod tests {
             format!("{ED} vault-b"),
         ];
         let config = Config {
-            ca: "pkcs11:token=t".into(),
+            ca: "pkcs11:token=t".parse().unwrap(),
             algorithm: "ed25519".into(),
             fingerprint: "SHA256:x".into(),
             created: String::new(),
@@ -251,7 +277,7 @@ mod tests {
             policy: Default::default(),
         };
         let got = backup_cas(Some(&config), Path::new("/state")).unwrap();
-        let lines: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
+        let lines: Vec<&str> = got.iter().map(|c| c.line.as_str()).collect();
         let want_replaced = format!("{ED} {BACKUP_COMMENT}");
         let want_kept = format!("{ED} vault-b");
         assert_eq!(lines, [&want_replaced, &want_replaced, &want_kept]);
@@ -259,11 +285,11 @@ mod tests {
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClkAV2VerYjibbKIeVQBgYmDr4K1uI9+YR6l5i1s6yV x",
         )
         .unwrap();
-        // The same key three times: one bundle line, plain.
+        // The same key three times: the two lines that came out the same are listed once.
         let bundle = bundle_lines(primary.key_data(), Some(&config), Path::new("/state")).unwrap();
         assert_eq!(bundle.len(), 3, "{bundle:?}");
         assert!(bundle
             .iter()
-            .all(|l| l.bytes().all(|b| (0x20..0x7f).contains(&b))));
+            .all(|l| l.line.bytes().all(|b| (0x20..0x7f).contains(&b))));
     }
 }

@@ -181,8 +181,7 @@ impl Qr {
             }
         }
         let mut out = Vec::new();
-        let failed =
-            |e: png::EncodingError| Error::invalid(format!("cannot encode the PNG image: {e}"));
+        let failed = |e: png::EncodingError| Error::png("cannot encode the PNG image", e);
         {
             let mut encoder = png::Encoder::new(&mut out, px, px);
             encoder.set_color(png::ColorType::Grayscale);

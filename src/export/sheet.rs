@@ -11,13 +11,12 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
-use ssh_key::public::KeyData;
-
 use super::qr::{mm, xml_escape, Qr, MIN_MODULE_MM};
+use super::CaLine;
 use crate::backend::Algorithm;
 use crate::error::{Error, Result};
 use crate::text;
+use chrono::{DateTime, Utc};
 
 const PAGE_W: f64 = 210.0;
 const PAGE_H: f64 = 297.0;
@@ -45,36 +44,20 @@ const LABEL_W: f64 = 27.0;
 /// Where the host-image builder puts the CA line(s), as in the instructions.
 pub const HOST_CA_FILE: &str = "/etc/ssh/breakglass-ca.pub";
 
-/// One CA on the sheet.
-#[derive(Clone, Debug)]
-pub struct CaEntry {
-    /// The OpenSSH line, exactly as hosts get it (and as its QR code holds it).
-    pub line: String,
-    /// `SHA256:…`.
-    pub fingerprint: String,
-    /// `ecdsa-p256 (ecdsa-sha2-nistp256)`.
-    pub algorithm: String,
-}
-
-impl CaEntry {
-    pub fn new(line: String, key: &KeyData) -> CaEntry {
-        let ssh = key.algorithm();
-        let algorithm = match Algorithm::of_key(key) {
-            Some(a) => format!("{a} ({})", ssh.as_str()),
-            None => ssh.as_str().to_string(),
-        };
-        CaEntry {
-            line,
-            fingerprint: super::fingerprint(key),
-            algorithm,
-        }
+/// How the sheet names a CA's algorithm: `ecdsa-p256 (ecdsa-sha2-nistp256)`, or the OpenSSH
+/// name alone for a key no breakglass CA can have.
+fn algorithm_text(ca: &CaLine) -> String {
+    let ssh = ca.key.algorithm();
+    match Algorithm::of_key(&ca.key) {
+        Some(a) => format!("{a} ({})", ssh.as_str()),
+        None => ssh.as_str().to_string(),
     }
 }
 
 /// Everything the sheet shows.
 #[derive(Clone, Debug)]
 pub struct Sheet {
-    pub primary: CaEntry,
+    pub primary: CaLine,
     /// The token, as the backend describes it.
     pub token: String,
     /// The key on it, as the backend describes it.
@@ -83,7 +66,7 @@ pub struct Sheet {
     pub uri: String,
     /// config.toml's `created`, if known.
     pub created: Option<String>,
-    pub backups: Vec<CaEntry>,
+    pub backups: Vec<CaLine>,
     /// When the sheet was made.
     pub printed: DateTime<Utc>,
 }
@@ -270,25 +253,44 @@ impl Page {
 }
 
 /// Lay the page out with the primary QR code at `module` mm; returns the SVG and the lowest
-/// point the content reached.
+/// point the content reached (the footer, at a fixed place, is not counted).
 fn layout(sheet: &Sheet, primary_qr: &Qr, backup_qrs: &[Qr], module: f64) -> (String, f64) {
-    let mut p = Page {
-        out: String::new(),
-        y: TOP_MARGIN,
-    };
-    let _ = writeln!(
-        p.out,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{w}mm\" height=\"{h}mm\" viewBox=\"0 0 {w} {h}\">\n\
-         <title>breakglass-ca emergency SSH CA: {fp}</title>\n\
-         <rect width=\"{w}\" height=\"{h}\" fill=\"#ffffff\"/>\n\
-         <g fill=\"#000000\">",
-        w = mm(PAGE_W),
-        h = mm(PAGE_H),
-        fp = xml_escape(&sheet.primary.fingerprint),
-    );
+    let mut p = Page::start(&sheet.primary.fingerprint());
+    title(&mut p);
+    primary_fields(&mut p, sheet);
+    primary_code(&mut p, &sheet.primary, primary_qr, module);
+    instructions(&mut p);
+    backups(&mut p, &sheet.backups, backup_qrs);
+    let bottom = p.y;
+    footer(&mut p, sheet.printed);
+    (p.out, bottom)
+}
 
-    // Title.
+impl Page {
+    /// The SVG header and white page of the sheet for the CA `fingerprint`, cursor at the top
+    /// margin.
+    fn start(fingerprint: &str) -> Page {
+        let mut p = Page {
+            out: String::new(),
+            y: TOP_MARGIN,
+        };
+        let _ = writeln!(
+            p.out,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+             <svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{w}mm\" height=\"{h}mm\" viewBox=\"0 0 {w} {h}\">\n\
+             <title>breakglass-ca emergency SSH CA: {fp}</title>\n\
+             <rect width=\"{w}\" height=\"{h}\" fill=\"#ffffff\"/>\n\
+             <g fill=\"#000000\">",
+            w = mm(PAGE_W),
+            h = mm(PAGE_H),
+            fp = xml_escape(fingerprint),
+        );
+        p
+    }
+}
+
+/// The title and what the CA is for.
+fn title(p: &mut Page) {
     p.y += 8.0;
     p.text_at(
         MARGIN,
@@ -305,8 +307,10 @@ fn layout(sheet: &Sheet, primary_qr: &Qr, backup_qrs: &[Qr], module: f64) -> (St
     p.y += 1.0;
     p.lines(MARGIN, 3.2, Font::Sans, &intro);
     p.rule();
+}
 
-    // The primary CA.
+/// The primary CA's facts as a table: token, key, URI, algorithm, creation, fingerprint.
+fn primary_fields(p: &mut Page, sheet: &Sheet) {
     p.heading("Primary CA");
     p.y += 1.0;
     p.field("Token", &sheet.token, Some("primary-token"));
@@ -314,7 +318,7 @@ fn layout(sheet: &Sheet, primary_qr: &Qr, backup_qrs: &[Qr], module: f64) -> (St
     p.field("URI", &sheet.uri, Some("primary-uri"));
     p.field(
         "Algorithm",
-        &sheet.primary.algorithm,
+        &algorithm_text(&sheet.primary),
         Some("primary-algorithm"),
     );
     let created = sheet
@@ -325,15 +329,18 @@ fn layout(sheet: &Sheet, primary_qr: &Qr, backup_qrs: &[Qr], module: f64) -> (St
     p.field("Created", created, Some("primary-created"));
     p.field(
         "Fingerprint",
-        &sheet.primary.fingerprint,
+        &sheet.primary.fingerprint(),
         Some("primary-fingerprint"),
     );
+}
 
-    // Its QR code on the left; on the right, the fingerprint in blocks and the key line.
-    let side = primary_qr.side() as f64 * module;
+/// The primary CA's QR code on the left; on the right, its fingerprint in blocks and the key
+/// line.
+fn primary_code(p: &mut Page, primary: &CaLine, qr: &Qr, module: f64) {
+    let side = qr.side() as f64 * module;
     let top = p.y + 4.0;
     p.out
-        .push_str(&primary_qr.svg_group(MARGIN, top, module, "primary-qr"));
+        .push_str(&qr.svg_group(MARGIN, top, module, "primary-qr"));
     let x = MARGIN + side + 5.0;
     let width = PAGE_W - MARGIN - x;
     let mut q = Page {
@@ -345,7 +352,7 @@ fn layout(sheet: &Sheet, primary_qr: &Qr, backup_qrs: &[Qr], module: f64) -> (St
         Font::Sans.chars_in(3.0, width),
     );
     q.lines(x, 3.0, Font::Sans, &label);
-    let blocks = fingerprint_blocks(&sheet.primary.fingerprint);
+    let blocks = fingerprint_blocks(&primary.fingerprint());
     let rows: Vec<String> = blocks
         .split(' ')
         .collect::<Vec<_>>()
@@ -364,20 +371,22 @@ fn layout(sheet: &Sheet, primary_qr: &Qr, backup_qrs: &[Qr], module: f64) -> (St
         &format!(
             "The QR code holds exactly this key line (level {}, {} mm modules). It is one \
              line: the breaks here are only for print.",
-            primary_qr.level(),
+            qr.level(),
             mm(module)
         ),
         Font::Sans.chars_in(3.0, width),
     );
     q.lines(x, 3.0, Font::Sans, &label);
     let line_size = 2.4;
-    let chunks = wrap_chars(&sheet.primary.line, Font::Mono.chars_in(line_size, width));
+    let chunks = wrap_chars(&primary.line, Font::Mono.chars_in(line_size, width));
     q.y += 0.5;
     q.lines(x, line_size, Font::Mono, &chunks);
     p.out.push_str(&q.out);
     p.y = (top + side).max(q.y);
+}
 
-    // Instructions.
+/// Three steps for the host-image builder.
+fn instructions(p: &mut Page) {
     p.rule();
     p.heading("For the host-image builder");
     let file = format!("TrustedUserCAKeys {HOST_CA_FILE}");
@@ -410,46 +419,49 @@ fn layout(sheet: &Sheet, primary_qr: &Qr, backup_qrs: &[Qr], module: f64) -> (St
         p.y += size * 1.45;
         p.text_runs(MARGIN, p.y, size, runs);
     }
+}
 
-    // Backup CAs.
-    if !sheet.backups.is_empty() {
-        p.rule();
-        p.heading(&format!(
-            "Backup CAs ({}), trusted by hosts as well",
-            sheet.backups.len()
-        ));
-        // One row per backup (with its fingerprint in blocks too) if that fits the page,
-        // else the most compact arrangement.
-        let mut best = backups_side_by_side(&sheet.backups, backup_qrs, p.y);
-        if best.y > CONTENT_BOTTOM {
-            for beside in [false, true] {
-                if let Some(grid) = backups_grid(&sheet.backups, backup_qrs, p.y, beside) {
-                    if grid.y < best.y {
-                        best = grid;
-                    }
+/// The backup CAs, if any: one row per backup (with its fingerprint in blocks too) if that fits
+/// the page, else the most compact arrangement.
+fn backups(p: &mut Page, backups: &[CaLine], qrs: &[Qr]) {
+    if backups.is_empty() {
+        return;
+    }
+    p.rule();
+    p.heading(&format!(
+        "Backup CAs ({}), trusted by hosts as well",
+        backups.len()
+    ));
+    let mut best = backups_side_by_side(backups, qrs, p.y);
+    if best.y > CONTENT_BOTTOM {
+        for beside in [false, true] {
+            if let Some(grid) = backups_grid(backups, qrs, p.y, beside) {
+                if grid.y < best.y {
+                    best = grid;
                 }
             }
         }
-        p.out.push_str(&best.out);
-        p.y = best.y;
     }
-    let bottom = p.y;
+    p.out.push_str(&best.out);
+    p.y = best.y;
+}
 
-    // Footer.
+/// When and by what the sheet was printed, and what to check before trusting it; then the end
+/// of the document.
+fn footer(p: &mut Page, printed: DateTime<Utc>) {
     let footer = format!(
         "Printed {} by breakglass-ca {}. Before trusting this sheet, check the fingerprint against 'breakglass-ca status' with the token.",
-        sheet.printed.format("%Y-%m-%d %H:%M UTC"),
+        printed.format("%Y-%m-%d %H:%M UTC"),
         env!("CARGO_PKG_VERSION")
     );
     let size = fit_size(&footer, Font::Sans, 2.6, CONTENT_W);
     p.text_at(MARGIN, FOOTER_Y, size, Font::Sans, None, &footer);
     p.out.push_str("</g>\n</svg>\n");
-    (p.out, bottom)
 }
 
 /// Each backup CA in a row of its own: its QR code, and beside it the algorithm, fingerprint
 /// (also in blocks) and line. Suits one or two backups, or large (RSA) ones.
-fn backups_side_by_side(backups: &[CaEntry], qrs: &[Qr], y: f64) -> Page {
+fn backups_side_by_side(backups: &[CaLine], qrs: &[Qr], y: f64) -> Page {
     let mut p = Page {
         out: String::new(),
         y,
@@ -479,10 +491,10 @@ fn backups_side_by_side(backups: &[CaEntry], qrs: &[Qr], y: f64) -> Page {
             3.6,
             Font::SansBold,
             None,
-            &format!("Backup CA {k}: {}", backup.algorithm),
+            &format!("Backup CA {k}: {}", algorithm_text(backup)),
         );
         backup_fingerprint(&mut q, x, width, k, backup);
-        let blocks = fingerprint_blocks(&backup.fingerprint);
+        let blocks = fingerprint_blocks(&backup.fingerprint());
         let blocks = wrap_words(&blocks, Font::MonoBold.chars_in(3.4, width));
         q.y += 0.5;
         q.lines(x, 3.4, Font::MonoBold, &blocks);
@@ -498,7 +510,7 @@ fn backups_side_by_side(backups: &[CaEntry], qrs: &[Qr], y: f64) -> Page {
 /// one's algorithm, fingerprint and line either across the page below them, or (`beside`) in a
 /// column left of them when they all fit in one row and leave room. Suits several keys, or a
 /// large one with small ones. `None` if `beside` is asked for and there is no room.
-fn backups_grid(backups: &[CaEntry], qrs: &[Qr], y: f64, beside: bool) -> Option<Page> {
+fn backups_grid(backups: &[CaLine], qrs: &[Qr], y: f64, beside: bool) -> Option<Page> {
     let mut p = Page {
         out: String::new(),
         y,
@@ -552,7 +564,7 @@ fn backups_grid(backups: &[CaEntry], qrs: &[Qr], y: f64, beside: bool) -> Option
         let k = i + 1;
         p.y += 2.0;
         let title = wrap_words(
-            &format!("Backup CA {k}: {}", backup.algorithm),
+            &format!("Backup CA {k}: {}", algorithm_text(backup)),
             Font::SansBold.chars_in(3.4, width),
         );
         p.lines(x, 3.4, Font::SansBold, &title);
@@ -565,15 +577,16 @@ fn backups_grid(backups: &[CaEntry], qrs: &[Qr], y: f64, beside: bool) -> Option
 
 /// A backup CA's `SHA256:…` fingerprint on one line (with an id for tests), 3 mm or smaller
 /// to fit `width` (callers give at least [`MIN_TEXT_W`]: 2.4 mm).
-fn backup_fingerprint(p: &mut Page, x: f64, width: f64, k: usize, backup: &CaEntry) {
-    let size = fit_size(&backup.fingerprint, Font::Mono, 3.0, width);
+fn backup_fingerprint(p: &mut Page, x: f64, width: f64, k: usize, backup: &CaLine) {
+    let fingerprint = backup.fingerprint();
+    let size = fit_size(&fingerprint, Font::Mono, 3.0, width);
     p.y += size * 1.4;
     let id = format!("backup-fingerprint-{k}");
-    p.text_at(x, p.y, size, Font::Mono, Some(&id), &backup.fingerprint);
+    p.text_at(x, p.y, size, Font::Mono, Some(&id), &fingerprint);
 }
 
 /// A backup CA's line, in small monospace.
-fn backup_line(p: &mut Page, x: f64, width: f64, backup: &CaEntry) {
+fn backup_line(p: &mut Page, x: f64, width: f64, backup: &CaLine) {
     let size = 2.0;
     let chunks = wrap_chars(&backup.line, Font::Mono.chars_in(size, width));
     p.y += 0.3;
@@ -640,22 +653,20 @@ fn wrap_words(text: &str, width: usize) -> Vec<String> {
 pub(crate) mod tests {
     use super::*;
     use crate::export::qr::tests::{decode_grey, fake_line};
+    use ssh_key::public::KeyData;
 
-    fn entry(kind: &str, len: usize, fp: &str) -> CaEntry {
-        CaEntry {
+    /// A CA line of `len` characters (for the size of its QR code) and a key of its own
+    /// (`n` tells the keys apart: they are what the fingerprints come from).
+    fn entry(kind: &str, len: usize, n: u8) -> CaLine {
+        CaLine {
             line: fake_line(kind, len),
-            fingerprint: format!("SHA256:{fp}"),
-            algorithm: format!("{kind} (test)"),
+            key: KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([n; 32])),
         }
     }
 
     pub(crate) fn sample(primary_len: usize, backups: &[usize]) -> Sheet {
         Sheet {
-            primary: entry(
-                "ssh-rsa",
-                primary_len,
-                "uKXNjJHxLbZ8q2bY2Zq8lOqk0mI0bG8r9pQz1w7Xy4c",
-            ),
+            primary: entry("ssh-rsa", primary_len, 0xff),
             token: "token 'emergency-ca' (SoftHSM project SoftHSM v2, serial 1a2b3c4d5e6f7081)"
                 .into(),
             key: "key 'breakglass-ca' (id 01a2, ecdsa-p256)".into(),
@@ -665,13 +676,7 @@ pub(crate) mod tests {
             backups: backups
                 .iter()
                 .enumerate()
-                .map(|(i, len)| {
-                    entry(
-                        "ecdsa-sha2-nistp256",
-                        *len,
-                        &format!("bAcKuP{i}xLbZ8q2bY2Zq8lOqk0mI0bG8r9pQz1w7Xy"),
-                    )
-                })
+                .map(|(i, len)| entry("ecdsa-sha2-nistp256", *len, i as u8))
                 .collect(),
             printed: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
         }
@@ -717,6 +722,50 @@ pub(crate) mod tests {
         rest[open..close].to_string()
     }
 
+    /// The whole sheet for real keys, byte for byte as 0.2.0 drew it (the SVG files in
+    /// `testdata/` were made by 0.2.0's layout code), with the backups in one row each (one
+    /// backup), in the grid (three) and none; the version in the footer aside.
+    #[test]
+    fn sheet_is_pinned_byte_for_byte() {
+        let primary = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPg1Q+KGCuYkBhj62eL5GTpL+Nz3uo3gA6grASzJ/8BuUX+8Lzh/y3w03WgmRPUQ7/PgOKfUhmp3NoHNj0geaAw= breakglass-ca";
+        let backup = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG+V/GrTCEpmVtwcSFaoy8rFfAdppFU8knbeB/OBUXIi vault-b";
+        let ca = |line: &str| CaLine {
+            line: line.to_string(),
+            key: ssh_key::PublicKey::from_openssh(line)
+                .unwrap()
+                .key_data()
+                .clone(),
+        };
+        let version = |svg: &str| {
+            svg.replace(
+                &format!(" by breakglass-ca {}. ", env!("CARGO_PKG_VERSION")),
+                " by breakglass-ca VERSION. ",
+            )
+            .replace(" by breakglass-ca 0.2.0. ", " by breakglass-ca VERSION. ")
+        };
+        for (backups, want) in [
+            (vec![ca(backup)], include_str!("testdata/sheet-1.svg")),
+            (
+                vec![ca(backup), ca(primary), ca(backup)],
+                include_str!("testdata/sheet-3.svg"),
+            ),
+            (vec![], include_str!("testdata/sheet-0.svg")),
+        ] {
+            let sheet = Sheet {
+                primary: ca(primary),
+                token: "token 'emergency-ca' (SoftHSM project SoftHSM v2, serial 1a2b3c4d5e6f7081)"
+                    .into(),
+                key: "key 'breakglass-ca' (id 01a2, ecdsa-p256)".into(),
+                uri: "pkcs11:token=emergency-ca;object=breakglass-ca?module-path=/usr/lib/softhsm/libsofthsm2.so"
+                    .into(),
+                created: Some("2026-11-22T03:00:00Z".into()),
+                backups,
+                printed: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            };
+            assert_eq!(version(&render(&sheet).unwrap()), version(want));
+        }
+    }
+
     #[test]
     fn blocks_of_four() {
         assert_eq!(
@@ -747,18 +796,18 @@ pub(crate) mod tests {
         assert!(svg.contains(">breakglass-ca emergency SSH CA</text>"));
         assert_eq!(
             text_of(&svg, "primary-fingerprint"),
-            sheet.primary.fingerprint
+            sheet.primary.fingerprint()
         );
         let blocks: Vec<String> = (1..=3)
             .map(|i| text_of(&svg, &format!("primary-fingerprint-blocks-{i}")))
             .collect();
         assert_eq!(
             blocks.join(" "),
-            fingerprint_blocks(&sheet.primary.fingerprint)
+            fingerprint_blocks(&sheet.primary.fingerprint())
         );
         assert_eq!(
             text_of(&svg, "backup-fingerprint-1"),
-            sheet.backups[0].fingerprint
+            sheet.backups[0].fingerprint()
         );
         assert_eq!(text_of(&svg, "primary-created"), "2026-11-22T03:00:00Z");
         // The URI's '&' is escaped; the document parses as SVG.
@@ -826,11 +875,11 @@ pub(crate) mod tests {
             let svg = render(&sheet).unwrap();
             assert_eq!(
                 text_of(&svg, "primary-fingerprint"),
-                sheet.primary.fingerprint
+                sheet.primary.fingerprint()
             );
             for (i, b) in sheet.backups.iter().enumerate() {
                 let id = format!("backup-fingerprint-{}", i + 1);
-                assert_eq!(text_of(&svg, &id), b.fingerprint);
+                assert_eq!(text_of(&svg, &id), b.fingerprint());
             }
             for t in svg.split("<text").skip(1) {
                 let attr = |name: &str| -> f64 {
