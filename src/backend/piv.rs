@@ -23,8 +23,9 @@ use yubikey::piv::{self, AlgorithmId, SlotId};
 use yubikey::{MgmKey, PinPolicy, TouchPolicy, YubiKey};
 use zeroize::Zeroizing;
 
-use super::{Algorithm, CaKey, KeyInfo, PinStatus, TokenSignature};
+use super::{CaKey, KeyInfo, PinStatus, TokenSignature};
 use crate::error::{Error, Result};
+use crate::key::{self, Algorithm};
 use crate::pin::Pin;
 use crate::ui::say;
 use crate::uri::YubikeyUri;
@@ -461,7 +462,7 @@ pub fn init(uri: &YubikeyUri, opts: &InitOptions, pin: &Pin) -> Result<PivKey> {
     let mut card = open_card(uri)?;
     say(format!("Card: {}", PivKey::describe_card(&card)));
     if let Some(old) = read_slot_key(&mut card, slot)? {
-        let fp = crate::export::fingerprint(&old);
+        let fp = key::fingerprint(&old);
         if !opts.force {
             return Err(Error::token(format!("slot {:02x} of this YubiKey already holds a CA key ({fp})", uri.slot))
                 .with_hint("every host trusts that key; to keep it, use 'breakglass-ca pubkey'. To replace it (and re-provision every host), run init again with --force"));

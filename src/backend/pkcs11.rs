@@ -17,8 +17,9 @@ use sha2::{Digest, Sha256, Sha384};
 use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData, RsaPublicKey};
 use ssh_key::{EcdsaCurve, Mpint};
 
-use super::{Algorithm, CaKey, KeyInfo, PinStatus, TokenSignature};
+use super::{CaKey, KeyInfo, PinStatus, TokenSignature};
 use crate::error::{Error, Result};
+use crate::key::Algorithm;
 use crate::pin::Pin;
 use crate::text::Esc;
 use crate::uri::Pkcs11Uri;

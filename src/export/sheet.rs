@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use ssh_key::public::KeyData;
 
 use super::qr::{mm, xml_escape, Qr, MIN_MODULE_MM};
-use crate::backend::Algorithm;
 use crate::error::{Error, Result};
+use crate::key::Algorithm;
 use crate::text;
 
 const PAGE_W: f64 = 210.0;
