@@ -1,7 +1,9 @@
 //! The CA key behind one small trait, whatever token holds it. Backends deal with their
 //! hardware's quirks (digests, DER or fixed-width ECDSA, EC point wrapping) and hand back a
 //! [`TokenSignature`]; [`TokenSignature::into_ssh`] is the one place that turns a token's
-//! signature into OpenSSH's wire format.
+//! signature into OpenSSH's wire format. Backends never print: what they tell or ask the
+//! custodian while they work (a touch prompt, a warning, a management key) goes through the
+//! [`Prompter`] that `cmd/` passes in, as [`Note`]s.
 
 pub mod piv;
 pub mod pkcs11;
@@ -10,9 +12,11 @@ pub mod soft;
 
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::Arc;
 
 use ssh_key::public::KeyData;
 use ssh_key::{EcdsaCurve, HashAlg, Mpint};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::pin::Pin;
@@ -21,6 +25,72 @@ use crate::uri::CaUri;
 /// The CA key algorithms live with the other key facts in [`crate::key`]; kept here too for
 /// the callers that name it through the backend.
 pub use crate::key::Algorithm;
+
+/// How a backend talks to the custodian while it works, in the style of rage's `Callbacks`:
+/// the backend says what and when, `cmd/` decides where (stderr, the terminal) and tests
+/// record it. Shared with the thread that shows the touch prompt, hence `Sync`.
+pub trait Prompter: Sync {
+    /// Tell the custodian something now.
+    fn note(&self, note: &Note);
+
+    /// Ask for a secret without echo (the PIV management key when the card keeps none).
+    fn secret(&self, prompt: &str) -> std::io::Result<Zeroizing<String>>;
+}
+
+/// What a backend tells the custodian. The text is the [`Display`](fmt::Display) form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// A signature takes long: the YubiKey waits for a touch.
+    TouchNow,
+    /// Logged in with the YubiKey's factory PIN.
+    FactoryPin,
+    /// `init`: the card that was opened (already escaped: it comes from the card).
+    Card(String),
+    /// `init --force`: the CA key in the slot will be replaced.
+    Replacing { fingerprint: String, slot: u8 },
+    /// `init`: the PIN given is the factory PIN.
+    FactoryPinAtInit,
+    /// `init`: the card still has the factory management key.
+    FactoryManagementKey,
+    /// `init`: the factory management key was replaced by a random, PIN-protected one.
+    ManagementKeyReplaced,
+    /// `init`: the key is being generated; with `touch`, the card will want a touch.
+    Generating {
+        algorithm: Algorithm,
+        slot: u8,
+        touch: bool,
+    },
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Note::TouchNow => f.write_str("Touch the YubiKey now (its light is blinking)."),
+            Note::FactoryPin => f.write_str("WARNING: this YubiKey still uses the factory default PIN: change it (ykman piv access change-pin) before it goes back into the vault."),
+            Note::Card(card) => write!(f, "Card: {card}"),
+            Note::Replacing { fingerprint, slot } => write!(
+                f,
+                "WARNING: --force: the CA key {fingerprint} in slot {slot:02x} will be REPLACED"
+            ),
+            Note::FactoryPinAtInit => f.write_str("WARNING: this YubiKey still uses the factory default PIN. Change the PIN and PUK before it goes into the vault (ykman piv access change-pin / change-puk)."),
+            Note::FactoryManagementKey => f.write_str("WARNING: this YubiKey still has the FACTORY management key: anyone holding it can replace keys without the PIN."),
+            Note::ManagementKeyReplaced => f.write_str("The management key was replaced by a random one, stored on the card behind the PIN."),
+            Note::Generating {
+                algorithm,
+                slot,
+                touch,
+            } => write!(
+                f,
+                "Generating the {algorithm} CA key in slot {slot:02x}{}",
+                if *touch {
+                    " (touch the YubiKey when it blinks)"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+}
 
 /// A signature as a token produced it, already normalised by the backend: ECDSA as fixed-width
 /// big-endian `r||s`, Ed25519 as its 64 bytes, RSA as a PKCS#1 v1.5 SHA-512 signature.
@@ -187,17 +257,35 @@ pub fn with_signer<T>(
     })
 }
 
-/// Open the CA key that `uri` names. Nothing is asked and no PIN is used.
-pub fn open(uri: &CaUri) -> Result<Box<dyn CaKey>> {
+/// Open the CA key that `uri` names. Nothing is asked and no PIN is used; what the key has
+/// to tell the custodian later (a touch prompt) goes to `prompter`.
+pub fn open(uri: &CaUri, prompter: Arc<dyn Prompter>) -> Result<Box<dyn CaKey>> {
     match uri {
         CaUri::Pkcs11(u) => Ok(Box::new(pkcs11::Pkcs11Key::open(u)?)),
-        CaUri::Yubikey(u) => Ok(Box::new(piv::PivKey::open(u)?)),
+        CaUri::Yubikey(u) => Ok(Box::new(piv::PivKey::open(u, prompter)?)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notes_read_as_before() {
+        for (note, text) in [
+            (Note::TouchNow, "Touch the YubiKey now (its light is blinking)."),
+            (Note::FactoryPin, "WARNING: this YubiKey still uses the factory default PIN: change it (ykman piv access change-pin) before it goes back into the vault."),
+            (Note::Card("YubiKey serial 7 (firmware 5.7.1)".into()), "Card: YubiKey serial 7 (firmware 5.7.1)"),
+            (Note::Replacing { fingerprint: "SHA256:x".into(), slot: 0x9c }, "WARNING: --force: the CA key SHA256:x in slot 9c will be REPLACED"),
+            (Note::FactoryPinAtInit, "WARNING: this YubiKey still uses the factory default PIN. Change the PIN and PUK before it goes into the vault (ykman piv access change-pin / change-puk)."),
+            (Note::FactoryManagementKey, "WARNING: this YubiKey still has the FACTORY management key: anyone holding it can replace keys without the PIN."),
+            (Note::ManagementKeyReplaced, "The management key was replaced by a random one, stored on the card behind the PIN."),
+            (Note::Generating { algorithm: Algorithm::EcdsaP384, slot: 0x82, touch: false }, "Generating the ecdsa-p384 CA key in slot 82"),
+            (Note::Generating { algorithm: Algorithm::EcdsaP256, slot: 0x9c, touch: true }, "Generating the ecdsa-p256 CA key in slot 9c (touch the YubiKey when it blinks)"),
+        ] {
+            assert_eq!(note.to_string(), text);
+        }
+    }
 
     fn ecdsa(curve: EcdsaCurve, rs: Vec<u8>) -> Vec<u8> {
         let sig = TokenSignature::Ecdsa { curve, rs }.into_ssh().unwrap();

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -23,11 +24,10 @@ use yubikey::piv::{self, AlgorithmId, SlotId};
 use yubikey::{MgmKey, PinPolicy, TouchPolicy, YubiKey};
 use zeroize::Zeroizing;
 
-use super::{CaKey, KeyInfo, PinStatus, TokenSignature};
+use super::{CaKey, KeyInfo, Note, PinStatus, Prompter, TokenSignature};
 use crate::error::{Error, Result};
 use crate::key::{self, Algorithm};
 use crate::pin::Pin;
-use crate::ui::say;
 use crate::uri::YubikeyUri;
 
 /// The factory PIN of every YubiKey; a CA must never keep it.
@@ -191,18 +191,20 @@ fn pkcs1_sha512(message: &[u8], len: usize) -> Vec<u8> {
     em
 }
 
-/// Run `f` (a signature on the card); if it takes long, the card is waiting for a touch.
-fn with_touch_prompt<T>(f: impl FnOnce() -> T) -> T {
+/// Run `f` (a signature on the card); if it takes long, the card is waiting for a touch and
+/// the custodian is told so.
+fn with_touch_prompt<T>(prompter: &dyn Prompter, f: impl FnOnce() -> T) -> T {
     let (done, wait) = std::sync::mpsc::channel::<()>();
-    let prompt = std::thread::spawn(move || {
-        if wait.recv_timeout(TOUCH_PROMPT_AFTER).is_err() {
-            say("Touch the YubiKey now (its light is blinking).");
-        }
-    });
-    let out = f();
-    let _ = done.send(());
-    let _ = prompt.join();
-    out
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            if wait.recv_timeout(TOUCH_PROMPT_AFTER).is_err() {
+                prompter.note(&Note::TouchNow);
+            }
+        });
+        let out = f();
+        let _ = done.send(());
+        out
+    })
 }
 
 /// A CA key in a YubiKey PIV slot.
@@ -214,11 +216,13 @@ pub struct PivKey {
     /// Kept (zeroized) while the key is open: slots with PIN policy "always" need the PIN
     /// before every signature (the certificate and the ledger checkpoint).
     pin: Option<Pin>,
+    /// Where the touch prompt and warnings go.
+    prompter: Arc<dyn Prompter>,
 }
 
 impl PivKey {
     /// Open the slot the URI names and read its public key from the slot's certificate (no PIN).
-    pub fn open(uri: &YubikeyUri) -> Result<Self> {
+    pub fn open(uri: &YubikeyUri, prompter: Arc<dyn Prompter>) -> Result<Self> {
         let mut card = open_card(uri)?;
         let slot = slot_id(uri.slot)?;
         let public = read_slot_key(&mut card, slot)?.ok_or_else(|| {
@@ -241,6 +245,7 @@ impl PivKey {
             public,
             algorithm,
             pin: None,
+            prompter,
         })
     }
 
@@ -361,7 +366,7 @@ impl CaKey for PivKey {
             })?;
         }
         if pin.expose() == FACTORY_PIN {
-            say("WARNING: this YubiKey still uses the factory default PIN: change it (ykman piv access change-pin) before it goes back into the vault.");
+            self.prompter.note(&Note::FactoryPin);
         }
         self.pin = Some(Pin::new(Zeroizing::new(pin.expose().to_owned()))?);
         Ok(())
@@ -386,7 +391,7 @@ impl CaKey for PivKey {
             }
         };
         let slot = self.slot;
-        let out = with_touch_prompt(|| {
+        let out = with_touch_prompt(&*self.prompter, || {
             guard("the YubiKey refused to sign", || {
                 piv::sign_data(&mut card, &input, alg, slot)
             })
@@ -456,32 +461,37 @@ fn read_mgm_hex(text: &str, source: &str) -> Result<MgmKey> {
 /// Create the CA key in the slot: refuse to replace one without `--force`, authenticate with a
 /// management key that is never silently the factory default, generate the key with the
 /// requested PIN and touch policies, write a self-signed certificate for it into the slot.
-pub fn init(uri: &YubikeyUri, opts: &InitOptions, pin: &Pin) -> Result<PivKey> {
+pub fn init(
+    uri: &YubikeyUri,
+    opts: &InitOptions,
+    pin: &Pin,
+    prompter: Arc<dyn Prompter>,
+) -> Result<PivKey> {
     let alg = algorithm_id(opts.algorithm)?;
     let slot = slot_id(uri.slot)?;
     let mut card = open_card(uri)?;
-    say(format!("Card: {}", PivKey::describe_card(&card)));
+    prompter.note(&Note::Card(PivKey::describe_card(&card)));
     if let Some(old) = read_slot_key(&mut card, slot)? {
         let fp = key::fingerprint(&old);
         if !opts.force {
             return Err(Error::token(format!("slot {:02x} of this YubiKey already holds a CA key ({fp})", uri.slot))
                 .with_hint("every host trusts that key; to keep it, use 'breakglass-ca pubkey'. To replace it (and re-provision every host), run init again with --force"));
         }
-        say(format!(
-            "WARNING: --force: the CA key {fp} in slot {:02x} will be REPLACED",
-            uri.slot
-        ));
+        prompter.note(&Note::Replacing {
+            fingerprint: fp,
+            slot: uri.slot,
+        });
     }
     guard("cannot verify the PIN", || {
         card.verify_pin(pin.expose().as_bytes())
     })?;
     if pin.expose() == FACTORY_PIN {
-        say("WARNING: this YubiKey still uses the factory default PIN. Change the PIN and PUK before it goes into the vault (ykman piv access change-pin / change-puk).");
+        prompter.note(&Note::FactoryPinAtInit);
     }
 
     let factory_mgm = guard("management key", || card.authenticate(MgmKey::default())).is_ok();
     if factory_mgm {
-        say("WARNING: this YubiKey still has the FACTORY management key: anyone holding it can replace keys without the PIN.");
+        prompter.note(&Note::FactoryManagementKey);
         if !opts.protect_management_key {
             return Err(Error::token("refusing to use the factory management key")
                 .with_hint("add --protect-management-key to replace it with a random key stored PIN-protected on the card (recommended), or set your own with ykman and pass --management-key-file"));
@@ -490,7 +500,7 @@ pub fn init(uri: &YubikeyUri, opts: &InitOptions, pin: &Pin) -> Result<PivKey> {
         guard("cannot store the new management key", || {
             new.set_protected(&mut card)
         })?;
-        say("The management key was replaced by a random one, stored on the card behind the PIN.");
+        prompter.note(&Note::ManagementKeyReplaced);
         guard("cannot authenticate with the new management key", || {
             card.authenticate(new.clone())
         })?;
@@ -519,12 +529,10 @@ pub fn init(uri: &YubikeyUri, opts: &InitOptions, pin: &Pin) -> Result<PivKey> {
                 }) {
                     Ok(key) => key,
                     Err(_) => {
-                        let text = Zeroizing::new(
-                            rpassword::prompt_password("Management key (48 hex digits): ").map_err(|e| {
-                                Error::usage(format!("cannot ask for the management key on a terminal ({e})"))
-                                    .with_hint("pass --management-key-file PATH, or store it PIN-protected on the card (ykman piv access change-management-key --generate --protect)")
-                            })?,
-                        );
+                        let text = prompter.secret("Management key (48 hex digits): ").map_err(|e| {
+                            Error::usage(format!("cannot ask for the management key on a terminal ({e})"))
+                                .with_hint("pass --management-key-file PATH, or store it PIN-protected on the card (ykman piv access change-management-key --generate --protect)")
+                        })?;
                         read_mgm_hex(&text, "the prompt")?
                     }
                 }
@@ -535,16 +543,11 @@ pub fn init(uri: &YubikeyUri, opts: &InitOptions, pin: &Pin) -> Result<PivKey> {
         })?;
     }
 
-    say(format!(
-        "Generating the {} CA key in slot {:02x}{}",
-        opts.algorithm,
-        uri.slot,
-        if matches!(opts.touch_policy, TouchPolicy::Never) {
-            ""
-        } else {
-            " (touch the YubiKey when it blinks)"
-        }
-    ));
+    prompter.note(&Note::Generating {
+        algorithm: opts.algorithm,
+        slot: uri.slot,
+        touch: !matches!(opts.touch_policy, TouchPolicy::Never),
+    });
     let spki = guard("the YubiKey could not generate the key", || {
         piv::generate(&mut card, slot, alg, opts.pin_policy, opts.touch_policy)
     })?;
@@ -552,7 +555,7 @@ pub fn init(uri: &YubikeyUri, opts: &InitOptions, pin: &Pin) -> Result<PivKey> {
     guard("cannot verify the PIN", || {
         card.verify_pin(pin.expose().as_bytes())
     })?;
-    write_certificate(&mut card, slot, opts.algorithm, spki)?;
+    write_certificate(&mut card, slot, opts.algorithm, spki, &*prompter)?;
     if read_slot_key(&mut card, slot)?.as_ref() != Some(&public) {
         return Err(Error::token(
             "the certificate read back from the slot does not match the new key",
@@ -564,6 +567,7 @@ pub fn init(uri: &YubikeyUri, opts: &InitOptions, pin: &Pin) -> Result<PivKey> {
         public,
         algorithm: opts.algorithm,
         pin: None,
+        prompter,
     })
 }
 
@@ -574,6 +578,7 @@ fn write_certificate(
     slot: SlotId,
     algorithm: Algorithm,
     spki: SubjectPublicKeyInfoOwned,
+    prompter: &dyn Prompter,
 ) -> Result<()> {
     let bad = |e: String| Error::token(format!("cannot build the slot certificate: {e}"));
     let serial = SerialNumber::new(&[0x01]).map_err(|e| bad(e.to_string()))?;
@@ -582,7 +587,7 @@ fn write_certificate(
     let subject =
         Name::from_str("CN=breakglass-ca emergency SSH CA").map_err(|e| bad(e.to_string()))?;
     let result =
-        with_touch_prompt(|| match algorithm {
+        with_touch_prompt(prompter, || match algorithm {
             Algorithm::EcdsaP256 => Certificate::generate_self_signed::<_, p256::NistP256>(
                 card,
                 slot,
@@ -625,6 +630,30 @@ mod tests {
         assert_eq!(em[zero], 0x00);
         assert_eq!(256 - zero - 1, 19 + 64);
         assert_eq!(em[256 - 64..], Sha512::digest(b"abc")[..]);
+    }
+
+    /// A prompter that records what it was told.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<Note>>);
+
+    impl Prompter for Recorder {
+        fn note(&self, note: &Note) {
+            self.0.lock().unwrap().push(note.clone());
+        }
+
+        fn secret(&self, _prompt: &str) -> std::io::Result<Zeroizing<String>> {
+            Err(std::io::ErrorKind::Unsupported.into())
+        }
+    }
+
+    #[test]
+    fn touch_prompt_only_when_the_card_takes_long() {
+        let quick = Recorder::default();
+        assert_eq!(with_touch_prompt(&quick, || 7), 7);
+        assert!(quick.0.lock().unwrap().is_empty());
+        let slow = Recorder::default();
+        with_touch_prompt(&slow, || std::thread::sleep(TOUCH_PROMPT_AFTER * 2));
+        assert_eq!(*slow.0.lock().unwrap(), [Note::TouchNow]);
     }
 
     #[test]

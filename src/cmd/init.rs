@@ -180,7 +180,7 @@ fn init_piv(
         &format!("YubiKey slot {:02x}", yk.slot),
         NOTHING_GENERATED,
     )?;
-    let key = piv::init(yk, &opts, &pin)?;
+    let key = piv::init(yk, &opts, &pin, std::sync::Arc::new(crate::ui::Terminal))?;
     // Pin the card by serial in the configuration, so another YubiKey is never picked up.
     let uri = YubikeyUri {
         serial: Some(key.serial()),
