@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use ssh_key::public::KeyData;
-use ssh_key::{EcdsaCurve, HashAlg, Mpint};
+use ssh_key::{EcdsaCurve, HashAlg};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -102,42 +102,18 @@ pub enum TokenSignature {
 }
 
 impl TokenSignature {
-    /// The OpenSSH signature. ECDSA `r` and `s` become canonical mpints: leading zero bytes
+    /// The OpenSSH signature. ECDSA `r` and `s` are checked to lie in 1..n by the curve's own
+    /// `ecdsa::Signature` and written by ssh-key as canonical mpints: leading zero bytes
     /// stripped, one zero byte added when the top bit is set (sshd rejects anything else).
     pub fn into_ssh(self) -> Result<ssh_key::Signature> {
-        let bad =
-            |why: String| Error::token(format!("the token returned a malformed signature: {why}"));
         let (algorithm, blob) = match self {
-            TokenSignature::Ecdsa { curve, rs } => {
-                let width = match curve {
-                    EcdsaCurve::NistP256 => 32,
-                    EcdsaCurve::NistP384 => 48,
-                    EcdsaCurve::NistP521 => 66,
-                };
-                if rs.len() != 2 * width {
-                    return Err(bad(format!(
-                        "{} bytes of r||s for {curve}, expected {}",
-                        rs.len(),
-                        2 * width
-                    )));
-                }
-                let (r, s) = rs.split_at(width);
-                if r.iter().all(|b| *b == 0) || s.iter().all(|b| *b == 0) {
-                    return Err(bad("r or s is zero".into()));
-                }
-                let mut blob = Vec::with_capacity(rs.len() + 10);
-                for half in [r, s] {
-                    let mpint = Mpint::from_positive_bytes(half)
-                        .map_err(|e| Error::ssh("cannot encode an ECDSA signature", e))?;
-                    let bytes = mpint.as_bytes();
-                    blob.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-                    blob.extend_from_slice(bytes);
-                }
-                (ssh_key::Algorithm::Ecdsa { curve }, blob)
-            }
+            TokenSignature::Ecdsa { curve, rs } => return ecdsa_to_ssh(curve, &rs),
             TokenSignature::Ed25519(sig) => {
                 if sig.len() != 64 {
-                    return Err(bad(format!("{} bytes of Ed25519 signature", sig.len())));
+                    return Err(malformed(format!(
+                        "{} bytes of Ed25519 signature",
+                        sig.len()
+                    )));
                 }
                 (ssh_key::Algorithm::Ed25519, sig)
             }
@@ -151,6 +127,39 @@ impl TokenSignature {
         ssh_key::Signature::new(algorithm, blob)
             .map_err(|e| Error::ssh("cannot build the SSH signature", e))
     }
+}
+
+fn malformed(why: String) -> Error {
+    Error::token(format!("the token returned a malformed signature: {why}"))
+}
+
+/// Fixed-width `r||s` on `curve` as an OpenSSH signature.
+fn ecdsa_to_ssh(curve: EcdsaCurve, rs: &[u8]) -> Result<ssh_key::Signature> {
+    let width = match curve {
+        EcdsaCurve::NistP256 => 32,
+        EcdsaCurve::NistP384 => 48,
+        EcdsaCurve::NistP521 => 66,
+    };
+    if rs.len() != 2 * width {
+        return Err(malformed(format!(
+            "{} bytes of r||s for {curve}, expected {}",
+            rs.len(),
+            2 * width
+        )));
+    }
+    let out_of_range = |_| malformed("r or s is zero or not below the order of the curve".into());
+    let ssh = match curve {
+        EcdsaCurve::NistP256 => p256::ecdsa::Signature::from_slice(rs)
+            .map_err(out_of_range)?
+            .try_into(),
+        EcdsaCurve::NistP384 => p384::ecdsa::Signature::from_slice(rs)
+            .map_err(out_of_range)?
+            .try_into(),
+        EcdsaCurve::NistP521 => p521::ecdsa::Signature::from_slice(rs)
+            .map_err(out_of_range)?
+            .try_into(),
+    };
+    ssh.map_err(|e| Error::ssh("cannot encode an ECDSA signature", e))
 }
 
 /// What the token says about its PIN, before anyone types one.
@@ -305,8 +314,9 @@ mod tests {
 
     #[test]
     fn ecdsa_high_bit_gets_one_zero_byte() {
+        // s = c0…c0, not ff…ff: that is above the order of P-256, refused below.
         let mut rs = vec![0x80; 32];
-        rs.extend([0xff; 32]);
+        rs.extend([0xc0; 32]);
         let blob = ecdsa(EcdsaCurve::NistP256, rs);
         assert_eq!(&blob[..5], &[0, 0, 0, 33, 0]);
         assert_eq!(&blob[5..37], &[0x80; 32]);
@@ -347,6 +357,30 @@ mod tests {
         }
         .into_ssh()
         .is_err());
+    }
+
+    #[test]
+    fn ecdsa_out_of_range_refused() {
+        use p256::elliptic_curve::bigint::Encoding;
+        use p256::elliptic_curve::Curve;
+        let n = p256::NistP256::ORDER.to_be_bytes().to_vec();
+        let mut below = n.clone();
+        *below.last_mut().unwrap() -= 1;
+        let one = [vec![0; 31], vec![1]].concat();
+        ecdsa(EcdsaCurve::NistP256, [below.clone(), below].concat());
+        for rs in [
+            [n.clone(), one.clone()].concat(),
+            [one.clone(), n].concat(),
+            [one, vec![0xff; 32]].concat(),
+        ] {
+            let err = TokenSignature::Ecdsa {
+                curve: EcdsaCurve::NistP256,
+                rs,
+            }
+            .into_ssh()
+            .unwrap_err();
+            assert!(err.to_string().contains("not below the order"), "{err}");
+        }
     }
 
     #[test]
