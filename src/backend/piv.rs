@@ -174,19 +174,18 @@ fn key_data(spki: &SubjectPublicKeyInfoOwned) -> Result<KeyData> {
     }
 }
 
-/// PKCS#1 v1.5 type-1 padding of a SHA-512 DigestInfo, for a 2048-bit key (the card does raw RSA).
+/// PKCS#1 v1.5 type-1 padding of a SHA-512 DigestInfo, for a 2048-bit key (the card does raw
+/// RSA). The DigestInfo prefix is `rsa`'s; the padding around it is the few lines of RFC 8017
+/// 9.2 that `rsa` only applies inside its own private-key operation.
 fn pkcs1_sha512(message: &[u8], len: usize) -> Vec<u8> {
-    const PREFIX: [u8; 19] = [
-        0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03,
-        0x05, 0x00, 0x04, 0x40,
-    ];
+    let prefix = rsa::Pkcs1v15Sign::new::<Sha512>().prefix;
     let digest = Sha512::digest(message);
-    let t_len = PREFIX.len() + digest.len();
+    let t_len = prefix.len() + digest.len();
     let mut em = vec![0xff; len];
     em[0] = 0x00;
     em[1] = 0x01;
     em[len - t_len - 1] = 0x00;
-    em[len - t_len..len - digest.len()].copy_from_slice(&PREFIX);
+    em[len - t_len..len - digest.len()].copy_from_slice(&prefix);
     em[len - digest.len()..].copy_from_slice(&digest);
     em
 }
@@ -305,25 +304,14 @@ impl super::Attest for PivKey {
             .cert
             .to_der()
             .map_err(|e| Error::token(format!("cannot encode: {e}")))?;
-        Ok(format!(
-            "{}{}",
-            pem("CERTIFICATE", &leaf),
-            pem("CERTIFICATE", &inter_der)
-        ))
+        Ok(format!("{}{}", pem(&leaf)?, pem(&inter_der)?))
     }
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = <base64ct::Base64 as base64ct::Encoding>::encode_string(der);
-    let body: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .filter_map(|c| std::str::from_utf8(c).ok())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        body.join("\n")
-    )
+/// A certificate as PEM, LF line endings.
+fn pem(der: &[u8]) -> Result<String> {
+    pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
+        .map_err(|e| Error::token(format!("cannot encode the attestation certificate: {e}")))
 }
 
 /// The public key of the certificate in `slot`, or `None` if the slot has none.
@@ -438,23 +426,19 @@ pub struct InitOptions {
     pub protect_management_key: bool,
 }
 
+/// The management key from 48 hex digits (either case, surrounding spaces ignored), decoded
+/// by `base16ct` (constant-time) into a buffer that is zeroized.
 fn read_mgm_hex(text: &str, source: &str) -> Result<MgmKey> {
-    let hex = Zeroizing::new(text.trim().to_string());
-    let bytes: Zeroizing<Vec<u8>> = Zeroizing::new(
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| {
-                hex.get(i..i + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect::<Option<Vec<u8>>>()
-            .filter(|b| b.len() == 24)
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "the management key from {source} is not 48 hex digits (a 24-byte 3DES key)"
-                ))
-            })?,
-    );
+    let mut bytes = Zeroizing::new([0u8; 24]);
+    let hex = text.trim();
+    match base16ct::mixed::decode(hex, &mut bytes[..]) {
+        Ok(key) if key.len() == 24 => {}
+        _ => {
+            return Err(Error::usage(format!(
+                "the management key from {source} is not 48 hex digits (a 24-byte 3DES key)"
+            )))
+        }
+    }
     MgmKey::from_bytes(&bytes[..]).map_err(|e| yk_error("invalid management key", e))
 }
 
@@ -630,6 +614,14 @@ mod tests {
         assert_eq!(em[zero], 0x00);
         assert_eq!(256 - zero - 1, 19 + 64);
         assert_eq!(em[256 - 64..], Sha512::digest(b"abc")[..]);
+        // The DER DigestInfo header for SHA-512 (RFC 8017 9.2, note 1).
+        assert_eq!(
+            em[zero + 1..256 - 64],
+            [
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x03, 0x05, 0x00, 0x04, 0x40
+            ]
+        );
     }
 
     /// A prompter that records what it was told.
@@ -657,10 +649,29 @@ mod tests {
     }
 
     #[test]
+    fn attestation_pem_layout() {
+        // Two short DER blobs: 64-column base64 lines, LF endings, one block after the other.
+        let one = pem(&[0x30; 49]).unwrap();
+        let b64 = "MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw";
+        assert_eq!(
+            one,
+            format!("-----BEGIN CERTIFICATE-----\n{b64}\nMA==\n-----END CERTIFICATE-----\n")
+        );
+    }
+
+    #[test]
     fn management_key_hex() {
         let ok = "0102030405060708".repeat(3);
         assert!(read_mgm_hex(&ok, "t").is_ok());
-        for bad in ["", "0102", &"zz".repeat(24), &"01".repeat(25)] {
+        assert!(read_mgm_hex(&format!(" {}\n", "0A0b".repeat(12)), "t").is_ok());
+        for bad in [
+            "",
+            "0102",
+            &"zz".repeat(24),
+            &"01".repeat(25),
+            &"+1".repeat(24),
+            &"0".repeat(47),
+        ] {
             assert!(read_mgm_hex(bad, "t").is_err(), "{bad}");
         }
     }

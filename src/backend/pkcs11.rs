@@ -159,8 +159,9 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A token selected by a URI, with a read-only session open on it.
 pub struct Token {
-    /// Kept so the module stays loaded for as long as the session lives.
-    _ctx: Pkcs11,
+    /// The loaded module: kept for as long as the session lives, and used for token
+    /// information and read-write sessions.
+    ctx: Pkcs11,
     session: Session,
     slot: Slot,
     info: TokenInfo,
@@ -233,7 +234,7 @@ impl Token {
             )
         })?;
         Ok(Token {
-            _ctx: ctx,
+            ctx,
             session,
             slot,
             info,
@@ -247,7 +248,7 @@ impl Token {
     /// The PIN state as the token reports it now.
     pub fn pin_status(&self) -> PinStatus {
         let info = self
-            ._ctx
+            .ctx
             .get_token_info(self.slot)
             .unwrap_or_else(|_| self.info.clone());
         let tries_left = if info.user_pin_locked() {
@@ -432,7 +433,7 @@ impl Token {
                 Mechanism::RsaPkcsKeyPairGen
             }
         };
-        let rw = self._ctx.open_rw_session(self.slot).map_err(|e| {
+        let rw = self.ctx.open_rw_session(self.slot).map_err(|e| {
             Error::pkcs11(
                 format!("cannot open a read-write session on {}", self.describe()),
                 e,
@@ -451,7 +452,7 @@ impl Token {
     /// Destroy a key pair (the public and private objects with this label and id).
     fn destroy(&self, label: &str, id: &[u8]) -> Result<()> {
         let rw = self
-            ._ctx
+            .ctx
             .open_rw_session(self.slot)
             .map_err(|e| Error::pkcs11("cannot open a read-write session", e))?;
         let template = [
@@ -619,7 +620,9 @@ impl Pkcs11Key {
 /// difference between the variants does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Existing {
-    None(Token),
+    /// No key matches: the token, ready for a new one.
+    NoKey(Token),
+    /// The key that matches, which `--force` replaces.
     Key(Pkcs11Key),
 }
 
@@ -633,7 +636,7 @@ pub fn open_for_init(uri: &Pkcs11Uri) -> Result<(Existing, Pkcs11Uri)> {
     let token = Token::open(&uri)?;
     let mut keys = token.public_keys(&uri)?;
     let existing = match keys.len() {
-        0 => Existing::None(token),
+        0 => Existing::NoKey(token),
         1 => Existing::Key(Pkcs11Key::from_object(token, keys.remove(0))?),
         n => {
             return Err(Error::token(format!(
@@ -651,7 +654,7 @@ pub fn open_for_init(uri: &Pkcs11Uri) -> Result<(Existing, Pkcs11Uri)> {
 /// The token must be logged in.
 pub fn generate(existing: Existing, algorithm: Algorithm, label: &str) -> Result<Pkcs11Key> {
     let (token, old) = match existing {
-        Existing::None(t) => (t, None),
+        Existing::NoKey(t) => (t, None),
         Existing::Key(k) => (k.token, Some((k.label, k.id))),
     };
     let id = token.generate(algorithm, label)?;
@@ -669,7 +672,7 @@ pub fn generate(existing: Existing, algorithm: Algorithm, label: &str) -> Result
 impl Existing {
     pub fn token(&self) -> &Token {
         match self {
-            Existing::None(t) => t,
+            Existing::NoKey(t) => t,
             Existing::Key(k) => &k.token,
         }
     }
