@@ -452,10 +452,7 @@ mod tests {
     }
 
     fn hex(h: &str) -> Vec<u8> {
-        (0..h.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-            .collect()
+        base16ct::lower::decode_vec(h).unwrap()
     }
 
     fn refused(text: &str, why: &str) {
