@@ -347,12 +347,7 @@ impl CaKey for PivKey {
     }
 
     fn login(&mut self, pin: &Pin) -> Result<()> {
-        {
-            let mut card = self.card.borrow_mut();
-            guard("cannot verify the PIN", || {
-                card.verify_pin(pin.expose().as_bytes())
-            })?;
-        }
+        verify_pin(&mut self.card.borrow_mut(), pin)?;
         if pin.expose() == FACTORY_PIN {
             self.prompter.note(&Note::FactoryPin);
         }
@@ -364,9 +359,7 @@ impl CaKey for PivKey {
         let mut card = self.card.borrow_mut();
         if let Some(pin) = &self.pin {
             // PIN policy "always" consumes the verification with each signature.
-            guard("cannot verify the PIN", || {
-                card.verify_pin(pin.expose().as_bytes())
-            })?;
+            verify_pin(&mut card, pin)?;
         }
         let (alg, input) = match self.algorithm {
             Algorithm::EcdsaP256 => (AlgorithmId::EccP256, Sha256::digest(message).to_vec()),
@@ -455,96 +448,13 @@ pub fn init(
     let slot = slot_id(uri.slot)?;
     let mut card = open_card(uri)?;
     prompter.note(&Note::Card(PivKey::describe_card(&card)));
-    if let Some(old) = read_slot_key(&mut card, slot)? {
-        let fp = key::fingerprint(&old);
-        if !opts.force {
-            return Err(Error::token(format!("slot {:02x} of this YubiKey already holds a CA key ({fp})", uri.slot))
-                .with_hint("every host trusts that key; to keep it, use 'breakglass-ca pubkey'. To replace it (and re-provision every host), run init again with --force"));
-        }
-        prompter.note(&Note::Replacing {
-            fingerprint: fp,
-            slot: uri.slot,
-        });
-    }
-    guard("cannot verify the PIN", || {
-        card.verify_pin(pin.expose().as_bytes())
-    })?;
+    refuse_existing_key(&mut card, slot, opts.force, &*prompter)?;
+    verify_pin(&mut card, pin)?;
     if pin.expose() == FACTORY_PIN {
         prompter.note(&Note::FactoryPinAtInit);
     }
-
-    let factory_mgm = guard("management key", || card.authenticate(MgmKey::default())).is_ok();
-    if factory_mgm {
-        prompter.note(&Note::FactoryManagementKey);
-        if !opts.protect_management_key {
-            return Err(Error::token("refusing to use the factory management key")
-                .with_hint("add --protect-management-key to replace it with a random key stored PIN-protected on the card (recommended), or set your own with ykman and pass --management-key-file"));
-        }
-        let new = MgmKey::generate();
-        guard("cannot store the new management key", || {
-            new.set_protected(&mut card)
-        })?;
-        prompter.note(&Note::ManagementKeyReplaced);
-        guard("cannot authenticate with the new management key", || {
-            card.authenticate(new.clone())
-        })?;
-    } else {
-        let key = match &opts.mgm {
-            MgmSource::File(path) => {
-                // A secret like the PIN: read bounded, into a buffer that is zeroized.
-                let file = std::fs::File::open(path)
-                    .map_err(|e| Error::file("read the management key file", path, e))?;
-                let name = crate::text::escape(&path.to_string_lossy()).into_owned();
-                let bytes = crate::fsx::read_limited_secret(
-                    file,
-                    crate::fsx::limit::PIN_FILE,
-                    &format!("management key file {name}"),
-                )?;
-                let text = std::str::from_utf8(&bytes).map_err(|_| {
-                    Error::usage(format!(
-                        "the management key from {name} is not 48 hex digits (a 24-byte 3DES key)"
-                    ))
-                })?;
-                read_mgm_hex(text, &name)?
-            }
-            MgmSource::CardOrPrompt => {
-                match guard("protected management key", || {
-                    MgmKey::get_protected(&mut card)
-                }) {
-                    Ok(key) => key,
-                    Err(_) => {
-                        let text = prompter.secret("Management key (48 hex digits): ").map_err(|e| {
-                            Error::usage(format!("cannot ask for the management key on a terminal ({e})"))
-                                .with_hint("pass --management-key-file PATH, or store it PIN-protected on the card (ykman piv access change-management-key --generate --protect)")
-                        })?;
-                        read_mgm_hex(&text, "the prompt")?
-                    }
-                }
-            }
-        };
-        guard("the management key was not accepted", || {
-            card.authenticate(key)
-        })?;
-    }
-
-    prompter.note(&Note::Generating {
-        algorithm: opts.algorithm,
-        slot: uri.slot,
-        touch: !matches!(opts.touch_policy, TouchPolicy::Never),
-    });
-    let spki = guard("the YubiKey could not generate the key", || {
-        piv::generate(&mut card, slot, alg, opts.pin_policy, opts.touch_policy)
-    })?;
-    let public = key_data(&spki)?;
-    guard("cannot verify the PIN", || {
-        card.verify_pin(pin.expose().as_bytes())
-    })?;
-    write_certificate(&mut card, slot, opts.algorithm, spki, &*prompter)?;
-    if read_slot_key(&mut card, slot)?.as_ref() != Some(&public) {
-        return Err(Error::token(
-            "the certificate read back from the slot does not match the new key",
-        ));
-    }
+    authenticate(&mut card, opts, &*prompter)?;
+    let public = generate_key(&mut card, slot, alg, opts, pin, &*prompter)?;
     Ok(PivKey {
         card: RefCell::new(card),
         slot,
@@ -553,6 +463,128 @@ pub fn init(
         pin: None,
         prompter,
     })
+}
+
+/// `init`, step 1: a key already in the slot is refused, or with `--force` announced.
+fn refuse_existing_key(
+    card: &mut YubiKey,
+    slot: SlotId,
+    force: bool,
+    prompter: &dyn Prompter,
+) -> Result<()> {
+    let Some(old) = read_slot_key(card, slot)? else {
+        return Ok(());
+    };
+    let fp = key::fingerprint(&old);
+    let slot = u8::from(slot);
+    if !force {
+        return Err(Error::token(format!("slot {slot:02x} of this YubiKey already holds a CA key ({fp})"))
+            .with_hint("every host trusts that key; to keep it, use 'breakglass-ca pubkey'. To replace it (and re-provision every host), run init again with --force"));
+    }
+    prompter.note(&Note::Replacing {
+        fingerprint: fp,
+        slot,
+    });
+    Ok(())
+}
+
+/// Verify the PIN on the card (a wrong one is [`Error::WrongPin`] with the tries left).
+fn verify_pin(card: &mut YubiKey, pin: &Pin) -> Result<()> {
+    guard("cannot verify the PIN", || {
+        card.verify_pin(pin.expose().as_bytes())
+    })
+}
+
+/// `init`, step 2: authenticate with the management key. The factory key is replaced by a
+/// random one stored PIN-protected on the card (`--protect-management-key`) or refused;
+/// another comes from [`MgmSource`].
+fn authenticate(card: &mut YubiKey, opts: &InitOptions, prompter: &dyn Prompter) -> Result<()> {
+    let factory_mgm = guard("management key", || card.authenticate(MgmKey::default())).is_ok();
+    if !factory_mgm {
+        let key = management_key(card, &opts.mgm, prompter)?;
+        return guard("the management key was not accepted", || {
+            card.authenticate(key)
+        });
+    }
+    prompter.note(&Note::FactoryManagementKey);
+    if !opts.protect_management_key {
+        return Err(Error::token("refusing to use the factory management key")
+            .with_hint("add --protect-management-key to replace it with a random key stored PIN-protected on the card (recommended), or set your own with ykman and pass --management-key-file"));
+    }
+    let new = MgmKey::generate();
+    guard("cannot store the new management key", || {
+        new.set_protected(card)
+    })?;
+    prompter.note(&Note::ManagementKeyReplaced);
+    guard("cannot authenticate with the new management key", || {
+        card.authenticate(new.clone())
+    })
+}
+
+/// The management key from its file, or the PIN-protected one on the card, else the prompt.
+fn management_key(
+    card: &mut YubiKey,
+    source: &MgmSource,
+    prompter: &dyn Prompter,
+) -> Result<MgmKey> {
+    match source {
+        MgmSource::File(path) => {
+            // A secret like the PIN: read bounded, into a buffer that is zeroized.
+            let file = std::fs::File::open(path)
+                .map_err(|e| Error::file("read the management key file", path, e))?;
+            let name = crate::text::escape(&path.to_string_lossy()).into_owned();
+            let bytes = crate::fsx::read_limited_secret(
+                file,
+                crate::fsx::limit::PIN_FILE,
+                &format!("management key file {name}"),
+            )?;
+            let text = std::str::from_utf8(&bytes).map_err(|_| {
+                Error::usage(format!(
+                    "the management key from {name} is not 48 hex digits (a 24-byte 3DES key)"
+                ))
+            })?;
+            read_mgm_hex(text, &name)
+        }
+        MgmSource::CardOrPrompt => {
+            if let Ok(key) = guard("protected management key", || MgmKey::get_protected(card)) {
+                return Ok(key);
+            }
+            let text = prompter.secret("Management key (48 hex digits): ").map_err(|e| {
+                Error::usage(format!("cannot ask for the management key on a terminal ({e})"))
+                    .with_hint("pass --management-key-file PATH, or store it PIN-protected on the card (ykman piv access change-management-key --generate --protect)")
+            })?;
+            read_mgm_hex(&text, "the prompt")
+        }
+    }
+}
+
+/// `init`, step 3: generate the key in the slot with the PIN and touch policies, write its
+/// certificate and check that it reads back as the new key.
+fn generate_key(
+    card: &mut YubiKey,
+    slot: SlotId,
+    alg: AlgorithmId,
+    opts: &InitOptions,
+    pin: &Pin,
+    prompter: &dyn Prompter,
+) -> Result<KeyData> {
+    prompter.note(&Note::Generating {
+        algorithm: opts.algorithm,
+        slot: u8::from(slot),
+        touch: !matches!(opts.touch_policy, TouchPolicy::Never),
+    });
+    let spki = guard("the YubiKey could not generate the key", || {
+        piv::generate(card, slot, alg, opts.pin_policy, opts.touch_policy)
+    })?;
+    let public = key_data(&spki)?;
+    verify_pin(card, pin)?;
+    write_certificate(card, slot, opts.algorithm, spki, prompter)?;
+    if read_slot_key(card, slot)?.as_ref() != Some(&public) {
+        return Err(Error::token(
+            "the certificate read back from the slot does not match the new key",
+        ));
+    }
+    Ok(public)
 }
 
 /// A self-signed certificate for the slot's key, so that the public key can be read without a
