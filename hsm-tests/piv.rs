@@ -492,6 +492,102 @@ fn attestation_is_refused_clearly_on_the_test_card() {
     );
 }
 
+/// What the PIV backend tells the custodian (through the prompter `cmd/` passes in) reaches
+/// stderr as whole lines, once each, in the order it happened.
+#[test]
+fn backend_notes_reach_stderr() {
+    if !tools() {
+        return;
+    }
+    let lab = PivLab::start(7001);
+    let out = lab.init(
+        "yubikey:slot-id=9c",
+        &["--protect-management-key", "--touch-policy", "never"],
+    );
+    assert_ok(&out, "init");
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    let at = |wanted: &dyn Fn(&str) -> bool, what: &str| {
+        let found: Vec<usize> = (0..lines.len()).filter(|i| wanted(lines[*i])).collect();
+        assert_eq!(found.len(), 1, "{what} should be one line of:\n{err}");
+        found[0]
+    };
+    let order = [
+        at(
+            &|l| l.starts_with("Card: YubiKey serial 7001 (firmware "),
+            "the card",
+        ),
+        at(
+            &|l| {
+                l == "WARNING: this YubiKey still uses the factory default PIN. Change the PIN and PUK before it goes into the vault (ykman piv access change-pin / change-puk)."
+            },
+            "the factory PIN",
+        ),
+        at(
+            &|l| {
+                l == "WARNING: this YubiKey still has the FACTORY management key: anyone holding it can replace keys without the PIN."
+            },
+            "the factory management key",
+        ),
+        at(
+            &|l| {
+                l == "The management key was replaced by a random one, stored on the card behind the PIN."
+            },
+            "the new management key",
+        ),
+        at(
+            &|l| l == "Generating the ecdsa-p256 CA key in slot 9c",
+            "the key generation",
+        ),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "out of order:\n{err}"
+    );
+    // Replacing the key (from a new state directory) names the old one.
+    let config = std::fs::read_to_string(lab.state.join("config.toml")).unwrap();
+    let fp = config
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    let out = run(lab
+        .cmd()
+        .env("BREAKGLASS_CA_STATE_DIR", lab.dir.path().join("second"))
+        .args([
+            "--ca",
+            "yubikey:slot-id=9c",
+            "init",
+            "--force",
+            "--touch-policy",
+            "never",
+        ]));
+    assert_ok(&out, "init --force");
+    let replacing = format!("WARNING: --force: the CA key {fp} in slot 9c will be REPLACED");
+    assert_eq!(
+        stderr(&out).lines().filter(|l| *l == replacing).count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+    // Logging in with the factory PIN warns once.
+    let key = keygen(lab.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
+    let out = run(lab
+        .cmd()
+        .env("BREAKGLASS_CA_STATE_DIR", lab.dir.path().join("second"))
+        .args(["mint", "-n", "breakglass", "--reason", "r"])
+        .arg(&key));
+    assert_ok(&out, "mint");
+    let factory = "WARNING: this YubiKey still uses the factory default PIN: change it (ykman piv access change-pin) before it goes back into the vault.";
+    assert_eq!(
+        stderr(&out).lines().filter(|l| *l == factory).count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// Real hardware, selected by serial: `BREAKGLASS_TEST_YUBIKEY_SERIAL=N cargo test --test hsm
 /// -- --ignored real_yubikey`. Destroys slot 82 of that YubiKey; touch it when asked.
 #[test]

@@ -74,10 +74,7 @@ fn fields(line: &str) -> Vec<Vec<u8>> {
 }
 
 fn hex(h: &str) -> Vec<u8> {
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-        .collect()
+    base16ct::lower::decode_vec(h).unwrap()
 }
 
 /// The eight small-order points of the Ed25519 curve, and non-canonical encodings of them.

@@ -1,7 +1,9 @@
 //! The CA key behind one small trait, whatever token holds it. Backends deal with their
 //! hardware's quirks (digests, DER or fixed-width ECDSA, EC point wrapping) and hand back a
 //! [`TokenSignature`]; [`TokenSignature::into_ssh`] is the one place that turns a token's
-//! signature into OpenSSH's wire format.
+//! signature into OpenSSH's wire format. Backends never print: what they tell or ask the
+//! custodian while they work (a touch prompt, a warning, a management key) goes through the
+//! [`Prompter`] that `cmd/` passes in, as [`Note`]s.
 
 pub mod piv;
 pub mod pkcs11;
@@ -10,85 +12,83 @@ pub mod soft;
 
 use std::cell::RefCell;
 use std::fmt;
-use std::str::FromStr;
+use std::sync::Arc;
 
 use ssh_key::public::KeyData;
-use ssh_key::{EcdsaCurve, HashAlg, Mpint};
+use ssh_key::{EcdsaCurve, HashAlg};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::pin::Pin;
 use crate::uri::CaUri;
 
-/// Key algorithms a CA key can have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Algorithm {
-    EcdsaP256,
-    EcdsaP384,
-    Ed25519,
-    Rsa2048,
-    Rsa3072,
-    Rsa4096,
+/// The CA key algorithms live with the other key facts in [`crate::key`]; kept here too for
+/// the callers that name it through the backend.
+pub use crate::key::Algorithm;
+
+/// How a backend talks to the custodian while it works, in the style of rage's `Callbacks`:
+/// the backend says what and when, `cmd/` decides where (stderr, the terminal) and tests
+/// record it. Shared with the thread that shows the touch prompt, hence `Sync`.
+pub trait Prompter: Sync {
+    /// Tell the custodian something now.
+    fn note(&self, note: &Note);
+
+    /// Ask for a secret without echo (the PIV management key when the card keeps none).
+    fn secret(&self, prompt: &str) -> std::io::Result<Zeroizing<String>>;
 }
 
-impl Algorithm {
-    pub const ALL: [Algorithm; 6] = [
-        Algorithm::EcdsaP256,
-        Algorithm::EcdsaP384,
-        Algorithm::Ed25519,
-        Algorithm::Rsa2048,
-        Algorithm::Rsa3072,
-        Algorithm::Rsa4096,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::EcdsaP256 => "ecdsa-p256",
-            Algorithm::EcdsaP384 => "ecdsa-p384",
-            Algorithm::Ed25519 => "ed25519",
-            Algorithm::Rsa2048 => "rsa-2048",
-            Algorithm::Rsa3072 => "rsa-3072",
-            Algorithm::Rsa4096 => "rsa-4096",
-        }
-    }
-
-    /// The algorithm of an existing public key, if it is one a CA may use.
-    pub fn of_key(key: &KeyData) -> Option<Algorithm> {
-        match key {
-            KeyData::Ecdsa(k) => match k.curve() {
-                EcdsaCurve::NistP256 => Some(Algorithm::EcdsaP256),
-                EcdsaCurve::NistP384 => Some(Algorithm::EcdsaP384),
-                EcdsaCurve::NistP521 => None,
-            },
-            KeyData::Ed25519(_) => Some(Algorithm::Ed25519),
-            KeyData::Rsa(k) => match k.n.as_positive_bytes().map(|b| b.len() * 8) {
-                Some(2048) => Some(Algorithm::Rsa2048),
-                Some(3072) => Some(Algorithm::Rsa3072),
-                Some(4096) => Some(Algorithm::Rsa4096),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
+/// What a backend tells the custodian. The text is the [`Display`](fmt::Display) form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// A signature takes long: the YubiKey waits for a touch.
+    TouchNow,
+    /// Logged in with the YubiKey's factory PIN.
+    FactoryPin,
+    /// `init`: the card that was opened (already escaped: it comes from the card).
+    Card(String),
+    /// `init --force`: the CA key in the slot will be replaced.
+    Replacing { fingerprint: String, slot: u8 },
+    /// `init`: the PIN given is the factory PIN.
+    FactoryPinAtInit,
+    /// `init`: the card still has the factory management key.
+    FactoryManagementKey,
+    /// `init`: the factory management key was replaced by a random, PIN-protected one.
+    ManagementKeyReplaced,
+    /// `init`: the key is being generated; with `touch`, the card will want a touch.
+    Generating {
+        algorithm: Algorithm,
+        slot: u8,
+        touch: bool,
+    },
 }
 
-impl fmt::Display for Algorithm {
+impl fmt::Display for Note {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Algorithm {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Algorithm::ALL
-            .into_iter()
-            .find(|a| a.name() == s)
-            .ok_or_else(|| {
-                Error::usage(format!("unknown algorithm '{s}'")).with_hint(
-                    "choose one of: ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-3072, rsa-4096 (PKCS#11), or ecdsa-p256, ecdsa-p384, rsa-2048 (YubiKey)",
-                )
-            })
+        match self {
+            Note::TouchNow => f.write_str("Touch the YubiKey now (its light is blinking)."),
+            Note::FactoryPin => f.write_str("WARNING: this YubiKey still uses the factory default PIN: change it (ykman piv access change-pin) before it goes back into the vault."),
+            Note::Card(card) => write!(f, "Card: {card}"),
+            Note::Replacing { fingerprint, slot } => write!(
+                f,
+                "WARNING: --force: the CA key {fingerprint} in slot {slot:02x} will be REPLACED"
+            ),
+            Note::FactoryPinAtInit => f.write_str("WARNING: this YubiKey still uses the factory default PIN. Change the PIN and PUK before it goes into the vault (ykman piv access change-pin / change-puk)."),
+            Note::FactoryManagementKey => f.write_str("WARNING: this YubiKey still has the FACTORY management key: anyone holding it can replace keys without the PIN."),
+            Note::ManagementKeyReplaced => f.write_str("The management key was replaced by a random one, stored on the card behind the PIN."),
+            Note::Generating {
+                algorithm,
+                slot,
+                touch,
+            } => write!(
+                f,
+                "Generating the {algorithm} CA key in slot {slot:02x}{}",
+                if *touch {
+                    " (touch the YubiKey when it blinks)"
+                } else {
+                    ""
+                }
+            ),
+        }
     }
 }
 
@@ -102,42 +102,18 @@ pub enum TokenSignature {
 }
 
 impl TokenSignature {
-    /// The OpenSSH signature. ECDSA `r` and `s` become canonical mpints: leading zero bytes
+    /// The OpenSSH signature. ECDSA `r` and `s` are checked to lie in 1..n by the curve's own
+    /// `ecdsa::Signature` and written by ssh-key as canonical mpints: leading zero bytes
     /// stripped, one zero byte added when the top bit is set (sshd rejects anything else).
     pub fn into_ssh(self) -> Result<ssh_key::Signature> {
-        let bad =
-            |why: String| Error::token(format!("the token returned a malformed signature: {why}"));
         let (algorithm, blob) = match self {
-            TokenSignature::Ecdsa { curve, rs } => {
-                let width = match curve {
-                    EcdsaCurve::NistP256 => 32,
-                    EcdsaCurve::NistP384 => 48,
-                    EcdsaCurve::NistP521 => 66,
-                };
-                if rs.len() != 2 * width {
-                    return Err(bad(format!(
-                        "{} bytes of r||s for {curve}, expected {}",
-                        rs.len(),
-                        2 * width
-                    )));
-                }
-                let (r, s) = rs.split_at(width);
-                if r.iter().all(|b| *b == 0) || s.iter().all(|b| *b == 0) {
-                    return Err(bad("r or s is zero".into()));
-                }
-                let mut blob = Vec::with_capacity(rs.len() + 10);
-                for half in [r, s] {
-                    let mpint = Mpint::from_positive_bytes(half)
-                        .map_err(|e| Error::ssh("cannot encode an ECDSA signature", e))?;
-                    let bytes = mpint.as_bytes();
-                    blob.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-                    blob.extend_from_slice(bytes);
-                }
-                (ssh_key::Algorithm::Ecdsa { curve }, blob)
-            }
+            TokenSignature::Ecdsa { curve, rs } => return ecdsa_to_ssh(curve, &rs),
             TokenSignature::Ed25519(sig) => {
                 if sig.len() != 64 {
-                    return Err(bad(format!("{} bytes of Ed25519 signature", sig.len())));
+                    return Err(malformed(format!(
+                        "{} bytes of Ed25519 signature",
+                        sig.len()
+                    )));
                 }
                 (ssh_key::Algorithm::Ed25519, sig)
             }
@@ -151,6 +127,39 @@ impl TokenSignature {
         ssh_key::Signature::new(algorithm, blob)
             .map_err(|e| Error::ssh("cannot build the SSH signature", e))
     }
+}
+
+fn malformed(why: String) -> Error {
+    Error::token(format!("the token returned a malformed signature: {why}"))
+}
+
+/// Fixed-width `r||s` on `curve` as an OpenSSH signature.
+fn ecdsa_to_ssh(curve: EcdsaCurve, rs: &[u8]) -> Result<ssh_key::Signature> {
+    let width = match curve {
+        EcdsaCurve::NistP256 => 32,
+        EcdsaCurve::NistP384 => 48,
+        EcdsaCurve::NistP521 => 66,
+    };
+    if rs.len() != 2 * width {
+        return Err(malformed(format!(
+            "{} bytes of r||s for {curve}, expected {}",
+            rs.len(),
+            2 * width
+        )));
+    }
+    let out_of_range = |_| malformed("r or s is zero or not below the order of the curve".into());
+    let ssh = match curve {
+        EcdsaCurve::NistP256 => p256::ecdsa::Signature::from_slice(rs)
+            .map_err(out_of_range)?
+            .try_into(),
+        EcdsaCurve::NistP384 => p384::ecdsa::Signature::from_slice(rs)
+            .map_err(out_of_range)?
+            .try_into(),
+        EcdsaCurve::NistP521 => p521::ecdsa::Signature::from_slice(rs)
+            .map_err(out_of_range)?
+            .try_into(),
+    };
+    ssh.map_err(|e| Error::ssh("cannot encode an ECDSA signature", e))
 }
 
 /// What the token says about its PIN, before anyone types one.
@@ -257,17 +266,35 @@ pub fn with_signer<T>(
     })
 }
 
-/// Open the CA key that `uri` names. Nothing is asked and no PIN is used.
-pub fn open(uri: &CaUri) -> Result<Box<dyn CaKey>> {
+/// Open the CA key that `uri` names. Nothing is asked and no PIN is used; what the key has
+/// to tell the custodian later (a touch prompt) goes to `prompter`.
+pub fn open(uri: &CaUri, prompter: Arc<dyn Prompter>) -> Result<Box<dyn CaKey>> {
     match uri {
         CaUri::Pkcs11(u) => Ok(Box::new(pkcs11::Pkcs11Key::open(u)?)),
-        CaUri::Yubikey(u) => Ok(Box::new(piv::PivKey::open(u)?)),
+        CaUri::Yubikey(u) => Ok(Box::new(piv::PivKey::open(u, prompter)?)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notes_read_as_before() {
+        for (note, text) in [
+            (Note::TouchNow, "Touch the YubiKey now (its light is blinking)."),
+            (Note::FactoryPin, "WARNING: this YubiKey still uses the factory default PIN: change it (ykman piv access change-pin) before it goes back into the vault."),
+            (Note::Card("YubiKey serial 7 (firmware 5.7.1)".into()), "Card: YubiKey serial 7 (firmware 5.7.1)"),
+            (Note::Replacing { fingerprint: "SHA256:x".into(), slot: 0x9c }, "WARNING: --force: the CA key SHA256:x in slot 9c will be REPLACED"),
+            (Note::FactoryPinAtInit, "WARNING: this YubiKey still uses the factory default PIN. Change the PIN and PUK before it goes into the vault (ykman piv access change-pin / change-puk)."),
+            (Note::FactoryManagementKey, "WARNING: this YubiKey still has the FACTORY management key: anyone holding it can replace keys without the PIN."),
+            (Note::ManagementKeyReplaced, "The management key was replaced by a random one, stored on the card behind the PIN."),
+            (Note::Generating { algorithm: Algorithm::EcdsaP384, slot: 0x82, touch: false }, "Generating the ecdsa-p384 CA key in slot 82"),
+            (Note::Generating { algorithm: Algorithm::EcdsaP256, slot: 0x9c, touch: true }, "Generating the ecdsa-p256 CA key in slot 9c (touch the YubiKey when it blinks)"),
+        ] {
+            assert_eq!(note.to_string(), text);
+        }
+    }
 
     fn ecdsa(curve: EcdsaCurve, rs: Vec<u8>) -> Vec<u8> {
         let sig = TokenSignature::Ecdsa { curve, rs }.into_ssh().unwrap();
@@ -287,8 +314,9 @@ mod tests {
 
     #[test]
     fn ecdsa_high_bit_gets_one_zero_byte() {
+        // s = c0…c0, not ff…ff: that is above the order of P-256, refused below.
         let mut rs = vec![0x80; 32];
-        rs.extend([0xff; 32]);
+        rs.extend([0xc0; 32]);
         let blob = ecdsa(EcdsaCurve::NistP256, rs);
         assert_eq!(&blob[..5], &[0, 0, 0, 33, 0]);
         assert_eq!(&blob[5..37], &[0x80; 32]);
@@ -332,6 +360,30 @@ mod tests {
     }
 
     #[test]
+    fn ecdsa_out_of_range_refused() {
+        use p256::elliptic_curve::bigint::Encoding;
+        use p256::elliptic_curve::Curve;
+        let n = p256::NistP256::ORDER.to_be_bytes().to_vec();
+        let mut below = n.clone();
+        *below.last_mut().unwrap() -= 1;
+        let one = [vec![0; 31], vec![1]].concat();
+        ecdsa(EcdsaCurve::NistP256, [below.clone(), below].concat());
+        for rs in [
+            [n.clone(), one.clone()].concat(),
+            [one.clone(), n].concat(),
+            [one, vec![0xff; 32]].concat(),
+        ] {
+            let err = TokenSignature::Ecdsa {
+                curve: EcdsaCurve::NistP256,
+                rs,
+            }
+            .into_ssh()
+            .unwrap_err();
+            assert!(err.to_string().contains("not below the order"), "{err}");
+        }
+    }
+
+    #[test]
     fn ssh_encoding_verifies_with_p256() {
         // Real signatures over many messages: the converted blob must verify as an SSH signature.
         use p256::ecdsa::{signature::Signer, Signature, SigningKey};
@@ -362,13 +414,5 @@ mod tests {
             short > 0,
             "the sample must include r or s with a zero or high first byte"
         );
-    }
-
-    #[test]
-    fn algorithm_names_round_trip() {
-        for a in Algorithm::ALL {
-            assert_eq!(a.name().parse::<Algorithm>().unwrap(), a);
-        }
-        assert!("dsa".parse::<Algorithm>().is_err());
     }
 }

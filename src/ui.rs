@@ -10,7 +10,9 @@
 use std::io::Write;
 
 use chrono::{DateTime, Local, Utc};
+use zeroize::Zeroizing;
 
+use crate::backend::{Note, Prompter};
 use crate::error::{Error, Result};
 use crate::text;
 
@@ -50,6 +52,20 @@ pub fn print(text: impl AsRef<str>) -> Result<()> {
     out.write_all(lines(text.as_ref()).as_bytes())
         .and_then(|_| out.flush())
         .map_err(|e| Error::io("cannot write to stdout", e))
+}
+
+/// The custodian's terminal, for the backends: notes on stderr through [`say`], secrets asked
+/// without echo.
+pub struct Terminal;
+
+impl Prompter for Terminal {
+    fn note(&self, note: &Note) {
+        say(note.to_string());
+    }
+
+    fn secret(&self, prompt: &str) -> std::io::Result<Zeroizing<String>> {
+        rpassword::prompt_password(prompt).map(Zeroizing::new)
+    }
 }
 
 #[cfg(test)]

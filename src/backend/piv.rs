@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -23,10 +24,10 @@ use yubikey::piv::{self, AlgorithmId, SlotId};
 use yubikey::{MgmKey, PinPolicy, TouchPolicy, YubiKey};
 use zeroize::Zeroizing;
 
-use super::{Algorithm, CaKey, KeyInfo, PinStatus, TokenSignature};
+use super::{CaKey, KeyInfo, Note, PinStatus, Prompter, TokenSignature};
 use crate::error::{Error, Result};
+use crate::key::{self, Algorithm};
 use crate::pin::Pin;
-use crate::ui::say;
 use crate::uri::YubikeyUri;
 
 /// The factory PIN of every YubiKey; a CA must never keep it.
@@ -173,35 +174,36 @@ fn key_data(spki: &SubjectPublicKeyInfoOwned) -> Result<KeyData> {
     }
 }
 
-/// PKCS#1 v1.5 type-1 padding of a SHA-512 DigestInfo, for a 2048-bit key (the card does raw RSA).
+/// PKCS#1 v1.5 type-1 padding of a SHA-512 DigestInfo, for a 2048-bit key (the card does raw
+/// RSA). The DigestInfo prefix is `rsa`'s; the padding around it is the few lines of RFC 8017
+/// 9.2 that `rsa` only applies inside its own private-key operation.
 fn pkcs1_sha512(message: &[u8], len: usize) -> Vec<u8> {
-    const PREFIX: [u8; 19] = [
-        0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03,
-        0x05, 0x00, 0x04, 0x40,
-    ];
+    let prefix = rsa::Pkcs1v15Sign::new::<Sha512>().prefix;
     let digest = Sha512::digest(message);
-    let t_len = PREFIX.len() + digest.len();
+    let t_len = prefix.len() + digest.len();
     let mut em = vec![0xff; len];
     em[0] = 0x00;
     em[1] = 0x01;
     em[len - t_len - 1] = 0x00;
-    em[len - t_len..len - digest.len()].copy_from_slice(&PREFIX);
+    em[len - t_len..len - digest.len()].copy_from_slice(&prefix);
     em[len - digest.len()..].copy_from_slice(&digest);
     em
 }
 
-/// Run `f` (a signature on the card); if it takes long, the card is waiting for a touch.
-fn with_touch_prompt<T>(f: impl FnOnce() -> T) -> T {
+/// Run `f` (a signature on the card); if it takes long, the card is waiting for a touch and
+/// the custodian is told so.
+fn with_touch_prompt<T>(prompter: &dyn Prompter, f: impl FnOnce() -> T) -> T {
     let (done, wait) = std::sync::mpsc::channel::<()>();
-    let prompt = std::thread::spawn(move || {
-        if wait.recv_timeout(TOUCH_PROMPT_AFTER).is_err() {
-            say("Touch the YubiKey now (its light is blinking).");
-        }
-    });
-    let out = f();
-    let _ = done.send(());
-    let _ = prompt.join();
-    out
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            if wait.recv_timeout(TOUCH_PROMPT_AFTER).is_err() {
+                prompter.note(&Note::TouchNow);
+            }
+        });
+        let out = f();
+        let _ = done.send(());
+        out
+    })
 }
 
 /// A CA key in a YubiKey PIV slot.
@@ -213,11 +215,13 @@ pub struct PivKey {
     /// Kept (zeroized) while the key is open: slots with PIN policy "always" need the PIN
     /// before every signature (the certificate and the ledger checkpoint).
     pin: Option<Pin>,
+    /// Where the touch prompt and warnings go.
+    prompter: Arc<dyn Prompter>,
 }
 
 impl PivKey {
     /// Open the slot the URI names and read its public key from the slot's certificate (no PIN).
-    pub fn open(uri: &YubikeyUri) -> Result<Self> {
+    pub fn open(uri: &YubikeyUri, prompter: Arc<dyn Prompter>) -> Result<Self> {
         let mut card = open_card(uri)?;
         let slot = slot_id(uri.slot)?;
         let public = read_slot_key(&mut card, slot)?.ok_or_else(|| {
@@ -240,6 +244,7 @@ impl PivKey {
             public,
             algorithm,
             pin: None,
+            prompter,
         })
     }
 
@@ -299,25 +304,14 @@ impl super::Attest for PivKey {
             .cert
             .to_der()
             .map_err(|e| Error::token(format!("cannot encode: {e}")))?;
-        Ok(format!(
-            "{}{}",
-            pem("CERTIFICATE", &leaf),
-            pem("CERTIFICATE", &inter_der)
-        ))
+        Ok(format!("{}{}", pem(&leaf)?, pem(&inter_der)?))
     }
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = <base64ct::Base64 as base64ct::Encoding>::encode_string(der);
-    let body: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .filter_map(|c| std::str::from_utf8(c).ok())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        body.join("\n")
-    )
+/// A certificate as PEM, LF line endings.
+fn pem(der: &[u8]) -> Result<String> {
+    pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
+        .map_err(|e| Error::token(format!("cannot encode the attestation certificate: {e}")))
 }
 
 /// The public key of the certificate in `slot`, or `None` if the slot has none.
@@ -353,14 +347,9 @@ impl CaKey for PivKey {
     }
 
     fn login(&mut self, pin: &Pin) -> Result<()> {
-        {
-            let mut card = self.card.borrow_mut();
-            guard("cannot verify the PIN", || {
-                card.verify_pin(pin.expose().as_bytes())
-            })?;
-        }
+        verify_pin(&mut self.card.borrow_mut(), pin)?;
         if pin.expose() == FACTORY_PIN {
-            say("WARNING: this YubiKey still uses the factory default PIN: change it (ykman piv access change-pin) before it goes back into the vault.");
+            self.prompter.note(&Note::FactoryPin);
         }
         self.pin = Some(Pin::new(Zeroizing::new(pin.expose().to_owned()))?);
         Ok(())
@@ -370,9 +359,7 @@ impl CaKey for PivKey {
         let mut card = self.card.borrow_mut();
         if let Some(pin) = &self.pin {
             // PIN policy "always" consumes the verification with each signature.
-            guard("cannot verify the PIN", || {
-                card.verify_pin(pin.expose().as_bytes())
-            })?;
+            verify_pin(&mut card, pin)?;
         }
         let (alg, input) = match self.algorithm {
             Algorithm::EcdsaP256 => (AlgorithmId::EccP256, Sha256::digest(message).to_vec()),
@@ -385,7 +372,7 @@ impl CaKey for PivKey {
             }
         };
         let slot = self.slot;
-        let out = with_touch_prompt(|| {
+        let out = with_touch_prompt(&*self.prompter, || {
             guard("the YubiKey refused to sign", || {
                 piv::sign_data(&mut card, &input, alg, slot)
             })
@@ -432,138 +419,172 @@ pub struct InitOptions {
     pub protect_management_key: bool,
 }
 
+/// The management key from 48 hex digits (either case, surrounding spaces ignored), decoded
+/// by `base16ct` (constant-time) into a buffer that is zeroized.
 fn read_mgm_hex(text: &str, source: &str) -> Result<MgmKey> {
-    let hex = Zeroizing::new(text.trim().to_string());
-    let bytes: Zeroizing<Vec<u8>> = Zeroizing::new(
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| {
-                hex.get(i..i + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect::<Option<Vec<u8>>>()
-            .filter(|b| b.len() == 24)
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "the management key from {source} is not 48 hex digits (a 24-byte 3DES key)"
-                ))
-            })?,
-    );
+    let mut bytes = Zeroizing::new([0u8; 24]);
+    let hex = text.trim();
+    match base16ct::mixed::decode(hex, &mut bytes[..]) {
+        Ok(key) if key.len() == 24 => {}
+        _ => {
+            return Err(Error::usage(format!(
+                "the management key from {source} is not 48 hex digits (a 24-byte 3DES key)"
+            )))
+        }
+    }
     MgmKey::from_bytes(&bytes[..]).map_err(|e| yk_error("invalid management key", e))
 }
 
 /// Create the CA key in the slot: refuse to replace one without `--force`, authenticate with a
 /// management key that is never silently the factory default, generate the key with the
 /// requested PIN and touch policies, write a self-signed certificate for it into the slot.
-pub fn init(uri: &YubikeyUri, opts: &InitOptions, pin: &Pin) -> Result<PivKey> {
+pub fn init(
+    uri: &YubikeyUri,
+    opts: &InitOptions,
+    pin: &Pin,
+    prompter: Arc<dyn Prompter>,
+) -> Result<PivKey> {
     let alg = algorithm_id(opts.algorithm)?;
     let slot = slot_id(uri.slot)?;
     let mut card = open_card(uri)?;
-    say(format!("Card: {}", PivKey::describe_card(&card)));
-    if let Some(old) = read_slot_key(&mut card, slot)? {
-        let fp = crate::export::fingerprint(&old);
-        if !opts.force {
-            return Err(Error::token(format!("slot {:02x} of this YubiKey already holds a CA key ({fp})", uri.slot))
-                .with_hint("every host trusts that key; to keep it, use 'breakglass-ca pubkey'. To replace it (and re-provision every host), run init again with --force"));
-        }
-        say(format!(
-            "WARNING: --force: the CA key {fp} in slot {:02x} will be REPLACED",
-            uri.slot
-        ));
-    }
-    guard("cannot verify the PIN", || {
-        card.verify_pin(pin.expose().as_bytes())
-    })?;
+    prompter.note(&Note::Card(PivKey::describe_card(&card)));
+    refuse_existing_key(&mut card, slot, opts.force, &*prompter)?;
+    verify_pin(&mut card, pin)?;
     if pin.expose() == FACTORY_PIN {
-        say("WARNING: this YubiKey still uses the factory default PIN. Change the PIN and PUK before it goes into the vault (ykman piv access change-pin / change-puk).");
+        prompter.note(&Note::FactoryPinAtInit);
     }
-
-    let factory_mgm = guard("management key", || card.authenticate(MgmKey::default())).is_ok();
-    if factory_mgm {
-        say("WARNING: this YubiKey still has the FACTORY management key: anyone holding it can replace keys without the PIN.");
-        if !opts.protect_management_key {
-            return Err(Error::token("refusing to use the factory management key")
-                .with_hint("add --protect-management-key to replace it with a random key stored PIN-protected on the card (recommended), or set your own with ykman and pass --management-key-file"));
-        }
-        let new = MgmKey::generate();
-        guard("cannot store the new management key", || {
-            new.set_protected(&mut card)
-        })?;
-        say("The management key was replaced by a random one, stored on the card behind the PIN.");
-        guard("cannot authenticate with the new management key", || {
-            card.authenticate(new.clone())
-        })?;
-    } else {
-        let key = match &opts.mgm {
-            MgmSource::File(path) => {
-                // A secret like the PIN: read bounded, into a buffer that is zeroized.
-                let file = std::fs::File::open(path)
-                    .map_err(|e| Error::file("read the management key file", path, e))?;
-                let name = crate::text::escape(&path.to_string_lossy()).into_owned();
-                let bytes = crate::fsx::read_limited_secret(
-                    file,
-                    crate::fsx::limit::PIN_FILE,
-                    &format!("management key file {name}"),
-                )?;
-                let text = std::str::from_utf8(&bytes).map_err(|_| {
-                    Error::usage(format!(
-                        "the management key from {name} is not 48 hex digits (a 24-byte 3DES key)"
-                    ))
-                })?;
-                read_mgm_hex(text, &name)?
-            }
-            MgmSource::CardOrPrompt => {
-                match guard("protected management key", || {
-                    MgmKey::get_protected(&mut card)
-                }) {
-                    Ok(key) => key,
-                    Err(_) => {
-                        let text = Zeroizing::new(
-                            rpassword::prompt_password("Management key (48 hex digits): ").map_err(|e| {
-                                Error::usage(format!("cannot ask for the management key on a terminal ({e})"))
-                                    .with_hint("pass --management-key-file PATH, or store it PIN-protected on the card (ykman piv access change-management-key --generate --protect)")
-                            })?,
-                        );
-                        read_mgm_hex(&text, "the prompt")?
-                    }
-                }
-            }
-        };
-        guard("the management key was not accepted", || {
-            card.authenticate(key)
-        })?;
-    }
-
-    say(format!(
-        "Generating the {} CA key in slot {:02x}{}",
-        opts.algorithm,
-        uri.slot,
-        if matches!(opts.touch_policy, TouchPolicy::Never) {
-            ""
-        } else {
-            " (touch the YubiKey when it blinks)"
-        }
-    ));
-    let spki = guard("the YubiKey could not generate the key", || {
-        piv::generate(&mut card, slot, alg, opts.pin_policy, opts.touch_policy)
-    })?;
-    let public = key_data(&spki)?;
-    guard("cannot verify the PIN", || {
-        card.verify_pin(pin.expose().as_bytes())
-    })?;
-    write_certificate(&mut card, slot, opts.algorithm, spki)?;
-    if read_slot_key(&mut card, slot)?.as_ref() != Some(&public) {
-        return Err(Error::token(
-            "the certificate read back from the slot does not match the new key",
-        ));
-    }
+    authenticate(&mut card, opts, &*prompter)?;
+    let public = generate_key(&mut card, slot, alg, opts, pin, &*prompter)?;
     Ok(PivKey {
         card: RefCell::new(card),
         slot,
         public,
         algorithm: opts.algorithm,
         pin: None,
+        prompter,
     })
+}
+
+/// `init`, step 1: a key already in the slot is refused, or with `--force` announced.
+fn refuse_existing_key(
+    card: &mut YubiKey,
+    slot: SlotId,
+    force: bool,
+    prompter: &dyn Prompter,
+) -> Result<()> {
+    let Some(old) = read_slot_key(card, slot)? else {
+        return Ok(());
+    };
+    let fp = key::fingerprint(&old);
+    let slot = u8::from(slot);
+    if !force {
+        return Err(Error::token(format!("slot {slot:02x} of this YubiKey already holds a CA key ({fp})"))
+            .with_hint("every host trusts that key; to keep it, use 'breakglass-ca pubkey'. To replace it (and re-provision every host), run init again with --force"));
+    }
+    prompter.note(&Note::Replacing {
+        fingerprint: fp,
+        slot,
+    });
+    Ok(())
+}
+
+/// Verify the PIN on the card (a wrong one is [`Error::WrongPin`] with the tries left).
+fn verify_pin(card: &mut YubiKey, pin: &Pin) -> Result<()> {
+    guard("cannot verify the PIN", || {
+        card.verify_pin(pin.expose().as_bytes())
+    })
+}
+
+/// `init`, step 2: authenticate with the management key. The factory key is replaced by a
+/// random one stored PIN-protected on the card (`--protect-management-key`) or refused;
+/// another comes from [`MgmSource`].
+fn authenticate(card: &mut YubiKey, opts: &InitOptions, prompter: &dyn Prompter) -> Result<()> {
+    let factory_mgm = guard("management key", || card.authenticate(MgmKey::default())).is_ok();
+    if !factory_mgm {
+        let key = management_key(card, &opts.mgm, prompter)?;
+        return guard("the management key was not accepted", || {
+            card.authenticate(key)
+        });
+    }
+    prompter.note(&Note::FactoryManagementKey);
+    if !opts.protect_management_key {
+        return Err(Error::token("refusing to use the factory management key")
+            .with_hint("add --protect-management-key to replace it with a random key stored PIN-protected on the card (recommended), or set your own with ykman and pass --management-key-file"));
+    }
+    let new = MgmKey::generate();
+    guard("cannot store the new management key", || {
+        new.set_protected(card)
+    })?;
+    prompter.note(&Note::ManagementKeyReplaced);
+    guard("cannot authenticate with the new management key", || {
+        card.authenticate(new.clone())
+    })
+}
+
+/// The management key from its file, or the PIN-protected one on the card, else the prompt.
+fn management_key(
+    card: &mut YubiKey,
+    source: &MgmSource,
+    prompter: &dyn Prompter,
+) -> Result<MgmKey> {
+    match source {
+        MgmSource::File(path) => {
+            // A secret like the PIN: read bounded, into a buffer that is zeroized.
+            let file = std::fs::File::open(path)
+                .map_err(|e| Error::file("read the management key file", path, e))?;
+            let name = crate::text::escape(&path.to_string_lossy()).into_owned();
+            let bytes = crate::fsx::read_limited_secret(
+                file,
+                crate::fsx::limit::PIN_FILE,
+                &format!("management key file {name}"),
+            )?;
+            let text = std::str::from_utf8(&bytes).map_err(|_| {
+                Error::usage(format!(
+                    "the management key from {name} is not 48 hex digits (a 24-byte 3DES key)"
+                ))
+            })?;
+            read_mgm_hex(text, &name)
+        }
+        MgmSource::CardOrPrompt => {
+            if let Ok(key) = guard("protected management key", || MgmKey::get_protected(card)) {
+                return Ok(key);
+            }
+            let text = prompter.secret("Management key (48 hex digits): ").map_err(|e| {
+                Error::usage(format!("cannot ask for the management key on a terminal ({e})"))
+                    .with_hint("pass --management-key-file PATH, or store it PIN-protected on the card (ykman piv access change-management-key --generate --protect)")
+            })?;
+            read_mgm_hex(&text, "the prompt")
+        }
+    }
+}
+
+/// `init`, step 3: generate the key in the slot with the PIN and touch policies, write its
+/// certificate and check that it reads back as the new key.
+fn generate_key(
+    card: &mut YubiKey,
+    slot: SlotId,
+    alg: AlgorithmId,
+    opts: &InitOptions,
+    pin: &Pin,
+    prompter: &dyn Prompter,
+) -> Result<KeyData> {
+    prompter.note(&Note::Generating {
+        algorithm: opts.algorithm,
+        slot: u8::from(slot),
+        touch: !matches!(opts.touch_policy, TouchPolicy::Never),
+    });
+    let spki = guard("the YubiKey could not generate the key", || {
+        piv::generate(card, slot, alg, opts.pin_policy, opts.touch_policy)
+    })?;
+    let public = key_data(&spki)?;
+    verify_pin(card, pin)?;
+    write_certificate(card, slot, opts.algorithm, spki, prompter)?;
+    if read_slot_key(card, slot)?.as_ref() != Some(&public) {
+        return Err(Error::token(
+            "the certificate read back from the slot does not match the new key",
+        ));
+    }
+    Ok(public)
 }
 
 /// A self-signed certificate for the slot's key, so that the public key can be read without a
@@ -573,6 +594,7 @@ fn write_certificate(
     slot: SlotId,
     algorithm: Algorithm,
     spki: SubjectPublicKeyInfoOwned,
+    prompter: &dyn Prompter,
 ) -> Result<()> {
     let bad = |e: String| Error::token(format!("cannot build the slot certificate: {e}"));
     let serial = SerialNumber::new(&[0x01]).map_err(|e| bad(e.to_string()))?;
@@ -581,7 +603,7 @@ fn write_certificate(
     let subject =
         Name::from_str("CN=breakglass-ca emergency SSH CA").map_err(|e| bad(e.to_string()))?;
     let result =
-        with_touch_prompt(|| match algorithm {
+        with_touch_prompt(prompter, || match algorithm {
             Algorithm::EcdsaP256 => Certificate::generate_self_signed::<_, p256::NistP256>(
                 card,
                 slot,
@@ -624,13 +646,64 @@ mod tests {
         assert_eq!(em[zero], 0x00);
         assert_eq!(256 - zero - 1, 19 + 64);
         assert_eq!(em[256 - 64..], Sha512::digest(b"abc")[..]);
+        // The DER DigestInfo header for SHA-512 (RFC 8017 9.2, note 1).
+        assert_eq!(
+            em[zero + 1..256 - 64],
+            [
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x03, 0x05, 0x00, 0x04, 0x40
+            ]
+        );
+    }
+
+    /// A prompter that records what it was told.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<Note>>);
+
+    impl Prompter for Recorder {
+        fn note(&self, note: &Note) {
+            self.0.lock().unwrap().push(note.clone());
+        }
+
+        fn secret(&self, _prompt: &str) -> std::io::Result<Zeroizing<String>> {
+            Err(std::io::ErrorKind::Unsupported.into())
+        }
+    }
+
+    #[test]
+    fn touch_prompt_only_when_the_card_takes_long() {
+        let quick = Recorder::default();
+        assert_eq!(with_touch_prompt(&quick, || 7), 7);
+        assert!(quick.0.lock().unwrap().is_empty());
+        let slow = Recorder::default();
+        with_touch_prompt(&slow, || std::thread::sleep(TOUCH_PROMPT_AFTER * 2));
+        assert_eq!(*slow.0.lock().unwrap(), [Note::TouchNow]);
+    }
+
+    #[test]
+    fn attestation_pem_layout() {
+        // Two short DER blobs: 64-column base64 lines, LF endings, one block after the other.
+        let one = pem(&[0x30; 49]).unwrap();
+        let b64 = "MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw";
+        assert_eq!(
+            one,
+            format!("-----BEGIN CERTIFICATE-----\n{b64}\nMA==\n-----END CERTIFICATE-----\n")
+        );
     }
 
     #[test]
     fn management_key_hex() {
         let ok = "0102030405060708".repeat(3);
         assert!(read_mgm_hex(&ok, "t").is_ok());
-        for bad in ["", "0102", &"zz".repeat(24), &"01".repeat(25)] {
+        assert!(read_mgm_hex(&format!(" {}\n", "0A0b".repeat(12)), "t").is_ok());
+        for bad in [
+            "",
+            "0102",
+            &"zz".repeat(24),
+            &"01".repeat(25),
+            &"+1".repeat(24),
+            &"0".repeat(47),
+        ] {
             assert!(read_mgm_hex(bad, "t").is_err(), "{bad}");
         }
     }

@@ -13,12 +13,15 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::{Slot, TokenInfo};
 use cryptoki::types::AuthPin;
+use der::asn1::OctetStringRef;
+use der::Decode;
 use sha2::{Digest, Sha256, Sha384};
 use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData, RsaPublicKey};
 use ssh_key::{EcdsaCurve, Mpint};
 
-use super::{Algorithm, CaKey, KeyInfo, PinStatus, TokenSignature};
+use super::{CaKey, KeyInfo, PinStatus, TokenSignature};
 use crate::error::{Error, Result};
+use crate::key::Algorithm;
 use crate::pin::Pin;
 use crate::text::Esc;
 use crate::uri::Pkcs11Uri;
@@ -29,9 +32,15 @@ pub const MODULE_ENV: &str = "BREAKGLASS_CA_PKCS11_MODULE";
 /// Label given to a new CA key when the URI names none.
 pub const DEFAULT_LABEL: &str = "breakglass-ca";
 
+// CKA_EC_PARAMS as the token holds them: DER, compared and written byte for byte, so kept as
+// bytes (a unit test checks them against `der`'s encoding of the dotted OIDs).
+/// The OID 1.2.840.10045.3.1.7 (prime256v1).
 const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+/// The OID 1.3.132.0.34 (secp384r1).
 const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+/// The OID 1.3.101.112 (id-Ed25519).
 const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+/// The PrintableString "edwards25519", which some tokens use instead of the OID.
 const PRINTABLE_ED25519: &[u8] = b"\x13\x0cedwards25519";
 
 /// Where PKCS#11 modules usually live on Linux, for the "which module?" error.
@@ -145,13 +154,14 @@ fn describe_token(info: &TokenInfo) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    base16ct::lower::encode_string(bytes)
 }
 
 /// A token selected by a URI, with a read-only session open on it.
 pub struct Token {
-    /// Kept so the module stays loaded for as long as the session lives.
-    _ctx: Pkcs11,
+    /// The loaded module: kept for as long as the session lives, and used for token
+    /// information and read-write sessions.
+    ctx: Pkcs11,
     session: Session,
     slot: Slot,
     info: TokenInfo,
@@ -224,7 +234,7 @@ impl Token {
             )
         })?;
         Ok(Token {
-            _ctx: ctx,
+            ctx,
             session,
             slot,
             info,
@@ -238,7 +248,7 @@ impl Token {
     /// The PIN state as the token reports it now.
     pub fn pin_status(&self) -> PinStatus {
         let info = self
-            ._ctx
+            .ctx
             .get_token_info(self.slot)
             .unwrap_or_else(|_| self.info.clone());
         let tries_left = if info.user_pin_locked() {
@@ -423,7 +433,7 @@ impl Token {
                 Mechanism::RsaPkcsKeyPairGen
             }
         };
-        let rw = self._ctx.open_rw_session(self.slot).map_err(|e| {
+        let rw = self.ctx.open_rw_session(self.slot).map_err(|e| {
             Error::pkcs11(
                 format!("cannot open a read-write session on {}", self.describe()),
                 e,
@@ -442,7 +452,7 @@ impl Token {
     /// Destroy a key pair (the public and private objects with this label and id).
     fn destroy(&self, label: &str, id: &[u8]) -> Result<()> {
         let rw = self
-            ._ctx
+            .ctx
             .open_rw_session(self.slot)
             .map_err(|e| Error::pkcs11("cannot open a read-write session", e))?;
         let template = [
@@ -490,24 +500,7 @@ struct PublicObject {
 
 /// The contents of a DER OCTET STRING, or `None` if `der` is not exactly one.
 fn der_octet_string(der: &[u8]) -> Option<&[u8]> {
-    let (&tag, rest) = der.split_first()?;
-    if tag != 0x04 {
-        return None;
-    }
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 2 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| acc << 8 | *b as usize);
-        (len, &rest[n..])
-    };
-    (rest.len() == len).then_some(rest)
+    OctetStringRef::from_der(der).ok().map(|o| o.as_bytes())
 }
 
 /// CKA_EC_POINT is a DER OCTET STRING around the point; a few tokens give the bare point.
@@ -627,7 +620,9 @@ impl Pkcs11Key {
 /// difference between the variants does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Existing {
-    None(Token),
+    /// No key matches: the token, ready for a new one.
+    NoKey(Token),
+    /// The key that matches, which `--force` replaces.
     Key(Pkcs11Key),
 }
 
@@ -641,7 +636,7 @@ pub fn open_for_init(uri: &Pkcs11Uri) -> Result<(Existing, Pkcs11Uri)> {
     let token = Token::open(&uri)?;
     let mut keys = token.public_keys(&uri)?;
     let existing = match keys.len() {
-        0 => Existing::None(token),
+        0 => Existing::NoKey(token),
         1 => Existing::Key(Pkcs11Key::from_object(token, keys.remove(0))?),
         n => {
             return Err(Error::token(format!(
@@ -659,7 +654,7 @@ pub fn open_for_init(uri: &Pkcs11Uri) -> Result<(Existing, Pkcs11Uri)> {
 /// The token must be logged in.
 pub fn generate(existing: Existing, algorithm: Algorithm, label: &str) -> Result<Pkcs11Key> {
     let (token, old) = match existing {
-        Existing::None(t) => (t, None),
+        Existing::NoKey(t) => (t, None),
         Existing::Key(k) => (k.token, Some((k.label, k.id))),
     };
     let id = token.generate(algorithm, label)?;
@@ -677,7 +672,7 @@ pub fn generate(existing: Existing, algorithm: Algorithm, label: &str) -> Result
 impl Existing {
     pub fn token(&self) -> &Token {
         match self {
-            Existing::None(t) => t,
+            Existing::NoKey(t) => t,
             Existing::Key(k) => &k.token,
         }
     }
@@ -780,6 +775,22 @@ mod tests {
         // wrong lengths are refused
         assert!(unwrap_point(&p256[..40], 65).is_none());
         assert!(der_octet_string(&[0x04, 0x82, 0x00]).is_none());
+    }
+
+    #[test]
+    fn ec_params_are_the_der_of_their_oids() {
+        use der::asn1::{ObjectIdentifier, PrintableStringRef};
+        use der::Encode;
+        for (bytes, oid) in [
+            (OID_P256, "1.2.840.10045.3.1.7"),
+            (OID_P384, "1.3.132.0.34"),
+            (OID_ED25519, "1.3.101.112"),
+        ] {
+            let oid = ObjectIdentifier::new(oid).unwrap();
+            assert_eq!(oid.to_der().unwrap(), bytes, "{oid}");
+        }
+        let printable = PrintableStringRef::new("edwards25519").unwrap();
+        assert_eq!(printable.to_der().unwrap(), PRINTABLE_ED25519);
     }
 
     #[test]

@@ -8,14 +8,14 @@ use ssh_key::public::KeyData;
 
 use crate::backend::piv::{self, InitOptions, MgmSource};
 use crate::backend::pkcs11::{self, Existing};
-use crate::backend::{Algorithm, CaKey};
+use crate::backend::CaKey;
 use crate::cli::{InitArgs, PinPolicyArg, TouchPolicyArg};
 use crate::cmd::Globals;
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
-use crate::export;
 use crate::fsx;
 use crate::issue::rfc3339;
+use crate::key::{self, Algorithm};
 use crate::ledger::checkpoint;
 use crate::ledger::{Ledger, LEDGER_FILE};
 use crate::pin::{Pin, PinSource};
@@ -53,7 +53,7 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
         CaUri::Pkcs11(p11) => init_pkcs11(p11, algorithm, args.force, &source, &signals)?,
         CaUri::Yubikey(yk) => init_piv(yk, algorithm, args, &source, &signals)?,
     };
-    let fingerprint = export::fingerprint(&public);
+    let fingerprint = key::fingerprint(&public);
     fsx::ensure_dir(&g.state_dir)?;
     // Under the ledger lock: no mint runs while the files change.
     let _lock = crate::cmd::ledger(&g.state_dir).exclusive()?;
@@ -71,7 +71,7 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
         policy: old_config.map(|c| c.policy).unwrap_or_default(),
     };
     let path = config.save(&g.state_dir)?;
-    let line = export::openssh_line(&public)?;
+    let line = key::openssh_line(&public)?;
     fsx::write_atomic(
         &g.state_dir.join(config::CA_PUB_FILE),
         format!("{line}\n").as_bytes(),
@@ -114,7 +114,7 @@ fn init_pkcs11(
         .clone()
         .unwrap_or_else(|| pkcs11::DEFAULT_LABEL.into());
     if let Existing::Key(old) = &existing {
-        let fp = export::fingerprint(old.public_key());
+        let fp = key::fingerprint(old.public_key());
         if !force {
             return Err(Error::token(format!(
                 "a CA key '{label}' already exists on {} ({}, {fp})",
@@ -180,7 +180,7 @@ fn init_piv(
         &format!("YubiKey slot {:02x}", yk.slot),
         NOTHING_GENERATED,
     )?;
-    let key = piv::init(yk, &opts, &pin)?;
+    let key = piv::init(yk, &opts, &pin, std::sync::Arc::new(crate::ui::Terminal))?;
     // Pin the card by serial in the configuration, so another YubiKey is never picked up.
     let uri = YubikeyUri {
         serial: Some(key.serial()),

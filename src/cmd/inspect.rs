@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use ssh_key::public::KeyData;
-use ssh_key::{Certificate, HashAlg, PublicKey};
+use ssh_key::{Certificate, HashAlg};
 
 use crate::cli::InspectArgs;
 use crate::cmd::Globals;
 use crate::config::CA_PUB_FILE;
 use crate::error::{Error, Result};
 use crate::fsx;
+use crate::key::{self, Lines};
 use crate::text::Esc;
 use crate::ui::{self, both_times};
 
@@ -112,11 +113,10 @@ enum Primary {
 
 /// Every key line of an OpenSSH public key file (comments and blank lines skipped).
 fn key_lines(text: &str, path: &Path) -> Result<Vec<KeyData>> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    key::key_lines(text, Lines::Commented)
+        .into_iter()
         .map(|l| {
-            PublicKey::from_openssh(l)
+            key::parse_line(l)
                 .map(|k| k.key_data().clone())
                 .map_err(|e| {
                     Error::ssh(
@@ -289,6 +289,7 @@ mod tests {
     use crate::cert::{self, CertOptions, CertSpec};
     use crate::policy::Window;
     use crate::text::is_unsafe_char;
+    use ssh_key::PublicKey;
 
     const HOSTILE: &str = "x\u{1b}[1A\u{1b}[2K\rRequester:      alice\u{85}\u{9b}\u{202e}\u{2066}\u{2028}\u{2029}\0\u{7f}";
 

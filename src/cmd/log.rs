@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use ssh_key::public::KeyData;
-use ssh_key::{Certificate, HashAlg, PublicKey};
+use ssh_key::{Certificate, HashAlg};
 
 use crate::cli::{LogAction, LogArgs};
 use crate::cmd::{inspect, Globals};
@@ -133,11 +133,9 @@ fn read_ca_pub(path: &Path) -> Result<Option<KeyData>> {
         return Ok(None);
     };
     let text = String::from_utf8_lossy(&bytes);
-    let line = text
-        .lines()
-        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .unwrap_or_default();
-    PublicKey::from_openssh(line.trim())
+    let lines = crate::key::key_lines(&text, crate::key::Lines::Commented);
+    // The first key line; none reads as an empty line, which ssh-key refuses.
+    crate::key::parse_line(lines.first().copied().unwrap_or_default())
         .map(|k| Some(k.key_data().clone()))
         .map_err(|e| {
             Error::ssh(

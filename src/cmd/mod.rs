@@ -63,7 +63,7 @@ impl Globals {
         strict: bool,
     ) -> Result<(CaUri, Box<dyn CaKey>)> {
         let uri = self.ca_uri(config)?;
-        let key = backend::open(&uri)?;
+        let key = backend::open(&uri, std::sync::Arc::new(crate::ui::Terminal))?;
         if let Some(c) = config.filter(|_| strict || self.ca.is_none()) {
             let fp = key.public_key().fingerprint(HashAlg::Sha256).to_string();
             if c.fingerprint != fp {

@@ -5,19 +5,20 @@
 use std::path::Path;
 
 use ssh_key::public::KeyData;
-use ssh_key::{HashAlg, PublicKey};
+use ssh_key::PublicKey;
 
-use crate::backend::Algorithm;
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
+use crate::key::{self, Algorithm};
 use crate::text;
 use crate::ui::say;
 
 pub mod qr;
 pub mod sheet;
 
-/// Comment put on exported CA lines.
-pub const CA_COMMENT: &str = "breakglass-ca";
+/// The CA line, its comment and fingerprint are key facts, kept in [`crate::key`]; named here
+/// too for the outputs built from them.
+pub use crate::key::{fingerprint, openssh_line, CA_COMMENT};
 /// Comment given to a backup CA line whose own comment is empty, this CA's default, or not
 /// [plain](plain_comment).
 pub const BACKUP_COMMENT: &str = "breakglass-ca-backup";
@@ -70,18 +71,6 @@ pub fn shown_comment(comment: &str) -> String {
     } else {
         format!("\"{head}\"")
     }
-}
-
-/// `ecdsa-sha2-nistp256 AAAA… breakglass-ca`, no trailing newline.
-pub fn openssh_line(key: &KeyData) -> Result<String> {
-    PublicKey::new(key.clone(), CA_COMMENT)
-        .to_openssh()
-        .map_err(|e| Error::ssh("cannot encode the CA public key", e))
-}
-
-/// `SHA256:…`, as `ssh-keygen -l -E sha256` prints it.
-pub fn fingerprint(key: &KeyData) -> String {
-    key.fingerprint(HashAlg::Sha256).to_string()
 }
 
 /// The public key, fingerprint, algorithm and URI as one JSON object.
@@ -146,7 +135,7 @@ pub fn backup_cas(config: Option<&Config>, state_dir: &Path) -> Result<Vec<CaLin
                 ))
                 .with_hint("fix or remove that entry; add backup CAs with 'breakglass-ca add-backup-ca FILE'")
             };
-            let key = PublicKey::from_openssh(line.trim()).map_err(|e| bad(e.to_string()))?;
+            let key = key::parse_line(line).map_err(|e| bad(e.to_string()))?;
             let (text, replaced) = backup_line(&key)?;
             if let Some(comment) = replaced {
                 say(format!(

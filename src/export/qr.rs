@@ -19,9 +19,15 @@
 //!   0.1–0.2 mm at each edge still leaves most of the module.
 //! - Always dark modules on a light background, also on the terminal (explicit ANSI colours:
 //!   black on white), because many scanners do not read inverted codes.
+//!
+//! `qrcode` encodes the symbol and draws the terminal's half blocks. The PNG and SVG are drawn
+//! here: `qrcode`'s PNG needs the `image` crate and cannot write a 1-bit image with a print
+//! resolution, and its SVG is sized in pixels, has no title and cannot be placed as a group on
+//! the key sheet.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
+use qrcode::render::unicode::Dense1x2;
 use qrcode::{Color, EcLevel, QrCode, Version};
 
 use crate::error::{Error, Result};
@@ -44,14 +50,17 @@ pub const MIN_MODULE_MM: f64 = 0.6;
 const ANSI_DARK_ON_LIGHT: &str = "\x1b[30;47m";
 const ANSI_RESET: &str = "\x1b[0m";
 
-/// A QR symbol with its quiet zone, as a square of dark and light modules.
-#[derive(Clone, Debug)]
+/// A QR symbol, seen with its quiet zone as a square of dark and light modules.
+#[derive(Clone)]
 pub struct Qr {
-    /// `side * side` modules, row by row, quiet zone included; `true` is dark.
-    modules: Vec<bool>,
-    side: usize,
-    version: i16,
-    level: EcLevel,
+    /// The symbol without its quiet zone.
+    code: QrCode,
+}
+
+impl fmt::Debug for Qr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 impl Qr {
@@ -71,7 +80,7 @@ impl Qr {
         for &level in levels {
             last = level;
             match QrCode::with_error_correction_level(text.as_bytes(), level) {
-                Ok(code) => return Ok(Qr::from_code(&code)),
+                Ok(code) => return Ok(Qr { code }),
                 Err(qrcode::types::QrError::DataTooLong) => continue,
                 Err(e) => {
                     return Err(Error::invalid(format!(
@@ -89,72 +98,59 @@ impl Qr {
         .with_hint("use --format sheet, which prints one QR code per CA line"))
     }
 
-    fn from_code(code: &QrCode) -> Qr {
-        let width = code.width();
-        let side = width + 2 * QUIET_ZONE;
-        let mut modules = vec![false; side * side];
-        for (i, color) in code.to_colors().into_iter().enumerate() {
-            let (x, y) = (i % width, i / width);
-            modules[(y + QUIET_ZONE) * side + x + QUIET_ZONE] = color == Color::Dark;
-        }
-        let version = match code.version() {
-            Version::Normal(v) | Version::Micro(v) => v,
-        };
-        Qr {
-            modules,
-            side,
-            version,
-            level: code.error_correction_level(),
-        }
-    }
-
     /// Modules per side, quiet zone included.
     pub fn side(&self) -> usize {
-        self.side
+        self.code.width() + 2 * QUIET_ZONE
     }
 
     /// Whether the module at column `x`, row `y` (quiet zone included) is dark. Outside the
     /// symbol everything is light.
     pub fn is_dark(&self, x: usize, y: usize) -> bool {
-        x < self.side && y < self.side && self.modules[y * self.side + x]
+        let width = self.code.width();
+        match (x.checked_sub(QUIET_ZONE), y.checked_sub(QUIET_ZONE)) {
+            (Some(x), Some(y)) if x < width && y < width => self.code[(x, y)] == Color::Dark,
+            _ => false,
+        }
     }
 
     /// The QR version (1–40).
     pub fn version(&self) -> i16 {
-        self.version
+        match self.code.version() {
+            Version::Normal(v) | Version::Micro(v) => v,
+        }
     }
 
     /// The error-correction level's letter.
     pub fn level(&self) -> &'static str {
-        level_name(self.level)
+        level_name(self.code.error_correction_level())
     }
 
     /// `version 10, level Q, 65×65 modules with the quiet zone`, for messages.
     pub fn describe(&self) -> String {
+        let side = self.side();
         format!(
-            "version {}, level {}, {}×{} modules with the quiet zone",
-            self.version,
+            "version {}, level {}, {side}×{side} modules with the quiet zone",
+            self.version(),
             self.level(),
-            self.side,
-            self.side
         )
     }
 
-    /// The code for a terminal: two module rows per text line with the half blocks ▀ ▄ █,
-    /// drawn in black on a white background (ANSI colours), quiet zone included. Lines end
-    /// with a colour reset and a newline.
+    /// The code for a terminal: two module rows per text line with the half blocks ▀ ▄ █
+    /// (`qrcode`'s `Dense1x2`, which also draws the 4-module quiet zone), drawn in black on a
+    /// white background (ANSI colours). Lines end with a colour reset and a newline.
     pub fn terminal(&self) -> String {
-        let mut out = String::new();
-        for y in (0..self.side).step_by(2) {
+        let blocks = self
+            .code
+            .render::<Dense1x2>()
+            .dark_color(Dense1x2::Dark)
+            .light_color(Dense1x2::Light)
+            .quiet_zone(true)
+            .module_dimensions(1, 1)
+            .build();
+        let mut out = String::with_capacity(blocks.len() + 16 * self.side());
+        for line in blocks.lines() {
             out.push_str(ANSI_DARK_ON_LIGHT);
-            for x in 0..self.side {
-                out.push(match (self.is_dark(x, y), self.is_dark(x, y + 1)) {
-                    (false, false) => ' ',
-                    (true, false) => '\u{2580}',
-                    (false, true) => '\u{2584}',
-                    (true, true) => '\u{2588}',
-                });
-            }
+            out.push_str(line);
             out.push_str(ANSI_RESET);
             out.push('\n');
         }
@@ -163,17 +159,17 @@ impl Qr {
 
     /// Terminal columns the [`Qr::terminal`] rendering needs.
     pub fn terminal_columns(&self) -> usize {
-        self.side
+        self.side()
     }
 
     /// A PNG image: 8 px per module, 1-bit greyscale, black on white, quiet zone included,
     /// with a pHYs chunk of 1 mm per module.
     pub fn png(&self) -> Result<Vec<u8>> {
-        let px = self.side as u32 * PNG_MODULE_PX;
+        let px = self.side() as u32 * PNG_MODULE_PX;
         // One module is 8 px, so exactly one byte of a 1-bit row: 0x00 dark, 0xff light.
-        let mut data = Vec::with_capacity(self.side * self.side * PNG_MODULE_PX as usize);
-        for y in 0..self.side {
-            let row: Vec<u8> = (0..self.side)
+        let mut data = Vec::with_capacity(self.side() * self.side() * PNG_MODULE_PX as usize);
+        for y in 0..self.side() {
+            let row: Vec<u8> = (0..self.side())
                 .map(|x| if self.is_dark(x, y) { 0x00 } else { 0xff })
                 .collect();
             for _ in 0..PNG_MODULE_PX {
@@ -201,13 +197,13 @@ impl Qr {
     /// The module size of the standalone SVG: 1 mm, or less so that the symbol stays within
     /// 150 mm; never less than 0.6 mm (a version 40 symbol gets 0.81 mm).
     pub fn svg_module_mm(&self) -> f64 {
-        (SVG_MAX_SIDE_MM / self.side as f64).clamp(MIN_MODULE_MM, SVG_MODULE_MM)
+        (SVG_MAX_SIDE_MM / self.side() as f64).clamp(MIN_MODULE_MM, SVG_MODULE_MM)
     }
 
     /// A standalone SVG document, sized in mm (see [`Qr::svg_module_mm`]).
     pub fn svg(&self, title: &str) -> String {
-        let side_mm = self.side as f64 * self.svg_module_mm();
-        let n = self.side;
+        let side_mm = self.side() as f64 * self.svg_module_mm();
+        let n = self.side();
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
              <svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{w}mm\" height=\"{w}mm\" viewBox=\"0 0 {n} {n}\" shape-rendering=\"crispEdges\">\n\
@@ -224,7 +220,7 @@ impl Qr {
     /// The symbol as an SVG group placed at (`x`, `y`) with modules of `module` user units
     /// (mm on the sheet): a white square (quiet zone included) and the dark modules.
     pub fn svg_group(&self, x: f64, y: f64, module: f64, id: &str) -> String {
-        let n = self.side;
+        let n = self.side();
         format!(
             "<g id=\"{id}\" transform=\"translate({x} {y}) scale({m})\" shape-rendering=\"crispEdges\">\
              <rect width=\"{n}\" height=\"{n}\" fill=\"#ffffff\"/>\
@@ -239,15 +235,15 @@ impl Qr {
     /// Path data in module units: one rectangle per horizontal run of dark modules.
     fn svg_path_data(&self) -> String {
         let mut d = String::new();
-        for y in 0..self.side {
+        for y in 0..self.side() {
             let mut x = 0;
-            while x < self.side {
+            while x < self.side() {
                 if !self.is_dark(x, y) {
                     x += 1;
                     continue;
                 }
                 let start = x;
-                while x < self.side && self.is_dark(x, y) {
+                while x < self.side() && self.is_dark(x, y) {
                     x += 1;
                 }
                 let len = x - start;
@@ -452,6 +448,29 @@ pub(crate) mod tests {
         // The top quiet zone is two full text lines of spaces.
         for l in text.lines().take(2) {
             assert!(l.contains(&" ".repeat(qr.side())));
+        }
+    }
+
+    #[test]
+    fn terminal_is_two_module_rows_per_line() {
+        // What the terminal showed before qrcode drew it: byte for byte the same.
+        for len in [20, 95, 220, 740] {
+            let qr = Qr::for_screen(&fake_line("ssh-ed25519", len), "x").unwrap();
+            let mut want = String::new();
+            for y in (0..qr.side()).step_by(2) {
+                want.push_str(ANSI_DARK_ON_LIGHT);
+                for x in 0..qr.side() {
+                    want.push(match (qr.is_dark(x, y), qr.is_dark(x, y + 1)) {
+                        (false, false) => ' ',
+                        (true, false) => '\u{2580}',
+                        (false, true) => '\u{2584}',
+                        (true, true) => '\u{2588}',
+                    });
+                }
+                want.push_str(ANSI_RESET);
+                want.push('\n');
+            }
+            assert_eq!(qr.terminal(), want, "{len} bytes");
         }
     }
 

@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 
 use super::qr::{mm, xml_escape, Qr, MIN_MODULE_MM};
 use super::CaLine;
-use crate::backend::Algorithm;
 use crate::error::{Error, Result};
+use crate::key::Algorithm;
 use crate::text;
 use chrono::{DateTime, Utc};
 

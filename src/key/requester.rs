@@ -1,4 +1,4 @@
-//! Public keys: requester-key parsing and validation. Every requester key is read from the
+//! Requester keys: parsing and validation. Every requester key is read from the
 //! OpenSSH wire blob, field by field, and refused unless it is a key sshd would accept and
 //! nobody but its owner can sign with: Ed25519 points that decode, canonically, and are not of
 //! small order; ECDSA points on the named curve, not the identity, uncompressed, with
@@ -8,9 +8,10 @@
 
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use ssh_key::public::KeyData;
-use ssh_key::{HashAlg, PublicKey};
+use ssh_key::PublicKey;
 
 use crate::error::{Error, Result};
+use crate::key::{self, Lines, NotOneLine};
 use crate::text;
 
 /// Smallest RSA modulus certified, in bits.
@@ -36,14 +37,14 @@ fn degenerate(kind: &str, why: impl std::fmt::Display) -> Error {
 /// the CA's own public key, which is never certified.
 pub fn requester_key(text: &str, ca: &KeyData) -> Result<PublicKey> {
     let key = parse_requester_key(text)?;
-    refuse_ca(&key, &ca.fingerprint(HashAlg::Sha256).to_string())?;
+    refuse_ca(&key, &key::fingerprint(ca))?;
     Ok(key)
 }
 
 /// Refuse the CA's own key (by its SHA256 fingerprint, as `config.toml` records it), so that
 /// the check needs no token.
 pub fn refuse_ca(key: &PublicKey, ca_fingerprint: &str) -> Result<()> {
-    if key.fingerprint(HashAlg::Sha256).to_string() == ca_fingerprint {
+    if key::fingerprint(key.key_data()) == ca_fingerprint {
         return Err(Error::refused("the requester's key is the CA key itself")
             .with_hint("certify the requester's own key, never the CA's"));
     }
@@ -52,23 +53,23 @@ pub fn refuse_ca(key: &PublicKey, ca_fingerprint: &str) -> Result<()> {
 
 /// Parse one OpenSSH public key line and validate the key in it (everything but the CA check).
 pub fn parse_requester_key(text: &str) -> Result<PublicKey> {
-    let text = text.trim();
-    if text.contains("PRIVATE KEY-----") {
-        return Err(Error::refused(
+    let text = match key::one_line(text, Lines::Bare) {
+        Ok(line) => line,
+        // Read on: an empty input "cannot be read (no key data after the key type)".
+        Err(NotOneLine::Empty) => "",
+        Err(NotOneLine::PrivateKey) => return Err(Error::refused(
             "this is a PRIVATE key: it must never leave the requester's machine",
         )
-        .with_hint("the requester should generate a new key pair (this one is exposed) and send only the .pub file"));
-    }
-    if text.lines().count() > 1 {
-        return Err(
+        .with_hint("the requester should generate a new key pair (this one is exposed) and send only the .pub file")),
+        Err(NotOneLine::Several(_)) => return Err(
             Error::refused("the public key input has more than one line").with_hint(SEND_PUB),
-        );
+        ),
+    };
+    if key::is_certificate(text) {
+        return Err(Error::refused("this is a certificate, not a public key").with_hint(SEND_PUB));
     }
     let mut fields = text.split_ascii_whitespace();
     let algorithm = fields.next().unwrap_or_default();
-    if algorithm.contains("-cert-v01@openssh.com") {
-        return Err(Error::refused("this is a certificate, not a public key").with_hint(SEND_PUB));
-    }
     if algorithm == "ssh-dss" {
         return Err(
             Error::refused("DSA keys are insecure and not accepted by current OpenSSH")
@@ -81,7 +82,7 @@ pub fn parse_requester_key(text: &str) -> Result<PublicKey> {
     let blob = <base64ct::Base64 as base64ct::Encoding>::decode_vec(b64)
         .map_err(|_| unreadable("its key data is not valid base64"))?;
     check_blob(algorithm, &blob)?;
-    let key = PublicKey::from_openssh(text).map_err(unreadable)?;
+    let key = key::parse_line(text).map_err(unreadable)?;
     if matches!(key.key_data(), KeyData::Other(_) | KeyData::Dsa(_)) {
         return Err(
             Error::refused(format!("unsupported key type {}", text::escape(algorithm)))
@@ -432,6 +433,7 @@ fn minus_one(x: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use base64ct::{Base64, Encoding};
+    use ssh_key::HashAlg;
 
     /// An SSH wire string.
     fn s(bytes: &[u8]) -> Vec<u8> {
@@ -450,10 +452,7 @@ mod tests {
     }
 
     fn hex(h: &str) -> Vec<u8> {
-        (0..h.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-            .collect()
+        base16ct::lower::decode_vec(h).unwrap()
     }
 
     fn refused(text: &str, why: &str) {
