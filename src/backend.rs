@@ -24,7 +24,7 @@ use crate::uri::CaUri;
 
 /// The CA key algorithms live with the other key facts in [`crate::key`]; kept here too for
 /// the callers that name it through the backend.
-pub use crate::key::Algorithm;
+use crate::key::Algorithm;
 
 /// How a backend talks to the custodian while it works, in the style of rage's `Callbacks`:
 /// the backend says what and when, `cmd/` decides where (stderr, the terminal) and tests

@@ -45,7 +45,7 @@ pub struct Config {
     pub ca: CaUri,
     /// The key's algorithm as `init` made it, for people and other tools reading the file.
     /// Written by `init` and kept as it was when the file is saved again, but never read back
-    /// to decide anything: the key itself says what it is ([`crate::backend::Algorithm::of_key`]).
+    /// to decide anything: the key itself says what it is ([`crate::key::Algorithm::of_key`]).
     /// (Files of every version have it, and `deny_unknown_fields` must go on accepting them.)
     pub algorithm: String,
     /// SHA256 fingerprint of the CA public key, to notice a different key behind the same URI.

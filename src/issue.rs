@@ -3,7 +3,7 @@
 //! ledger's promise (record fsynced before the certificate exists anywhere else).
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use ssh_key::{Certificate, HashAlg, PublicKey};
+use ssh_key::{Certificate, PublicKey};
 
 use crate::backend::CaKey;
 use crate::cert::{self, CertOptions, CertSpec};
@@ -186,7 +186,7 @@ pub fn issue(
     clock: &dyn Clock,
     checkpoint: bool,
 ) -> Result<Issued> {
-    let ca_fp = ca.public_key().fingerprint(HashAlg::Sha256).to_string();
+    let ca_fp = crate::key::fingerprint(ca.public_key());
     if locked.ca_fingerprint() != ca_fp {
         return Err(Error::ledger(
             "internal error: the ledger locked is not this CA's",
@@ -266,7 +266,7 @@ fn ledger_record(
         valid_after: rfc3339(spec.window.valid_after),
         valid_before: rfc3339(spec.window.valid_before),
         requester_key_type: req.subject.algorithm().to_string(),
-        requester_fingerprint: req.subject.fingerprint(HashAlg::Sha256).to_string(),
+        requester_fingerprint: crate::key::fingerprint(req.subject.key_data()),
         requester_comment: req.requester.clone(),
         reason: req.reason.clone(),
         critical_options: spec.options.critical,

@@ -22,7 +22,7 @@ pub fn run(g: &Globals, args: &AddBackupCaArgs) -> Result<()> {
     };
     let text = read_input(&args.file, "backup CA public key")?;
     let key = key::backup_ca_key(&text, &args.file)?;
-    let fp = export::fingerprint(key.key_data());
+    let fp = key::fingerprint(key.key_data());
     if fp == config.fingerprint {
         return Err(Error::refused(format!(
             "{} is this CA's own key ({fp}), not a backup",

@@ -46,7 +46,7 @@ pub fn run(g: &Globals, args: &HostConfigArgs) -> Result<()> {
                 (u, p)
             })
             .collect(),
-        cas: export::bundle_lines(key.public_key(), config.as_ref(), &g.state_dir)?,
+        cas: export::bundle_lines(key.public_key(), config.as_ref(), &g.state_dir, &mut say)?,
     };
     hostconf::write_tree(&args.out, &host.output_files()?)?;
     summary(g, args, &host, config.is_none());

@@ -147,7 +147,7 @@ fn trusted(g: &Globals, args: &InspectArgs) -> Result<Trusted> {
                 .with_hint("restore it with 'breakglass-ca pubkey -o FILE', or check against a CA key file with --ca-pubkey FILE")
             })?;
             if let Some(c) = &config {
-                let fp = key.fingerprint(HashAlg::Sha256).to_string();
+                let fp = crate::key::fingerprint(&key);
                 if fp != c.fingerprint {
                     return Err(Error::config(format!(
                         "{} holds the key {fp}, but config.toml names the CA {}",
@@ -162,7 +162,7 @@ fn trusted(g: &Globals, args: &InspectArgs) -> Result<Trusted> {
         (None, Some(c)) => Primary::Fingerprint(c.fingerprint.clone()),
         (None, None) => return Ok(Trusted::Nothing),
     };
-    let backups = crate::export::backup_cas(config.as_ref(), &g.state_dir)?
+    let backups = crate::export::backup_cas(config.as_ref(), &g.state_dir, &mut crate::ui::say)?
         .into_iter()
         .map(|ca| ca.key)
         .collect();
@@ -172,7 +172,7 @@ fn trusted(g: &Globals, args: &InspectArgs) -> Result<Trusted> {
 /// Check the CA that signed `cert`: the line to print, and the problem if it is not trusted.
 fn check_ca(cert: &Certificate, trusted: &Trusted, state_dir: &Path) -> (String, Option<String>) {
     let signer = cert.signature_key();
-    let signer_fp = signer.fingerprint(HashAlg::Sha256).to_string();
+    let signer_fp = crate::key::fingerprint(signer);
     match trusted {
         Trusted::Given(path, keys) => {
             let path = Esc(&path.to_string_lossy()).to_string();

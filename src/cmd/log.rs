@@ -91,8 +91,8 @@ fn show(g: &Globals, serial: u64) -> Result<()> {
         ))
         .with_hint("'breakglass-ca log' lists every record"));
     };
-    let pretty = text::json_ascii(r, true)
-        .map_err(|e| Error::ledger(format!("cannot format the record: {e}")))?;
+    let pretty =
+        text::json_ascii(r, true).map_err(|e| Error::json("cannot format the record", e))?;
     let cert = Certificate::from_openssh(&r.certificate).map_err(|e| {
         Error::ssh(
             format!("the certificate of serial {serial} cannot be parsed"),
@@ -115,7 +115,7 @@ fn ca_key(g: &Globals, config: Option<&Config>) -> Result<KeyData> {
         None => g.open_ca(config, true)?.1.public_key().clone(),
     };
     if let Some(c) = config {
-        let fp = key.fingerprint(HashAlg::Sha256).to_string();
+        let fp = crate::key::fingerprint(&key);
         if fp != c.fingerprint {
             return Err(Error::config(format!(
                 "{} holds the key {fp}, but config.toml names the CA {}",
@@ -215,7 +215,7 @@ fn export(g: &Globals, out: &Path) -> Result<()> {
             },
     } = verify_state(g)?;
     fsx::create_dir(out, fsx::PRIVATE_DIR)?;
-    let line = crate::export::openssh_line(&ca)?;
+    let line = crate::key::openssh_line(&ca)?;
     write_new(&out.join(LEDGER_FILE), &ledger, 0o644)?;
     write_new(&out.join(checkpoint::FILE), &cps, 0o644)?;
     write_new(
@@ -232,7 +232,7 @@ fn export(g: &Globals, out: &Path) -> Result<()> {
         .as_bytes(),
         0o644,
     )?;
-    let fp = ca.fingerprint(HashAlg::Sha256).to_string();
+    let fp = crate::key::fingerprint(&ca);
     let mut howto = format!(
         "breakglass-ca ledger bundle\n\nCA: {fp}\nrecords: {} (serials 1 to {})\n\n\
          1. Check the CA fingerprint above against the printed key sheet or a host's TrustedUserCAKeys:\n\

@@ -247,7 +247,7 @@ fn deliver(issued: &Issued, output: Option<&Path>, json: bool, forced: Option<&s
     }
     if json {
         let text = crate::text::json_ascii(r, true)
-            .map_err(|e| Error::ledger(format!("cannot encode the record as JSON: {e}")))?;
+            .map_err(|e| Error::json("cannot encode the record as JSON", e))?;
         write_output(None, &format!("{text}\n"))?;
     }
     say("");

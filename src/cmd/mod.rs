@@ -65,7 +65,7 @@ impl Globals {
         let uri = self.ca_uri(config)?;
         let key = backend::open(&uri, std::sync::Arc::new(crate::ui::Terminal))?;
         if let Some(c) = config.filter(|_| strict || self.ca.is_none()) {
-            let fp = key.public_key().fingerprint(HashAlg::Sha256).to_string();
+            let fp = crate::key::fingerprint(key.public_key());
             if c.fingerprint != fp {
                 return Err(Error::token(format!(
                     "the key on this token ({fp}) is not the CA configured in {} ({})",

@@ -33,7 +33,7 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
     let (uri, key) = g.open_ca(config.as_ref(), false)?;
     let public = key.public_key();
     let primary = CaLine {
-        line: export::openssh_line(public)?,
+        line: crate::key::openssh_line(public)?,
         key: public.clone(),
     };
     let (own, backups) = own_config_and_backups(g, args, config.as_ref(), &primary)?;
@@ -97,7 +97,7 @@ fn own_config_and_backups<'c>(
         ));
     }
     let backups = if wants_backups {
-        export::backup_cas(own, &g.state_dir)?
+        export::backup_cas(own, &g.state_dir, &mut say)?
     } else {
         Vec::new()
     };
@@ -281,9 +281,11 @@ mod tests {
     #[test]
     fn backups_parse_and_keep_their_comment() {
         let dir = Path::new("/state");
-        assert!(export::backup_cas(None, dir).unwrap().is_empty());
+        assert!(export::backup_cas(None, dir, &mut |_| {})
+            .unwrap()
+            .is_empty());
         let c = config_with(vec![format!("  {ED}\n")]);
-        let got = export::backup_cas(Some(&c), dir).unwrap();
+        let got = export::backup_cas(Some(&c), dir, &mut |_| {}).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].line, ED);
         assert_eq!(
@@ -295,7 +297,7 @@ mod tests {
     #[test]
     fn a_bad_backup_line_is_a_config_error_naming_it() {
         let c = config_with(vec![ED.into(), "ssh-ed25519 AAAAnotbase64!!".into()]);
-        let err = export::backup_cas(Some(&c), Path::new("/state")).unwrap_err();
+        let err = export::backup_cas(Some(&c), Path::new("/state"), &mut |_| {}).unwrap_err();
         let text = err.to_string();
         assert!(err.kind() == Some(crate::error::Kind::Config), "{err:?}");
         assert!(text.contains("entry 2"), "{text}");
@@ -306,7 +308,7 @@ mod tests {
     #[test]
     fn bundle_json_lists_primary_then_backups() {
         let c = config_with(vec![ED.into()]);
-        let backups = export::backup_cas(Some(&c), Path::new("/s")).unwrap();
+        let backups = export::backup_cas(Some(&c), Path::new("/s"), &mut |_| {}).unwrap();
         let primary = PublicKey::from_openssh(
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClkAV2VerYjibbKIeVQBgYmDr4K1uI9+YR6l5i1s6yV x",
         )

@@ -3,7 +3,6 @@
 
 use crate::cmd::Globals;
 use crate::error::{Error, Result};
-use crate::export;
 use crate::ledger::Ledger;
 use crate::text::Esc;
 use crate::ui;
@@ -12,7 +11,7 @@ pub fn run(g: &Globals) -> Result<()> {
     let config = g.config()?;
     let (uri, key) = g.open_ca(config.as_ref(), false)?;
     let info = key.info();
-    let fingerprint = export::fingerprint(key.public_key());
+    let fingerprint = crate::key::fingerprint(key.public_key());
     let required = config.as_ref().is_some_and(|c| c.checkpoints);
     // Every record read, the chain walked and compared with the newest checkpoint (cheap: no
     // signature is checked; 'log verify' checks them all).
@@ -23,7 +22,7 @@ pub fn run(g: &Globals) -> Result<()> {
         format!("CA URI:         {uri}"),
         format!("token:          {}", info.token),
         format!("key:            {}", info.key),
-        format!("fingerprint:    {}", export::fingerprint(key.public_key())),
+        format!("fingerprint:    {fingerprint}"),
         format!("PIN:            {}", info.pin),
         format!("state dir:      {}", Esc(&g.state_dir.to_string_lossy())),
     ];

@@ -11,14 +11,13 @@ use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::key::{self, Algorithm};
 use crate::text;
-use crate::ui::say;
 
 pub mod qr;
 pub mod sheet;
 
 /// The CA line, its comment and fingerprint are key facts, kept in [`crate::key`]; named here
 /// too for the outputs built from them.
-pub use crate::key::{fingerprint, openssh_line, CA_COMMENT};
+use crate::key::{fingerprint, openssh_line, CA_COMMENT};
 /// Comment given to a backup CA line whose own comment is empty, this CA's default, or not
 /// [plain](plain_comment).
 pub const BACKUP_COMMENT: &str = "breakglass-ca-backup";
@@ -115,9 +114,14 @@ impl CaLine {
 }
 
 /// The backup CAs of config.toml (none without a configuration), each as its canonical OpenSSH
-/// line (see [`backup_line`]: a comment that is not plain is replaced, with a note on stderr)
-/// and key. A line that does not parse is a configuration error naming the entry.
-pub fn backup_cas(config: Option<&Config>, state_dir: &Path) -> Result<Vec<CaLine>> {
+/// line (see [`backup_line`]: a comment that is not plain is replaced, and `note` is told, for
+/// `cmd/` to show) and key. A line that does not parse is a configuration error naming the
+/// entry.
+pub fn backup_cas(
+    config: Option<&Config>,
+    state_dir: &Path,
+    note: &mut dyn FnMut(String),
+) -> Result<Vec<CaLine>> {
     let Some(config) = config else {
         return Ok(Vec::new());
     };
@@ -138,7 +142,7 @@ pub fn backup_cas(config: Option<&Config>, state_dir: &Path) -> Result<Vec<CaLin
             let key = key::parse_line(line).map_err(|e| bad(e.to_string()))?;
             let (text, replaced) = backup_line(&key)?;
             if let Some(comment) = replaced {
-                say(format!(
+                note(format!(
                     "note: backup_ca_pubkeys entry {} in {} has a comment that is not plain text ({}); it is used as '{BACKUP_COMMENT}' ({COMMENT_RULE})",
                     i + 1,
                     file.display(),
@@ -159,12 +163,13 @@ pub fn bundle_lines(
     primary: &KeyData,
     config: Option<&Config>,
     state_dir: &Path,
+    note: &mut dyn FnMut(String),
 ) -> Result<Vec<CaLine>> {
     let mut lines = vec![CaLine {
         line: openssh_line(primary)?,
         key: primary.clone(),
     }];
-    for backup in backup_cas(config, state_dir)? {
+    for backup in backup_cas(config, state_dir, note)? {
         if &backup.key != primary && !lines.iter().any(|l| l.line == backup.line) {
             lines.push(backup);
         }
@@ -265,7 +270,7 @@ mod tests {
             checkpoints: true,
             policy: Default::default(),
         };
-        let got = backup_cas(Some(&config), Path::new("/state")).unwrap();
+        let got = backup_cas(Some(&config), Path::new("/state"), &mut |_| {}).unwrap();
         let lines: Vec<&str> = got.iter().map(|c| c.line.as_str()).collect();
         let want_replaced = format!("{ED} {BACKUP_COMMENT}");
         let want_kept = format!("{ED} vault-b");
@@ -275,7 +280,13 @@ mod tests {
         )
         .unwrap();
         // The same key three times: the two lines that came out the same are listed once.
-        let bundle = bundle_lines(primary.key_data(), Some(&config), Path::new("/state")).unwrap();
+        let bundle = bundle_lines(
+            primary.key_data(),
+            Some(&config),
+            Path::new("/state"),
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(bundle.len(), 3, "{bundle:?}");
         assert!(bundle
             .iter()

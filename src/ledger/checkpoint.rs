@@ -40,7 +40,7 @@ pub fn message(ca_fingerprint: &str, serial: u64, head: &str) -> String {
 
 /// Have the token sign the head of the ledger.
 pub fn sign(ca: &dyn CaKey, serial: u64, head: &str) -> Result<Checkpoint> {
-    let fp = ca.public_key().fingerprint(HashAlg::Sha256).to_string();
+    let fp = crate::key::fingerprint(ca.public_key());
     let msg = message(&fp, serial, head);
     let sig = backend::with_signer(ca, "cannot sign the ledger checkpoint", |signer| {
         SshSig::sign(signer, NAMESPACE, HashAlg::Sha512, msg.as_bytes())
@@ -57,7 +57,7 @@ pub fn sign(ca: &dyn CaKey, serial: u64, head: &str) -> Result<Checkpoint> {
 
 /// Check a checkpoint's signature with the CA public key.
 pub fn verify(cp: &Checkpoint, ca: &KeyData) -> Result<()> {
-    let fp = ca.fingerprint(HashAlg::Sha256).to_string();
+    let fp = crate::key::fingerprint(ca);
     let sig = SshSig::from_pem(cp.signature.as_bytes()).map_err(|e| {
         Error::invalid(format!(
             "the checkpoint for serial {} cannot be read: {e}",
@@ -194,8 +194,8 @@ pub(super) fn append(dir: &Path, cp: &Checkpoint) -> Result<()> {
             cut(&file, &path, start + keep as u64)?;
         }
     }
-    let line = serde_json::to_string(cp)
-        .map_err(|e| Error::ledger(format!("cannot encode the checkpoint: {e}")))?;
+    let line =
+        serde_json::to_string(cp).map_err(|e| Error::json("cannot encode the checkpoint", e))?;
     append_line(&file, &path, line.as_bytes())
 }
 

@@ -332,7 +332,7 @@ impl<'a> Locked<'a> {
             ));
         }
         let line = serde_json::to_string(record)
-            .map_err(|e| Error::ledger(format!("cannot encode the ledger record: {e}")))?;
+            .map_err(|e| Error::json("cannot encode the ledger record", e))?;
         let next = next_serial(record.serial)?;
         self.check_unchanged()?;
         let repaired = self.repair()?;

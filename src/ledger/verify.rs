@@ -5,7 +5,7 @@
 //! bundle are checked by the same code, and it parses lines with the same parsers as `mint`.
 
 use ssh_key::public::KeyData;
-use ssh_key::{Certificate, HashAlg};
+use ssh_key::Certificate;
 
 use super::checkpoint::{self, Checkpoint};
 use super::{chain_heads, parse_ledger, Files, Ledger, Record, BROKEN_HINT};
@@ -99,7 +99,7 @@ fn broken(what: String) -> Error {
 /// against the CA public key. The first broken record is named in the error. Lines are parsed
 /// by the ledger's own parsers, so a line `mint` refuses is refused here too, and the reverse.
 pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report> {
-    let ca_fp = ca.fingerprint(HashAlg::Sha256).to_string();
+    let ca_fp = crate::key::fingerprint(ca);
     let lines = parse_ledger(ledger).map_err(|bad| {
         broken(format!(
             "line {} is not a ledger record: {}",
@@ -205,7 +205,7 @@ fn check_certificate(r: &Record, ca: &KeyData) -> std::result::Result<(), String
         ("valid_before", when(cert.valid_before()) != r.valid_before),
         (
             "requester fingerprint",
-            cert.public_key().fingerprint(HashAlg::Sha256).to_string() != r.requester_fingerprint,
+            crate::key::fingerprint(cert.public_key()) != r.requester_fingerprint,
         ),
         (
             "critical options",
@@ -246,7 +246,7 @@ mod tests {
     }
 
     fn fp(ca: &SoftKey) -> String {
-        ca.public_key().fingerprint(HashAlg::Sha256).to_string()
+        crate::key::fingerprint(ca.public_key())
     }
 
     /// A ledger of `n` records (with checkpoints) signed by a software key.
@@ -389,7 +389,7 @@ mod tests {
         // Remove record 2 and re-chain everything: the hashes are consistent again, but the
         // token's checkpoints are not.
         let (_d, ca, lines, cps) = ledger(4);
-        let fp = ca.public_key().fingerprint(HashAlg::Sha256).to_string();
+        let fp = crate::key::fingerprint(ca.public_key());
         let mut prev = genesis_hash(&fp);
         let mut forged = Vec::new();
         for line in [&lines[0], &lines[2], &lines[3]] {
