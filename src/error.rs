@@ -149,6 +149,25 @@ fn tries_text(tries: Option<u32>) -> String {
     }
 }
 
+/// The `hint` field of any variant (every variant has one), by reference or mutably.
+macro_rules! hint_of {
+    ($error:expr) => {
+        match $error {
+            Error::Message { hint, .. }
+            | Error::WrongPin { hint, .. }
+            | Error::Pkcs11 { hint, .. }
+            | Error::Io { hint, .. }
+            | Error::Ssh { hint, .. }
+            | Error::Interrupted { hint, .. }
+            | Error::Yubikey { hint, .. }
+            | Error::TomlRead { hint, .. }
+            | Error::TomlWrite { hint, .. }
+            | Error::Json { hint, .. }
+            | Error::Png { hint, .. } => hint,
+        }
+    };
+}
+
 impl Error {
     /// A [`Error::Message`] of `kind`, without a hint.
     pub fn message(kind: Kind, message: impl Into<String>) -> Self {
@@ -279,19 +298,7 @@ impl Error {
 
     /// The hint slot every variant has.
     fn hint_slot(&mut self) -> &mut Option<String> {
-        match self {
-            Error::Message { hint, .. }
-            | Error::WrongPin { hint, .. }
-            | Error::Pkcs11 { hint, .. }
-            | Error::Io { hint, .. }
-            | Error::Ssh { hint, .. }
-            | Error::Interrupted { hint, .. }
-            | Error::Yubikey { hint, .. }
-            | Error::TomlRead { hint, .. }
-            | Error::TomlWrite { hint, .. }
-            | Error::Json { hint, .. }
-            | Error::Png { hint, .. } => hint,
-        }
+        hint_of!(self)
     }
 
     /// Attach or replace the hint line (every variant has one; a given hint replaces the
@@ -305,19 +312,7 @@ impl Error {
     /// What to do next, when it is not obvious from the message: the hint given with
     /// [`Error::with_hint`], else the default for a wrong PIN or a PKCS#11 failure.
     pub fn hint(&self) -> Option<String> {
-        let given = match self {
-            Error::Message { hint, .. }
-            | Error::WrongPin { hint, .. }
-            | Error::Pkcs11 { hint, .. }
-            | Error::Io { hint, .. }
-            | Error::Ssh { hint, .. }
-            | Error::Interrupted { hint, .. }
-            | Error::Yubikey { hint, .. }
-            | Error::TomlRead { hint, .. }
-            | Error::TomlWrite { hint, .. }
-            | Error::Json { hint, .. }
-            | Error::Png { hint, .. } => hint,
-        };
+        let given: &Option<String> = hint_of!(self);
         if let Some(hint) = given {
             return Some(hint.clone());
         }

@@ -101,7 +101,7 @@ pub(super) fn next_serial(serial: u64) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{issue, record};
+    use super::super::testing::{edit_first_reason, issue, record, with_records};
     use super::*;
     use crate::ledger::{Ledger, Tail};
 
@@ -140,16 +140,8 @@ mod tests {
 
     #[test]
     fn a_broken_chain_is_never_extended() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::new(dir.path());
-        issue(&ledger, "CA");
-        issue(&ledger, "CA");
-        let text = std::fs::read_to_string(ledger.path()).unwrap();
-        std::fs::write(
-            ledger.path(),
-            text.replacen("\"reason\":\"test\"", "\"reason\":\"edited\"", 1),
-        )
-        .unwrap();
+        let (_dir, ledger) = with_records(2);
+        edit_first_reason(&ledger, "");
         let err = ledger.lock("CA").err().unwrap().to_string();
         assert!(
             err.contains("chain is broken") && err.contains("serial 1 was edited"),

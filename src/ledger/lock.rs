@@ -417,7 +417,9 @@ mod tests {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
-    use super::super::testing::{append_raw, issue, record, snapshot};
+    use super::super::testing::{
+        append_raw, edit_first_reason, issue, record, snapshot, with_records,
+    };
     use super::*;
     use crate::ledger::{Note, LEDGER_FILE, LOCK_FILE};
 
@@ -440,9 +442,7 @@ mod tests {
 
     #[test]
     fn torn_tail_is_saved_aside_and_cut_when_the_next_record_is_appended() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::new(dir.path());
-        issue(&ledger, "CA");
+        let (dir, ledger) = with_records(1);
         append_raw(&ledger, b"{\"serial\":2,\"key_id\":\"tor");
         assert_eq!(ledger.read().unwrap().len(), 1);
         // Taking the lock changes nothing (a refusal after it must leave everything as it was).
@@ -488,10 +488,7 @@ mod tests {
 
     #[test]
     fn a_record_that_lost_only_its_newline_is_completed_never_cut() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::new(dir.path());
-        issue(&ledger, "CA");
-        issue(&ledger, "CA");
+        let (dir, ledger) = with_records(2);
         // Serial 2's line without its newline: a complete record, whose certificate may have
         // been handed out.
         let text = std::fs::read(ledger.path()).unwrap();
@@ -519,16 +516,8 @@ mod tests {
     #[test]
     fn refusals_change_nothing_even_with_a_torn_tail() {
         // A broken chain.
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::new(dir.path());
-        issue(&ledger, "CA");
-        issue(&ledger, "CA");
-        let text = std::fs::read_to_string(ledger.path()).unwrap();
-        std::fs::write(
-            ledger.path(),
-            text.replacen("\"reason\":\"test\"", "\"reason\":\"edited\"", 1) + "{\"torn",
-        )
-        .unwrap();
+        let (dir, ledger) = with_records(2);
+        edit_first_reason(&ledger, "{\"torn");
         let before = snapshot(dir.path());
         assert!(ledger.lock("CA").is_err());
         assert_eq!(snapshot(dir.path()), before);
@@ -536,9 +525,7 @@ mod tests {
         assert!(ledger.lock("CA-2").is_err());
         assert_eq!(snapshot(dir.path()), before);
         // Records cut off the end, below the token's newest checkpoint.
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::new(dir.path());
-        issue(&ledger, "CA");
+        let (dir, ledger) = with_records(1);
         let mut locked = ledger.lock("CA").unwrap();
         let r = record(locked.tail(), "CA");
         let head = locked.append(&r).unwrap().head;
@@ -599,9 +586,7 @@ mod tests {
     #[test]
     fn symbolic_links_in_the_state_directory_are_never_followed() {
         for name in [LEDGER_FILE, LOCK_FILE, checkpoint::FILE] {
-            let dir = tempfile::tempdir().unwrap();
-            let ledger = Ledger::new(dir.path());
-            issue(&ledger, "CA");
+            let (dir, ledger) = with_records(1);
             let elsewhere = tempfile::tempdir().unwrap();
             let victim = elsewhere.path().join("victim");
             std::fs::write(&victim, "precious\n").unwrap();
@@ -623,9 +608,7 @@ mod tests {
 
     #[test]
     fn a_second_writer_under_a_deleted_lock_is_caught_before_anything_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::new(dir.path());
-        issue(&ledger, "CA");
+        let (dir, ledger) = with_records(1);
         // The first mint holds the lock (waiting at its PIN prompt) ...
         let mut first = ledger.lock("CA").unwrap();
         assert_eq!(first.tail().serial, 2);
@@ -671,9 +654,7 @@ mod tests {
 
     #[test]
     fn a_waiting_mint_notices_its_lock_file_was_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::new(dir.path());
-        issue(&ledger, "CA");
+        let (dir, ledger) = with_records(1);
         let holder = ledger.lock("CA").unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let path = dir.path().to_path_buf();
@@ -731,9 +712,7 @@ mod tests {
 
     #[test]
     fn damaged_complete_line_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::new(dir.path());
-        issue(&ledger, "CA");
+        let (_dir, ledger) = with_records(1);
         let mut f = OpenOptions::new().append(true).open(ledger.path()).unwrap();
         f.write_all(b"garbage\n").unwrap();
         let err = ledger.lock("CA").err().unwrap().to_string();

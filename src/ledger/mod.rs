@@ -198,6 +198,23 @@ pub(crate) mod testing {
 
     use super::{Ledger, Record, Tail};
 
+    /// A ledger in a new directory with `n` records of the CA `CA`.
+    pub(crate) fn with_records(n: usize) -> (tempfile::TempDir, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        for _ in 0..n {
+            issue(&ledger, "CA");
+        }
+        (dir, ledger)
+    }
+
+    /// Edit the first record's reason by hand (breaking the chain), then append `tail`.
+    pub(crate) fn edit_first_reason(ledger: &Ledger, tail: &str) {
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        let edited = text.replacen("\"reason\":\"test\"", "\"reason\":\"edited\"", 1);
+        std::fs::write(ledger.path(), edited + tail).unwrap();
+    }
+
     pub(crate) fn record(tail: &Tail, ca: &str) -> Record {
         Record {
             serial: tail.serial,

@@ -106,15 +106,12 @@ pub(super) fn damaged(path: &Path, line: usize, why: &str) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{append_raw, issue};
+    use super::super::testing::{append_raw, with_records};
     use super::*;
-    use crate::ledger::Ledger;
 
     #[test]
     fn a_blank_line_is_damage_for_every_reader() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::new(dir.path());
-        issue(&ledger, "CA");
+        let (_dir, ledger) = with_records(1);
         append_raw(&ledger, b"\n");
         let err = ledger.read().unwrap_err().to_string();
         assert!(err.contains("damaged at line 2: a blank line"), "{err}");
