@@ -14,7 +14,8 @@ const AFTER_HELP: &str = "\
 The usual emergency, step by step (see docs/runbook.md):
   breakglass-ca status                              # right token? right CA fingerprint?
   breakglass-ca mint -n breakglass --reason 'INC-1234 bastion down' alice.pub
-  # hand alice-cert.pub to the requester; they log in with: ssh -i id_ed25519 breakglass@host
+  # hand alice-cert.pub to alice; she logs in with:
+  #   ssh -i ~/.ssh/id_ed25519 -o CertificateFile=alice-cert.pub breakglass@host
 
 The PIN is read from --pin-file, BREAKGLASS_CA_PIN_FILE, or typed at a prompt; never from argv.";
 
