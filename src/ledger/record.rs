@@ -75,6 +75,7 @@ pub fn parse_ledger(bytes: &[u8]) -> std::result::Result<Lines, BadLine> {
     let mut out = Lines::default();
     let mut parts: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     let after_last_newline = parts.pop().unwrap_or_default();
+    let last_index = parts.len();
     for (index, line) in parts.into_iter().enumerate() {
         let record = Record::parse_line(line).map_err(|why| BadLine { index, why })?;
         out.records
@@ -89,10 +90,29 @@ pub fn parse_ledger(bytes: &[u8]) -> std::result::Result<Lines, BadLine> {
                 ));
                 out.unterminated = true;
             }
+            // A crash cuts a record's line short; it never leaves a whole record followed by
+            // more bytes. Such a "fragment" is a record someone made unreadable, so that its
+            // serial would be issued again: damage, not a torn write.
+            Err(_) if starts_with_a_record(after_last_newline) => {
+                return Err(BadLine {
+                    index: last_index,
+                    why: "a complete record followed by other bytes (a crash leaves only part of a record, never this)".into(),
+                })
+            }
             Err(_) => out.torn = Some(after_last_newline.to_vec()),
         }
     }
     Ok(out)
+}
+
+/// Whether `bytes` begin with a whole JSON record (followed by anything).
+fn starts_with_a_record(bytes: &[u8]) -> bool {
+    matches!(
+        serde_json::Deserializer::from_slice(bytes)
+            .into_iter::<Record>()
+            .next(),
+        Some(Ok(_))
+    )
 }
 
 /// The error for a complete line of `path` that is not a record (`line` counts from 1).
@@ -108,6 +128,23 @@ pub(super) fn damaged(path: &Path, line: usize, why: &str) -> Error {
 mod tests {
     use super::super::testing::{append_raw, with_records};
     use super::*;
+
+    /// Red-team finding: the last record's newline replaced by a byte made a whole,
+    /// CA-signed record look torn, and the next mint set it aside and issued its serial again.
+    #[test]
+    fn a_whole_record_followed_by_bytes_is_damage_not_a_torn_write() {
+        let (_dir, ledger) = with_records(2);
+        let text = std::fs::read(ledger.path()).unwrap();
+        let mut forged = text[..text.len() - 1].to_vec();
+        forged.push(b'x');
+        let bad = parse_ledger(&forged).err().unwrap();
+        assert_eq!(bad.index, 1);
+        assert!(bad.why.contains("complete record followed"), "{}", bad.why);
+        // A crash's cut of the same line is a torn tail.
+        let cut = parse_ledger(&text[..text.len() - 10]).unwrap();
+        assert!(cut.torn.is_some());
+        assert_eq!(cut.records.len(), 1);
+    }
 
     #[test]
     fn a_blank_line_is_damage_for_every_reader() {

@@ -171,7 +171,7 @@ pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report>
     let last_cp = report.last_signed_serial();
     if report.last_serial > last_cp {
         report.warnings.push(format!(
-            "{} record(s) after serial {last_cp} are not covered by a signed checkpoint (checkpoints switched off, or a mint was interrupted); their certificates were still verified",
+            "{} record(s) after serial {last_cp} are not covered by a signed checkpoint (checkpoints switched off, a mint was interrupted, or checkpoints.jsonl was cut back: compare it with the backup); their certificates were still verified",
             report.last_serial.saturating_sub(last_cp)
         ));
     }
