@@ -664,8 +664,8 @@ fn pkcs11_tool(lab: &PivLab, module: &str, args: &[&str]) -> String {
     stdout(&out)
 }
 
-/// The PKCS#11 calls in a pkcs11-spy log, in order, a login with its user type:
-/// `C_Login(CKU_USER)`.
+/// The PKCS#11 calls in a pkcs11-spy log, in order, a login with its user type and a
+/// C_SignInit with its mechanism: `C_Login(CKU_USER)`, `C_SignInit(0x00001044)`.
 fn spied_calls(log: &str) -> Vec<String> {
     let mut calls: Vec<String> = Vec::new();
     for line in log.lines() {
@@ -678,6 +678,10 @@ fn spied_calls(log: &str) -> Vec<String> {
             if let Some(last) = calls.last_mut().filter(|c| *c == "C_Login") {
                 *last = format!("C_Login({})", user.trim());
             }
+        } else if let Some(mechanism) = line.strip_prefix("[in] pMechanism->type = ") {
+            if let Some(last) = calls.last_mut().filter(|c| *c == "C_SignInit") {
+                *last = format!("C_SignInit({})", mechanism.trim());
+            }
         }
     }
     calls
@@ -688,16 +692,28 @@ fn spied_calls(log: &str) -> Vec<String> {
 /// configured CA fingerprint must match). Slot 9c's private key has CKA_ALWAYS_AUTHENTICATE
 /// there, so every signature needs C_Login(CKU_CONTEXT_SPECIFIC) between C_SignInit and the
 /// signature: without it OpenSC answers CKR_USER_NOT_LOGGED_IN.
-fn card_key_through_middleware(serial: u32, module: &str, uri: &str, token_label: &str) {
+fn card_key_through_middleware(
+    serial: u32,
+    algorithm: &str,
+    module: &str,
+    uri: &str,
+    token_label: &str,
+) {
     if !(tools() && require(&["pkcs11-tool", module, SPY])) {
         return;
     }
     let lab = PivLab::start(serial);
     let out = lab.init(
         "yubikey:slot-id=9c",
-        &["--protect-management-key", "--touch-policy", "never"],
+        &[
+            "--algorithm",
+            algorithm,
+            "--protect-management-key",
+            "--touch-policy",
+            "never",
+        ],
     );
-    assert_ok(&out, "init in slot 9c");
+    assert_ok(&out, &format!("init {algorithm} in slot 9c"));
     let line = stdout(&out).trim().to_string();
     let ca = ca_line(&lab);
     // The middleware sees the token and the key, and the private key only after login, with
@@ -773,8 +789,8 @@ fn card_key_through_middleware(serial: u32, module: &str, uri: &str, token_label
         "sshd refused:\n{}",
         sshd.log_text()
     );
-    // Through OpenSC's pkcs11-spy: every signature is C_SignInit, C_Login(CKU_CONTEXT_SPECIFIC),
-    // then the data; the user logs in once.
+    // Through OpenSC's pkcs11-spy: every signature is C_SignInit with the hashing ECDSA
+    // mechanism, C_Login(CKU_CONTEXT_SPECIFIC), then the data; the user logs in once.
     let spy_log = lab.dir.path().join("spy.log");
     let key3 = keygen(lab.dir.path(), "k3", &["-t", "ed25519"], "carol@laptop");
     let out = run(lab
@@ -797,9 +813,19 @@ fn card_key_through_middleware(serial: u32, module: &str, uri: &str, token_label
     let count = |name: &str| calls.iter().filter(|c| *c == name).count();
     assert_eq!(count("C_Login(CKU_USER)"), 1, "{calls:?}");
     assert_eq!(count("C_Sign"), 0, "{calls:?}");
+    // The mechanism that hashes on the token, which PKCS#11 lets take the data in parts.
+    // (This pkcs11-spy names CKM_ECDSA but gives the hashing ones in hex.)
+    let hashing = match algorithm {
+        "ecdsa-p256" => ["C_SignInit(CKM_ECDSA_SHA256)", "C_SignInit(0x00001044)"],
+        _ => ["C_SignInit(CKM_ECDSA_SHA384)", "C_SignInit(0x00001045)"],
+    };
     let inits: Vec<usize> = (0..calls.len())
-        .filter(|i| calls[*i] == "C_SignInit")
+        .filter(|i| calls[*i].starts_with("C_SignInit"))
         .collect();
+    assert!(
+        inits.iter().all(|i| hashing.contains(&calls[*i].as_str())),
+        "{calls:?}"
+    );
     assert!(!inits.is_empty(), "{calls:?}");
     for i in &inits {
         assert_eq!(
@@ -832,10 +858,10 @@ fn card_key_through_middleware(serial: u32, module: &str, uri: &str, token_label
 }
 
 /// OpenSC's `opensc-pkcs11.so` (PIV driver): slot 9c is CKA_ALWAYS_AUTHENTICATE.
-#[test]
-fn card_key_through_opensc_pkcs11() {
+fn through_opensc(serial: u32, algorithm: &str) {
     card_key_through_middleware(
-        8001,
+        serial,
+        algorithm,
         OPENSC,
         "pkcs11:token=breakglass-ca%20emergency%20SSH%20CA;object=SIGN%20pubkey;id=%02",
         "breakglass-ca emergency SSH CA",
@@ -843,12 +869,32 @@ fn card_key_through_opensc_pkcs11() {
 }
 
 /// Yubico's `libykcs11.so`: slot 9c is CKA_ALWAYS_AUTHENTICATE there too.
-#[test]
-fn card_key_through_ykcs11() {
+fn through_ykcs11(serial: u32, algorithm: &str) {
     card_key_through_middleware(
-        8002,
+        serial,
+        algorithm,
         YKCS11,
-        "pkcs11:token=YubiKey%20PIV%20%238002;object=Public%20key%20for%20Digital%20Signature;id=%02",
-        "YubiKey PIV #8002",
+        &format!("pkcs11:token=YubiKey%20PIV%20%23{serial};object=Public%20key%20for%20Digital%20Signature;id=%02"),
+        &format!("YubiKey PIV #{serial}"),
     );
+}
+
+#[test]
+fn p256_card_key_through_opensc_pkcs11() {
+    through_opensc(8001, "ecdsa-p256");
+}
+
+#[test]
+fn p384_card_key_through_opensc_pkcs11() {
+    through_opensc(8002, "ecdsa-p384");
+}
+
+#[test]
+fn p256_card_key_through_ykcs11() {
+    through_ykcs11(8003, "ecdsa-p256");
+}
+
+#[test]
+fn p384_card_key_through_ykcs11() {
+    through_ykcs11(8004, "ecdsa-p384");
 }
