@@ -641,3 +641,260 @@ fn real_yubikey_touch_and_attestation() {
     assert_ok(&out, "attest on real hardware");
     assert_eq!(stdout(&out).matches("BEGIN CERTIFICATE").count(), 2);
 }
+
+/// OpenSC's PKCS#11 module, with its PIV driver (`piv_II`).
+const OPENSC: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+/// OpenSC's PKCS#11 call logger, in front of the module named by `PKCS11SPY`.
+const SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so";
+/// Yubico's PKCS#11 module (Debian `ykcs11`).
+const YKCS11: &str = "/usr/lib/x86_64-linux-gnu/libykcs11.so";
+
+/// `pkcs11-tool --module M ARGS` against the lab's pcscd (the PIN, where given, in argv: a test
+/// card's factory PIN).
+fn pkcs11_tool(lab: &PivLab, module: &str, args: &[&str]) -> String {
+    let out = run(Command::new("pkcs11-tool")
+        .env(
+            "PCSCLITE_CSOCK_NAME",
+            lab.dir.path().join("run-pcscd/pcscd.comm"),
+        )
+        .args(["--module", module])
+        .args(args)
+        .stdin(Stdio::null()));
+    assert_ok(&out, &format!("pkcs11-tool --module {module} {args:?}"));
+    stdout(&out)
+}
+
+/// The PKCS#11 calls in a pkcs11-spy log, in order, a login with its user type and a
+/// C_SignInit with its mechanism: `C_Login(CKU_USER)`, `C_SignInit(0x00001044)`.
+fn spied_calls(log: &str) -> Vec<String> {
+    let mut calls: Vec<String> = Vec::new();
+    for line in log.lines() {
+        let call = line
+            .split_once(": ")
+            .filter(|(n, c)| n.bytes().all(|b| b.is_ascii_digit()) && c.starts_with("C_"));
+        if let Some((_, name)) = call {
+            calls.push(name.trim().to_string());
+        } else if let Some(user) = line.strip_prefix("[in] userType = ") {
+            if let Some(last) = calls.last_mut().filter(|c| *c == "C_Login") {
+                *last = format!("C_Login({})", user.trim());
+            }
+        } else if let Some(mechanism) = line.strip_prefix("[in] pMechanism->type = ") {
+            if let Some(last) = calls.last_mut().filter(|c| *c == "C_SignInit") {
+                *last = format!("C_SignInit({})", mechanism.trim());
+            }
+        }
+    }
+    calls
+}
+
+/// The card key made by `init` with the yubikey backend (slot 9c), used through a PKCS#11
+/// middleware: `mint` with `--ca pkcs11:…?module-path=MODULE` on the same state directory (the
+/// configured CA fingerprint must match). Slot 9c's private key has CKA_ALWAYS_AUTHENTICATE
+/// there, so every signature needs C_Login(CKU_CONTEXT_SPECIFIC) between C_SignInit and the
+/// signature: without it OpenSC answers CKR_USER_NOT_LOGGED_IN.
+fn card_key_through_middleware(
+    serial: u32,
+    algorithm: &str,
+    module: &str,
+    uri: &str,
+    token_label: &str,
+) {
+    if !(tools() && require(&["pkcs11-tool", module, SPY])) {
+        return;
+    }
+    let lab = PivLab::start(serial);
+    let out = lab.init(
+        "yubikey:slot-id=9c",
+        &[
+            "--algorithm",
+            algorithm,
+            "--protect-management-key",
+            "--touch-policy",
+            "never",
+        ],
+    );
+    assert_ok(&out, &format!("init {algorithm} in slot 9c"));
+    let line = stdout(&out).trim().to_string();
+    let ca = ca_line(&lab);
+    // The middleware sees the token and the key, and the private key only after login, with
+    // CKA_ALWAYS_AUTHENTICATE.
+    let listed = pkcs11_tool(&lab, module, &["-L"]);
+    assert!(
+        listed.contains(&format!("token label        : {token_label}")),
+        "{listed}"
+    );
+    let objects = pkcs11_tool(&lab, module, &["-O"]);
+    assert!(!objects.contains("Private Key Object"), "{objects}");
+    let objects = pkcs11_tool(&lab, module, &["-O", "--login", "--pin", "123456"]);
+    let private = objects
+        .split("Private Key Object")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no private key after login:\n{objects}"));
+    assert!(
+        private.contains("ID:         02") && private.contains("always authenticate"),
+        "{objects}"
+    );
+    // The same key, read through the middleware.
+    let uri = format!("{uri}?module-path={module}");
+    let out = run(lab.cmd().args(["--ca", &uri, "pubkey"]));
+    assert_ok(&out, "pubkey through the middleware");
+    assert_eq!(stdout(&out).trim(), line);
+    let sshd = Sshd::start(&[&ca], &["breakglass"], "");
+    let key = keygen(lab.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
+    let out = run(lab
+        .cmd()
+        .args([
+            "--ca",
+            &uri,
+            "mint",
+            "-n",
+            "breakglass",
+            "--reason",
+            "INC-10",
+        ])
+        .arg(&key));
+    assert_ok(&out, &format!("mint through {module}"));
+    // Said before the PIN is asked (the private key, hidden until login, is a PIV slot 9c key).
+    let err = stderr(&out);
+    let pin_use = err
+        .lines()
+        .position(|l| {
+            l == "PIN use:        probably at every signature: a PIV slot 9c key has CKA_ALWAYS_AUTHENTICATE (the token shows it only after login); if so, the PIN is read once and given to the token again right before each signature"
+        })
+        .unwrap_or_else(|| panic!("no PIN use line:\n{err}"));
+    let pin_state = err
+        .lines()
+        .position(|l| l.starts_with("PIN state:"))
+        .unwrap();
+    assert_eq!(pin_use, pin_state + 1, "{err}");
+    let pin_use = err.lines().nth(pin_use).unwrap().to_string();
+    let out = run(lab.cmd().args(["--ca", &uri, "status"]));
+    assert_ok(&out, "status through the middleware");
+    assert!(
+        stdout(&out).lines().any(|l| l == pin_use),
+        "{}",
+        stdout(&out)
+    );
+    // The certificate is the CA's: OpenSSH checks its signature, names the CA, and logs in.
+    let cert = cert_path(&key);
+    let listing = ssh_keygen_list(&cert);
+    let fp = run(Command::new("ssh-keygen").arg("-l").arg("-f").arg(&ca));
+    let fp = stdout(&fp).split_whitespace().nth(1).unwrap().to_string();
+    assert!(
+        listing.contains(&format!("Signing CA: ECDSA {fp}")),
+        "{listing}"
+    );
+    assert!(
+        sshd.login(&key.with_extension(""), &cert),
+        "sshd refused:\n{}",
+        sshd.log_text()
+    );
+    // Through OpenSC's pkcs11-spy: every signature is C_SignInit with the hashing ECDSA
+    // mechanism, C_Login(CKU_CONTEXT_SPECIFIC), then the data; the user logs in once.
+    let spy_log = lab.dir.path().join("spy.log");
+    let key3 = keygen(lab.dir.path(), "k3", &["-t", "ed25519"], "carol@laptop");
+    let out = run(lab
+        .cmd()
+        .env("PKCS11SPY", module)
+        .env("PKCS11SPY_OUTPUT", &spy_log)
+        .args([
+            "--ca",
+            &uri.replace(module, SPY),
+            "mint",
+            "-n",
+            "breakglass",
+            "--reason",
+            "INC-10 spy",
+        ])
+        .arg(&key3));
+    assert_ok(&out, "mint through pkcs11-spy");
+    // (The log holds the test card's factory PIN: it stays in the lab directory.)
+    let calls = spied_calls(&std::fs::read_to_string(&spy_log).unwrap());
+    let count = |name: &str| calls.iter().filter(|c| *c == name).count();
+    assert_eq!(count("C_Login(CKU_USER)"), 1, "{calls:?}");
+    assert_eq!(count("C_Sign"), 0, "{calls:?}");
+    // The mechanism that hashes on the token, which PKCS#11 lets take the data in parts.
+    // (This pkcs11-spy names CKM_ECDSA but gives the hashing ones in hex.)
+    let hashing = match algorithm {
+        "ecdsa-p256" => ["C_SignInit(CKM_ECDSA_SHA256)", "C_SignInit(0x00001044)"],
+        _ => ["C_SignInit(CKM_ECDSA_SHA384)", "C_SignInit(0x00001045)"],
+    };
+    let inits: Vec<usize> = (0..calls.len())
+        .filter(|i| calls[*i].starts_with("C_SignInit"))
+        .collect();
+    assert!(
+        inits.iter().all(|i| hashing.contains(&calls[*i].as_str())),
+        "{calls:?}"
+    );
+    assert!(!inits.is_empty(), "{calls:?}");
+    for i in &inits {
+        assert_eq!(
+            calls[i + 1..i + 4],
+            [
+                "C_Login(CKU_CONTEXT_SPECIFIC)",
+                "C_SignUpdate",
+                "C_SignFinal"
+            ],
+            "{calls:?}"
+        );
+    }
+    assert_eq!(
+        count("C_Login(CKU_CONTEXT_SPECIFIC)"),
+        inits.len(),
+        "{calls:?}"
+    );
+    // The ledger holds it and verifies; the yubikey backend goes on after it.
+    assert_ok(&run(lab.cmd().args(["log", "verify"])), "log verify");
+    let key2 = keygen(lab.dir.path(), "k2", &["-t", "ecdsa"], "bob@laptop");
+    assert_ok(
+        &run(lab
+            .cmd()
+            .args(["mint", "-n", "breakglass", "--reason", "INC-10b"])
+            .arg(&key2)),
+        "mint through the yubikey backend afterwards",
+    );
+    assert_eq!(listed_serial(&ssh_keygen_list(&cert_path(&key2))), 3);
+    assert_ok(&run(lab.cmd().args(["log", "verify"])), "log verify");
+}
+
+/// OpenSC's `opensc-pkcs11.so` (PIV driver): slot 9c is CKA_ALWAYS_AUTHENTICATE.
+fn through_opensc(serial: u32, algorithm: &str) {
+    card_key_through_middleware(
+        serial,
+        algorithm,
+        OPENSC,
+        "pkcs11:token=breakglass-ca%20emergency%20SSH%20CA;object=SIGN%20pubkey;id=%02",
+        "breakglass-ca emergency SSH CA",
+    );
+}
+
+/// Yubico's `libykcs11.so`: slot 9c is CKA_ALWAYS_AUTHENTICATE there too.
+fn through_ykcs11(serial: u32, algorithm: &str) {
+    card_key_through_middleware(
+        serial,
+        algorithm,
+        YKCS11,
+        &format!("pkcs11:token=YubiKey%20PIV%20%23{serial};object=Public%20key%20for%20Digital%20Signature;id=%02"),
+        &format!("YubiKey PIV #{serial}"),
+    );
+}
+
+#[test]
+fn p256_card_key_through_opensc_pkcs11() {
+    through_opensc(8001, "ecdsa-p256");
+}
+
+#[test]
+fn p384_card_key_through_opensc_pkcs11() {
+    through_opensc(8002, "ecdsa-p384");
+}
+
+#[test]
+fn p256_card_key_through_ykcs11() {
+    through_ykcs11(8003, "ecdsa-p256");
+}
+
+#[test]
+fn p384_card_key_through_ykcs11() {
+    through_ykcs11(8004, "ecdsa-p384");
+}

@@ -193,6 +193,9 @@ pub struct KeyInfo {
     pub pin: PinStatus,
     /// Further facts the token reports (firmware, policies, warnings), for `status`.
     pub details: Vec<(String, String)>,
+    /// How the token uses the PIN beyond the login, for the pre-PIN screen and `status`: e.g.
+    /// a key that asks for it at every signature.
+    pub pin_use: Option<String>,
 }
 
 /// A CA key on a token: its public half, readable without a PIN, and signing after login.

@@ -343,6 +343,7 @@ impl CaKey for PivKey {
                 count_low: tries.is_some_and(|t| t < 3),
             },
             details: Self::details(&mut card, self.slot, self.algorithm),
+            pin_use: None,
         }
     }
 

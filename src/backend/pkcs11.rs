@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::RvError;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::{Slot, TokenInfo};
@@ -18,6 +18,7 @@ use der::Decode;
 use sha2::{Digest, Sha256, Sha384};
 use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData, RsaPublicKey};
 use ssh_key::{EcdsaCurve, Mpint};
+use zeroize::Zeroizing;
 
 use super::{CaKey, KeyInfo, PinStatus, TokenSignature};
 use crate::error::{Error, Result};
@@ -280,6 +281,90 @@ impl Token {
                 e,
             )),
         }
+    }
+
+    /// The private keys that belong to the public key with this id (or, without an id, label).
+    fn private_keys(&self, id: &[u8], label: &str) -> Result<Vec<ObjectHandle>> {
+        let mut template = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
+        if id.is_empty() {
+            template.push(Attribute::Label(label.as_bytes().to_vec()));
+        } else {
+            template.push(Attribute::Id(id.to_vec()));
+        }
+        self.find(&template)
+    }
+
+    /// CKA_ALWAYS_AUTHENTICATE of the one private key with this id, if the token shows it now
+    /// (many show private keys only after login). An absent attribute is false.
+    fn always_authenticate(&self, id: &[u8], label: &str) -> Result<Option<bool>> {
+        match self.private_keys(id, label)?.as_slice() {
+            [one] => self.key_always_authenticates(*one).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The token's mechanisms; none if it will not say.
+    fn mechanisms(&self) -> Vec<MechanismType> {
+        self.ctx.get_mechanism_list(self.slot).unwrap_or_default()
+    }
+
+    fn key_always_authenticates(&self, key: ObjectHandle) -> Result<bool> {
+        let attrs = self
+            .session
+            .get_attributes(key, &[AttributeType::AlwaysAuthenticate])
+            .map_err(|e| Error::pkcs11("cannot read the private key's attributes", e))?;
+        Ok(attrs
+            .iter()
+            .any(|a| matches!(a, Attribute::AlwaysAuthenticate(true))))
+    }
+
+    /// Sign in one part (C_SignInit, C_Sign). With `reauth`, the key has
+    /// CKA_ALWAYS_AUTHENTICATE: C_SignInit, then C_Login(CKU_CONTEXT_SPECIFIC) with the PIN
+    /// already read, then the data (C_SignUpdate, C_SignFinal: cryptoki 0.12 has no C_Sign
+    /// without its own C_SignInit; [`Split`] picks a mechanism that may be fed in parts).
+    fn sign(
+        &self,
+        mechanism: &Mechanism,
+        key: ObjectHandle,
+        data: &[u8],
+        reauth: Option<&Pin>,
+    ) -> Result<Vec<u8>> {
+        let refused = |e| Error::pkcs11(format!("{} refused to sign", self.describe()), e);
+        let Some(pin) = reauth else {
+            return self.session.sign(mechanism, key, data).map_err(refused);
+        };
+        self.session.sign_init(mechanism, key).map_err(refused)?;
+        let auth = AuthPin::from(pin.expose().to_owned());
+        match self.session.login(UserType::ContextSpecific, Some(&auth)) {
+            Ok(()) => {}
+            Err(cryptoki::error::Error::Pkcs11(RvError::PinIncorrect, _)) => {
+                return Err(Error::wrong_pin(self.pin_status().tries_left))
+            }
+            Err(cryptoki::error::Error::Pkcs11(RvError::PinLocked, _)) => {
+                return Err(Error::wrong_pin(Some(0)))
+            }
+            Err(e) => {
+                return Err(Error::pkcs11(
+                    format!(
+                        "{} did not take the PIN for this signature (C_Login with CKU_CONTEXT_SPECIFIC, which its CKA_ALWAYS_AUTHENTICATE key needs)",
+                        self.describe()
+                    ),
+                    e,
+                ))
+            }
+        }
+        self.session.sign_update(data).map_err(|e| {
+            Error::pkcs11(
+                format!(
+                    "{} cannot sign with this key: it has CKA_ALWAYS_AUTHENTICATE, so the data must follow the PIN in a call of its own (C_SignUpdate), and the token refused that for {}",
+                    self.describe(),
+                    mechanism.mechanism_type()
+                ),
+                e,
+            )
+            .with_hint("use a CA key without CKA_ALWAYS_AUTHENTICATE (keys made by 'breakglass-ca init' have none), or a middleware for this token that offers a hashing mechanism (CKM_ECDSA_SHA256, CKM_ECDSA_SHA384)")
+        })?;
+        self.session.sign_final().map_err(refused)
     }
 
     fn find(&self, template: &[Attribute]) -> Result<Vec<ObjectHandle>> {
@@ -565,7 +650,61 @@ pub struct Pkcs11Key {
     id: Vec<u8>,
     public: KeyData,
     algorithm: Algorithm,
-    private: Option<ObjectHandle>,
+    /// What is known before the PIN about the private key's CKA_ALWAYS_AUTHENTICATE.
+    always_auth: AlwaysAuth,
+    private: Option<PrivateKey>,
+}
+
+/// Whether the token asks for the PIN again before every signature with the CA key
+/// (CKA_ALWAYS_AUTHENTICATE), as far as it can be known before the PIN is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AlwaysAuth {
+    /// The private key is visible before login and has the attribute false (or not at all).
+    No,
+    /// The private key is visible before login and has the attribute true.
+    Yes,
+    /// The private key shows only after login (PIV middleware hides it), and the key is a PIV
+    /// Digital Signature key (slot 9c), which always asks for the PIN per signature unless the
+    /// card was told otherwise when the key was made.
+    PivSignatureKey,
+    /// The private key shows only after login.
+    Unknown,
+}
+
+impl AlwaysAuth {
+    /// The pre-PIN screen's line, when there is something to say.
+    fn note(self) -> Option<String> {
+        match self {
+            AlwaysAuth::Yes => Some(format!(
+                "this key asks for the PIN at every signature (CKA_ALWAYS_AUTHENTICATE): {HANDED_AGAIN}"
+            )),
+            AlwaysAuth::PivSignatureKey => Some(format!(
+                "probably at every signature: a PIV slot 9c key has CKA_ALWAYS_AUTHENTICATE (the token shows it only after login); if so, {HANDED_AGAIN}"
+            )),
+            AlwaysAuth::No | AlwaysAuth::Unknown => None,
+        }
+    }
+}
+
+const HANDED_AGAIN: &str =
+    "the PIN is read once and given to the token again right before each signature";
+
+/// PIV middleware (OpenSC's `piv_II` driver, Yubico's ykcs11) number the PIV slots as CKA_ID:
+/// 01 is slot 9a, 02 slot 9c (Digital Signature), 03 slot 9d, 04 slot 9e.
+fn is_piv_signature_key(manufacturer: &str, model: &str, id: &[u8]) -> bool {
+    let manufacturer = manufacturer.trim();
+    let piv = manufacturer == "piv_II"
+        || (manufacturer.starts_with("Yubico") && model.trim().starts_with("YubiKey"));
+    piv && id == [0x02]
+}
+
+/// The CA private key after login. With CKA_ALWAYS_AUTHENTICATE the PIN is kept (zeroized on
+/// drop, redacted in `Debug`) for as long as the key is open, and given to the token with
+/// `CKU_CONTEXT_SPECIFIC` right before each signature.
+struct PrivateKey {
+    handle: ObjectHandle,
+    reauth: Option<Pin>,
+    split: Split,
 }
 
 impl Pkcs11Key {
@@ -591,12 +730,24 @@ impl Pkcs11Key {
                 public.algorithm()
             ))
         })?;
+        // Only for the pre-PIN screen: a token that cannot say is no reason to stop here.
+        let visible = token.always_authenticate(&object.id, &object.label);
+        let info = &token.info;
+        let always_auth = match visible.ok().flatten() {
+            Some(true) => AlwaysAuth::Yes,
+            Some(false) => AlwaysAuth::No,
+            None if is_piv_signature_key(info.manufacturer_id(), info.model(), &object.id) => {
+                AlwaysAuth::PivSignatureKey
+            }
+            None => AlwaysAuth::Unknown,
+        };
         Ok(Pkcs11Key {
             token,
             label: object.label,
             id: object.id,
             public,
             algorithm,
+            always_auth,
             private: None,
         })
     }
@@ -694,21 +845,32 @@ impl CaKey for Pkcs11Key {
             ),
             pin: self.token.pin_status(),
             details: Vec::new(),
+            pin_use: self.always_auth.note(),
         }
     }
 
     fn login(&mut self, pin: &Pin) -> Result<()> {
         self.token.login(pin)?;
-        let mut template = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
-        if self.id.is_empty() {
-            template.push(Attribute::Label(self.label.as_bytes().to_vec()));
-        } else {
-            template.push(Attribute::Id(self.id.clone()));
-        }
-        let found = self.token.find(&template)?;
+        let found = self.token.private_keys(&self.id, &self.label)?;
         match found.as_slice() {
             [one] => {
-                self.private = Some(*one);
+                // Known for sure only now: PIV middleware show the private key after login.
+                let (reauth, split) = if self.token.key_always_authenticates(*one)? {
+                    self.always_auth = AlwaysAuth::Yes;
+                    let pin = Pin::new(Zeroizing::new(pin.expose().to_owned()))?;
+                    (
+                        Some(pin),
+                        Split::for_reauth(self.algorithm, &self.token.mechanisms()),
+                    )
+                } else {
+                    self.always_auth = AlwaysAuth::No;
+                    (None, Split::No)
+                };
+                self.private = Some(PrivateKey {
+                    handle: *one,
+                    reauth,
+                    split,
+                });
                 Ok(())
             }
             [] => Err(Error::token(format!(
@@ -727,32 +889,82 @@ impl CaKey for Pkcs11Key {
     }
 
     fn sign(&self, message: &[u8]) -> Result<TokenSignature> {
-        let key = self.private.ok_or_else(|| {
+        let key = self.private.as_ref().ok_or_else(|| {
             Error::token("internal error: signing before logging in to the token")
         })?;
-        let sign = |mechanism: &Mechanism, data: &[u8]| {
-            self.token
-                .session
-                .sign(mechanism, key, data)
-                .map_err(|e| Error::pkcs11(format!("{} refused to sign", self.token.describe()), e))
-        };
+        let (mechanism, input) = signing_input(self.algorithm, message, key.split);
+        let out = self
+            .token
+            .sign(&mechanism, key.handle, &input, key.reauth.as_ref())?;
         Ok(match self.algorithm {
             Algorithm::EcdsaP256 => TokenSignature::Ecdsa {
                 curve: EcdsaCurve::NistP256,
-                rs: sign(&Mechanism::Ecdsa, &Sha256::digest(message))?,
+                rs: out,
             },
             Algorithm::EcdsaP384 => TokenSignature::Ecdsa {
                 curve: EcdsaCurve::NistP384,
-                rs: sign(&Mechanism::Ecdsa, &Sha384::digest(message))?,
+                rs: out,
             },
-            Algorithm::Ed25519 => TokenSignature::Ed25519(sign(
-                &Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
-                message,
-            )?),
+            Algorithm::Ed25519 => TokenSignature::Ed25519(out),
             Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096 => {
-                TokenSignature::RsaSha512(sign(&Mechanism::Sha512RsaPkcs, message)?)
+                TokenSignature::RsaSha512(out)
             }
         })
+    }
+}
+
+/// How a signature reaches the token when the data go in a separate call (C_SignUpdate, after
+/// the context-specific login) rather than in C_Sign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Split {
+    /// One call: C_SignInit, C_Sign.
+    No,
+    /// C_SignUpdate, C_SignFinal with the mechanism that hashes on the token
+    /// (`CKM_ECDSA_SHA256`/`SHA384`): PKCS#11 defines multi-part signing for those, not for
+    /// `CKM_ECDSA`, which SoftHSM2 refuses to take in parts.
+    Hashing,
+    /// C_SignUpdate, C_SignFinal with the usual mechanism: the token offers no hashing ECDSA
+    /// mechanism, or the key is RSA (`CKM_SHA512_RSA_PKCS` hashes already) or Ed25519
+    /// (`CKM_EDDSA`, which has nothing else).
+    Plain,
+}
+
+impl Split {
+    /// For a key with CKA_ALWAYS_AUTHENTICATE, on a token offering `mechanisms`.
+    fn for_reauth(algorithm: Algorithm, mechanisms: &[MechanismType]) -> Split {
+        let hashing = match algorithm {
+            Algorithm::EcdsaP256 => MechanismType::ECDSA_SHA256,
+            Algorithm::EcdsaP384 => MechanismType::ECDSA_SHA384,
+            _ => return Split::Plain,
+        };
+        if mechanisms.contains(&hashing) {
+            Split::Hashing
+        } else {
+            Split::Plain
+        }
+    }
+}
+
+/// The mechanism and the bytes the token signs for `message`: ECDSA over the digest (or the
+/// message, with the mechanism that hashes), Ed25519 over the message, RSA PKCS#1 v1.5 with
+/// SHA-512 over the message.
+fn signing_input(
+    algorithm: Algorithm,
+    message: &[u8],
+    split: Split,
+) -> (Mechanism<'static>, Vec<u8>) {
+    match (algorithm, split) {
+        (Algorithm::EcdsaP256, Split::Hashing) => (Mechanism::EcdsaSha256, message.to_vec()),
+        (Algorithm::EcdsaP384, Split::Hashing) => (Mechanism::EcdsaSha384, message.to_vec()),
+        (Algorithm::EcdsaP256, _) => (Mechanism::Ecdsa, Sha256::digest(message).to_vec()),
+        (Algorithm::EcdsaP384, _) => (Mechanism::Ecdsa, Sha384::digest(message).to_vec()),
+        (Algorithm::Ed25519, _) => (
+            Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
+            message.to_vec(),
+        ),
+        (Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096, _) => {
+            (Mechanism::Sha512RsaPkcs, message.to_vec())
+        }
     }
 }
 
@@ -791,6 +1003,106 @@ mod tests {
         }
         let printable = PrintableStringRef::new("edwards25519").unwrap();
         assert_eq!(printable.to_der().unwrap(), PRINTABLE_ED25519);
+    }
+
+    #[test]
+    fn the_pre_pin_screen_says_when_the_pin_is_given_per_signature() {
+        assert_eq!(
+            AlwaysAuth::Yes.note().unwrap(),
+            "this key asks for the PIN at every signature (CKA_ALWAYS_AUTHENTICATE): the PIN is read once and given to the token again right before each signature"
+        );
+        assert_eq!(
+            AlwaysAuth::PivSignatureKey.note().unwrap(),
+            "probably at every signature: a PIV slot 9c key has CKA_ALWAYS_AUTHENTICATE (the token shows it only after login); if so, the PIN is read once and given to the token again right before each signature"
+        );
+        assert_eq!(AlwaysAuth::No.note(), None);
+        assert_eq!(AlwaysAuth::Unknown.note(), None);
+    }
+
+    #[test]
+    fn piv_slot_9c_through_opensc_and_ykcs11() {
+        // What the two middleware report for the software card of hsm-tests/piv.rs.
+        assert!(is_piv_signature_key("piv_II", "PKCS#15 emulated", &[2]));
+        assert!(is_piv_signature_key(
+            "Yubico (www.yubico.com)",
+            "YubiKey XXX",
+            &[2]
+        ));
+        assert!(!is_piv_signature_key("piv_II", "PKCS#15 emulated", &[1]));
+        assert!(!is_piv_signature_key("piv_II", "PKCS#15 emulated", &[2, 0]));
+        assert!(!is_piv_signature_key("SoftHSM project", "SoftHSM v2", &[2]));
+        assert!(!is_piv_signature_key("Yubico", "YubiHSM", &[2]));
+    }
+
+    #[test]
+    fn a_reauthenticated_signature_prefers_the_hashing_ecdsa_mechanism() {
+        let opensc = [
+            MechanismType::ECDSA,
+            MechanismType::ECDSA_SHA256,
+            MechanismType::ECDSA_SHA384,
+        ];
+        let softhsm = [MechanismType::ECDSA, MechanismType::EDDSA];
+        for (alg, mechanisms, split) in [
+            (Algorithm::EcdsaP256, &opensc[..], Split::Hashing),
+            (Algorithm::EcdsaP384, &opensc[..], Split::Hashing),
+            (Algorithm::EcdsaP384, &opensc[..2], Split::Plain),
+            (Algorithm::EcdsaP256, &softhsm[..], Split::Plain),
+            (Algorithm::EcdsaP256, &[][..], Split::Plain),
+            (Algorithm::Ed25519, &softhsm[..], Split::Plain),
+            (Algorithm::Rsa3072, &opensc[..], Split::Plain),
+        ] {
+            assert_eq!(Split::for_reauth(alg, mechanisms), split, "{alg}");
+        }
+    }
+
+    #[test]
+    fn signing_input_per_algorithm_and_split() {
+        let msg = b"the certificate's signed data";
+        let check = |alg, split, mechanism: MechanismType, input: Vec<u8>| {
+            let (m, i) = signing_input(alg, msg, split);
+            assert_eq!(m.mechanism_type(), mechanism, "{alg} {split:?}");
+            assert_eq!(i, input, "{alg} {split:?}");
+        };
+        for split in [Split::No, Split::Plain] {
+            check(
+                Algorithm::EcdsaP256,
+                split,
+                MechanismType::ECDSA,
+                Sha256::digest(msg).to_vec(),
+            );
+            check(
+                Algorithm::EcdsaP384,
+                split,
+                MechanismType::ECDSA,
+                Sha384::digest(msg).to_vec(),
+            );
+        }
+        check(
+            Algorithm::EcdsaP256,
+            Split::Hashing,
+            MechanismType::ECDSA_SHA256,
+            msg.to_vec(),
+        );
+        check(
+            Algorithm::EcdsaP384,
+            Split::Hashing,
+            MechanismType::ECDSA_SHA384,
+            msg.to_vec(),
+        );
+        for split in [Split::No, Split::Plain, Split::Hashing] {
+            check(
+                Algorithm::Ed25519,
+                split,
+                MechanismType::EDDSA,
+                msg.to_vec(),
+            );
+            check(
+                Algorithm::Rsa4096,
+                split,
+                MechanismType::SHA512_RSA_PKCS,
+                msg.to_vec(),
+            );
+        }
     }
 
     #[test]

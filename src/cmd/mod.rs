@@ -108,6 +108,9 @@ impl Globals {
         say(format!("CA key:         {}", info.key));
         say(format!("CA fingerprint: {fp}"));
         say(format!("PIN state:      {}", info.pin));
+        if let Some(pin_use) = &info.pin_use {
+            say(format!("PIN use:        {pin_use}"));
+        }
         policy::pin_tries(info.pin, force)?;
         let source = PinSource::choose(
             uri.pin_source().map(PathBuf::as_path),

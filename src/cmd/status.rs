@@ -39,6 +39,9 @@ pub fn run(g: &Globals) -> Result<()> {
         ),
         None => "config:         none (run 'breakglass-ca init' or pass --state-dir)".into(),
     });
+    if let Some(pin_use) = &info.pin_use {
+        lines.push(format!("PIN use:        {pin_use}"));
+    }
     if let Err(e) = &ledger.chain {
         lines.push(format!("ledger chain:   BROKEN: {e}"));
     }
