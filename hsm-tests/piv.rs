@@ -72,6 +72,11 @@ impl PivLab {
             .unwrap();
         let pin_file = dir.path().join("pin");
         std::fs::write(&pin_file, "123456\n").unwrap();
+        std::fs::set_permissions(
+            &pin_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         let mut lab = PivLab {
             state: dir.path().join("state"),
             dir,
