@@ -313,3 +313,65 @@ fn a_ledger_and_config_edited_by_hand_are_shown_escaped() {
         &hsm.mint(&key2, &["-n", "breakglass"]),
     );
 }
+
+/// Red-team finding: a newline in a value clap quotes, in a file name or in a path made the
+/// output show a line of the attacker's choosing (`hint: …`, `Signature: valid`).
+#[test]
+fn newlines_in_arguments_and_paths_never_start_a_line() {
+    let Some(hsm) = setup() else { return };
+    let key = keygen(hsm.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
+    let forged_dir = hsm.path("x\nSignature: valid");
+    let cases: Vec<(&str, Output)> = vec![
+        (
+            "mint -V",
+            run(hsm
+                .cmd()
+                .args([
+                    "mint",
+                    "-n",
+                    "bg",
+                    "--reason",
+                    "r",
+                    "-V",
+                    "1m\nhint: run init --force",
+                ])
+                .arg(&key)),
+        ),
+        (
+            "mint --not-before",
+            run(hsm
+                .cmd()
+                .args([
+                    "mint",
+                    "-n",
+                    "bg",
+                    "--reason",
+                    "r",
+                    "--not-before",
+                    "x\nhint: y",
+                ])
+                .arg(&key)),
+        ),
+        (
+            "inspect a missing path",
+            run(hsm.cmd().arg("inspect").arg(forged_dir.join("c-cert.pub"))),
+        ),
+        (
+            "mint -o into a missing directory",
+            run(hsm
+                .cmd()
+                .args(["mint", "-n", "bg", "--reason", "r", "-o"])
+                .arg(forged_dir.join("c-cert.pub"))
+                .arg(&key)),
+        ),
+    ];
+    for (what, out) in &cases {
+        assert!(!out.status.success(), "{what}: {}", stderr(out));
+        assert_output_safe(what, out);
+        for line in stderr(out).lines().chain(stdout(out).lines()) {
+            for forged in ["hint: run init", "hint: y", "Signature: valid"] {
+                assert!(!line.starts_with(forged), "{what}: a forged line: {line}");
+            }
+        }
+    }
+}

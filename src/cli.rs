@@ -230,7 +230,12 @@ fn duration(s: &str) -> Result<Duration, String> {
 fn rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("'{s}' is not an RFC 3339 time such as 2026-01-31T03:00:00Z ({e})"))
+        .map_err(|e| {
+            format!(
+                "'{}' is not an RFC 3339 time such as 2026-01-31T03:00:00Z ({e})",
+                crate::text::Esc(s)
+            )
+        })
 }
 
 #[derive(Debug, Args)]

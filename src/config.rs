@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fsx;
 use crate::policy::Policy;
+use crate::text::ShowPath;
 use crate::uri::CaUri;
 
 pub const CONFIG_FILE: &str = "config.toml";
@@ -84,14 +85,14 @@ impl Config {
         let bytes = fsx::read_limited(
             file,
             fsx::limit::CONFIG,
-            &format!("configuration {}", path.display()),
+            &format!("configuration {}", path.shown()),
         )?;
         let text = String::from_utf8(bytes).map_err(|_| {
-            Error::config(format!("{} is not UTF-8 text", path.display()))
+            Error::config(format!("{} is not UTF-8 text", path.shown()))
                 .with_hint("restore config.toml from the backup kept with the token")
         })?;
         let config: Config = toml::from_str(&text).map_err(|e| {
-            Error::toml_read(format!("{} is not valid", path.display()), e)
+            Error::toml_read(format!("{} is not valid", path.shown()), e)
                 .with_hint("fix the file by hand, or run 'breakglass-ca init' again for this CA")
         })?;
         config.policy.check()?;

@@ -23,8 +23,11 @@ impl Duration {
 }
 
 fn bad(text: &str, why: &str) -> Error {
-    Error::usage(format!("invalid duration '{text}': {why}"))
-        .with_hint("write a number with a unit: 90s, 15m, 1h or 1h30m")
+    Error::usage(format!(
+        "invalid duration '{}': {why}",
+        crate::text::Esc(text)
+    ))
+    .with_hint("write a number with a unit: 90s, 15m, 1h or 1h30m")
 }
 
 impl FromStr for Duration {
@@ -49,10 +52,24 @@ impl FromStr for Duration {
                 's' => 1,
                 'm' => 60,
                 'h' => 3600,
-                _ => return Err(bad(text, &format!("unknown unit '{c}' (use s, m or h)"))),
+                _ => {
+                    return Err(bad(
+                        text,
+                        &format!(
+                            "unknown unit '{}' (use s, m or h)",
+                            crate::text::escape(c.encode_utf8(&mut [0; 4]))
+                        ),
+                    ))
+                }
             };
             if digits.is_empty() {
-                return Err(bad(text, &format!("'{c}' has no number before it")));
+                return Err(bad(
+                    text,
+                    &format!(
+                        "'{}' has no number before it",
+                        crate::text::escape(c.encode_utf8(&mut [0; 4]))
+                    ),
+                ));
             }
             let n: u64 = digits
                 .parse()

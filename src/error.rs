@@ -6,6 +6,7 @@
 //! keeps that library's error as its `source`, under a context that says what was being done.
 //! Every variant carries a hint slot, so [`Error::with_hint`] works on all of them.
 
+use crate::text::ShowPath;
 use std::path::Path;
 
 /// Result alias used throughout the crate.
@@ -220,7 +221,7 @@ impl Error {
 
     /// An I/O error about a file: "cannot <verb> <path>: <cause>".
     pub fn file(verb: &str, path: &Path, source: std::io::Error) -> Self {
-        Error::io(format!("cannot {verb} {}", path.display()), source)
+        Error::io(format!("cannot {verb} {}", path.shown()), source)
     }
 
     pub fn ssh(context: impl Into<String>, source: ssh_key::Error) -> Self {

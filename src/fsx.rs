@@ -11,6 +11,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::text::ShowPath;
 
 /// The mode of every file the tool creates in the state directory, whatever the umask.
 pub const PRIVATE_FILE: u32 = 0o600;
@@ -81,12 +82,46 @@ pub fn read_limited_secret(
 
 /// Read the file at `path`, at most `limit` bytes. `Ok(None)` if it does not exist.
 pub fn read_file_limited(path: &Path, limit: u64, what: &str) -> Result<Option<Vec<u8>>> {
-    let file = match std::fs::File::open(path) {
+    let Some(file) = open_input(path, what)? else {
+        return Ok(None);
+    };
+    read_limited(file, limit, &format!("{what} {}", path.shown())).map(Some)
+}
+
+/// Open an input file (a key, a certificate, a PIN file, a management key file) without
+/// waiting: a FIFO, socket or directory is refused at once instead of blocking the command
+/// (a FIFO with no writer would hang `mint` while it holds the ledger lock). `Ok(None)` if
+/// it does not exist.
+pub fn open_input(path: &Path, what: &str) -> Result<Option<File>> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::file(&format!("read the {what}"), path, e)),
     };
-    read_limited(file, limit, &format!("{what} {}", path.display())).map(Some)
+    let kind = file
+        .metadata()
+        .map_err(|e| Error::file(&format!("read the {what}"), path, e))?
+        .file_type();
+    use std::os::unix::fs::FileTypeExt;
+    let refused = if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() || kind.is_socket() {
+        Some("a pipe or socket")
+    } else {
+        None
+    };
+    match refused {
+        Some(kind) => Err(Error::usage(format!(
+            "the {what} {} is {kind}, not a file",
+            crate::text::escape(&path.to_string_lossy())
+        ))
+        .with_hint("give the file itself; to pass text through a pipe, use - (standard input) where the command takes it")),
+        None => Ok(Some(file)),
+    }
 }
 
 /// Read a UTF-8 text input (`-` for stdin), at most `limit` bytes.
@@ -103,7 +138,7 @@ pub fn read_text(path: &Path, limit: u64, what: &str) -> Result<String> {
         })?
     };
     String::from_utf8(bytes).map_err(|_| {
-        Error::usage(format!("the {what} {} is not UTF-8 text", path.display()))
+        Error::usage(format!("the {what} {} is not UTF-8 text", path.shown()))
             .with_hint("give the text file itself (an OpenSSH .pub file is one line of ASCII)")
     })
 }
@@ -126,7 +161,7 @@ fn write_file(path: &Path, content: &[u8], mode: u32, replace: bool) -> Result<(
     check_replaceable(path)?;
     let dir = parent_dir(path);
     let name = path.file_name().ok_or_else(|| {
-        Error::usage(format!("{} does not name a file", path.display()))
+        Error::usage(format!("{} does not name a file", path.shown()))
             .with_hint("give the path of a file, e.g. DIR/NAME")
     })?;
     // The name shows which file a leftover temporary belongs to; kept short for NAME_MAX.
@@ -164,12 +199,12 @@ pub fn check_replaceable(path: &Path) -> Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => Err(Error::usage(format!(
             "{} is a symbolic link, not a regular file; refusing to follow it",
-            path.display()
+            path.shown()
         ))
         .with_hint(hint)),
         Ok(meta) if !meta.file_type().is_file() => Err(Error::usage(format!(
             "{} exists and is not a regular file; refusing to replace it",
-            path.display()
+            path.shown()
         ))
         .with_hint(hint)),
         _ => Ok(()),
@@ -181,7 +216,7 @@ pub fn check_replaceable(path: &Path) -> Result<()> {
 pub fn rename_new(from: &Path, to: &Path) -> Result<()> {
     std::fs::hard_link(from, to)
         .and_then(|_| std::fs::remove_file(from))
-        .map_err(|e| Error::file(&format!("rename {} to", from.display()), to, e))
+        .map_err(|e| Error::file(&format!("rename {} to", from.shown()), to, e))
 }
 
 /// fsync a directory, so that a new or renamed entry in it survives a crash.
@@ -203,7 +238,7 @@ pub fn create_dir_all(dir: &Path, mode: u32) -> Result<()> {
         match std::fs::metadata(at) {
             Ok(meta) if meta.is_dir() => break,
             Ok(_) => {
-                return Err(Error::usage(format!("{} is not a directory", at.display()))
+                return Err(Error::usage(format!("{} is not a directory", at.shown()))
                     .with_hint("give the path of a directory"))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -237,7 +272,7 @@ pub fn create_dir(dir: &Path, mode: u32) -> Result<()> {
 fn symlink_refused(path: &Path) -> Error {
     Error::config(format!(
         "{} is a symbolic link; refusing to follow it",
-        path.display()
+        path.shown()
     ))
     .with_hint("the files of the state directory are never links: check where it points and what it holds, then put the file itself there (or restore the state directory from the backup)")
 }
@@ -262,7 +297,7 @@ pub fn open_private(path: &Path, opts: &mut OpenOptions) -> Result<Option<File>>
     if !meta.file_type().is_file() {
         return Err(Error::config(format!(
             "{} is not a regular file; refusing to use it",
-            path.display()
+            path.shown()
         ))
         .with_hint("the files of the state directory are plain files: move this one aside and restore the file from the backup"));
     }
@@ -285,7 +320,7 @@ pub fn create_private(path: &Path, opts: &mut OpenOptions) -> Result<File> {
 /// `Ok(None)` if it does not exist.
 pub fn read_private(path: &Path, limit: u64, what: &str) -> Result<Option<Vec<u8>>> {
     match open_private(path, OpenOptions::new().read(true))? {
-        Some(file) => read_limited(file, limit, &format!("{what} {}", path.display())).map(Some),
+        Some(file) => read_limited(file, limit, &format!("{what} {}", path.shown())).map(Some),
         None => Ok(None),
     }
 }
@@ -303,7 +338,7 @@ pub fn check_private_dir(dir: &Path) -> Result<()> {
     if !meta.is_dir() {
         return Err(Error::usage(format!(
             "the state directory {} is not a directory",
-            dir.display()
+            dir.shown()
         ))
         .with_hint("point --state-dir (or BREAKGLASS_CA_STATE_DIR) at a directory"));
     }
@@ -311,7 +346,7 @@ pub fn check_private_dir(dir: &Path) -> Result<()> {
         dir,
         &meta,
         "the state directory",
-        &format!("chmod 700 {}", dir.display()),
+        &format!("chmod 700 {}", dir.shown()),
     )
 }
 
@@ -321,7 +356,7 @@ pub fn check_private_file(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
         path,
         meta,
         "the configuration",
-        &format!("chmod 600 {}", path.display()),
+        &format!("chmod 600 {}", path.shown()),
     )
 }
 
@@ -336,7 +371,7 @@ fn check_owner_and_mode(
     if meta.uid() != me && meta.uid() != 0 {
         return Err(Error::config(format!(
             "{what} {} belongs to another user (uid {}); refusing to use it",
-            path.display(),
+            path.shown(),
             meta.uid()
         ))
         .with_hint(format!(
@@ -351,7 +386,7 @@ fn check_owner_and_mode(
     };
     Err(Error::config(format!(
         "{what} {} can be changed by {writers}; refusing to use it",
-        path.display()
+        path.shown()
     ))
     .with_hint(format!("{WHY}: check its files, then run: {chmod}")))
 }
@@ -368,8 +403,8 @@ pub fn check_outside_state_dir(path: &Path, state_dir: &Path) -> Result<()> {
     if resolved.starts_with(&state) {
         return Err(Error::usage(format!(
             "{} is inside the state directory {}; refusing to write there",
-            path.display(),
-            state_dir.display()
+            path.shown(),
+            state_dir.shown()
         ))
         .with_hint("the state directory holds the ledger and configuration and nothing else: write the output somewhere else"));
     }
@@ -385,7 +420,7 @@ fn resolve_output(path: &Path) -> Result<PathBuf> {
     };
     let canon = std::fs::canonicalize(dir).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::usage(format!("the directory {} does not exist", dir.display()))
+            Error::usage(format!("the directory {} does not exist", dir.shown()))
                 .with_hint("create it first, or give another output path; nothing was done")
         } else {
             Error::file("resolve", dir, e)

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use breakglass_ca::ui::say;
+use clap::error::{ContextKind, ContextValue};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -18,9 +19,13 @@ fn main() -> ExitCode {
     let cli = match breakglass_ca::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
-            // clap quotes the offending argument, which can hold anything: `say` shows it
-            // safely.
-            say(e.render().to_string().trim_end());
+            // clap quotes the offending argument, which can hold anything, newlines included:
+            // it is shown escaped (and `say` makes every line safe).
+            let mut text = e.render().to_string();
+            if let Some(ContextValue::String(raw)) = e.get(ContextKind::InvalidValue) {
+                text = text.replace(raw.as_str(), &breakglass_ca::text::escape(raw));
+            }
+            say(text.trim_end());
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
         // --help and --version: our own text, on stdout.

@@ -131,7 +131,16 @@ impl fmt::Display for LoosePinFile {
 /// that is zeroized; and the file's permissions if others can read it.
 pub fn read_pin_file(path: &Path) -> Result<(Pin, Option<LoosePinFile>)> {
     use std::os::unix::fs::PermissionsExt;
-    let file = std::fs::File::open(path).map_err(|e| Error::file("read the PIN file", path, e))?;
+    let file = fsx::open_input(path, "PIN file")?.ok_or_else(|| {
+        Error::file(
+            "read the PIN file",
+            path,
+            std::io::ErrorKind::NotFound.into(),
+        )
+        .with_hint(
+            "check the path given with --pin-file, BREAKGLASS_CA_PIN_FILE or pin-source=file:",
+        )
+    })?;
     // The permissions of the file that was opened, not of whatever the path names later.
     let mode = file
         .metadata()

@@ -79,6 +79,19 @@ impl fmt::Display for Esc<'_> {
     }
 }
 
+/// A path as messages show it: [`escape`]d, so that a file name with a newline, an escape
+/// sequence or a bidi override cannot forge or hide a line: `path.shown()` where
+/// `path.display()` would be.
+pub trait ShowPath {
+    fn shown(&self) -> String;
+}
+
+impl ShowPath for std::path::Path {
+    fn shown(&self) -> String {
+        escape(&self.to_string_lossy()).into_owned()
+    }
+}
+
 /// Escape bytes that may not be UTF-8 (a torn ledger line, a file name): invalid bytes are
 /// shown as `\x..`.
 pub fn escape_bytes(bytes: &[u8]) -> String {

@@ -531,8 +531,13 @@ fn management_key(
     match source {
         MgmSource::File(path) => {
             // A secret like the PIN: read bounded, into a buffer that is zeroized.
-            let file = std::fs::File::open(path)
-                .map_err(|e| Error::file("read the management key file", path, e))?;
+            let file = crate::fsx::open_input(path, "management key file")?.ok_or_else(|| {
+                Error::file(
+                    "read the management key file",
+                    path,
+                    std::io::ErrorKind::NotFound.into(),
+                )
+            })?;
             let name = crate::text::escape(&path.to_string_lossy()).into_owned();
             let bytes = crate::fsx::read_limited_secret(
                 file,

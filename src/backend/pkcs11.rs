@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::key::Algorithm;
 use crate::pin::Pin;
 use crate::text::Esc;
+use crate::text::ShowPath;
 use crate::uri::Pkcs11Uri;
 
 /// Environment variable naming the PKCS#11 module when the URI has no `module-path`.
@@ -105,7 +106,7 @@ fn module_path(uri: &Pkcs11Uri) -> Result<PathBuf> {
     } else {
         found
             .iter()
-            .map(|p| format!("  module-path={}", p.display()))
+            .map(|p| format!("  module-path={}", p.shown()))
             .collect::<Vec<_>>()
             .join("\n")
     };

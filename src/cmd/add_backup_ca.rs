@@ -10,13 +10,14 @@ use crate::config::CONFIG_FILE;
 use crate::error::{Error, Result};
 use crate::export::{self, BACKUP_COMMENT};
 use crate::key::{self, Algorithm};
+use crate::text::ShowPath;
 use crate::ui::say;
 
 pub fn run(g: &Globals, args: &AddBackupCaArgs) -> Result<()> {
     let Some(mut config) = g.config()? else {
         return Err(Error::config(format!(
             "no {CONFIG_FILE} in {}: a backup CA is added to this CA's configuration",
-            g.state_dir.display()
+            g.state_dir.shown()
         ))
         .with_hint("point --state-dir (or BREAKGLASS_CA_STATE_DIR) at the directory where 'breakglass-ca init' was run for the primary CA, or run init there first"));
     };
@@ -26,7 +27,7 @@ pub fn run(g: &Globals, args: &AddBackupCaArgs) -> Result<()> {
     if fp == config.fingerprint {
         return Err(Error::refused(format!(
             "{} is this CA's own key ({fp}), not a backup",
-            args.file.display()
+            args.file.shown()
         ))
         .with_hint("give the public key of the OTHER token: run 'breakglass-ca pubkey -o backup-ca.pub' with the backup token and its own --state-dir"));
     }
@@ -35,7 +36,7 @@ pub fn run(g: &Globals, args: &AddBackupCaArgs) -> Result<()> {
         if listed.as_ref().map(PublicKey::key_data) == Some(key.key_data()) {
             return Err(Error::refused(format!(
                 "the backup CA {fp} is already listed in {}",
-                g.state_dir.join(CONFIG_FILE).display()
+                g.state_dir.join(CONFIG_FILE).shown()
             ))
             .with_hint("nothing to do; 'breakglass-ca pubkey --bundle' shows every CA line"));
         }
@@ -48,14 +49,14 @@ pub fn run(g: &Globals, args: &AddBackupCaArgs) -> Result<()> {
     if let Some(comment) = replaced {
         say(format!(
             "note: the key's comment in {} is not plain text ({}); it is stored as '{BACKUP_COMMENT}' ({})",
-            args.file.display(),
+            args.file.shown(),
             export::shown_comment(&comment),
             export::COMMENT_RULE
         ));
     }
     say(format!(
         "Added backup CA {fp} ({algorithm}) to {}.",
-        path.display()
+        path.shown()
     ));
     say(format!(
         "This CA and {} backup CA(s) are now trusted together.",

@@ -12,6 +12,7 @@ use crate::export;
 use crate::hostconf::{self, HostConfig, BUNDLE, CLOUD_INIT, INSTALL_SH, PRINCIPALS_DIR, SNIPPET};
 use crate::policy;
 use crate::text;
+use crate::text::ShowPath;
 use crate::ui::say;
 
 /// Longest user name accepted (the common `useradd` limit).
@@ -29,7 +30,7 @@ pub fn run(g: &Globals, args: &HostConfigArgs) -> Result<()> {
     if std::fs::symlink_metadata(&args.out).is_ok() {
         return Err(Error::usage(format!(
             "{} already exists; refusing to write into it",
-            args.out.display()
+            args.out.shown()
         ))
         .with_hint(
             "give --out a new directory (an older bundle is best removed or kept aside, not mixed)",
@@ -58,7 +59,7 @@ fn summary(g: &Globals, args: &HostConfigArgs, host: &HostConfig, no_config: boo
     let row = |name: &str, what: &str| say(format!("  {name:<34}{what}"));
     say(format!(
         "Wrote the host configuration to {}:",
-        args.out.display()
+        args.out.shown()
     ));
     let blocks = host
         .users
@@ -83,7 +84,7 @@ fn summary(g: &Globals, args: &HostConfigArgs, host: &HostConfig, no_config: boo
     if no_config {
         say(format!(
             "Note: no {CONFIG_FILE} in {}, so no backup CAs are included.",
-            g.state_dir.display()
+            g.state_dir.shown()
         ));
     }
     if host.users.iter().any(|(u, _)| u == "root") {
@@ -149,7 +150,7 @@ fn check_ssh_dir(dir: &Path) -> Result<String> {
     if !text.starts_with('/') || trimmed.is_empty() || !text.chars().all(plain) {
         return Err(Error::usage(format!(
             "--ssh-dir {} is not usable: it must be an absolute path of letters, digits and / . _ + - (not /)",
-            dir.display()
+            dir.shown()
         ))
         .with_hint("the default /etc/ssh is right for Debian, Ubuntu, RHEL and most images"));
     }

@@ -20,6 +20,7 @@ use crate::ledger::checkpoint;
 use crate::ledger::{Ledger, LEDGER_FILE};
 use crate::pin::{Pin, PinSource};
 use crate::signals::Deferral;
+use crate::text::ShowPath;
 use crate::ui::say;
 use crate::uri::{CaUri, Pkcs11Uri, YubikeyUri};
 
@@ -40,7 +41,7 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
         if let Some(what) = live_ca(&g.state_dir, old_config.as_ref())? {
             return Err(Error::refused(format!(
                 "the state directory {} already holds a CA ({what})",
-                g.state_dir.display()
+                g.state_dir.shown()
             ))
             .with_hint("hosts trust that CA and its ledger is evidence. To look at it: 'breakglass-ca status'. To create another CA (a backup token, a new token), give init a new --state-dir. To replace this CA deliberately (its files are kept as *-retired-*), run init again with --force"));
         }
@@ -79,7 +80,7 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
     )?;
     println!("{line}");
     say(format!("CA fingerprint: {fingerprint}"));
-    say(format!("Configuration:  {}", path.display()));
+    say(format!("Configuration:  {}", path.shown()));
     say("Next: put the line above into every host's TrustedUserCAKeys file ('breakglass-ca pubkey' prints it again, no PIN needed).");
     signals.finish(
         || "after the CA key was generated: init completed, config.toml and ca.pub were written".into(),
@@ -273,7 +274,7 @@ fn retire_previous_ca(
         .ok_or_else(|| {
             Error::config(format!(
                 "cannot find a free name for the retired files in {}",
-                dir.display()
+                dir.shown()
             ))
         })?;
     for name in &present {

@@ -32,7 +32,9 @@ pub fn describe(cert: &Certificate, name: &str) -> String {
         }
     };
     let fmt_time = |t: u64| {
-        DateTime::<Utc>::from_timestamp(t as i64, 0)
+        i64::try_from(t)
+            .ok()
+            .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0))
             .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
             .unwrap_or_else(|| t.to_string())
     };
@@ -240,6 +242,32 @@ fn check_ca(cert: &Certificate, trusted: &Trusted, state_dir: &Path) -> (String,
     }
 }
 
+/// The validity line for a certificate's window at `now`, and whether it has expired. The
+/// numbers are the certificate maker's: a time past what a date can hold (chrono would panic
+/// converting it) is shown as "beyond any date", never converted.
+fn validity(now: DateTime<Utc>, valid_after: u64, valid_before: u64) -> (String, bool) {
+    let time = |t: u64| {
+        i64::try_from(t)
+            .ok()
+            .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0))
+    };
+    let shown = |t: Option<DateTime<Utc>>| t.map_or("beyond any date".to_string(), both_times);
+    let (after, before) = (time(valid_after), time(valid_before));
+    if before.is_some_and(|b| now >= b) {
+        (format!("Validity: EXPIRED at {}", shown(before)), true)
+    } else if after.is_none_or(|a| now < a) {
+        (
+            format!("Validity: not yet valid; starts {}", shown(after)),
+            false,
+        )
+    } else {
+        (
+            format!("Validity: valid now, until {}", shown(before)),
+            false,
+        )
+    }
+}
+
 pub fn run(g: &Globals, args: &InspectArgs) -> Result<()> {
     let text = fsx::read_text(&args.cert, fsx::limit::KEY_FILE, "certificate")?;
     let name = args.cert.to_string_lossy();
@@ -257,19 +285,10 @@ pub fn run(g: &Globals, args: &InspectArgs) -> Result<()> {
     let (line, problem) = check_ca(&cert, &trusted, &g.state_dir);
     ui::print(line)?;
     problems.extend(problem);
-    let now = Utc::now();
-    let after = DateTime::<Utc>::from(cert.valid_after_time());
-    let before = DateTime::<Utc>::from(cert.valid_before_time());
-    if now >= before {
-        ui::print(format!("Validity: EXPIRED at {}", both_times(before)))?;
+    let (line, expired) = validity(Utc::now(), cert.valid_after(), cert.valid_before());
+    ui::print(line)?;
+    if expired {
         problems.push("it has expired".into());
-    } else if now < after {
-        ui::print(format!(
-            "Validity: not yet valid; starts {}",
-            both_times(after)
-        ))?;
-    } else {
-        ui::print(format!("Validity: valid now, until {}", both_times(before)))?;
     }
     match problems.as_slice() {
         [] => Ok(()),
@@ -324,6 +343,26 @@ mod tests {
         let cert = Certificate::from_openssh(&format!("{kind} {blob} {HOSTILE}")).unwrap();
         assert_eq!(cert.comment(), HOSTILE);
         cert
+    }
+
+    /// Red-team finding: a crafted valid_before past chrono's range made `inspect` panic.
+    #[test]
+    fn times_beyond_any_date_are_shown_not_converted() {
+        let now = Utc::now();
+        let t = now.timestamp() as u64;
+        assert!(validity(now, t - 60, u64::MAX)
+            .0
+            .ends_with("until beyond any date"));
+        assert!(validity(now, t - 60, 1u64 << 62)
+            .0
+            .contains("beyond any date"));
+        assert!(validity(now, u64::MAX, u64::MAX)
+            .0
+            .starts_with("Validity: not yet valid"));
+        let (line, expired) = validity(now, 0, 1);
+        assert!(expired && line.starts_with("Validity: EXPIRED"), "{line}");
+        let d = describe(&cert_by(&SoftKey::new(3)), "c");
+        assert!(d.contains("Valid: from "), "{d}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::fsx::{self, write_new};
 use crate::ledger::checkpoint;
 use crate::ledger::{Ledger, Record, Verified, LEDGER_FILE};
+use crate::text::ShowPath;
 use crate::text::{self, Esc};
 use crate::ui::{self, say};
 
@@ -32,7 +33,7 @@ fn records(g: &Globals) -> Result<Vec<(String, Record)>> {
 
 fn list(g: &Globals, json: bool) -> Result<()> {
     if !g.state_dir.join(LEDGER_FILE).exists() && g.config()?.is_none() {
-        return Err(Error::usage(format!("{} holds no CA configuration and no ledger", g.state_dir.display()))
+        return Err(Error::usage(format!("{} holds no CA configuration and no ledger", g.state_dir.shown()))
             .with_hint("point --state-dir (or BREAKGLASS_CA_STATE_DIR) at the directory where 'breakglass-ca init' was run"));
     }
     let records = records(g)?;
@@ -68,7 +69,7 @@ fn list(g: &Globals, json: bool) -> Result<()> {
         if records.is_empty() {
             say(format!(
                 "no certificates issued yet (ledger {})",
-                g.state_dir.join(LEDGER_FILE).display()
+                g.state_dir.join(LEDGER_FILE).shown()
             ));
         }
     }
@@ -119,7 +120,7 @@ fn ca_key(g: &Globals, config: Option<&Config>) -> Result<KeyData> {
         if fp != c.fingerprint {
             return Err(Error::config(format!(
                 "{} holds the key {fp}, but config.toml names the CA {}",
-                saved.display(),
+                saved.shown(),
                 c.fingerprint
             )));
         }
@@ -139,7 +140,7 @@ fn read_ca_pub(path: &Path) -> Result<Option<KeyData>> {
         .map(|k| Some(k.key_data().clone()))
         .map_err(|e| {
             Error::ssh(
-                format!("{} does not hold an OpenSSH public key", path.display()),
+                format!("{} does not hold an OpenSSH public key", path.shown()),
                 e,
             )
         })
@@ -176,7 +177,7 @@ fn verify_dir(dir: &Path, ca: KeyData, required: bool) -> Result<Checked> {
         .ok_or_else(|| {
             Error::usage(format!(
                 "there is no ledger at {}",
-                dir.join(LEDGER_FILE).display()
+                dir.join(LEDGER_FILE).shown()
             ))
             .with_hint("point --state-dir (or --bundle) at the directory that holds ledger.jsonl")
         })?;
@@ -202,7 +203,7 @@ fn verify_dir(dir: &Path, ca: KeyData, required: bool) -> Result<Checked> {
 fn export(g: &Globals, out: &Path) -> Result<()> {
     g.check_output_dir(out)?;
     if std::fs::symlink_metadata(out).is_ok() {
-        return Err(Error::usage(format!("{} already exists", out.display()))
+        return Err(Error::usage(format!("{} already exists", out.shown()))
             .with_hint("choose a new directory for the bundle"));
     }
     let Checked {
@@ -265,7 +266,7 @@ fn export(g: &Globals, out: &Path) -> Result<()> {
     write_new(&out.join("VERIFY.txt"), howto.as_bytes(), 0o644)?;
     say(format!(
         "Bundle written to {} (see VERIFY.txt inside).",
-        out.display()
+        out.shown()
     ));
     Ok(())
 }

@@ -16,6 +16,7 @@ use crate::ledger::Tail;
 use crate::policy::{self, Policy, ValidityRequest, Window};
 use crate::signals::Deferral;
 use crate::text::Esc;
+use crate::text::ShowPath;
 use crate::ui::{both_times, say};
 use crate::{fsx, key, text};
 
@@ -107,7 +108,7 @@ fn check_request(g: &Globals, args: &MintArgs) -> Result<Checked> {
     let config = g.config()?.ok_or_else(|| {
         Error::usage(format!(
             "{} holds no configuration, so it has no ledger for this CA: serials would restart at 1",
-            g.state_dir.display()
+            g.state_dir.shown()
         ))
         .with_hint("use the state directory where 'breakglass-ca init' created this CA (--state-dir), or restore it from the backup kept with the token")
     })?;
@@ -275,7 +276,7 @@ fn deliver(issued: &Issued, output: Option<&Path>, json: bool, forced: Option<&s
         say(format!("  NOTE: {note}"));
     }
     match output {
-        Some(p) => say(format!("  certificate: {}", p.display())),
+        Some(p) => say(format!("  certificate: {}", p.shown())),
         None => say("  certificate: printed on stdout"),
     }
     say("Hand the certificate to the requester; they log in with: ssh -i KEY -o CertificateFile=KEY-cert.pub USER@HOST");

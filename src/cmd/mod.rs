@@ -23,6 +23,7 @@ use crate::fsx;
 use crate::pin::{self, Pin, PinSource};
 use crate::policy;
 use crate::signals::Deferral;
+use crate::text::ShowPath;
 use crate::ui::say;
 use crate::uri::CaUri;
 
@@ -48,7 +49,7 @@ impl Globals {
             (None, Some(c)) => Ok(c.ca.clone()),
             (None, None) => Err(Error::usage(format!(
                 "no CA key given and no configuration in {}",
-                self.state_dir.display()
+                self.state_dir.shown()
             ))
             .with_hint("pass --ca URI (or set BREAKGLASS_CA), or point --state-dir at the directory where 'breakglass-ca init' was run")),
         }
@@ -69,7 +70,7 @@ impl Globals {
             if c.fingerprint != fp {
                 return Err(Error::token(format!(
                     "the key on this token ({fp}) is not the CA configured in {} ({})",
-                    self.state_dir.display(),
+                    self.state_dir.shown(),
                     crate::text::Esc(&c.fingerprint)
                 ))
                 .with_hint("check you took the right token from the vault; a different CA needs its own --state-dir"));

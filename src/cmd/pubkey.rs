@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::export::qr::Qr;
 use crate::export::sheet::{self, Sheet};
 use crate::export::{self, CaLine};
+use crate::text::ShowPath;
 use crate::ui::say;
 use crate::uri::CaUri;
 
@@ -81,7 +82,7 @@ fn own_config_and_backups<'c>(
     if let (Some(c), true) = (foreign, wants_backups) {
         let message = format!(
             "the configuration in {} is for the CA {}, not for this key ({fingerprint})",
-            g.state_dir.display(),
+            g.state_dir.shown(),
             crate::text::Esc(&c.fingerprint)
         );
         if args.bundle {
@@ -104,7 +105,7 @@ fn own_config_and_backups<'c>(
     if args.bundle && own.is_none() && config.is_none() {
         say(format!(
             "note: no configuration in {}, so the bundle holds only this CA",
-            g.state_dir.display()
+            g.state_dir.shown()
         ));
     }
     Ok((own, backups))
@@ -173,7 +174,7 @@ fn png_qr(output: Option<&Path>, shown: &Shown) -> Result<()> {
     crate::fsx::write_atomic(path, &qr.png()?, 0o644)?;
     say(format!(
         "wrote {}: QR code of {} ({}, {} px per module)",
-        path.display(),
+        path.shown(),
         shown.what,
         qr.describe(),
         crate::export::qr::PNG_MODULE_PX
@@ -189,7 +190,7 @@ fn svg_qr(output: Option<&Path>, shown: &Shown, fingerprint: &str) -> Result<()>
     if let Some(path) = file_of(output) {
         say(format!(
             "wrote {}: QR code of {} ({}, {} mm per module); print it at 100 %",
-            path.display(),
+            path.shown(),
             shown.what,
             qr.describe(),
             crate::export::qr::mm(qr.svg_module_mm())
@@ -224,7 +225,7 @@ fn key_sheet(
     if let Some(path) = file_of(output) {
         say(format!(
             "wrote {}: the A4 key sheet of CA {fingerprint} with {} backup CA(s); print it at 100 % (no 'fit to page') and check the fingerprint on paper",
-            path.display(),
+            path.shown(),
             sheet.backups.len()
         ));
     }

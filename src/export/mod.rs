@@ -11,6 +11,7 @@ use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::key::{self, Algorithm};
 use crate::text;
+use crate::text::ShowPath;
 
 pub mod qr;
 pub mod sheet;
@@ -135,7 +136,7 @@ pub fn backup_cas(
                 Error::config(format!(
                     "backup_ca_pubkeys entry {} in {} is not an OpenSSH public key line: {why}",
                     i + 1,
-                    file.display()
+                    file.shown()
                 ))
                 .with_hint("fix or remove that entry; add backup CAs with 'breakglass-ca add-backup-ca FILE'")
             };
@@ -145,7 +146,7 @@ pub fn backup_cas(
                 note(format!(
                     "note: backup_ca_pubkeys entry {} in {} has a comment that is not plain text ({}); it is used as '{BACKUP_COMMENT}' ({COMMENT_RULE})",
                     i + 1,
-                    file.display(),
+                    file.shown(),
                     shown_comment(&comment)
                 ));
             }

@@ -14,6 +14,7 @@ use ssh_key::public::KeyData;
 use ssh_key::{EcdsaCurve, HashAlg, PublicKey};
 
 use crate::error::{Error, Result};
+use crate::text::ShowPath;
 
 pub mod requester;
 
@@ -182,7 +183,7 @@ pub fn parse_line(line: &str) -> Result<PublicKey, ssh_key::Error> {
 /// comments and blank lines allowed), not a private key or a certificate, of an algorithm a
 /// CA key can have.
 pub fn backup_ca_key(text: &str, file: &Path) -> Result<PublicKey> {
-    let name = file.display();
+    let name = file.shown();
     let hint = "give the backup CA's public key: the output of 'breakglass-ca pubkey' run with the backup token (one line starting ecdsa-sha2-…, ssh-ed25519 or ssh-rsa)";
     let line = match one_line(text, Lines::Commented) {
         Ok(line) => line,

@@ -17,6 +17,7 @@ use super::BROKEN_HINT;
 use crate::backend::{self, CaKey};
 use crate::error::{Error, Result};
 use crate::fsx;
+use crate::text::ShowPath;
 
 /// The SSHSIG namespace of checkpoint signatures.
 pub const NAMESPACE: &str = "breakglass-ca-ledger";
@@ -118,7 +119,7 @@ pub fn newest(dir: &Path) -> Result<Option<Checkpoint>> {
     parse_line(last).map(Some).map_err(|e| {
         Error::ledger(format!(
             "the newest checkpoint in {} cannot be read: {e}",
-            path.display()
+            path.shown()
         ))
         .with_hint(BROKEN_HINT)
     })
@@ -157,7 +158,7 @@ pub fn check_ledger(dir: &Path, newest_record: Option<(u64, &str)>, required: bo
 pub fn missing(path: &Path, last_serial: u64) -> Error {
     Error::ledger(format!(
         "the ledger has records up to serial {last_serial}, but {} is missing or holds no checkpoint although config.toml has checkpoints = true: the token's signatures over the ledger were removed",
-        path.display()
+        path.shown()
     ))
     .with_hint(
         "restore checkpoints.jsonl from the backup kept with the token, then run 'breakglass-ca log verify'. Only if this CA ran with checkpoints = false until now: set checkpoints = false in config.toml again (its records are then checked by their certificates' signatures only)",

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::fsx;
+use crate::text::ShowPath;
 
 /// How much of the end of a file is read at first: several records of any size.
 pub(super) const TAIL_CHUNK: u64 = 64 * 1024;
@@ -20,7 +21,7 @@ pub(super) fn read_tail(file: &File, path: &Path) -> Result<(Vec<u8>, u64)> {
     if len > fsx::limit::LEDGER {
         return Err(Error::ledger(format!(
             "{} is larger than {} MiB; refusing to read it",
-            path.display(),
+            path.shown(),
             fsx::limit::LEDGER / (1024 * 1024)
         ))
         .with_hint("this is not a ledger written by breakglass-ca: restore the state directory from the backup"));
@@ -94,7 +95,7 @@ pub(super) fn save_fragment(dir: &Path, stem: &str, fragment: &[u8]) -> Result<P
     }
     Err(Error::ledger(format!(
         "cannot find a free name for the torn fragment of {stem} in {}",
-        dir.display()
+        dir.shown()
     )))
 }
 

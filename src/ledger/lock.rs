@@ -17,6 +17,7 @@ use super::{genesis_hash, Ledger};
 use crate::backend::CaKey;
 use crate::error::{Error, Result};
 use crate::fsx;
+use crate::text::ShowPath;
 
 /// What the next issuance continues from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +46,7 @@ impl fmt::Display for Repaired {
             Repaired::TornLineSetAside(side) => write!(
                 f,
                 "the ledger ended in a half-written record from an interrupted mint; no certificate was handed out for it. It was moved to {} and the ledger repaired.",
-                side.display()
+                side.shown()
             ),
             Repaired::NewlineRestored(serial) => write!(
                 f,
@@ -148,7 +149,7 @@ pub(super) fn take_lock(
     }
     Err(Error::ledger(format!(
         "{} keeps being removed or replaced; cannot lock the ledger",
-        path.display()
+        path.shown()
     ))
     .with_hint(
         "something is deleting the lock file: find it and stop it, then run the command again",
@@ -264,7 +265,7 @@ impl<'a> Locked<'a> {
         let changed = |what: &str| {
             Error::ledger(format!(
                 "the ledger {} changed while this mint held its lock ({what}); nothing was issued",
-                path.display()
+                path.shown()
             ))
             .with_hint("another mint ran beside this one (was ledger.lock deleted?), or the ledger was edited: run 'breakglass-ca log verify', then mint again")
         };
@@ -394,7 +395,7 @@ fn check_continuable(
         if last.ca_fingerprint != ca_fingerprint {
             return Err(Error::ledger(format!(
                 "the ledger {} belongs to the CA {}, but this CA key is {}",
-                ledger.path().display(),
+                ledger.path().shown(),
                 last.ca_fingerprint,
                 ca_fingerprint
             ))

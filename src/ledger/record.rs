@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::BROKEN_HINT;
 use crate::error::Error;
+use crate::text::ShowPath;
 
 /// One issued certificate. Field order is the serialised order, and the hash chain covers the
 /// exact line written, so records are never re-serialised.
@@ -119,7 +120,7 @@ fn starts_with_a_record(bytes: &[u8]) -> bool {
 pub(super) fn damaged(path: &Path, line: usize, why: &str) -> Error {
     Error::ledger(format!(
         "the ledger {} is damaged at line {line}: {why}",
-        path.display()
+        path.shown()
     ))
     .with_hint(BROKEN_HINT)
 }
