@@ -193,6 +193,9 @@ pub struct KeyInfo {
     pub pin: PinStatus,
     /// Further facts the token reports (firmware, policies, warnings), for `status`.
     pub details: Vec<(String, String)>,
+    /// Every signature waits for a touch (a YubiKey slot with touch policy `always`); false
+    /// where the token does not say.
+    pub touch_always: bool,
 }
 
 /// A CA key on a token: its public half, readable without a PIN, and signing after login.

@@ -694,6 +694,7 @@ impl CaKey for Pkcs11Key {
             ),
             pin: self.token.pin_status(),
             details: Vec::new(),
+            touch_always: false,
         }
     }
 

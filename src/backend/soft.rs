@@ -35,6 +35,7 @@ impl CaKey for SoftKey {
             key: "p256".into(),
             pin: PinStatus::default(),
             details: Vec::new(),
+            touch_always: false,
         }
     }
 
