@@ -340,25 +340,28 @@ fn show_request(keys: &[Key], preview: &Window, forced: Option<&str>, first: u64
 /// A batch: how many signatures the token will make, and how many touches a YubiKey with touch
 /// policy `always` will want.
 fn show_signatures(keys: usize, checkpoint: bool, info: &KeyInfo) {
-    say(signatures_line(keys, checkpoint));
-    if info.touch_always {
-        say(format!(
-            "Touches:        the YubiKey wants a touch for every signature: touch it {} times, each time it blinks",
-            issue::signatures(keys, checkpoint)
-        ));
+    for line in signature_lines(keys, checkpoint, info) {
+        say(line);
     }
 }
 
-/// "Signatures:     the token will sign 4 times: 3 certificates and 1 ledger checkpoint".
-fn signatures_line(keys: usize, checkpoint: bool) -> String {
+/// "Signatures:     the token will sign 4 times: 3 certificates and 1 ledger checkpoint", and
+/// the touches when every signature needs one.
+fn signature_lines(keys: usize, checkpoint: bool, info: &KeyInfo) -> Vec<String> {
+    let count = issue::signatures(keys, checkpoint);
     let what = match checkpoint {
         true => format!("{keys} certificates and 1 ledger checkpoint"),
         false => format!("{keys} certificates"),
     };
-    format!(
-        "Signatures:     the token will sign {} times: {what}",
-        issue::signatures(keys, checkpoint)
-    )
+    let mut lines = vec![format!(
+        "Signatures:     the token will sign {count} times: {what}"
+    )];
+    if info.touch_always {
+        lines.push(format!(
+            "Touches:        the YubiKey wants a touch for every signature: touch it {count} times, each time it blinks"
+        ));
+    }
+    lines
 }
 
 /// What happened beside the issuance: a checkpoint the token could not sign, a ledger
@@ -526,13 +529,24 @@ mod tests {
 
     #[test]
     fn a_batch_says_how_often_the_token_signs_and_names_each_key() {
+        let mut info = KeyInfo {
+            token: "t".into(),
+            key: "k".into(),
+            pin: Default::default(),
+            details: Vec::new(),
+            touch_always: false,
+        };
         assert_eq!(
-            signatures_line(3, true),
-            "Signatures:     the token will sign 4 times: 3 certificates and 1 ledger checkpoint"
+            signature_lines(3, true, &info),
+            ["Signatures:     the token will sign 4 times: 3 certificates and 1 ledger checkpoint"]
         );
+        info.touch_always = true;
         assert_eq!(
-            signatures_line(5, false),
-            "Signatures:     the token will sign 5 times: 5 certificates"
+            signature_lines(5, false, &info),
+            [
+                "Signatures:     the token will sign 5 times: 5 certificates",
+                "Touches:        the YubiKey wants a touch for every signature: touch it 5 times, each time it blinks"
+            ]
         );
         assert_eq!(
             which_key(1, 5, Path::new("bob.pub")),
