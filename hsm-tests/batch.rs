@@ -526,3 +526,76 @@ fn sigkill_during_batches_never_leaves_a_certificate_without_its_record() {
         "too few kills landed inside a batch: {killed}"
     );
 }
+
+/// SIGINT at random moments of a 12-key batch: a batch is issued whole or not at all. Between
+/// two of its signatures the signal stops it with nothing written (`before certificate K of
+/// 12 was signed: nothing was issued`); once the last is signed, everything is recorded and
+/// written before the exit says so.
+#[test]
+fn sigint_during_a_batch_issues_all_of_it_or_nothing() {
+    use rustix::process::{kill_process, Pid, Signal};
+    use std::os::unix::process::ExitStatusExt;
+    let Some(hsm) = setup(&[]) else { return };
+    const KEYS: usize = 12;
+    const RUNS: usize = 24;
+    let source = keys(&hsm.path("source"), KEYS);
+    let copy_to = |name: &str| -> Vec<PathBuf> {
+        let dir = hsm.path(name);
+        std::fs::create_dir(&dir).unwrap();
+        source
+            .iter()
+            .map(|k| {
+                let to = dir.join(k.file_name().unwrap());
+                std::fs::copy(k, &to).unwrap();
+                to
+            })
+            .collect()
+    };
+    let batch = |keys: &[PathBuf]| {
+        let mut c = hsm.cmd();
+        c.args(["mint", "--reason", "signal test", "-n", "breakglass"])
+            .args(keys)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    };
+    let t = std::time::Instant::now();
+    assert_ok(&run(&mut batch(&copy_to("warmup"))), "warm-up batch");
+    let span = (t.elapsed().as_micros() as u64).max(1000) * 12 / 10;
+    let mut rng = Lcg(0x5167);
+    let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in 0..RUNS {
+        let keys = copy_to(&format!("run{i}"));
+        let before = ledger_certs(&hsm).len();
+        let child = batch(&keys).spawn().unwrap();
+        let delay = match i % 2 {
+            0 => rng.next(span),
+            _ => span / 2 + rng.next(span / 2),
+        };
+        std::thread::sleep(Duration::from_micros(delay));
+        let _ = kill_process(Pid::from_child(&child), Signal::INT);
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        let added = ledger_certs(&hsm).len() - before;
+        let written = keys.iter().filter(|k| cert_path(k).exists()).count();
+        let outcome = match (out.status.code(), out.status.signal()) {
+            (Some(0), _) => "issued",
+            (None, Some(2)) => "ended by the signal",
+            (Some(130), _) if err.contains("after serials") => "interrupted after issuing",
+            (Some(130), _) if err.contains("was signed: nothing was issued") => {
+                "stopped between signatures"
+            }
+            (Some(130), _) if err.contains("nothing was issued") => "stopped before signing",
+            _ => panic!("unexpected exit {:?}:\n{err}", out.status),
+        };
+        let whole = match outcome {
+            "issued" | "interrupted after issuing" => KEYS,
+            _ => 0,
+        };
+        assert_eq!((added, written), (whole, whole), "{outcome}:\n{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+    verify_ok(&hsm);
+    eprintln!("batch SIGINT test: {RUNS} batches of {KEYS} (span {span} us): {outcomes:?}");
+}
