@@ -5,6 +5,7 @@ mod common;
 mod sshd;
 
 mod algorithms;
+mod batch;
 mod corpus;
 mod hardening;
 mod hostile_text;

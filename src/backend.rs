@@ -196,6 +196,9 @@ pub struct KeyInfo {
     /// How the token uses the PIN beyond the login, for the pre-PIN screen and `status`: e.g.
     /// a key that asks for it at every signature.
     pub pin_use: Option<String>,
+    /// Every signature waits for a touch (a YubiKey slot with touch policy `always`); false
+    /// where the token does not say.
+    pub touch_always: bool,
 }
 
 /// A CA key on a token: its public half, readable without a PIN, and signing after login.

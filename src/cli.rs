@@ -16,6 +16,8 @@ The usual emergency, step by step (see docs/runbook.md):
   breakglass-ca mint -n breakglass --reason 'INC-1234 bastion down' alice.pub
   # hand alice-cert.pub to alice; she logs in with:
   #   ssh -i ~/.ssh/id_ed25519 -o CertificateFile=alice-cert.pub breakglass@host
+  breakglass-ca mint -n breakglass --reason 'INC-1234 bastion down' alice.pub bob.pub
+  # several requesters at once: one PIN, one certificate each (alice-cert.pub, bob-cert.pub)
 
 The PIN is read from --pin-file, BREAKGLASS_CA_PIN_FILE, or typed at a prompt; never from argv.";
 
@@ -238,7 +240,18 @@ fn rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
         })
 }
 
+const MINT_AFTER_HELP: &str = "\
+Examples:
+  breakglass-ca mint -n breakglass --reason 'INC-1234 bastion down' alice.pub
+  breakglass-ca mint -n breakglass --reason 'INC-1234 bastion down' alice.pub bob.pub carol.pub
+
+With several keys: one PIN and one login, one certificate per key in the order given
+(consecutive serials, written to alice-cert.pub, bob-cert.pub, carol-cert.pub), all of them
+signed and recorded in the ledger before any is written. A key that would be refused refuses
+the whole batch before the PIN is asked.";
+
 #[derive(Debug, Args)]
+#[command(after_help = MINT_AFTER_HELP)]
 pub struct MintArgs {
     /// Account(s) the certificate may log in as; repeat or separate with commas. Required.
     #[arg(short = 'n', long = "principal", value_name = "PRINCIPAL")]
@@ -289,12 +302,12 @@ pub struct MintArgs {
     #[arg(short = 'O', value_name = "OPTION")]
     pub options: Vec<String>,
 
-    /// Where to write the certificate ('-' for stdout). Default: KEY-cert.pub beside KEY.pub,
-    /// or stdout when the key came from stdin.
+    /// Where to write the certificate ('-' for stdout); only with one PUBKEY. Default:
+    /// KEY-cert.pub beside each KEY.pub, or stdout for a key that came from stdin.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Print the ledger record as JSON on stdout.
+    /// Print the ledger record as JSON on stdout (with several keys: one record per line).
     #[arg(long)]
     pub json: bool,
 
@@ -303,9 +316,11 @@ pub struct MintArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// The requester's public key file (e.g. id_ed25519.pub), or '-' for stdin.
-    #[arg(value_name = "PUBKEY")]
-    pub pubkey: PathBuf,
+    /// The requester's public key file (e.g. id_ed25519.pub), or '-' for stdin. Several: one
+    /// certificate each, with the same principals, reason, window and options ('-' at most
+    /// once, each key once).
+    #[arg(value_name = "PUBKEY", required = true)]
+    pub pubkeys: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

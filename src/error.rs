@@ -343,6 +343,25 @@ impl Error {
             _ => 1,
         }
     }
+
+    /// The same error about one of several things (`what`, e.g. "key 2 of 5 (bob.pub)"),
+    /// put before its message or context. A wrong PIN or an interruption is left as it is.
+    #[must_use]
+    pub fn about(mut self, what: &str) -> Self {
+        match &mut self {
+            Error::Message { message: text, .. }
+            | Error::Pkcs11 { context: text, .. }
+            | Error::Io { context: text, .. }
+            | Error::Ssh { context: text, .. }
+            | Error::Yubikey { context: text, .. }
+            | Error::TomlRead { context: text, .. }
+            | Error::TomlWrite { context: text, .. }
+            | Error::Json { context: text, .. }
+            | Error::Png { context: text, .. } => *text = format!("{what}: {text}"),
+            Error::WrongPin { .. } | Error::Interrupted { .. } => {}
+        }
+        self
+    }
 }
 
 fn pkcs11_hint(source: &cryptoki::error::Error) -> Option<String> {
@@ -452,5 +471,30 @@ mod tests {
             .unwrap()
             .contains("one more wrong PIN"));
         assert_eq!(Error::io("o", std::io::Error::other("x")).hint(), None);
+    }
+
+    #[test]
+    fn about_names_which_one_and_keeps_the_rest() {
+        let e = Error::refused("the key is too short")
+            .with_hint("h")
+            .about("key 2 of 3 (bob.pub)");
+        assert_eq!(
+            e.to_string(),
+            "refused: key 2 of 3 (bob.pub): the key is too short"
+        );
+        assert_eq!(e.hint().as_deref(), Some("h"));
+        assert_eq!(e.kind(), Some(Kind::Refused));
+        for e in every_variant() {
+            let shown = e.to_string();
+            let exit = e.exit_code();
+            let e = e.about("k");
+            assert_eq!(e.exit_code(), exit);
+            match e {
+                Error::WrongPin { .. } | Error::Interrupted { .. } => {
+                    assert_eq!(e.to_string(), shown)
+                }
+                _ => assert!(e.to_string().contains("k: "), "{e}"),
+            }
+        }
     }
 }

@@ -412,7 +412,7 @@ pub fn check_outside_state_dir(path: &Path, state_dir: &Path) -> Result<()> {
 }
 
 /// Where an output path really is: its directory canonicalised, joined with its name.
-fn resolve_output(path: &Path) -> Result<PathBuf> {
+pub fn resolve_output(path: &Path) -> Result<PathBuf> {
     let ends_in_name = matches!(path.components().next_back(), Some(Component::Normal(_)));
     let (dir, name) = match path.file_name() {
         Some(name) if ends_in_name => (parent_dir(path), Some(name)),

@@ -177,7 +177,7 @@ pub fn check_window(
 /// re-check that the ledger is unchanged, sign and self-check the certificate, append and
 /// fsync its record (repairing an earlier crash first), then (if `checkpoint`) have the token
 /// sign the new ledger head. The caller writes the certificate out afterwards and then drops
-/// the lock.
+/// the lock. A batch of one: see [`issue_batch`].
 pub fn issue(
     ca: &dyn CaKey,
     locked: &mut Locked<'_>,
@@ -186,33 +186,129 @@ pub fn issue(
     clock: &dyn Clock,
     checkpoint: bool,
 ) -> Result<Issued> {
+    let batch = issue_batch(
+        ca,
+        locked,
+        policy,
+        std::slice::from_ref(req),
+        clock,
+        checkpoint,
+        &|_| Ok(()),
+    )?;
+    let Some(Signed {
+        certificate,
+        line,
+        record,
+    }) = batch.certificates.into_iter().next()
+    else {
+        return Err(Error::ledger(
+            "internal error: a batch of one issued nothing",
+        ));
+    };
+    Ok(Issued {
+        certificate,
+        checkpoint_failed: batch.checkpoint_failed,
+        line,
+        record,
+        repaired: batch.repaired,
+    })
+}
+
+/// One certificate of a batch, signed, self-checked and recorded.
+#[derive(Debug)]
+pub struct Signed {
+    pub certificate: Certificate,
+    /// The certificate as one OpenSSH line (what goes into `-cert.pub`).
+    pub line: String,
+    pub record: Record,
+}
+
+/// What [`issue_batch`] issued: the certificates in the order of the requests (consecutive
+/// serials), all recorded by one group commit.
+#[derive(Debug)]
+pub struct Batch {
+    pub certificates: Vec<Signed>,
+    /// Why the ledger checkpoint over the batch could not be signed, if it could not (the
+    /// records are durable, so the certificates are still good to hand out).
+    pub checkpoint_failed: Option<Error>,
+    /// What the ledger repaired before it appended the batch (an earlier mint's crash).
+    pub repaired: Option<Repaired>,
+}
+
+/// How many signatures the token makes for a batch of `keys` certificates: one per
+/// certificate, and (with `checkpoint`) one checkpoint over the batch's last record.
+pub fn signatures(keys: usize, checkpoint: bool) -> usize {
+    keys.saturating_add(usize::from(checkpoint))
+}
+
+/// Issue one certificate per request, in order, at consecutive serials, with one login (`ca`
+/// must be logged in) and one group commit. Under the lock (`locked`, as for [`issue`]): the
+/// ledger is re-checked unchanged, then each certificate is specified against the tail the one
+/// before it leaves (every check of [`issue`] made again for each), signed and self-checked,
+/// and its record chained in memory; `between(i)` runs before the signature of request `i`
+/// (from the second on), where the caller may stop: nothing is written until every
+/// certificate is signed. Then all the records are appended and fsynced at once (see
+/// [`Locked::append_all`]) and, if `checkpoint`, the token signs one checkpoint over the last.
+/// The caller writes the certificates out afterwards and then drops the lock.
+pub fn issue_batch(
+    ca: &dyn CaKey,
+    locked: &mut Locked<'_>,
+    policy: &Policy,
+    reqs: &[MintRequest],
+    clock: &dyn Clock,
+    checkpoint: bool,
+    between: &dyn Fn(usize) -> Result<()>,
+) -> Result<Batch> {
     let ca_fp = crate::key::fingerprint(ca.public_key());
     if locked.ca_fingerprint() != ca_fp {
         return Err(Error::ledger(
             "internal error: the ledger locked is not this CA's",
         ));
     }
-    let tail = locked.tail().clone();
+    let mut tail = locked.tail().clone();
     let now = clock.now();
-    let spec = cert_spec(policy, req, &tail, now)?;
-    // Nothing is signed for a serial another writer took meanwhile (see `check_unchanged`).
-    locked.check_unchanged()?;
-    let certificate = cert::sign(ca, &spec)?;
-    let line = certificate
-        .to_openssh()
-        .map_err(|e| Error::ssh("cannot encode the certificate", e))?;
-    let record = ledger_record(req, spec, &certificate, &line, ca_fp, now, tail.prev_hash)?;
-    let appended = locked.append(&record)?;
+    let mut certificates = Vec::with_capacity(reqs.len());
+    for (i, req) in reqs.iter().enumerate() {
+        if i > 0 {
+            between(i)?;
+        }
+        let spec = cert_spec(policy, req, &tail, now)?;
+        if i == 0 {
+            // Nothing is signed for a serial another writer took meanwhile (see
+            // `check_unchanged`; the group commit checks again).
+            locked.check_unchanged()?;
+        }
+        let certificate = cert::sign(ca, &spec)?;
+        let line = certificate
+            .to_openssh()
+            .map_err(|e| Error::ssh("cannot encode the certificate", e))?;
+        let prev_hash = tail.prev_hash.clone();
+        let record = ledger_record(
+            req,
+            spec,
+            &certificate,
+            &line,
+            ca_fp.clone(),
+            now,
+            prev_hash,
+        )?;
+        tail = tail.after(&record)?.1;
+        certificates.push(Signed {
+            certificate,
+            line,
+            record,
+        });
+    }
+    let records: Vec<Record> = certificates.iter().map(|c| c.record.clone()).collect();
+    let appended = locked.append_all(&records)?;
     let checkpoint_failed = if checkpoint {
         locked.sign_checkpoint(ca, &appended).err()
     } else {
         None
     };
-    Ok(Issued {
-        certificate,
+    Ok(Batch {
+        certificates,
         checkpoint_failed,
-        line,
-        record,
         repaired: appended.repaired,
     })
 }
@@ -413,5 +509,139 @@ mod tests {
             let err = requester_name(Some(comment), &key).unwrap_err();
             assert!(err.to_string().contains("--requester"), "{err}");
         }
+    }
+
+    /// A software CA key that counts its signatures.
+    struct Counting(crate::backend::soft::SoftKey, std::cell::Cell<usize>);
+
+    impl CaKey for Counting {
+        fn public_key(&self) -> &ssh_key::public::KeyData {
+            self.0.public_key()
+        }
+        fn info(&self) -> crate::backend::KeyInfo {
+            self.0.info()
+        }
+        fn login(&mut self, pin: &crate::pin::Pin) -> Result<()> {
+            self.0.login(pin)
+        }
+        fn sign(&self, message: &[u8]) -> Result<crate::backend::TokenSignature> {
+            self.1.set(self.1.get() + 1);
+            self.0.sign(message)
+        }
+    }
+
+    struct Fixed(DateTime<Utc>);
+    impl Clock for Fixed {
+        fn now(&self) -> DateTime<Utc> {
+            self.0
+        }
+    }
+
+    fn requests(n: usize) -> Vec<MintRequest> {
+        (0..n)
+            .map(|i| {
+                // Distinct, valid Ed25519 keys from fixed seeds.
+                let pair = ssh_key::private::Ed25519Keypair::from_seed(&[i as u8 + 1; 32]);
+                MintRequest {
+                    subject: PublicKey::from(pair.public),
+                    requester: format!("user{i}"),
+                    principals: vec!["breakglass".into()],
+                    reason: "INC-1 batch".into(),
+                    key_id: None,
+                    validity: ValidityRequest::default(),
+                    options: CertOptions::default(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_signs_in_order_and_commits_once() {
+        use crate::ledger::{checkpoint, Ledger};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Counting(crate::backend::soft::SoftKey::new(9), Default::default());
+        let ca_fp = key::fingerprint(ca.public_key());
+        let ledger = Ledger::new(dir.path());
+        crate::ledger::testing::issue(&ledger, &ca_fp);
+        let mut locked = ledger.lock(&ca_fp).unwrap();
+        let reqs = requests(3);
+        let asked = std::cell::RefCell::new(Vec::new());
+        let batch = issue_batch(
+            &ca,
+            &mut locked,
+            &Policy::default(),
+            &reqs,
+            &Fixed(at(3)),
+            true,
+            &|i| {
+                asked.borrow_mut().push(i);
+                Ok(())
+            },
+        )
+        .unwrap();
+        drop(locked);
+        assert_eq!(*asked.borrow(), [1, 2]);
+        // One signature per certificate and one checkpoint over the last record.
+        assert_eq!(ca.1.get(), signatures(3, true));
+        assert_eq!(signatures(3, true), 4);
+        assert_eq!(signatures(1, false), 1);
+        let serials: Vec<u64> = batch.certificates.iter().map(|c| c.record.serial).collect();
+        assert_eq!(serials, [2, 3, 4]);
+        let all = ledger.read().unwrap();
+        for (signed, req) in batch.certificates.iter().zip(&reqs) {
+            signed.certificate.verify_signature().unwrap();
+            assert_eq!(signed.certificate.serial(), signed.record.serial);
+            assert_eq!(signed.certificate.public_key(), req.subject.key_data());
+            assert_eq!(signed.record.requester_comment, req.requester);
+            assert_eq!(signed.record.issued_at, rfc3339(at(3)));
+            assert!(all.iter().any(|(_, r)| *r == signed.record));
+        }
+        assert_eq!(batch.certificates[1].record.key_id, "user1#3:INC-1-batch");
+        // The chain links through the batch, and the one checkpoint covers its last record.
+        crate::ledger::chain_heads(&all, &ca_fp).unwrap();
+        let cps = std::fs::read(dir.path().join(checkpoint::FILE)).unwrap();
+        let cp = checkpoint::parse_line(cps.strip_suffix(b"\n").unwrap()).unwrap();
+        assert_eq!(cp.serial, 4);
+        assert_eq!(cp.head, crate::ledger::hex_sha256(all[3].0.as_bytes()));
+        checkpoint::verify(&cp, ca.public_key()).unwrap();
+    }
+
+    #[test]
+    fn a_batch_stopped_between_signatures_writes_nothing() {
+        use crate::ledger::Ledger;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Counting(crate::backend::soft::SoftKey::new(9), Default::default());
+        let ca_fp = key::fingerprint(ca.public_key());
+        let ledger = Ledger::new(dir.path()).require_checkpoints(true);
+        let before = crate::ledger::testing::snapshot(dir.path());
+        let mut locked = ledger.lock(&ca_fp).unwrap();
+        let err = issue_batch(
+            &ca,
+            &mut locked,
+            &Policy::default(),
+            &requests(4),
+            &Fixed(at(3)),
+            true,
+            &|i| match i {
+                2 => Err(Error::interrupted(2, "stopped")),
+                _ => Ok(()),
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Interrupted { .. }), "{err}");
+        assert_eq!(ca.1.get(), 2, "two certificates signed, then stopped");
+        drop(locked);
+        let after = crate::ledger::testing::snapshot(dir.path());
+        assert_eq!(
+            after
+                .iter()
+                .filter(|(n, _)| n != "ledger.lock")
+                .collect::<Vec<_>>(),
+            before
+                .iter()
+                .filter(|(n, _)| n != "ledger.lock")
+                .collect::<Vec<_>>()
+        );
+        assert!(ledger.read().unwrap().is_empty());
     }
 }

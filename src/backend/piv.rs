@@ -261,8 +261,13 @@ impl PivKey {
         )
     }
 
-    /// Firmware, policies and PIN/PUK facts, for `status`.
-    fn details(card: &mut YubiKey, slot: SlotId, algorithm: Algorithm) -> Vec<(String, String)> {
+    /// Firmware, policies and PIN/PUK facts, for `status`; and whether the slot's touch policy
+    /// is `always`.
+    fn details(
+        card: &mut YubiKey,
+        slot: SlotId,
+        algorithm: Algorithm,
+    ) -> (Vec<(String, String)>, bool) {
         let v = card.version();
         let mut out = vec![("firmware".to_string(), v.to_string())];
         let ecdsa = matches!(algorithm, Algorithm::EcdsaP256 | Algorithm::EcdsaP384);
@@ -272,10 +277,12 @@ impl PivKey {
                 "firmware below 5.7 is affected by EUCLEAK (ECDSA key recovery with physical access and lab equipment): keep the YubiKey in the vault and plan a replacement".into(),
             ));
         }
+        let mut touch_always = false;
         match guard("metadata", || piv::metadata(card, slot)) {
             Ok(meta) => {
                 if let Some((pin, touch)) = meta.policy {
                     out.push(("policies".into(), format!("PIN {pin:?}, touch {touch:?}")));
+                    touch_always = touch == TouchPolicy::Always;
                 }
             }
             Err(_) => out.push((
@@ -283,7 +290,7 @@ impl PivKey {
                 "not reported by this card (GET METADATA unsupported)".into(),
             )),
         }
-        out
+        (out, touch_always)
     }
 }
 
@@ -335,6 +342,7 @@ impl CaKey for PivKey {
     fn info(&self) -> KeyInfo {
         let mut card = self.card.borrow_mut();
         let tries = guard("PIN tries", || card.get_pin_retries()).ok();
+        let (details, touch_always) = Self::details(&mut card, self.slot, self.algorithm);
         KeyInfo {
             token: Self::describe_card(&card),
             key: format!("slot {:02x} ({})", u8::from(self.slot), self.algorithm),
@@ -342,8 +350,9 @@ impl CaKey for PivKey {
                 tries_left: tries.map(u32::from),
                 count_low: tries.is_some_and(|t| t < 3),
             },
-            details: Self::details(&mut card, self.slot, self.algorithm),
+            details,
             pin_use: None,
+            touch_always,
         }
     }
 

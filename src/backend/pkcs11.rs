@@ -847,6 +847,7 @@ impl CaKey for Pkcs11Key {
             pin: self.token.pin_status(),
             details: Vec::new(),
             pin_use: self.always_auth.note(),
+            touch_always: false,
         }
     }
 

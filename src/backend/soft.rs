@@ -36,6 +36,7 @@ impl CaKey for SoftKey {
             pin: PinStatus::default(),
             details: Vec::new(),
             pin_use: None,
+            touch_always: false,
         }
     }
 

@@ -1,17 +1,20 @@
 //! `mint`: check the request, show the custodian what will be signed, ask for the PIN, issue
-//! (ledger first), then write the certificate and a summary.
+//! (ledger first), then write the certificate and a summary. Several keys are one batch: each
+//! is checked before the PIN, all are signed under one login and recorded by one group commit
+//! before any certificate is written.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
+use crate::backend::KeyInfo;
 use crate::cert::{self, CertOptions};
 use crate::cli::MintArgs;
-use crate::cmd::{write_output, Globals};
+use crate::cmd::{write_output, Globals, NOTHING_ISSUED};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::issue::{self, Issued, MintRequest, SystemClock};
+use crate::issue::{self, Batch, MintRequest, Signed, SystemClock};
 use crate::ledger::Tail;
 use crate::policy::{self, Policy, ValidityRequest, Window};
 use crate::signals::Deferral;
@@ -30,15 +33,23 @@ pub fn default_output(input: &Path) -> Option<PathBuf> {
     Some(PathBuf::from(format!("{stem}-cert.pub")))
 }
 
+/// One requester key of a mint: its request and where its certificate goes.
+struct Key {
+    /// The PUBKEY argument (`-`: stdin).
+    input: PathBuf,
+    req: MintRequest,
+    /// Where the certificate goes (`None`: stdout).
+    output: Option<PathBuf>,
+}
+
 /// A mint request checked without the token or the ledger: what `run` needs from here on.
 struct Checked {
     config: Config,
-    req: MintRequest,
+    /// One or more, in the order given (the order of their serials).
+    keys: Vec<Key>,
     /// The validity window as it would be now (shown before the PIN; computed again when
     /// signing).
     preview: Window,
-    /// Where the certificate goes (`None`: stdout).
-    output: Option<PathBuf>,
 }
 
 /// `mint`: check the request, lock the ledger, check the request against it, open the token
@@ -46,41 +57,65 @@ struct Checked {
 pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     let Checked {
         config,
-        req,
+        keys,
         preview,
-        output,
     } = check_request(g, args)?;
     // One mint at a time per CA, from before the token is opened until the certificate is
     // written: a token serves one signer at a time, and the serial stays allocated to us.
     crate::fsx::ensure_dir(&g.state_dir)?;
     let ledger = crate::cmd::ledger(&g.state_dir).require_checkpoints(config.checkpoints);
     let mut locked = ledger.lock(&config.fingerprint)?;
-    let forced = check_against_ledger(&config.policy, &preview, &req.validity, locked.tail())?;
+    let first = keys
+        .first()
+        .ok_or_else(|| Error::usage("no public key given"))?;
+    let forced =
+        check_against_ledger(&config.policy, &preview, &first.req.validity, locked.tail())?;
     // Signals are deferred from the PIN on until the token is closed (declared before the
     // token, so dropped after it on every path).
     let signals = Deferral::new();
     let (uri, mut ca) = g.open_ca(Some(&config), true)?;
-    show_request(&req, &preview, forced.as_deref());
+    show_request(&keys, &preview, forced.as_deref(), locked.tail().serial);
+    if keys.len() > 1 {
+        show_signatures(keys.len(), config.checkpoints, &ca.info());
+    }
     g.unlock(&signals, &uri, ca.as_mut(), args.force)?;
 
-    let issued = issue::issue(
+    let reqs: Vec<MintRequest> = keys.iter().map(|k| k.req.clone()).collect();
+    let count = reqs.len();
+    // Between two signatures of a batch, a signal stops it: nothing is written before the
+    // last certificate is signed.
+    let between = |i: usize| {
+        signals.stop_if_taken(
+            || {
+                format!(
+                    "before certificate {} of {count} was signed: {NOTHING_ISSUED}",
+                    i + 1
+                )
+            },
+            || "nothing to clean up: run the same mint again when ready".into(),
+        )
+    };
+    let batch = issue::issue_batch(
         ca.as_ref(),
         &mut locked,
         &config.policy,
-        &req,
+        &reqs,
         &SystemClock,
         config.checkpoints,
+        &between,
     )?;
-    show_issue_notes(&issued);
-    deliver(&issued, output.as_deref(), args.json, forced.as_deref())?;
+    show_issue_notes(&batch);
+    let outputs: Vec<Option<&Path>> = keys.iter().map(|k| k.output.as_deref()).collect();
+    deliver(&batch, &outputs, args.json, forced.as_deref())?;
     drop(locked);
     drop(ca);
-    finish(signals, &issued, output.as_deref(), args.json)
+    finish(signals, &batch, &outputs, args.json)
 }
 
 /// Everything that can be refused without the token or the ledger, refused first: the
-/// principals, reason, key ID and options, the configuration, the window, the requester's key
-/// and name, and the output path.
+/// principals, reason, key ID and options, the configuration, the window, and for every key
+/// its file, the key itself, the requester name and the output path (a refusal of one key of
+/// several names it); several keys: `-o`, and each key and output once.
 fn check_request(g: &Globals, args: &MintArgs) -> Result<Checked> {
     let principals = policy::principals(&args.principals)?;
     let reason = args.reason.trim().to_string();
@@ -113,8 +148,79 @@ fn check_request(g: &Globals, args: &MintArgs) -> Result<Checked> {
         .with_hint("use the state directory where 'breakglass-ca init' created this CA (--state-dir), or restore it from the backup kept with the token")
     })?;
     let preview = policy::window(&config.policy, &validity, Utc::now())?;
-    // The requester's key and name, validated before anything is locked or opened.
-    let key_text = fsx::read_text(&args.pubkey, fsx::limit::KEY_FILE, "requester's public key")?;
+    check_batch_args(args)?;
+    let count = args.pubkeys.len();
+    let mut keys: Vec<Key> = Vec::with_capacity(count);
+    for (i, input) in args.pubkeys.iter().enumerate() {
+        let (subject, requester, output) =
+            check_key(g, args, &config, &options, input).map_err(|e| match count {
+                1 => e,
+                _ => e.about(&which_key(i, count, input)),
+            })?;
+        let key = Key {
+            input: input.clone(),
+            req: MintRequest {
+                subject,
+                requester,
+                principals: principals.clone(),
+                reason: reason.clone(),
+                key_id: args.key_id.clone(),
+                validity,
+                options: options.clone(),
+            },
+            output,
+        };
+        check_not_repeated(&keys, &key, i, count)?;
+        keys.push(key);
+    }
+    Ok(Checked {
+        config,
+        keys,
+        preview,
+    })
+}
+
+/// The arguments a batch cannot have: `-o` names one file, stdin holds one key.
+fn check_batch_args(args: &MintArgs) -> Result<()> {
+    let count = args.pubkeys.len();
+    if count > 1 && args.output.is_some() {
+        return Err(Error::usage(format!(
+            "-o names one certificate file, but {count} public keys were given"
+        ))
+        .with_hint("drop -o: each certificate is written to KEY-cert.pub beside its KEY.pub, or mint each key on its own with -o"));
+    }
+    if args.pubkeys.iter().filter(|p| *p == Path::new("-")).count() > 1 {
+        return Err(
+            Error::usage("'-' (stdin) is given more than once: stdin holds one key")
+                .with_hint("give '-' once, and the other keys as files"),
+        );
+    }
+    Ok(())
+}
+
+/// A PUBKEY argument as the screen names it (escaped; `-` is stdin).
+fn input_name(input: &Path) -> String {
+    match input == Path::new("-") {
+        true => "stdin".to_string(),
+        false => text::escape(&input.to_string_lossy()).into_owned(),
+    }
+}
+
+/// "key 2 of 5 (bob.pub)": which key of a batch an error is about.
+fn which_key(i: usize, count: usize, input: &Path) -> String {
+    format!("key {} of {count} ({})", i + 1, input_name(input))
+}
+
+/// The requester's key in `input` and its name, validated, and where its certificate goes,
+/// checked: nothing is locked or opened yet.
+fn check_key(
+    g: &Globals,
+    args: &MintArgs,
+    config: &Config,
+    options: &CertOptions,
+    input: &Path,
+) -> Result<(ssh_key::PublicKey, String, Option<PathBuf>)> {
+    let key_text = fsx::read_text(input, fsx::limit::KEY_FILE, "requester's public key")?;
     let subject = key::parse_requester_key(&key_text)?;
     key::refuse_ca(&subject, &config.fingerprint)?;
     options.check_for_key(&subject)?;
@@ -122,27 +228,44 @@ fn check_request(g: &Globals, args: &MintArgs) -> Result<Checked> {
     let output = match args.output.as_deref() {
         Some(p) if p == Path::new("-") => None,
         Some(p) => Some(p.to_path_buf()),
-        None => default_output(&args.pubkey),
+        None => default_output(input),
     };
 
     if let Some(p) = &output {
         g.check_output(p)?;
     }
-    let req = MintRequest {
-        subject,
-        requester,
-        principals,
-        reason,
-        key_id: args.key_id.clone(),
-        validity,
-        options,
-    };
-    Ok(Checked {
-        config,
-        req,
-        preview,
-        output,
-    })
+    Ok((subject, requester, output))
+}
+
+/// Each key once in a batch (a second certificate for the same key in one mint is a slip,
+/// never a need), and each certificate file once (`a` and `a.pub` both give `a-cert.pub`).
+fn check_not_repeated(keys: &[Key], key: &Key, i: usize, count: usize) -> Result<()> {
+    let this = which_key(i, count, &key.input);
+    for (j, earlier) in keys.iter().enumerate() {
+        let that = which_key(j, count, &earlier.input);
+        if earlier.req.subject.key_data() == key.req.subject.key_data() {
+            return Err(Error::refused(format!(
+                "{this} is the same public key as {that} ({})",
+                key.req.subject.fingerprint(Default::default())
+            ))
+            .with_hint("each key gets one certificate per mint: give it once (a requester with two keys gives two different keys)"));
+        }
+        let same_output = match (&earlier.output, &key.output) {
+            (Some(a), Some(b)) => {
+                a == b
+                    || matches!((fsx::resolve_output(a), fsx::resolve_output(b)), (Ok(a), Ok(b)) if a == b)
+            }
+            _ => false,
+        };
+        if same_output {
+            return Err(Error::usage(format!(
+                "{this} and {that} would both be written to {}",
+                text::escape(&key.output.as_deref().unwrap_or(Path::new("-")).to_string_lossy())
+            ))
+            .with_hint("rename one of the key files (the certificate goes to KEY-cert.pub beside KEY.pub), or mint them one at a time with -o"));
+        }
+    }
+    Ok(())
 }
 
 /// The clock rule and the window rules against the newest ledger record, before the
@@ -159,8 +282,12 @@ fn check_against_ledger(
     issue::check_window(policy, preview, Utc::now(), last_issued_at, validity)
 }
 
-/// What will be signed, shown before the PIN is asked for.
-fn show_request(req: &MintRequest, preview: &Window, forced: Option<&str>) {
+/// What will be signed, shown before the PIN is asked for: for several keys, every one with
+/// its serial (`first` is the first one's; the lock keeps them).
+fn show_request(keys: &[Key], preview: &Window, forced: Option<&str>, first: u64) {
+    let Some(req) = keys.first().map(|k| &k.req) else {
+        return;
+    };
     say(format!("Clock now:      {}", both_times(Utc::now())));
     say(format!(
         "Valid from:     {}",
@@ -177,11 +304,26 @@ fn show_request(req: &MintRequest, preview: &Window, forced: Option<&str>) {
         "Principals:     {}",
         Esc(&req.principals.join(", "))
     ));
-    say(format!(
-        "Requester:      {} ({})",
-        Esc(&req.requester),
-        req.subject.fingerprint(Default::default())
-    ));
+    if let [key] = keys {
+        say(format!(
+            "Requester:      {} ({})",
+            Esc(&key.req.requester),
+            key.req.subject.fingerprint(Default::default())
+        ));
+    } else {
+        say(format!(
+            "Requesters:     {} keys, one certificate each, in this order:",
+            keys.len()
+        ));
+        for (serial, key) in (first..).zip(keys) {
+            say(format!(
+                "  serial {serial}:  {} ({}) from {}",
+                Esc(&key.req.requester),
+                key.req.subject.fingerprint(Default::default()),
+                input_name(&key.input)
+            ));
+        }
+    }
     show_options(
         &req.options.critical,
         &req.options.extensions,
@@ -196,61 +338,138 @@ fn show_request(req: &MintRequest, preview: &Window, forced: Option<&str>) {
     }
 }
 
-/// What happened beside the issuance: a checkpoint the token could not sign, a ledger
-/// repaired after an earlier mint's crash.
-fn show_issue_notes(issued: &Issued) {
-    if let Some(e) = &issued.checkpoint_failed {
-        say(format!(
-            "WARNING: the certificate is recorded, but the token could not sign the ledger checkpoint: {e}"
+/// A batch: how many signatures the token will make, and how many touches a YubiKey with touch
+/// policy `always` will want.
+fn show_signatures(keys: usize, checkpoint: bool, info: &KeyInfo) {
+    for line in signature_lines(keys, checkpoint, info) {
+        say(line);
+    }
+}
+
+/// "Signatures:     the token will sign 4 times: 3 certificates and 1 ledger checkpoint", and
+/// the touches when every signature needs one.
+fn signature_lines(keys: usize, checkpoint: bool, info: &KeyInfo) -> Vec<String> {
+    let count = issue::signatures(keys, checkpoint);
+    let what = match checkpoint {
+        true => format!("{keys} certificates and 1 ledger checkpoint"),
+        false => format!("{keys} certificates"),
+    };
+    let mut lines = vec![format!(
+        "Signatures:     the token will sign {count} times: {what}"
+    )];
+    if info.touch_always {
+        lines.push(format!(
+            "Touches:        the YubiKey wants a touch for every signature: touch it {count} times, each time it blinks"
         ));
     }
-    if let Some(repaired) = &issued.repaired {
+    lines
+}
+
+/// What happened beside the issuance: a checkpoint the token could not sign, a ledger
+/// repaired after an earlier mint's crash.
+fn show_issue_notes(batch: &Batch) {
+    if let Some(e) = &batch.checkpoint_failed {
+        let what = match batch.certificates.len() {
+            1 => "the certificate is recorded",
+            _ => "the certificates are recorded",
+        };
+        say(format!(
+            "WARNING: {what}, but the token could not sign the ledger checkpoint: {e}"
+        ));
+    }
+    if let Some(repaired) = &batch.repaired {
         say(format!("NOTE: {repaired}"));
     }
 }
 
-/// The last signal check, once the certificate is out: a signal that came meanwhile is
-/// reported with what was already done.
-fn finish(signals: Deferral, issued: &Issued, output: Option<&Path>, json: bool) -> Result<()> {
-    let serial = issued.record.serial;
-    signals.finish(
-        || {
-            let delivered = match (output, json) {
-                (Some(p), _) => format!(
-                    "the certificate was written to {}",
-                    crate::text::escape(&p.to_string_lossy())
-                ),
-                (None, false) => "the certificate was printed on stdout".into(),
-                (None, true) => "the record was printed on stdout".into(),
-            };
-            format!("after serial {serial} was recorded: {delivered}")
-        },
-        || {
-            format!(
-                "the certificate is valid and in the ledger: hand it over ('breakglass-ca log show {serial}' prints it again)"
-            )
-        },
-    )
+/// Where one certificate went, for the last signal check.
+fn delivered(output: Option<&Path>, json: bool) -> String {
+    match (output, json) {
+        (Some(p), _) => crate::text::escape(&p.to_string_lossy()).into_owned(),
+        (None, false) => "stdout".into(),
+        (None, true) => "stdout (its record)".into(),
+    }
 }
 
-/// Write the certificate (after the ledger record is durable) and print the summary.
-fn deliver(issued: &Issued, output: Option<&Path>, json: bool, forced: Option<&str>) -> Result<()> {
-    let r = &issued.record;
-    match output {
-        Some(path) => {
-            crate::fsx::write_atomic(path, format!("{}\n", issued.line).as_bytes(), 0o644).map_err(|e| {
-                Error::ledger(format!("serial {} is recorded in the ledger, but the certificate could not be written: {e}", r.serial))
-                    .with_hint("the certificate is in the ledger: 'breakglass-ca log show SERIAL' prints it, or mint again")
-            })?;
+/// The last signal check, once the certificates are out: a signal that came meanwhile is
+/// reported with what was already done.
+fn finish(signals: Deferral, batch: &Batch, outputs: &[Option<&Path>], json: bool) -> Result<()> {
+    let serials: Vec<u64> = batch.certificates.iter().map(|c| c.record.serial).collect();
+    match (serials.as_slice(), outputs) {
+        ([serial], [output]) => signals.finish(
+            || {
+                let delivered = match (output, json) {
+                    (Some(p), _) => format!(
+                        "the certificate was written to {}",
+                        crate::text::escape(&p.to_string_lossy())
+                    ),
+                    (None, false) => "the certificate was printed on stdout".into(),
+                    (None, true) => "the record was printed on stdout".into(),
+                };
+                format!("after serial {serial} was recorded: {delivered}")
+            },
+            || {
+                format!(
+                    "the certificate is valid and in the ledger: hand it over ('breakglass-ca log show {serial}' prints it again)"
+                )
+            },
+        ),
+        _ => signals.finish(
+            || {
+                let to: Vec<String> = outputs.iter().map(|o| delivered(*o, json)).collect();
+                format!(
+                    "after serials {} to {} were recorded: the certificates were written to {}",
+                    serials.first().copied().unwrap_or_default(),
+                    serials.last().copied().unwrap_or_default(),
+                    to.join(", ")
+                )
+            },
+            || "the certificates are valid and in the ledger: hand them over ('breakglass-ca log show SERIAL' prints each again)".into(),
+        ),
+    }
+}
+
+/// Write each certificate (after the ledger records are durable) and print its summary.
+fn deliver(
+    batch: &Batch,
+    outputs: &[Option<&Path>],
+    json: bool,
+    forced: Option<&str>,
+) -> Result<()> {
+    let certs = &batch.certificates;
+    let one = certs.len() == 1;
+    for (i, (signed, output)) in certs.iter().zip(outputs).enumerate() {
+        let r = &signed.record;
+        match output {
+            Some(path) => {
+                crate::fsx::write_atomic(path, format!("{}\n", signed.line).as_bytes(), 0o644).map_err(|e| {
+                    let err = Error::ledger(format!("serial {} is recorded in the ledger, but the certificate could not be written: {e}", r.serial));
+                    match certs.get(i + 1..).and_then(|rest| rest.last()) {
+                        Some(last) => err.with_hint(format!("serials {} to {} are in the ledger, their certificates not written yet: 'breakglass-ca log show SERIAL' prints each", r.serial, last.record.serial)),
+                        None => err.with_hint("the certificate is in the ledger: 'breakglass-ca log show SERIAL' prints it, or mint again"),
+                    }
+                })?;
+            }
+            None if !json => write_output(None, &format!("{}\n", signed.line))?,
+            None => {}
         }
-        None if !json => write_output(None, &format!("{}\n", issued.line))?,
-        None => {}
+        if json {
+            let text = crate::text::json_ascii(r, one)
+                .map_err(|e| Error::json("cannot encode the record as JSON", e))?;
+            write_output(None, &format!("{text}\n"))?;
+        }
+        summary(signed, *output, forced);
     }
-    if json {
-        let text = crate::text::json_ascii(r, true)
-            .map_err(|e| Error::json("cannot encode the record as JSON", e))?;
-        write_output(None, &format!("{text}\n"))?;
+    match one {
+        true => say("Hand the certificate to the requester; they log in with: ssh -i KEY -o CertificateFile=KEY-cert.pub USER@HOST"),
+        false => say("Hand each certificate to its requester; they log in with: ssh -i KEY -o CertificateFile=KEY-cert.pub USER@HOST"),
     }
+    Ok(())
+}
+
+/// What was issued for one key, on stderr.
+fn summary(signed: &Signed, output: Option<&Path>, forced: Option<&str>) {
+    let r = &signed.record;
     say("");
     say(format!(
         "Issued serial {}  key ID {}",
@@ -260,15 +479,15 @@ fn deliver(issued: &Issued, output: Option<&Path>, json: bool, forced: Option<&s
     say(format!("  principals:  {}", Esc(&r.principals.join(", "))));
     say(format!(
         "  valid from:  {}",
-        both_times(issued.certificate.valid_after_time().into())
+        both_times(signed.certificate.valid_after_time().into())
     ));
     say(format!(
         "  valid until: {}",
-        both_times(issued.certificate.valid_before_time().into())
+        both_times(signed.certificate.valid_before_time().into())
     ));
     show_options(
-        issued.certificate.critical_options(),
-        issued.certificate.extensions(),
+        signed.certificate.critical_options(),
+        signed.certificate.extensions(),
         "  critical:    ",
         "  extensions:  ",
     );
@@ -279,8 +498,6 @@ fn deliver(issued: &Issued, output: Option<&Path>, json: bool, forced: Option<&s
         Some(p) => say(format!("  certificate: {}", p.shown())),
         None => say("  certificate: printed on stdout"),
     }
-    say("Hand the certificate to the requester; they log in with: ssh -i KEY -o CertificateFile=KEY-cert.pub USER@HOST");
-    Ok(())
 }
 
 /// The critical options and extensions, one line each (escaped; "none" when empty).
@@ -309,5 +526,39 @@ mod tests {
             Some(PathBuf::from("key-cert.pub"))
         );
         assert_eq!(default_output(Path::new("-")), None);
+    }
+
+    #[test]
+    fn a_batch_says_how_often_the_token_signs_and_names_each_key() {
+        let mut info = KeyInfo {
+            token: "t".into(),
+            key: "k".into(),
+            pin: Default::default(),
+            details: Vec::new(),
+            pin_use: None,
+            touch_always: false,
+        };
+        assert_eq!(
+            signature_lines(3, true, &info),
+            ["Signatures:     the token will sign 4 times: 3 certificates and 1 ledger checkpoint"]
+        );
+        info.touch_always = true;
+        assert_eq!(
+            signature_lines(5, false, &info),
+            [
+                "Signatures:     the token will sign 5 times: 5 certificates",
+                "Touches:        the YubiKey wants a touch for every signature: touch it 5 times, each time it blinks"
+            ]
+        );
+        assert_eq!(
+            which_key(1, 5, Path::new("bob.pub")),
+            "key 2 of 5 (bob.pub)"
+        );
+        assert_eq!(which_key(0, 2, Path::new("-")), "key 1 of 2 (stdin)");
+        assert_eq!(
+            which_key(0, 2, Path::new("a\u{1b}[2J.pub")),
+            "key 1 of 2 (a\\e[2J.pub)"
+        );
+        assert_eq!(delivered(None, true), "stdout (its record)");
     }
 }

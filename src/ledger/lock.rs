@@ -29,6 +29,27 @@ pub struct Tail {
     pub last_issued_at: Option<String>,
 }
 
+impl Tail {
+    /// The ledger line of `record`, which must continue this tail (its serial and
+    /// `prev_hash`), and the tail after it: how a batch chains its records before any is
+    /// appended.
+    pub fn after(&self, record: &Record) -> Result<(String, Tail)> {
+        if record.serial != self.serial || record.prev_hash != self.prev_hash {
+            return Err(Error::ledger(
+                "internal error: the record does not continue the ledger it was allocated from",
+            ));
+        }
+        let line = serde_json::to_string(record)
+            .map_err(|e| Error::json("cannot encode the ledger record", e))?;
+        let next = Tail {
+            serial: next_serial(record.serial)?,
+            prev_hash: hex_sha256(line.as_bytes()),
+            last_issued_at: Some(record.issued_at.clone()),
+        };
+        Ok((line, next))
+    }
+}
+
 /// What [`Locked::append`] repaired before it appended: the damage an interrupted mint left.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Repaired {
@@ -327,14 +348,28 @@ impl<'a> Locked<'a> {
     /// ledger is unchanged and making the repair found when the lock was taken. Only after
     /// this returns may the certificate be written out.
     pub fn append(&mut self, record: &Record) -> Result<Appended> {
-        if record.serial != self.tail.serial || record.prev_hash != self.tail.prev_hash {
-            return Err(Error::ledger(
-                "internal error: the record does not continue the ledger it was allocated from",
-            ));
+        self.append_all(std::slice::from_ref(record))
+    }
+
+    /// The group commit of a batch: append `records` (the first continuing the tail this lock
+    /// read, each next one continuing the one before, see [`Tail::after`]) in one write and
+    /// one fsync, after checking the ledger is unchanged and making the repair found when the
+    /// lock was taken. Only after this returns may their certificates be written out. The
+    /// returned [`Appended`] is the last record's: its head covers the whole batch.
+    pub fn append_all(&mut self, records: &[Record]) -> Result<Appended> {
+        let mut tail = self.tail.clone();
+        let mut bytes = Vec::new();
+        let mut head = String::new();
+        for record in records {
+            let (line, next) = tail.after(record)?;
+            head = next.prev_hash.clone();
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+            tail = next;
         }
-        let line = serde_json::to_string(record)
-            .map_err(|e| Error::json("cannot encode the ledger record", e))?;
-        let next = next_serial(record.serial)?;
+        let Some(last) = records.last() else {
+            return Err(Error::ledger("internal error: no record to append"));
+        };
         self.check_unchanged()?;
         let repaired = self.repair()?;
         let path = self.ledger.path();
@@ -351,17 +386,12 @@ impl<'a> Locked<'a> {
             .file
             .as_ref()
             .ok_or_else(|| Error::ledger("internal error: no ledger file"))?;
-        append_line(file, &path, line.as_bytes())?;
-        self.seen.extend_from_slice(line.as_bytes());
-        self.seen.push(b'\n');
-        let head = hex_sha256(line.as_bytes());
-        self.tail = Tail {
-            serial: next,
-            prev_hash: head.clone(),
-            last_issued_at: Some(record.issued_at.clone()),
-        };
+        // `append_line` adds the last newline: one write, one fsync for the whole batch.
+        append_line(file, &path, bytes.strip_suffix(b"\n").unwrap_or_default())?;
+        self.seen.extend_from_slice(&bytes);
+        self.tail = tail;
         Ok(Appended {
-            serial: record.serial,
+            serial: last.serial,
             head,
             repaired,
         })
@@ -789,5 +819,48 @@ mod tests {
         set_aside(&locked.append(&r).unwrap());
         let r = record(locked.tail(), "CA");
         assert_eq!(locked.append(&r).unwrap().repaired, None);
+    }
+
+    #[test]
+    fn a_batch_is_chained_before_it_is_appended_in_one_group_commit() {
+        let (dir, ledger) = with_records(1);
+        append_raw(&ledger, b"{\"serial\":2,\"torn");
+        let mut locked = ledger.lock("CA").unwrap();
+        // Chain three records in memory, each continuing the one before.
+        let mut tail = locked.tail().clone();
+        let mut batch = Vec::new();
+        for _ in 0..3 {
+            let r = record(&tail, "CA");
+            tail = tail.after(&r).unwrap().1;
+            batch.push(r);
+        }
+        // A batch that does not chain is refused before anything is written or repaired.
+        let before = snapshot(dir.path());
+        let mut broken = batch.clone();
+        broken.swap(1, 2);
+        let err = locked.append_all(&broken).unwrap_err().to_string();
+        assert!(err.contains("does not continue"), "{err}");
+        assert!(locked.append_all(&[]).is_err());
+        assert_eq!(snapshot(dir.path()), before);
+        // The group commit: the torn line set aside, then all three, then the tail after them.
+        let appended = locked.append_all(&batch).unwrap();
+        set_aside(&appended);
+        assert_eq!(appended.serial, 4);
+        assert_eq!(locked.tail(), &tail);
+        assert_eq!(appended.head, tail.prev_hash);
+        locked.check_unchanged().unwrap();
+        drop(locked);
+        let all = ledger.read().unwrap();
+        assert_eq!(
+            all.iter().map(|(_, r)| r.serial).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(
+            all.iter().skip(1).map(|(_, r)| r).collect::<Vec<_>>(),
+            batch.iter().collect::<Vec<_>>()
+        );
+        chain_heads(&all, "CA").unwrap();
+        // The next lock continues after the batch.
+        assert_eq!(ledger.lock("CA").unwrap().tail(), &tail);
     }
 }
