@@ -1,6 +1,7 @@
 //! Issuing one certificate: policy checks that need the CA, the clock rule, serial allocation,
-//! signing, self-verification and the durable ledger record, in the order that keeps the
-//! ledger's promise (record fsynced before the certificate exists anywhere else).
+//! the record's metadata bound into the certificate, signing (one token signature),
+//! self-verification and the durable ledger record, in the order that keeps the ledger's
+//! promise (record fsynced before the certificate exists anywhere else).
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use ssh_key::{Certificate, PublicKey};
@@ -9,6 +10,7 @@ use crate::backend::CaKey;
 use crate::cert::{self, CertOptions, CertSpec};
 use crate::error::{Error, Result};
 use crate::key;
+use crate::ledger::binding::{self, Metadata};
 use crate::ledger::{Locked, Record, Repaired, Tail};
 use crate::policy::{self, Policy, ValidityRequest, Window};
 use crate::text;
@@ -43,9 +45,6 @@ pub struct MintRequest {
 #[derive(Debug)]
 pub struct Issued {
     pub certificate: Certificate,
-    /// Why the ledger checkpoint could not be signed, if it could not (the record itself is
-    /// durable, so the certificate is still good to hand out).
-    pub checkpoint_failed: Option<Error>,
     /// The certificate as one OpenSSH line (what goes into `-cert.pub`).
     pub line: String,
     pub record: Record,
@@ -174,17 +173,18 @@ pub fn check_window(
 
 /// Issue one certificate. `ca` must be logged in, and `locked` the ledger of this CA, locked
 /// (see [`crate::ledger::Ledger::lock`]): check what needs the ledger's tail and the clock,
-/// re-check that the ledger is unchanged, sign and self-check the certificate, append and
-/// fsync its record (repairing an earlier crash first), then (if `checkpoint`) have the token
-/// sign the new ledger head. The caller writes the certificate out afterwards and then drops
-/// the lock.
+/// build the record's metadata and put its hash into the certificate (the ledger binding, see
+/// [`crate::ledger::binding`]), re-check that the ledger is unchanged, have the token sign
+/// the certificate (its one signature) and self-check it, then append and fsync the record
+/// (repairing an earlier crash first). No checkpoint is signed: the certificate's signature
+/// covers the record and its link. The caller writes the certificate out afterwards and then
+/// drops the lock.
 pub fn issue(
     ca: &dyn CaKey,
     locked: &mut Locked<'_>,
     policy: &Policy,
     req: &MintRequest,
     clock: &dyn Clock,
-    checkpoint: bool,
 ) -> Result<Issued> {
     let ca_fp = crate::key::fingerprint(ca.public_key());
     if locked.ca_fingerprint() != ca_fp {
@@ -194,23 +194,20 @@ pub fn issue(
     }
     let tail = locked.tail().clone();
     let now = clock.now();
-    let spec = cert_spec(policy, req, &tail, now)?;
+    let mut spec = cert_spec(policy, req, &tail, now)?;
+    let metadata = metadata(req, &spec, ca_fp, now, tail.prev_hash)?;
+    let text = binding::encode(&metadata)?;
+    spec.binding = Some(binding::hash(&text));
     // Nothing is signed for a serial another writer took meanwhile (see `check_unchanged`).
     locked.check_unchanged()?;
     let certificate = cert::sign(ca, &spec)?;
     let line = certificate
         .to_openssh()
         .map_err(|e| Error::ssh("cannot encode the certificate", e))?;
-    let record = ledger_record(req, spec, &certificate, &line, ca_fp, now, tail.prev_hash)?;
+    let record = metadata.record(text, cert::certificate_sha256(&certificate)?, line.clone());
     let appended = locked.append(&record)?;
-    let checkpoint_failed = if checkpoint {
-        locked.sign_checkpoint(ca, &appended).err()
-    } else {
-        None
-    };
     Ok(Issued {
         certificate,
-        checkpoint_failed,
         line,
         record,
         repaired: appended.repaired,
@@ -245,39 +242,76 @@ fn cert_spec(
         principals: req.principals.clone(),
         window,
         options: req.options.clone(),
+        binding: None,
     })
 }
 
-/// The ledger record of `certificate` (signed from `spec`, `line` its OpenSSH line), issued
-/// `now` by the CA `ca_fp`, chained to `prev_hash`.
-fn ledger_record(
+/// The metadata of the record of the certificate `spec` describes, issued `now` by the CA
+/// `ca_fp`, chained to `prev_hash`, with a fresh salt: everything the record holds but the
+/// certificate, and what the certificate's ledger binding is the hash of.
+fn metadata(
     req: &MintRequest,
-    spec: CertSpec,
-    certificate: &Certificate,
-    line: &str,
+    spec: &CertSpec,
     ca_fp: String,
     now: DateTime<Utc>,
     prev_hash: String,
-) -> Result<Record> {
-    Ok(Record {
+) -> Result<Metadata> {
+    Ok(Metadata {
+        format: binding::FORMAT,
         serial: spec.serial,
-        key_id: spec.key_id,
-        principals: spec.principals,
+        key_id: spec.key_id.clone(),
+        principals: spec.principals.clone(),
         valid_after: rfc3339(spec.window.valid_after),
         valid_before: rfc3339(spec.window.valid_before),
         requester_key_type: req.subject.algorithm().to_string(),
         requester_fingerprint: crate::key::fingerprint(req.subject.key_data()),
         requester_comment: req.requester.clone(),
         reason: req.reason.clone(),
-        critical_options: spec.options.critical,
-        extensions: spec.options.extensions.into_keys().collect(),
-        certificate_sha256: cert::certificate_sha256(certificate)?,
-        certificate: line.to_string(),
+        critical_options: spec.options.critical.clone(),
+        extensions: spec.options.extensions.keys().cloned().collect(),
         ca_fingerprint: ca_fp,
         issued_at: rfc3339(now),
         host: gethostname::gethostname().to_string_lossy().into_owned(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         prev_hash,
+        binding_salt: binding::new_salt()?,
+    })
+}
+
+/// Issue one certificate as 0.1.0 and 0.2.0 did, for tests of old ledgers: no ledger binding,
+/// a format-1 record, then a checkpoint signed by the token over the new head (two
+/// signatures).
+#[cfg(test)]
+pub(crate) fn issue_format1(
+    ca: &dyn CaKey,
+    locked: &mut Locked<'_>,
+    policy: &Policy,
+    req: &MintRequest,
+    clock: &dyn Clock,
+) -> Result<Issued> {
+    let ca_fp = crate::key::fingerprint(ca.public_key());
+    let tail = locked.tail().clone();
+    let now = clock.now();
+    let spec = cert_spec(policy, req, &tail, now)?;
+    let mut meta = metadata(req, &spec, ca_fp, now, tail.prev_hash)?;
+    meta.format = 1;
+    let certificate = cert::sign(ca, &spec)?;
+    let line = certificate.to_openssh().unwrap();
+    let mut record = meta.record(
+        String::new(),
+        cert::certificate_sha256(&certificate)?,
+        line.clone(),
+    );
+    record.format = None;
+    record.metadata = None;
+    let appended = locked.append(&record)?;
+    let cp = crate::ledger::checkpoint::sign(ca, appended.serial, &appended.head)?;
+    locked.append_checkpoint(&cp)?;
+    Ok(Issued {
+        certificate,
+        line,
+        record,
+        repaired: appended.repaired,
     })
 }
 
@@ -413,5 +447,68 @@ mod tests {
             let err = requester_name(Some(comment), &key).unwrap_err();
             assert!(err.to_string().contains("--requester"), "{err}");
         }
+    }
+
+    /// A CA key that counts the token signatures it is asked for.
+    struct Counting {
+        key: crate::backend::soft::SoftKey,
+        signatures: std::cell::Cell<usize>,
+    }
+
+    impl CaKey for Counting {
+        fn public_key(&self) -> &ssh_key::public::KeyData {
+            self.key.public_key()
+        }
+        fn info(&self) -> crate::backend::KeyInfo {
+            self.key.info()
+        }
+        fn login(&mut self, pin: &crate::pin::Pin) -> Result<()> {
+            self.key.login(pin)
+        }
+        fn sign(&self, message: &[u8]) -> Result<crate::backend::TokenSignature> {
+            self.signatures.set(self.signatures.get() + 1);
+            self.key.sign(message)
+        }
+    }
+
+    #[test]
+    fn one_token_signature_per_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Counting {
+            key: crate::backend::soft::SoftKey::new(5),
+            signatures: std::cell::Cell::new(0),
+        };
+        let ledger = crate::ledger::Ledger::new(dir.path()).require_checkpoints(true);
+        let subject = PublicKey::from_openssh(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNavtkUczswcdQ6Tv9hME8G/tCojuHEEgwNfhaEp9TO alice@laptop",
+        )
+        .unwrap();
+        let req = MintRequest {
+            subject,
+            requester: "alice".into(),
+            principals: vec!["breakglass".into()],
+            reason: "INC-1".into(),
+            key_id: None,
+            validity: ValidityRequest::default(),
+            options: CertOptions::default(),
+        };
+        for n in 1..=3 {
+            let mut locked = ledger.lock(&key::fingerprint(ca.public_key())).unwrap();
+            let issued = issue(&ca, &mut locked, &Policy::default(), &req, &SystemClock).unwrap();
+            assert_eq!(issued.record.serial, n);
+            assert_eq!(ca.signatures.get(), n as usize, "one signature per mint");
+            // The certificate carries the hash of the record's metadata.
+            let text = issued.record.metadata.as_deref().unwrap();
+            assert_eq!(
+                issued.certificate.extensions().get(binding::EXTENSION),
+                Some(&binding::hash(text))
+            );
+        }
+        // No checkpoint file, and none needed.
+        assert!(!dir.path().join(crate::ledger::checkpoint::FILE).exists());
+        // 0.2.0's way made two.
+        let mut locked = ledger.lock(&key::fingerprint(ca.public_key())).unwrap();
+        issue_format1(&ca, &mut locked, &Policy::default(), &req, &SystemClock).unwrap();
+        assert_eq!(ca.signatures.get(), 5);
     }
 }

@@ -62,14 +62,7 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     show_request(&req, &preview, forced.as_deref());
     g.unlock(&signals, &uri, ca.as_mut(), args.force)?;
 
-    let issued = issue::issue(
-        ca.as_ref(),
-        &mut locked,
-        &config.policy,
-        &req,
-        &SystemClock,
-        config.checkpoints,
-    )?;
+    let issued = issue::issue(ca.as_ref(), &mut locked, &config.policy, &req, &SystemClock)?;
     show_issue_notes(&issued);
     deliver(&issued, output.as_deref(), args.json, forced.as_deref())?;
     drop(locked);
@@ -195,14 +188,8 @@ fn show_request(req: &MintRequest, preview: &Window, forced: Option<&str>) {
     }
 }
 
-/// What happened beside the issuance: a checkpoint the token could not sign, a ledger
-/// repaired after an earlier mint's crash.
+/// What happened beside the issuance: a ledger repaired after an earlier mint's crash.
 fn show_issue_notes(issued: &Issued) {
-    if let Some(e) = &issued.checkpoint_failed {
-        say(format!(
-            "WARNING: the certificate is recorded, but the token could not sign the ledger checkpoint: {e}"
-        ));
-    }
     if let Some(repaired) = &issued.repaired {
         say(format!("NOTE: {repaired}"));
     }
