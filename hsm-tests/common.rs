@@ -339,3 +339,22 @@ pub fn wait_bounded(child: &mut std::process::Child, limit: std::time::Duration)
         stderr,
     }
 }
+
+/// The auditor's script of docs/ledger.md section 7.2, exactly as the document prints it.
+pub fn auditor_script() -> String {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ledger.md")).unwrap();
+    let start = doc
+        .find("```sh\n#!/bin/sh\n# Check a breakglass-ca ledger bundle")
+        .expect("docs/ledger.md holds the auditor's script")
+        + "```sh\n".len();
+    let len = doc[start..].find("```").unwrap();
+    doc[start..start + len].to_string()
+}
+
+/// Run the auditor's script (see [`auditor_script`]) with `sh` inside `bundle`.
+pub fn run_auditor_script(bundle: &Path) -> Output {
+    let script = bundle.join("..").join("audit.sh");
+    std::fs::write(&script, auditor_script()).unwrap();
+    run(Command::new("sh").arg(&script).current_dir(bundle))
+}

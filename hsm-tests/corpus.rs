@@ -1014,7 +1014,10 @@ fn damage(state: &Path, case_dir: &Path, name: &str, fx: &Fixtures) -> Result<()
             // A checkpoint for a serial the ledger does not have (bound ledgers have none to
             // copy: one that no token signed).
             let c = lines_of(&fx.checkpoints);
-            let forged = format!("{{\"serial\":4,\"head\":\"{}\",\"signature\":\"x\"}}", "0".repeat(64));
+            let forged = format!(
+                "{{\"serial\":4,\"head\":\"{}\",\"signature\":\"x\"}}",
+                "0".repeat(64)
+            );
             let last = c.last().cloned().unwrap_or(forged.into_bytes());
             append(&cp, &[set_serial(&last, "4"), b"\n".to_vec()].concat());
         }
