@@ -358,3 +358,53 @@ pub fn run_auditor_script(bundle: &Path) -> Output {
     std::fs::write(&script, auditor_script()).unwrap();
     run(Command::new("sh").arg(&script).current_dir(bundle))
 }
+
+/// The state directory and SoftHSM2 token made by breakglass-ca 0.1.0
+/// (`hsm-tests/fixtures/ledger-0.1.0`, see its README), copied into a new temporary directory
+/// with the modes the tool asks for: three format-1 records and their three checkpoints.
+pub fn fixture_0_1_0() -> Hsm {
+    use std::os::unix::fs::PermissionsExt as _;
+    let from = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/hsm-tests/fixtures/ledger-0.1.0"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("cp")
+        .arg("-r")
+        .arg(from.join("state"))
+        .arg(from.join("tokens"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = dir.path().join("state");
+    // 0.1.0's init left an empty ledger.lock (git keeps no empty files here).
+    std::fs::write(state.join("ledger.lock"), b"").unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for e in std::fs::read_dir(&state).unwrap() {
+        std::fs::set_permissions(e.unwrap().path(), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            dir.path().join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+    Hsm {
+        state,
+        dir,
+        conf,
+        pin_file,
+        label: "fixture-010".into(),
+    }
+}

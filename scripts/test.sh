@@ -19,7 +19,7 @@ set -euo pipefail
 # - PyYAML, which cloud-init parses user data with, to read cloud-init.yaml: python3-yaml
 # - the pseudo-terminal driver of hsm-tests/signals.rs: python3
 TEST_PACKAGES=(softhsm2 opensc openssh-server openssh-client libpcsclite-dev pkg-config
-    pcscd vsmartcard-vpcd libclang-dev iproute2 util-linux python3 python3-yaml)
+    pcscd vsmartcard-vpcd libclang-dev iproute2 util-linux python3 python3-yaml jq)
 
 DIE_PREFIX=test.sh
 # shellcheck source=scripts/lib.sh
