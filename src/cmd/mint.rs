@@ -252,12 +252,21 @@ fn deliver(issued: &Issued, output: Option<&Path>, json: bool, forced: Option<&s
         "  valid until: {}",
         both_times(issued.certificate.valid_before_time().into())
     ));
+    // The extensions asked for; the ledger binding on a line of its own.
+    let mut extensions = issued.certificate.extensions().clone();
+    let binding = extensions.remove(crate::ledger::binding::EXTENSION);
     show_options(
         issued.certificate.critical_options(),
-        issued.certificate.extensions(),
+        &extensions,
         "  critical:    ",
         "  extensions:  ",
     );
+    if let Some(hash) = binding {
+        say(format!(
+            "  ledger:      bound to its record ({}={hash})",
+            crate::ledger::binding::EXTENSION
+        ));
+    }
     if let Some(note) = forced {
         say(format!("  NOTE: {note}"));
     }
