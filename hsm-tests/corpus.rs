@@ -856,9 +856,13 @@ fn replace(hay: &[u8], from: &str, to: &[u8]) -> Vec<u8> {
     [&hay[..i], to, &hay[i + from.len()..]].concat()
 }
 
+/// `line` with the value of its first `"serial"` field replaced (a bound record starts with
+/// `"format"`, a checkpoint and an old record with `"serial"`).
 fn set_serial(line: &[u8], serial: &str) -> Vec<u8> {
-    let end = line.iter().position(|b| *b == b',').unwrap();
-    [format!("{{\"serial\":{serial}").as_bytes(), &line[end..]].concat()
+    let key = b"\"serial\":";
+    let at = line.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    let end = at + line[at..].iter().position(|b| *b == b',').unwrap();
+    [&line[..at], serial.as_bytes(), &line[end..]].concat()
 }
 
 /// Every damage [`damage`] knows (checked by `corpus_data_is_well_formed`).
@@ -875,6 +879,8 @@ const DAMAGES: &[&str] = &[
     "delete-middle",
     "delete-last",
     "reorder",
+    "unbind-last",
+    "rebind-last",
     "foreign-ca",
     "nul-line",
     "nonutf8",
@@ -951,6 +957,24 @@ fn damage(state: &Path, case_dir: &Path, name: &str, fx: &Fixtures) -> Result<()
         }
         "reorder" => {
             l.swap(1, 2);
+            write(&join_lines(&l))
+        }
+        "unbind-last" => {
+            // The newest bound record turned into an old-format one: format and metadata gone.
+            let text = String::from_utf8_lossy(&l[2]).into_owned();
+            let start = text.find(",\"metadata\":").unwrap();
+            l[2] = format!("{}}}", &text[..start])
+                .replacen("{\"format\":2,", "{", 1)
+                .into_bytes();
+            write(&join_lines(&l))
+        }
+        "rebind-last" => {
+            // The newest record's tool_version changed in the field and in its metadata alike:
+            // consistent, but not what the token signed.
+            let text = String::from_utf8_lossy(&l[2]).into_owned();
+            let version = env!("CARGO_PKG_VERSION");
+            assert_eq!(text.matches(version).count(), 2, "{text}");
+            l[2] = text.replace(version, "9.9.9").into_bytes();
             write(&join_lines(&l))
         }
         "foreign-ca" => {
