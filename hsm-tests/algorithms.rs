@@ -82,6 +82,13 @@ fn whole_flow(algorithm: &str) {
         let cert = cert_path(&pubkey);
         let listed = ssh_keygen_list(&cert);
         assert!(listed.contains("breakglass"), "{listed}");
+        // The ledger binding rides along as a non-critical extension sshd ignores: ssh-keygen
+        // -L shows it (name, then its bytes in hex: length 64, then 64 ASCII hex digits).
+        assert!(
+            listed.contains("ledger-binding-v1@breakglass-ca UNKNOWN OPTION: 00000040")
+                && listed.contains("(len 68)"),
+            "{listed}"
+        );
         if algorithm.starts_with("rsa") {
             assert!(
                 listed.contains("using rsa-sha2-512"),
@@ -97,6 +104,20 @@ fn whole_flow(algorithm: &str) {
         );
     }
     assert_eq!(serials, [1, 2, 3, 4, 5]);
+    // Each of them carries its own record's hash, and the ledger verifies without checkpoints.
+    let ledger = std::fs::read_to_string(hsm.state.join("ledger.jsonl")).unwrap();
+    for line in ledger.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(record["format"], 2, "{line}");
+    }
+    assert!(!hsm.state.join("checkpoints.jsonl").exists());
+    let out = run(hsm.cmd().args(["log", "verify"]));
+    assert_ok(&out, "log verify");
+    assert!(
+        stdout(&out).contains("bound: 5 record(s), serials 1 to 5"),
+        "{}",
+        stdout(&out)
+    );
     let log = sshd.log_text();
     assert!(
         log.contains("Accepted certificate ID \"ed25519@requester#1:INC-42-test\" (serial 1)"),

@@ -339,3 +339,72 @@ pub fn wait_bounded(child: &mut std::process::Child, limit: std::time::Duration)
         stderr,
     }
 }
+
+/// The auditor's script of docs/ledger.md section 7.2, exactly as the document prints it.
+pub fn auditor_script() -> String {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ledger.md")).unwrap();
+    let start = doc
+        .find("```sh\n#!/bin/sh\n# Check a breakglass-ca ledger bundle")
+        .expect("docs/ledger.md holds the auditor's script")
+        + "```sh\n".len();
+    let len = doc[start..].find("```").unwrap();
+    doc[start..start + len].to_string()
+}
+
+/// Run the auditor's script (see [`auditor_script`]) with `sh` inside `bundle`.
+pub fn run_auditor_script(bundle: &Path) -> Output {
+    let script = bundle.join("..").join("audit.sh");
+    std::fs::write(&script, auditor_script()).unwrap();
+    run(Command::new("sh").arg(&script).current_dir(bundle))
+}
+
+/// The state directory and SoftHSM2 token made by breakglass-ca 0.1.0
+/// (`hsm-tests/fixtures/ledger-0.1.0`, see its README), copied into a new temporary directory
+/// with the modes the tool asks for: three format-1 records and their three checkpoints.
+pub fn fixture_0_1_0() -> Hsm {
+    use std::os::unix::fs::PermissionsExt as _;
+    let from = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/hsm-tests/fixtures/ledger-0.1.0"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("cp")
+        .arg("-r")
+        .arg(from.join("state"))
+        .arg(from.join("tokens"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = dir.path().join("state");
+    // 0.1.0's init left an empty ledger.lock (git keeps no empty files here).
+    std::fs::write(state.join("ledger.lock"), b"").unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for e in std::fs::read_dir(&state).unwrap() {
+        std::fs::set_permissions(e.unwrap().path(), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            dir.path().join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+    Hsm {
+        state,
+        dir,
+        conf,
+        pin_file,
+        label: "fixture-010".into(),
+    }
+}

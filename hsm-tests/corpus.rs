@@ -816,7 +816,8 @@ fn baseline(hsm: &Hsm) -> Fixtures {
         configs: load_configs(&base),
         base,
         config_bytes,
-        checkpoints: fs::read(hsm.state.join("checkpoints.jsonl")).unwrap(),
+        // None since format 2 (bound records need no checkpoint).
+        checkpoints: fs::read(hsm.state.join("checkpoints.jsonl")).unwrap_or_default(),
     }
 }
 
@@ -855,9 +856,13 @@ fn replace(hay: &[u8], from: &str, to: &[u8]) -> Vec<u8> {
     [&hay[..i], to, &hay[i + from.len()..]].concat()
 }
 
+/// `line` with the value of its first `"serial"` field replaced (a bound record starts with
+/// `"format"`, a checkpoint and an old record with `"serial"`).
 fn set_serial(line: &[u8], serial: &str) -> Vec<u8> {
-    let end = line.iter().position(|b| *b == b',').unwrap();
-    [format!("{{\"serial\":{serial}").as_bytes(), &line[end..]].concat()
+    let key = b"\"serial\":";
+    let at = line.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    let end = at + line[at..].iter().position(|b| *b == b',').unwrap();
+    [&line[..at], serial.as_bytes(), &line[end..]].concat()
 }
 
 /// Every damage [`damage`] knows (checked by `corpus_data_is_well_formed`).
@@ -874,6 +879,8 @@ const DAMAGES: &[&str] = &[
     "delete-middle",
     "delete-last",
     "reorder",
+    "unbind-last",
+    "rebind-last",
     "foreign-ca",
     "nul-line",
     "nonutf8",
@@ -952,6 +959,24 @@ fn damage(state: &Path, case_dir: &Path, name: &str, fx: &Fixtures) -> Result<()
             l.swap(1, 2);
             write(&join_lines(&l))
         }
+        "unbind-last" => {
+            // The newest bound record turned into an old-format one: format and metadata gone.
+            let text = String::from_utf8_lossy(&l[2]).into_owned();
+            let start = text.find(",\"metadata\":").unwrap();
+            l[2] = format!("{}}}", &text[..start])
+                .replacen("{\"format\":2,", "{", 1)
+                .into_bytes();
+            write(&join_lines(&l))
+        }
+        "rebind-last" => {
+            // The newest record's tool_version changed in the field and in its metadata alike:
+            // consistent, but not what the token signed.
+            let text = String::from_utf8_lossy(&l[2]).into_owned();
+            let version = env!("CARGO_PKG_VERSION");
+            assert_eq!(text.matches(version).count(), 2, "{text}");
+            l[2] = text.replace(version, "9.9.9").into_bytes();
+            write(&join_lines(&l))
+        }
         "foreign-ca" => {
             let fake = format!("SHA256:{}", "A".repeat(43));
             let text = String::from_utf8_lossy(&ledger).replace(&fx.base.fingerprint, &fake);
@@ -1010,13 +1035,21 @@ fn damage(state: &Path, case_dir: &Path, name: &str, fx: &Fixtures) -> Result<()
             std::os::unix::fs::symlink(&elsewhere, &lp).unwrap();
         }
         "cp-beyond" => {
+            // A checkpoint for a serial the ledger does not have (bound ledgers have none to
+            // copy: one that no token signed).
             let c = lines_of(&fx.checkpoints);
-            let last = c.last().unwrap();
-            append(&cp, &[set_serial(last, "4"), b"\n".to_vec()].concat());
+            let forged = format!(
+                "{{\"serial\":4,\"head\":\"{}\",\"signature\":\"x\"}}",
+                "0".repeat(64)
+            );
+            let last = c.last().cloned().unwrap_or(forged.into_bytes());
+            append(&cp, &[set_serial(&last, "4"), b"\n".to_vec()].concat());
         }
         "cp-garbage" => append(&cp, b"garbage\n"),
         "cp-torn" => append(&cp, b"{\"serial\":4,\"he"),
-        "cp-missing" => fs::remove_file(&cp).unwrap(),
+        "cp-missing" => {
+            let _ = fs::remove_file(&cp); // bound ledgers have none
+        }
         "cp-empty" => fs::write(&cp, b"").unwrap(),
         other => return Err(format!("unknown ledger damage '{other}'")),
     }

@@ -1,6 +1,6 @@
 //! The ledger against real processes: concurrent mints on one state dir, mints killed with
-//! SIGKILL at random moments, checkpoints checked by `ssh-keygen -Y verify`, and an exported
-//! bundle verified without the token.
+//! SIGKILL at random moments, an exported bundle verified without the token and by the
+//! auditor's script of docs/ledger.md, and a cut ledger shown by an earlier bundle.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -77,7 +77,8 @@ fn eight_concurrent_writers_never_share_a_serial() {
     assert_eq!(distinct.len(), WRITERS * EACH);
     let report = verify_ok(&hsm);
     assert!(
-        report.contains("400 record(s)") && report.contains("the newest covers serial 400"),
+        report.contains("400 record(s)")
+            && report.contains("bound: 400 record(s), serials 1 to 400"),
         "{report}"
     );
     eprintln!(
@@ -220,8 +221,11 @@ fn restore_dir(snapshot: &[(std::path::PathBuf, Vec<u8>)], dir: &Path) {
 }
 
 #[test]
-fn checkpoints_verify_with_ssh_keygen_and_bundles_verify_without_the_token() {
+fn bundles_verify_without_the_token_and_with_the_auditors_script() {
     let Some((hsm, key)) = setup() else { return };
+    if !require(&["jq", "sha256sum", "od", "sh"]) {
+        return;
+    }
     for _ in 0..3 {
         assert_ok(&hsm.mint(&key, &["-n", "breakglass", "-o", "-"]), "mint");
     }
@@ -234,65 +238,106 @@ fn checkpoints_verify_with_ssh_keygen_and_bundles_verify_without_the_token() {
         "ca.pub",
         "allowed_signers",
         "VERIFY.txt",
-        "checkpoint-latest.msg",
-        "checkpoint-latest.sig",
     ] {
         assert!(bundle.join(f).exists(), "bundle lacks {f}");
     }
-    // The auditor's OpenSSH-only check, as VERIFY.txt tells it.
-    let msg = std::fs::read_to_string(bundle.join("checkpoint-latest.msg")).unwrap();
-    assert!(msg.contains("serial 3\n"), "{msg}");
-    let line3 = std::fs::read_to_string(bundle.join("ledger.jsonl"))
-        .unwrap()
-        .lines()
-        .nth(2)
-        .unwrap()
-        .to_string();
-    use sha2::Digest;
-    let head: String = sha2::Sha256::digest(line3.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert!(msg.contains(&format!("head {head}\n")), "{msg} vs {head}");
-    let verify = Command::new("sh")
-        .arg("-c")
-        .arg("ssh-keygen -Y verify -f allowed_signers -I breakglass-ca -n breakglass-ca-ledger -s checkpoint-latest.sig < checkpoint-latest.msg")
-        .current_dir(&bundle)
-        .output()
-        .unwrap();
-    assert_ok(&verify, "ssh-keygen -Y verify");
-    assert!(
-        stdout(&verify).contains("Good \"breakglass-ca-ledger\" signature"),
-        "{}",
-        stdout(&verify)
+    // A bound ledger has no checkpoint to hand over.
+    assert_eq!(
+        std::fs::read(bundle.join("checkpoints.jsonl")).unwrap(),
+        b""
     );
+    assert!(!bundle.join("checkpoint-latest.msg").exists());
+    let howto = std::fs::read_to_string(bundle.join("VERIFY.txt")).unwrap();
+    assert!(howto.contains("ledger-binding-v1@breakglass-ca"), "{howto}");
 
-    // Another machine: no token, no state dir, only the bundle.
-    let out = Command::new(env!("CARGO_BIN_EXE_breakglass-ca"))
-        .args(["--state-dir", "/nonexistent", "log", "verify", "--bundle"])
-        .arg(&bundle)
-        .env_remove("SOFTHSM2_CONF")
-        .output()
-        .unwrap();
-    assert_ok(&out, "log verify --bundle");
+    // The auditor's script of docs/ledger.md, as printed there.
+    let out = run_auditor_script(&bundle);
+    assert_ok(&out, "the auditor's script");
     assert!(
-        stdout(&out).contains("ledger OK: 3 record(s)"),
+        stdout(&out).contains("chain intact: 3 record(s); 0 old-format")
+            && stdout(&out).contains("3 bound"),
         "{}",
         stdout(&out)
     );
 
-    // A tampered bundle fails, naming the record.
-    let ledger = bundle.join("ledger.jsonl");
-    let text = std::fs::read_to_string(&ledger).unwrap();
-    std::fs::write(
-        &ledger,
+    // Another machine: no token, no state dir, only the bundle.
+    let verify_bundle = |dir: &Path| {
+        run(Command::new(env!("CARGO_BIN_EXE_breakglass-ca"))
+            .args(["--state-dir", "/nonexistent", "log", "verify", "--bundle"])
+            .arg(dir)
+            .env_remove("SOFTHSM2_CONF"))
+    };
+    let out = verify_bundle(&bundle);
+    assert_ok(&out, "log verify --bundle");
+    assert!(
+        stdout(&out).contains("ledger OK: 3 record(s)")
+            && stdout(&out).contains("bound: 3 record(s), serials 1 to 3"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Tampered bundles fail, in both, naming the record. The first record's reason, alone:
+    let text = std::fs::read_to_string(bundle.join("ledger.jsonl")).unwrap();
+    let tampered = |name: &str, ledger: String| {
+        let dir = hsm.path(name);
+        std::fs::create_dir(&dir).unwrap();
+        for f in ["checkpoints.jsonl", "ca.pub", "allowed_signers"] {
+            std::fs::copy(bundle.join(f), dir.join(f)).unwrap();
+        }
+        std::fs::write(dir.join("ledger.jsonl"), ledger).unwrap();
+        dir
+    };
+    let alone = tampered(
+        "alone",
         text.replacen("\"reason\":\"INC-42 test\"", "\"reason\":\"routine\"", 1),
-    )
-    .unwrap();
-    let out = run(Command::new(env!("CARGO_BIN_EXE_breakglass-ca"))
-        .args(["log", "verify", "--bundle"])
-        .arg(&bundle));
-    assert_fails(&out, 1, "serial 1 was edited");
+    );
+    assert_fails(
+        &verify_bundle(&alone),
+        1,
+        "record serial 1 (line 1): its reason differs from its signed metadata",
+    );
+    let out = run_auditor_script(&alone);
+    assert!(
+        !out.status.success()
+            && stdout(&out).contains("FAILED: line 1: the record differs from its metadata"),
+        "{}",
+        stdout(&out)
+    );
+    // ...and in its metadata too (consistent, without the token): the binding tells.
+    let both = tampered("both", text.replacen("INC-42 test", "INC-43 test", 2));
+    assert_fails(
+        &verify_bundle(&both),
+        1,
+        "record serial 1 (line 1): its metadata is not what the token signed",
+    );
+    let out = run_auditor_script(&both);
+    assert!(
+        !out.status.success()
+            && stdout(&out).contains(
+                "FAILED: line 1: the certificate does not carry the hash of the record's metadata"
+            ),
+        "{}",
+        stdout(&out)
+    );
+    // A certificate whose signature was damaged: ssh-keygen -L refuses it.
+    let r: serde_json::Value = serde_json::from_str(text.lines().nth(2).unwrap()).unwrap();
+    let cert = r["certificate"].as_str().unwrap();
+    let blob = cert.split(' ').nth(1).unwrap();
+    let last = blob.len() - 6;
+    let flipped = if &blob[last..last + 1] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    let bad_cert = format!("{}{flipped}{}", &blob[..last], &blob[last + 1..]);
+    let broken = tampered("sig", text.replace(blob, &bad_cert));
+    assert_fails(&verify_bundle(&broken), 1, "record serial 3 (line 3)");
+    let out = run_auditor_script(&broken);
+    assert!(
+        !out.status.success() && stdout(&out).contains("FAILED: line 3:"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -337,14 +382,14 @@ fn log_lists_shows_and_refuses_a_tampered_ledger() {
     assert_fails(
         &run(hsm.cmd().args(["log", "verify"])),
         1,
-        "differs from what the token signed",
+        "record serial 1 (line 1): its metadata is not what the token signed",
     );
-    // mint compares the newest record with the token's newest checkpoint, and refuses.
+    // mint checks the newest record against its certificate's binding, and refuses.
     let out = hsm.mint(&key, &["-n", "breakglass", "-o", "-"]);
     assert_fails(
         &out,
         1,
-        "record serial 1 differs from what the token signed",
+        "the ledger's newest record (serial 1) does not verify: its metadata is not what the token signed",
     );
     assert_fails(&run(hsm.cmd().arg("status")), 1, "status found problems");
 }
@@ -371,26 +416,56 @@ fn output_dash_is_stdout_and_devices_are_never_replaced() {
 }
 
 #[test]
-fn records_cut_off_the_end_never_get_their_serials_reissued() {
+fn records_cut_off_the_end_show_against_an_earlier_bundle() {
+    // The one thing the ledger cannot show alone (docs/ledger.md section 4): the newest bound
+    // records cut off. An earlier bundle shows it, with the commands of section 7.3.
     let Some((hsm, key)) = setup() else { return };
     for _ in 0..3 {
         assert_ok(&hsm.mint(&key, &["-n", "breakglass", "-o", "-"]), "mint");
     }
+    let old = hsm.path("bundle-old");
+    assert_ok(
+        &run(hsm.cmd().args(["log", "export", "-o"]).arg(&old)),
+        "log export",
+    );
+    let prefix_check = |new: &Path| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(r#"head -c "$(wc -c < "$1/ledger.jsonl")" "$2/ledger.jsonl" | cmp - "$1/ledger.jsonl" &&
+  head -c "$(wc -c < "$1/checkpoints.jsonl")" "$2/checkpoints.jsonl" | cmp - "$1/checkpoints.jsonl" &&
+  echo "the old bundle is a prefix of the new one""#)
+            .arg("sh")
+            .arg(&old)
+            .arg(new)
+            .output()
+            .unwrap();
+        out.status.success()
+    };
+    assert_ok(&hsm.mint(&key, &["-n", "breakglass", "-o", "-"]), "mint 4");
+    let new = hsm.path("bundle-new");
+    assert_ok(
+        &run(hsm.cmd().args(["log", "export", "-o"]).arg(&new)),
+        "log export",
+    );
+    assert!(
+        prefix_check(&new),
+        "an intact ledger continues its old bundle"
+    );
+    // Cut serials 3 and 4: the ledger alone still verifies...
     let path = hsm.state.join("ledger.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
     let kept: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
     std::fs::write(&path, kept).unwrap();
-    let out = hsm.mint(&key, &["-n", "breakglass", "-o", "-"]);
-    assert_fails(
-        &out,
-        1,
-        "the token signed the ledger up to serial 3, but it now ends at serial 2",
+    assert!(verify_ok(&hsm).contains("ledger OK: 2 record(s)"));
+    // ...but not against the earlier bundle.
+    let cut = hsm.path("bundle-cut");
+    assert_ok(
+        &run(hsm.cmd().args(["log", "export", "-o"]).arg(&cut)),
+        "log export",
     );
-    assert_fails(&run(hsm.cmd().arg("status")), 1, "status found problems");
-    assert_fails(
-        &run(hsm.cmd().args(["log", "verify"])),
-        1,
-        "covers serial 3, but the ledger ends at serial 2",
+    assert!(
+        !prefix_check(&cut),
+        "the cut ledger passed the prefix check"
     );
 }
 
@@ -420,8 +495,8 @@ fn a_replaced_ca_starts_a_fresh_ledger_and_the_old_one_is_kept() {
         .collect();
     assert_eq!(
         retired.len(),
-        4,
-        "ledger, checkpoints, ca.pub and config.toml: {retired:?}"
+        3,
+        "ledger, ca.pub and config.toml (a bound ledger has no checkpoints): {retired:?}"
     );
     let out = run(hsm.cmd().args(["pubkey", "-o", "-"]));
     assert!(stdout(&out).starts_with("ecdsa-sha2-nistp256 ") && !Path::new("-").exists());

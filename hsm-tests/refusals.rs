@@ -485,7 +485,11 @@ fn custom_options_reach_the_certificate_and_the_screen() {
         "{err}"
     );
     assert!(
-        summary.contains("extensions:  login@github.com=alice"),
+        summary.contains("extensions:  login@github.com=alice\n"),
+        "{err}"
+    );
+    assert!(
+        summary.contains("ledger:      bound to its record (ledger-binding-v1@breakglass-ca="),
         "{err}"
     );
 }

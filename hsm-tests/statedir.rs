@@ -98,9 +98,9 @@ fn retirements_keep_config_toml_and_never_overwrite_an_earlier_set() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains("-retired-"))
         .collect();
-    // First set: ledger, checkpoints, ca.pub, config.toml. Second: ca.pub and config.toml
-    // (that CA issued nothing).
-    assert_eq!(retired.len(), 6, "{retired:?}");
+    // First set: ledger, ca.pub, config.toml (a bound ledger has no checkpoints). Second:
+    // ca.pub and config.toml (that CA issued nothing).
+    assert_eq!(retired.len(), 5, "{retired:?}");
     let configs: Vec<Vec<u8>> = retired
         .iter()
         .filter(|n| n.starts_with("config-retired-"))
@@ -149,13 +149,7 @@ fn state_files_are_private_whatever_the_umask() {
     );
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode(&hsm.state), 0o700, "state directory");
-    for name in [
-        "config.toml",
-        "ca.pub",
-        "ledger.jsonl",
-        "checkpoints.jsonl",
-        "ledger.lock",
-    ] {
+    for name in ["config.toml", "ca.pub", "ledger.jsonl", "ledger.lock"] {
         assert_eq!(mode(&hsm.state.join(name)), 0o600, "{name}");
     }
     assert_eq!(mode(&cert_path(&key)), 0o644, "the certificate");
@@ -240,6 +234,13 @@ fn outputs_inside_the_state_directory_are_refused_before_anything_is_issued() {
 fn links_in_the_state_directory_are_never_followed() {
     let Some((hsm, key)) = setup() else { return };
     mint_ok(&hsm, &key);
+    // A bound ledger has no checkpoints.jsonl; one that is there (an old ledger's) is read.
+    std::fs::write(hsm.state.join("checkpoints.jsonl"), b"").unwrap();
+    std::fs::set_permissions(
+        hsm.state.join("checkpoints.jsonl"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     for name in [
         "ledger.jsonl",
         "checkpoints.jsonl",
@@ -313,10 +314,14 @@ fn a_state_directory_or_config_others_can_write_is_refused() {
 }
 
 #[test]
-fn a_removed_checkpoint_file_is_an_error_in_mint_status_and_verify() {
-    let Some((hsm, key)) = setup() else { return };
-    mint_ok(&hsm, &key);
-    mint_ok(&hsm, &key);
+fn a_removed_checkpoint_file_is_an_error_until_a_bound_record_covers_the_old_ones() {
+    if !require(&["softhsm2-util", "ssh-keygen", MODULE]) {
+        return;
+    }
+    // A 0.1.0 ledger (format 1) needs its checkpoints with checkpoints = true.
+    let hsm = fixture_0_1_0();
+    let key = keygen(hsm.dir.path(), "req", &["-t", "ed25519"], "alice@laptop");
+    let cps = std::fs::read(hsm.state.join("checkpoints.jsonl")).unwrap();
     std::fs::remove_file(hsm.state.join("checkpoints.jsonl")).unwrap();
     refused_unchanged(
         &hsm,
@@ -335,6 +340,27 @@ fn a_removed_checkpoint_file_is_an_error_in_mint_status_and_verify() {
         1,
         "checkpoints.jsonl is missing",
     );
+    // Restored, and continued by a bound record: its signed link covers the old records,
+    // so their checkpoints are no longer needed.
+    std::fs::write(hsm.state.join("checkpoints.jsonl"), &cps).unwrap();
+    std::fs::set_permissions(
+        hsm.state.join("checkpoints.jsonl"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    assert!(mint_ok(&hsm, &key).contains("Issued serial 4 "));
+    std::fs::remove_file(hsm.state.join("checkpoints.jsonl")).unwrap();
+    assert_ok(&run(hsm.cmd().arg("status")), "status");
+    let out = run(hsm.cmd().args(["log", "verify"]));
+    assert_ok(&out, "log verify");
+    assert!(
+        stdout(&out).contains(
+            "old format (no ledger binding): 3 record(s), serials 1 to 3; checkpoints: 0"
+        ) && stdout(&out).contains("bound: 1 record(s), serials 4 to 4"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(mint_ok(&hsm, &key).contains("Issued serial 5 "));
 }
 
 #[test]
@@ -452,7 +478,7 @@ fn log_export_writes_exactly_what_it_verified() {
     for name in ["ledger.jsonl", "checkpoints.jsonl"] {
         assert_eq!(
             std::fs::read(bundle.join(name)).unwrap(),
-            std::fs::read(hsm.state.join(name)).unwrap(),
+            std::fs::read(hsm.state.join(name)).unwrap_or_default(),
             "{name}"
         );
     }
@@ -465,7 +491,138 @@ fn log_export_writes_exactly_what_it_verified() {
         &hsm,
         hsm.cmd().args(["log", "export", "-o"]).arg(&second),
         1,
-        "serial 1 was edited",
+        "record serial 1 (line 1): its reason differs from its signed metadata",
     );
     assert!(!second.exists());
+}
+
+#[test]
+fn old_state_directory_verifies_and_is_continued_by_bound_records() {
+    if !require(&[
+        "softhsm2-util",
+        "ssh-keygen",
+        "jq",
+        "sha256sum",
+        "od",
+        "sh",
+        MODULE,
+    ]) {
+        return;
+    }
+    let hsm = fixture_0_1_0();
+    let before = |name: &str| std::fs::read(hsm.state.join(name)).unwrap();
+    let (ledger_0, cps_0) = (before("ledger.jsonl"), before("checkpoints.jsonl"));
+    let out = run(hsm.cmd().args(["log", "verify"]));
+    assert_ok(&out, "log verify of the 0.1.0 ledger");
+    assert_eq!(
+        stdout(&out).lines().skip(1).collect::<Vec<_>>(),
+        ["old format (no ledger binding): 3 record(s), serials 1 to 3; checkpoints: 3 signed by the CA token; the newest covers serial 3"],
+        "{}",
+        stdout(&out)
+    );
+    assert_ok(&run(hsm.cmd().arg("status")), "status");
+    let key = keygen(hsm.dir.path(), "req", &["-t", "ed25519"], "dave@laptop");
+    assert!(mint_ok(&hsm, &key).contains("Issued serial 4 "));
+    assert!(mint_ok(&hsm, &key).contains("Issued serial 5 "));
+    // The old records and checkpoints are untouched; no checkpoint was signed.
+    let ledger = before("ledger.jsonl");
+    assert_eq!(&ledger[..ledger_0.len()], &ledger_0[..]);
+    assert_eq!(before("checkpoints.jsonl"), cps_0);
+    let out = run(hsm.cmd().args(["log", "verify"]));
+    assert_ok(&out, "log verify");
+    assert!(
+        stdout(&out).contains("ledger OK: 5 record(s), serials 1 to 5")
+            && stdout(&out).contains("checkpoints: 3 signed by the CA token; the newest covers serial 3, and all of them by serial 4's binding")
+            && stdout(&out).contains("bound: 2 record(s), serials 4 to 5"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).lines().all(|l| !l.starts_with("warning")));
+    // The bundle: the old checkpoint checked by ssh-keygen -Y verify, and the whole ledger by
+    // the auditor's script.
+    let bundle = hsm.path("bundle");
+    assert_ok(
+        &run(hsm.cmd().args(["log", "export", "-o"]).arg(&bundle)),
+        "log export",
+    );
+    let msg = std::fs::read_to_string(bundle.join("checkpoint-latest.msg")).unwrap();
+    assert!(msg.contains("serial 3\n"), "{msg}");
+    let verify = run(std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ssh-keygen -Y verify -f allowed_signers -I breakglass-ca -n breakglass-ca-ledger -s checkpoint-latest.sig < checkpoint-latest.msg")
+        .current_dir(&bundle));
+    assert_ok(&verify, "ssh-keygen -Y verify");
+    let out = run_auditor_script(&bundle);
+    assert_ok(&out, "the auditor's script");
+    assert!(
+        stdout(&out).contains("chain intact: 5 record(s); 3 old-format, the newest checkpoint covers serial 3; 2 bound"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn old_state_directory_checkpoints_still_catch_a_cut() {
+    if !require(&["softhsm2-util", "ssh-keygen", MODULE]) {
+        return;
+    }
+    let hsm = fixture_0_1_0();
+    let key = keygen(hsm.dir.path(), "req", &["-t", "ed25519"], "dave@laptop");
+    let path = hsm.state.join("ledger.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, kept).unwrap();
+    refused_unchanged(
+        &hsm,
+        hsm.cmd()
+            .args(["mint", "--reason", "r", "-n", "x", "-o", "-"])
+            .arg(&key),
+        1,
+        "the token signed the ledger up to serial 3, but it now ends at serial 2",
+    );
+    assert_fails(&run(hsm.cmd().arg("status")), 1, "status found problems");
+    assert_fails(
+        &run(hsm.cmd().args(["log", "verify"])),
+        1,
+        "covers serial 3, but the ledger ends at serial 2",
+    );
+}
+
+#[test]
+fn one_token_signature_per_mint_through_pkcs11_spy() {
+    const SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so";
+    if !require(&["softhsm2-util", "ssh-keygen", MODULE, SPY]) {
+        return;
+    }
+    let hsm = fixture_0_1_0();
+    let key = keygen(hsm.dir.path(), "req", &["-t", "ed25519"], "dave@laptop");
+    let log = hsm.path("spy.log");
+    for n in 1..=2 {
+        let out = run(hsm
+            .cmd()
+            .args([
+                "--ca",
+                &format!("pkcs11:token=fixture-010?module-path={SPY}"),
+                "mint",
+                "--reason",
+                "INC-9 spy",
+                "-n",
+                "breakglass",
+                "-o",
+                "-",
+            ])
+            .arg(&key)
+            .env("PKCS11SPY", MODULE)
+            .env("PKCS11SPY_OUTPUT", &log));
+        assert_ok(&out, "mint through pkcs11-spy");
+        let calls = std::fs::read_to_string(&log).unwrap();
+        let count = |call: &str| {
+            calls
+                .lines()
+                .filter(|l| l.split(": ").nth(1) == Some(call))
+                .count()
+        };
+        assert_eq!(count("C_SignInit"), n, "one C_SignInit per mint:\n{calls}");
+        assert_eq!(count("C_Login"), n, "one C_Login per mint");
+    }
 }

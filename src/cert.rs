@@ -68,7 +68,7 @@ fn is_known_name(name: &str) -> bool {
     KNOWN_CRITICAL
         .iter()
         .chain(EXTENSIONS)
-        .chain(&[NO_TOUCH_REQUIRED])
+        .chain(&[NO_TOUCH_REQUIRED, crate::ledger::binding::EXTENSION])
         .any(|k| k.eq_ignore_ascii_case(name))
 }
 
@@ -157,6 +157,12 @@ fn check_custom_name(opt: &str, name: &str) -> Result<()> {
         return Err(option_error(
             opt,
             "the name must be printable ASCII without spaces, at most 255 bytes",
+        ));
+    }
+    if name.eq_ignore_ascii_case(crate::ledger::binding::EXTENSION) {
+        return Err(option_error(
+            opt,
+            "this extension is the ledger binding, which mint puts into every certificate itself",
         ));
     }
     if is_known_name(name) {
@@ -329,6 +335,9 @@ pub struct CertSpec {
     pub principals: Vec<String>,
     pub window: Window,
     pub options: CertOptions,
+    /// The ledger binding (the hash of the record's metadata), put into the certificate as
+    /// the extension [`crate::ledger::binding::EXTENSION`].
+    pub binding: Option<String>,
 }
 
 fn unix(t: DateTime<Utc>) -> u64 {
@@ -359,6 +368,11 @@ pub fn sign(ca: &dyn CaKey, spec: &CertSpec) -> Result<Certificate> {
     for (name, value) in &spec.options.extensions {
         builder
             .extension(name.clone(), value.clone())
+            .map_err(build)?;
+    }
+    if let Some(binding) = &spec.binding {
+        builder
+            .extension(crate::ledger::binding::EXTENSION, binding.clone())
             .map_err(build)?;
     }
     // The comment is not signed; the requester chose it. It goes into the -cert.pub file and
@@ -393,6 +407,7 @@ pub fn verify(cert: &Certificate, ca: &KeyData, spec: &CertSpec) -> Result<()> {
         || cert.valid_principals() != spec.principals.as_slice()
         || cert.key_id() != spec.key_id
         || cert.cert_type() != CertType::User
+        || cert.extensions().get(crate::ledger::binding::EXTENSION) != spec.binding.as_ref()
     {
         return Err(fail("its contents differ from the request"));
     }
@@ -456,6 +471,14 @@ mod tests {
     fn bad_options_refused() {
         for (opt, why) in [
             ("permit-everything", "unknown extension"),
+            (
+                "extension:ledger-binding-v1@breakglass-ca=00",
+                "the ledger binding",
+            ),
+            (
+                "critical:Ledger-Binding-V1@breakglass-ca",
+                "the ledger binding",
+            ),
             ("frobnicate", "unknown option"),
             ("force-command", "needs a value"),
             ("force-command=", "needs a value"),

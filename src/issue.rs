@@ -1,6 +1,7 @@
 //! Issuing one certificate: policy checks that need the CA, the clock rule, serial allocation,
-//! signing, self-verification and the durable ledger record, in the order that keeps the
-//! ledger's promise (record fsynced before the certificate exists anywhere else).
+//! the record's metadata bound into the certificate, signing (one token signature),
+//! self-verification and the durable ledger record, in the order that keeps the ledger's
+//! promise (record fsynced before the certificate exists anywhere else).
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use ssh_key::{Certificate, PublicKey};
@@ -9,6 +10,7 @@ use crate::backend::CaKey;
 use crate::cert::{self, CertOptions, CertSpec};
 use crate::error::{Error, Result};
 use crate::key;
+use crate::ledger::binding::{self, Metadata};
 use crate::ledger::{Locked, Record, Repaired, Tail};
 use crate::policy::{self, Policy, ValidityRequest, Window};
 use crate::text;
@@ -43,9 +45,6 @@ pub struct MintRequest {
 #[derive(Debug)]
 pub struct Issued {
     pub certificate: Certificate,
-    /// Why the ledger checkpoint could not be signed, if it could not (the record itself is
-    /// durable, so the certificate is still good to hand out).
-    pub checkpoint_failed: Option<Error>,
     /// The certificate as one OpenSSH line (what goes into `-cert.pub`).
     pub line: String,
     pub record: Record,
@@ -173,18 +172,13 @@ pub fn check_window(
 }
 
 /// Issue one certificate. `ca` must be logged in, and `locked` the ledger of this CA, locked
-/// (see [`crate::ledger::Ledger::lock`]): check what needs the ledger's tail and the clock,
-/// re-check that the ledger is unchanged, sign and self-check the certificate, append and
-/// fsync its record (repairing an earlier crash first), then (if `checkpoint`) have the token
-/// sign the new ledger head. The caller writes the certificate out afterwards and then drops
-/// the lock. A batch of one: see [`issue_batch`].
+/// (see [`crate::ledger::Ledger::lock`]). A batch of one: see [`issue_batch`].
 pub fn issue(
     ca: &dyn CaKey,
     locked: &mut Locked<'_>,
     policy: &Policy,
     req: &MintRequest,
     clock: &dyn Clock,
-    checkpoint: bool,
 ) -> Result<Issued> {
     let batch = issue_batch(
         ca,
@@ -192,7 +186,6 @@ pub fn issue(
         policy,
         std::slice::from_ref(req),
         clock,
-        checkpoint,
         &|_| Ok(()),
     )?;
     let Some(Signed {
@@ -207,7 +200,6 @@ pub fn issue(
     };
     Ok(Issued {
         certificate,
-        checkpoint_failed: batch.checkpoint_failed,
         line,
         record,
         repaired: batch.repaired,
@@ -228,35 +220,33 @@ pub struct Signed {
 #[derive(Debug)]
 pub struct Batch {
     pub certificates: Vec<Signed>,
-    /// Why the ledger checkpoint over the batch could not be signed, if it could not (the
-    /// records are durable, so the certificates are still good to hand out).
-    pub checkpoint_failed: Option<Error>,
     /// What the ledger repaired before it appended the batch (an earlier mint's crash).
     pub repaired: Option<Repaired>,
 }
 
-/// How many signatures the token makes for a batch of `keys` certificates: one per
-/// certificate, and (with `checkpoint`) one checkpoint over the batch's last record.
-pub fn signatures(keys: usize, checkpoint: bool) -> usize {
-    keys.saturating_add(usize::from(checkpoint))
+/// How many signatures the token makes for a batch of `keys` certificates: one each. The
+/// ledger binding in each certificate makes a checkpoint signature unnecessary.
+pub fn signatures(keys: usize) -> usize {
+    keys
 }
 
 /// Issue one certificate per request, in order, at consecutive serials, with one login (`ca`
-/// must be logged in) and one group commit. Under the lock (`locked`, as for [`issue`]): the
-/// ledger is re-checked unchanged, then each certificate is specified against the tail the one
-/// before it leaves (every check of [`issue`] made again for each), signed and self-checked,
-/// and its record chained in memory; `between(i)` runs before the signature of request `i`
-/// (from the second on), where the caller may stop: nothing is written until every
-/// certificate is signed. Then all the records are appended and fsynced at once (see
-/// [`Locked::append_all`]) and, if `checkpoint`, the token signs one checkpoint over the last.
-/// The caller writes the certificates out afterwards and then drops the lock.
+/// must be logged in) and one group commit. Under the lock (`locked`): the ledger is
+/// re-checked unchanged, then for each request, against the tail the one before it leaves
+/// (every check made again for each): the record's metadata is built and its hash put into the
+/// certificate (the ledger binding, see [`crate::ledger::binding`]), the token signs the
+/// certificate (its one signature), the certificate is self-checked and its record chained in
+/// memory. `between(i)` runs before the signature of request `i` (from the second on), where
+/// the caller may stop: nothing is written until every certificate is signed. Then all the
+/// records are appended and fsynced at once (see [`Locked::append_all`]). No checkpoint is
+/// signed: each certificate's signature covers its record and its link. The caller writes the
+/// certificates out afterwards and then drops the lock.
 pub fn issue_batch(
     ca: &dyn CaKey,
     locked: &mut Locked<'_>,
     policy: &Policy,
     reqs: &[MintRequest],
     clock: &dyn Clock,
-    checkpoint: bool,
     between: &dyn Fn(usize) -> Result<()>,
 ) -> Result<Batch> {
     let ca_fp = crate::key::fingerprint(ca.public_key());
@@ -272,7 +262,10 @@ pub fn issue_batch(
         if i > 0 {
             between(i)?;
         }
-        let spec = cert_spec(policy, req, &tail, now)?;
+        let mut spec = cert_spec(policy, req, &tail, now)?;
+        let metadata = metadata(req, &spec, ca_fp.clone(), now, tail.prev_hash.clone())?;
+        let text = binding::encode(&metadata)?;
+        spec.binding = Some(binding::hash(&text));
         if i == 0 {
             // Nothing is signed for a serial another writer took meanwhile (see
             // `check_unchanged`; the group commit checks again).
@@ -282,16 +275,7 @@ pub fn issue_batch(
         let line = certificate
             .to_openssh()
             .map_err(|e| Error::ssh("cannot encode the certificate", e))?;
-        let prev_hash = tail.prev_hash.clone();
-        let record = ledger_record(
-            req,
-            spec,
-            &certificate,
-            &line,
-            ca_fp.clone(),
-            now,
-            prev_hash,
-        )?;
+        let record = metadata.record(text, cert::certificate_sha256(&certificate)?, line.clone());
         tail = tail.after(&record)?.1;
         certificates.push(Signed {
             certificate,
@@ -301,14 +285,8 @@ pub fn issue_batch(
     }
     let records: Vec<Record> = certificates.iter().map(|c| c.record.clone()).collect();
     let appended = locked.append_all(&records)?;
-    let checkpoint_failed = if checkpoint {
-        locked.sign_checkpoint(ca, &appended).err()
-    } else {
-        None
-    };
     Ok(Batch {
         certificates,
-        checkpoint_failed,
         repaired: appended.repaired,
     })
 }
@@ -341,39 +319,76 @@ fn cert_spec(
         principals: req.principals.clone(),
         window,
         options: req.options.clone(),
+        binding: None,
     })
 }
 
-/// The ledger record of `certificate` (signed from `spec`, `line` its OpenSSH line), issued
-/// `now` by the CA `ca_fp`, chained to `prev_hash`.
-fn ledger_record(
+/// The metadata of the record of the certificate `spec` describes, issued `now` by the CA
+/// `ca_fp`, chained to `prev_hash`, with a fresh salt: everything the record holds but the
+/// certificate, and what the certificate's ledger binding is the hash of.
+fn metadata(
     req: &MintRequest,
-    spec: CertSpec,
-    certificate: &Certificate,
-    line: &str,
+    spec: &CertSpec,
     ca_fp: String,
     now: DateTime<Utc>,
     prev_hash: String,
-) -> Result<Record> {
-    Ok(Record {
+) -> Result<Metadata> {
+    Ok(Metadata {
+        format: binding::FORMAT,
         serial: spec.serial,
-        key_id: spec.key_id,
-        principals: spec.principals,
+        key_id: spec.key_id.clone(),
+        principals: spec.principals.clone(),
         valid_after: rfc3339(spec.window.valid_after),
         valid_before: rfc3339(spec.window.valid_before),
         requester_key_type: req.subject.algorithm().to_string(),
         requester_fingerprint: crate::key::fingerprint(req.subject.key_data()),
         requester_comment: req.requester.clone(),
         reason: req.reason.clone(),
-        critical_options: spec.options.critical,
-        extensions: spec.options.extensions.into_keys().collect(),
-        certificate_sha256: cert::certificate_sha256(certificate)?,
-        certificate: line.to_string(),
+        critical_options: spec.options.critical.clone(),
+        extensions: spec.options.extensions.keys().cloned().collect(),
         ca_fingerprint: ca_fp,
         issued_at: rfc3339(now),
         host: gethostname::gethostname().to_string_lossy().into_owned(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         prev_hash,
+        binding_salt: binding::new_salt()?,
+    })
+}
+
+/// Issue one certificate as 0.1.0 and 0.2.0 did, for tests of old ledgers: no ledger binding,
+/// a format-1 record, then a checkpoint signed by the token over the new head (two
+/// signatures).
+#[cfg(test)]
+pub(crate) fn issue_format1(
+    ca: &dyn CaKey,
+    locked: &mut Locked<'_>,
+    policy: &Policy,
+    req: &MintRequest,
+    clock: &dyn Clock,
+) -> Result<Issued> {
+    let ca_fp = crate::key::fingerprint(ca.public_key());
+    let tail = locked.tail().clone();
+    let now = clock.now();
+    let spec = cert_spec(policy, req, &tail, now)?;
+    let mut meta = metadata(req, &spec, ca_fp, now, tail.prev_hash)?;
+    meta.format = 1;
+    let certificate = cert::sign(ca, &spec)?;
+    let line = certificate.to_openssh().unwrap();
+    let mut record = meta.record(
+        String::new(),
+        cert::certificate_sha256(&certificate)?,
+        line.clone(),
+    );
+    record.format = None;
+    record.metadata = None;
+    let appended = locked.append(&record)?;
+    let cp = crate::ledger::checkpoint::sign(ca, appended.serial, &appended.head)?;
+    locked.append_checkpoint(&cp)?;
+    Ok(Issued {
+        certificate,
+        line,
+        record,
+        repaired: appended.repaired,
     })
 }
 
@@ -511,23 +526,67 @@ mod tests {
         }
     }
 
-    /// A software CA key that counts its signatures.
-    struct Counting(crate::backend::soft::SoftKey, std::cell::Cell<usize>);
+    /// A CA key that counts the token signatures it is asked for.
+    struct Counting {
+        key: crate::backend::soft::SoftKey,
+        signatures: std::cell::Cell<usize>,
+    }
 
     impl CaKey for Counting {
         fn public_key(&self) -> &ssh_key::public::KeyData {
-            self.0.public_key()
+            self.key.public_key()
         }
         fn info(&self) -> crate::backend::KeyInfo {
-            self.0.info()
+            self.key.info()
         }
         fn login(&mut self, pin: &crate::pin::Pin) -> Result<()> {
-            self.0.login(pin)
+            self.key.login(pin)
         }
         fn sign(&self, message: &[u8]) -> Result<crate::backend::TokenSignature> {
-            self.1.set(self.1.get() + 1);
-            self.0.sign(message)
+            self.signatures.set(self.signatures.get() + 1);
+            self.key.sign(message)
         }
+    }
+
+    #[test]
+    fn one_token_signature_per_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Counting {
+            key: crate::backend::soft::SoftKey::new(5),
+            signatures: std::cell::Cell::new(0),
+        };
+        let ledger = crate::ledger::Ledger::new(dir.path()).require_checkpoints(true);
+        let subject = PublicKey::from_openssh(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNavtkUczswcdQ6Tv9hME8G/tCojuHEEgwNfhaEp9TO alice@laptop",
+        )
+        .unwrap();
+        let req = MintRequest {
+            subject,
+            requester: "alice".into(),
+            principals: vec!["breakglass".into()],
+            reason: "INC-1".into(),
+            key_id: None,
+            validity: ValidityRequest::default(),
+            options: CertOptions::default(),
+        };
+        for n in 1..=3 {
+            let mut locked = ledger.lock(&key::fingerprint(ca.public_key())).unwrap();
+            let issued = issue(&ca, &mut locked, &Policy::default(), &req, &SystemClock).unwrap();
+            assert_eq!(issued.record.serial, n);
+            assert_eq!(ca.signatures.get(), n as usize, "one signature per mint");
+            // The certificate carries the hash of the record's metadata.
+            let text = issued.record.metadata.as_deref().unwrap();
+            assert_eq!(
+                issued.certificate.extensions().get(binding::EXTENSION),
+                Some(&binding::hash(text))
+            );
+        }
+        // No checkpoint file, and none needed.
+        assert!(!dir.path().join(crate::ledger::checkpoint::FILE).exists());
+        // 0.2.0's way made two.
+        let mut locked = ledger.lock(&key::fingerprint(ca.public_key())).unwrap();
+        issue_format1(&ca, &mut locked, &Policy::default(), &req, &SystemClock).unwrap();
+        assert_eq!(ca.signatures.get(), 5);
     }
 
     struct Fixed(DateTime<Utc>);
@@ -557,9 +616,12 @@ mod tests {
 
     #[test]
     fn a_batch_signs_in_order_and_commits_once() {
-        use crate::ledger::{checkpoint, Ledger};
+        use crate::ledger::Ledger;
         let dir = tempfile::tempdir().unwrap();
-        let ca = Counting(crate::backend::soft::SoftKey::new(9), Default::default());
+        let ca = Counting {
+            key: crate::backend::soft::SoftKey::new(9),
+            signatures: Default::default(),
+        };
         let ca_fp = key::fingerprint(ca.public_key());
         let ledger = Ledger::new(dir.path());
         crate::ledger::testing::issue(&ledger, &ca_fp);
@@ -572,7 +634,6 @@ mod tests {
             &Policy::default(),
             &reqs,
             &Fixed(at(3)),
-            true,
             &|i| {
                 asked.borrow_mut().push(i);
                 Ok(())
@@ -581,10 +642,9 @@ mod tests {
         .unwrap();
         drop(locked);
         assert_eq!(*asked.borrow(), [1, 2]);
-        // One signature per certificate and one checkpoint over the last record.
-        assert_eq!(ca.1.get(), signatures(3, true));
-        assert_eq!(signatures(3, true), 4);
-        assert_eq!(signatures(1, false), 1);
+        // One signature per certificate, and no checkpoint.
+        assert_eq!(ca.signatures.get(), signatures(3));
+        assert_eq!(signatures(3), 3);
         let serials: Vec<u64> = batch.certificates.iter().map(|c| c.record.serial).collect();
         assert_eq!(serials, [2, 3, 4]);
         let all = ledger.read().unwrap();
@@ -597,20 +657,25 @@ mod tests {
             assert!(all.iter().any(|(_, r)| *r == signed.record));
         }
         assert_eq!(batch.certificates[1].record.key_id, "user1#3:INC-1-batch");
-        // The chain links through the batch, and the one checkpoint covers its last record.
+        // The chain links through the batch, each record bound into its certificate.
         crate::ledger::chain_heads(&all, &ca_fp).unwrap();
-        let cps = std::fs::read(dir.path().join(checkpoint::FILE)).unwrap();
-        let cp = checkpoint::parse_line(cps.strip_suffix(b"\n").unwrap()).unwrap();
-        assert_eq!(cp.serial, 4);
-        assert_eq!(cp.head, crate::ledger::hex_sha256(all[3].0.as_bytes()));
-        checkpoint::verify(&cp, ca.public_key()).unwrap();
+        for signed in &batch.certificates {
+            let text = signed.record.metadata.as_deref().unwrap();
+            assert_eq!(
+                signed.certificate.extensions().get(binding::EXTENSION),
+                Some(&binding::hash(text))
+            );
+        }
     }
 
     #[test]
     fn a_batch_stopped_between_signatures_writes_nothing() {
         use crate::ledger::Ledger;
         let dir = tempfile::tempdir().unwrap();
-        let ca = Counting(crate::backend::soft::SoftKey::new(9), Default::default());
+        let ca = Counting {
+            key: crate::backend::soft::SoftKey::new(9),
+            signatures: Default::default(),
+        };
         let ca_fp = key::fingerprint(ca.public_key());
         let ledger = Ledger::new(dir.path()).require_checkpoints(true);
         let before = crate::ledger::testing::snapshot(dir.path());
@@ -621,7 +686,6 @@ mod tests {
             &Policy::default(),
             &requests(4),
             &Fixed(at(3)),
-            true,
             &|i| match i {
                 2 => Err(Error::interrupted(2, "stopped")),
                 _ => Ok(()),
@@ -629,7 +693,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, Error::Interrupted { .. }), "{err}");
-        assert_eq!(ca.1.get(), 2, "two certificates signed, then stopped");
+        assert_eq!(
+            ca.signatures.get(),
+            2,
+            "two certificates signed, then stopped"
+        );
         drop(locked);
         let after = crate::ledger::testing::snapshot(dir.path());
         assert_eq!(

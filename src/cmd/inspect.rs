@@ -334,6 +334,7 @@ mod tests {
                 valid_before: now + chrono::TimeDelta::minutes(10),
             },
             options,
+            binding: None,
         };
         let cert = cert::sign(ca, &spec).unwrap();
         // The comment is outside the signature: anyone can put anything there.

@@ -188,15 +188,41 @@ fn verify_dir(dir: &Path, ca: KeyData, required: bool) -> Result<Checked> {
         report.last_serial,
         ca.fingerprint(HashAlg::Sha256)
     ))?;
-    ui::print(format!(
-        "checkpoints: {} signed by the CA token; the newest covers serial {}",
-        report.checkpoints,
-        report.last_signed_serial()
-    ))?;
+    for line in parts(report) {
+        ui::print(line)?;
+    }
     for w in &report.warnings {
         ui::print(format!("warning: {w}"))?;
     }
     Ok(Checked { ca, verified })
+}
+
+/// The lines of `log verify` that say what covers which part of the ledger: the format-1
+/// records (0.1.0 and 0.2.0) and their checkpoints, then the bound records.
+fn parts(report: &crate::ledger::Report) -> Vec<String> {
+    let old = report.old_records;
+    let mut out = Vec::new();
+    if old > 0 || report.checkpoints > 0 {
+        let covered = if report.bound_records > 0 && old > 0 {
+            format!(", and all of them by serial {}'s binding", old + 1)
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "old format (no ledger binding): {old} record(s), serials 1 to {old}; checkpoints: {} signed by the CA token; the newest covers serial {}{covered}",
+            report.checkpoints,
+            report.last_signed_serial()
+        ));
+    }
+    if report.bound_records > 0 {
+        out.push(format!(
+            "bound: {} record(s), serials {} to {}; each certificate carries its record's ledger binding, signed with it by the CA token",
+            report.bound_records,
+            old + 1,
+            report.last_serial
+        ));
+    }
+    out
 }
 
 /// `log export`: verify, then write exactly the bytes verified into a new directory.
@@ -238,9 +264,13 @@ fn export(g: &Globals, out: &Path) -> Result<()> {
         "breakglass-ca ledger bundle\n\nCA: {fp}\nrecords: {} (serials 1 to {})\n\n\
          1. Check the CA fingerprint above against the printed key sheet or a host's TrustedUserCAKeys:\n\
          \x20  ssh-keygen -l -E sha256 -f ca.pub\n\
-         2. Verify everything (chain, checkpoints, every certificate) with the tool, no token needed:\n\
-         \x20  breakglass-ca log verify --bundle .\n",
-        report.last_serial, report.last_serial
+         2. Verify everything (chain, checkpoints, every certificate and its ledger binding) with the tool, no token needed:\n\
+         \x20  breakglass-ca log verify --bundle .\n\
+         \x20  Without it: the auditor's scripts in docs/ledger.md (section 7.2) check the chain, each record's binding\n\
+         \x20  (jq -r .metadata | sha256sum against the certificate's {ext} extension) and the checkpoint.\n",
+        report.last_serial,
+        report.last_serial,
+        ext = crate::ledger::binding::EXTENSION
     );
     if let Some(cp) = &report.newest_checkpoint {
         write_new(

@@ -76,7 +76,7 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     let (uri, mut ca) = g.open_ca(Some(&config), true)?;
     show_request(&keys, &preview, forced.as_deref(), locked.tail().serial);
     if keys.len() > 1 {
-        show_signatures(keys.len(), config.checkpoints, &ca.info());
+        show_signatures(keys.len(), &ca.info());
     }
     g.unlock(&signals, &uri, ca.as_mut(), args.force)?;
 
@@ -101,7 +101,6 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         &config.policy,
         &reqs,
         &SystemClock,
-        config.checkpoints,
         &between,
     )?;
     show_issue_notes(&batch);
@@ -340,22 +339,18 @@ fn show_request(keys: &[Key], preview: &Window, forced: Option<&str>, first: u64
 
 /// A batch: how many signatures the token will make, and how many touches a YubiKey with touch
 /// policy `always` will want.
-fn show_signatures(keys: usize, checkpoint: bool, info: &KeyInfo) {
-    for line in signature_lines(keys, checkpoint, info) {
+fn show_signatures(keys: usize, info: &KeyInfo) {
+    for line in signature_lines(keys, info) {
         say(line);
     }
 }
 
-/// "Signatures:     the token will sign 4 times: 3 certificates and 1 ledger checkpoint", and
-/// the touches when every signature needs one.
-fn signature_lines(keys: usize, checkpoint: bool, info: &KeyInfo) -> Vec<String> {
-    let count = issue::signatures(keys, checkpoint);
-    let what = match checkpoint {
-        true => format!("{keys} certificates and 1 ledger checkpoint"),
-        false => format!("{keys} certificates"),
-    };
+/// "Signatures:     the token will sign 3 times: 3 certificates", and the touches when every
+/// signature needs one.
+fn signature_lines(keys: usize, info: &KeyInfo) -> Vec<String> {
+    let count = issue::signatures(keys);
     let mut lines = vec![format!(
-        "Signatures:     the token will sign {count} times: {what}"
+        "Signatures:     the token will sign {count} times: {keys} certificates"
     )];
     if info.touch_always {
         lines.push(format!(
@@ -365,18 +360,8 @@ fn signature_lines(keys: usize, checkpoint: bool, info: &KeyInfo) -> Vec<String>
     lines
 }
 
-/// What happened beside the issuance: a checkpoint the token could not sign, a ledger
-/// repaired after an earlier mint's crash.
+/// What happened beside the issuance: a ledger repaired after an earlier mint's crash.
 fn show_issue_notes(batch: &Batch) {
-    if let Some(e) = &batch.checkpoint_failed {
-        let what = match batch.certificates.len() {
-            1 => "the certificate is recorded",
-            _ => "the certificates are recorded",
-        };
-        say(format!(
-            "WARNING: {what}, but the token could not sign the ledger checkpoint: {e}"
-        ));
-    }
     if let Some(repaired) = &batch.repaired {
         say(format!("NOTE: {repaired}"));
     }
@@ -485,12 +470,21 @@ fn summary(signed: &Signed, output: Option<&Path>, forced: Option<&str>) {
         "  valid until: {}",
         both_times(signed.certificate.valid_before_time().into())
     ));
+    // The extensions asked for; the ledger binding on a line of its own.
+    let mut extensions = signed.certificate.extensions().clone();
+    let binding = extensions.remove(crate::ledger::binding::EXTENSION);
     show_options(
         signed.certificate.critical_options(),
-        signed.certificate.extensions(),
+        &extensions,
         "  critical:    ",
         "  extensions:  ",
     );
+    if let Some(hash) = binding {
+        say(format!(
+            "  ledger:      bound to its record ({}={hash})",
+            crate::ledger::binding::EXTENSION
+        ));
+    }
     if let Some(note) = forced {
         say(format!("  NOTE: {note}"));
     }
@@ -539,12 +533,12 @@ mod tests {
             touch_always: false,
         };
         assert_eq!(
-            signature_lines(3, true, &info),
-            ["Signatures:     the token will sign 4 times: 3 certificates and 1 ledger checkpoint"]
+            signature_lines(3, &info),
+            ["Signatures:     the token will sign 3 times: 3 certificates"]
         );
         info.touch_always = true;
         assert_eq!(
-            signature_lines(5, false, &info),
+            signature_lines(5, &info),
             [
                 "Signatures:     the token will sign 5 times: 5 certificates",
                 "Touches:        the YubiKey wants a touch for every signature: touch it 5 times, each time it blinks"

@@ -1,20 +1,23 @@
-//! Everything about `checkpoints.jsonl`. After each issuance the CA token signs the chain head as
-//! an SSH signature (SSHSIG, namespace `breakglass-ca-ledger`), so that nobody without the token
-//! can rewrite the ledger consistently; anyone can check one with `ssh-keygen -Y verify`. Here
-//! are the signing and checking of one checkpoint, the one parser of the file's lines, its
-//! newest checkpoint against the ledger, and the append (with the repair of a crashed one).
+//! Everything about `checkpoints.jsonl`. After each issuance of a format-1 record (0.1.0 and
+//! 0.2.0) the CA token signed the chain head as an SSH signature (SSHSIG, namespace
+//! `breakglass-ca-ledger`), so that nobody without the token could rewrite the ledger
+//! consistently; anyone can check one with `ssh-keygen -Y verify`. Format-2 records carry
+//! their binding in their certificates instead (see `binding.rs`), and no checkpoint is
+//! signed any more; the checkpoints of an old ledger are still checked. Here are the checking
+//! of one checkpoint (and, for tests that build old ledgers, its signing), the one parser of
+//! the file's lines, its newest checkpoint against the ledger, and the append (with the repair
+//! of a crashed one).
 
 use std::fs::OpenOptions;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use ssh_key::public::KeyData;
-use ssh_key::{HashAlg, LineEnding, PublicKey, SshSig};
+use ssh_key::{PublicKey, SshSig};
 
 use super::chain::broken;
-use super::jsonl::{append_line, cut, read_tail, save_fragment};
+use super::jsonl::read_tail;
 use super::BROKEN_HINT;
-use crate::backend::{self, CaKey};
 use crate::error::{Error, Result};
 use crate::fsx;
 use crate::text::ShowPath;
@@ -39,11 +42,14 @@ pub fn message(ca_fingerprint: &str, serial: u64, head: &str) -> String {
     format!("breakglass-ca ledger checkpoint\nca {ca_fingerprint}\nserial {serial}\nhead {head}\n")
 }
 
-/// Have the token sign the head of the ledger.
-pub fn sign(ca: &dyn CaKey, serial: u64, head: &str) -> Result<Checkpoint> {
+/// Have the token sign the head of the ledger, as 0.1.0 and 0.2.0 did after each mint (tests
+/// build such ledgers with it).
+#[cfg(test)]
+pub fn sign(ca: &dyn crate::backend::CaKey, serial: u64, head: &str) -> Result<Checkpoint> {
+    use ssh_key::{HashAlg, LineEnding};
     let fp = crate::key::fingerprint(ca.public_key());
     let msg = message(&fp, serial, head);
-    let sig = backend::with_signer(ca, "cannot sign the ledger checkpoint", |signer| {
+    let sig = crate::backend::with_signer(ca, "cannot sign the ledger checkpoint", |signer| {
         SshSig::sign(signer, NAMESPACE, HashAlg::Sha512, msg.as_bytes())
     })?;
     let signature = sig
@@ -176,9 +182,11 @@ pub(super) fn create_if_missing(dir: &Path) -> Result<()> {
 }
 
 /// Append a signed checkpoint to `checkpoints.jsonl` in `dir` (the caller holds the ledger
-/// lock). A torn last line is saved aside before it is cut; one that lost only its newline
+/// lock; tests that build old ledgers). A torn last line is saved aside before it is cut; one that lost only its newline
 /// gets it back.
+#[cfg(test)]
 pub(super) fn append(dir: &Path, cp: &Checkpoint) -> Result<()> {
+    use super::jsonl::{append_line, cut, save_fragment};
     let path = dir.join(FILE);
     let file = match fsx::open_private(&path, OpenOptions::new().read(true).append(true))? {
         Some(f) => f,
@@ -205,6 +213,7 @@ mod tests {
     use super::super::testing::{issue, snapshot};
     use super::*;
     use crate::backend::soft::SoftKey;
+    use crate::backend::CaKey;
     use crate::ledger::Ledger;
 
     #[test]

@@ -1,5 +1,8 @@
 //! The issuance ledger: `ledger.jsonl`, one JSON record per certificate, each carrying the hash
-//! of the one before it, and `checkpoints.jsonl`, the token's signatures over the chain head.
+//! of the one before it. A format-2 record's certificate carries the hash of the record's
+//! metadata ([`binding`]), so the token's one signature per certificate signs the record and
+//! its link; the format-1 records of 0.1.0 and 0.2.0 are covered by `checkpoints.jsonl`, the
+//! token's signatures over the chain head, which are still checked but no longer made.
 //! Serials are allocated and records appended and fsynced under an exclusive lock, before the
 //! certificate leaves the process: a crash can lose a certificate nobody received, never the
 //! record of one somebody did, and a serial is never reused.
@@ -16,10 +19,13 @@
 //! - `record.rs`: the record type and its line parser;
 //! - `chain.rs`: the hash chain (genesis, line hashes, the walk, the last link);
 //! - `lock.rs`: the lock, the tail, the unchanged re-check, the repair and the append;
-//! - [`checkpoint`]: all of `checkpoints.jsonl` (sign, check, parse, newest, append);
+//! - [`binding`]: the metadata of a format-2 record, its hash in the certificate, the check;
+//! - [`checkpoint`]: all of `checkpoints.jsonl` (check, parse, newest; sign and append in
+//!   tests);
 //! - [`verify`]: the full audit (`log verify`) and the cheap check (`status`);
 //! - `jsonl.rs`: the file operations both files share.
 
+pub mod binding;
 mod chain;
 pub mod checkpoint;
 mod jsonl;
@@ -89,8 +95,9 @@ impl Ledger {
         }
     }
 
-    /// With `checkpoints = true` in config.toml: records without a `checkpoints.jsonl` are
-    /// an error, and the file is created with the first record.
+    /// With `checkpoints = true` in config.toml: a ledger that ends in a format-1 record
+    /// without a `checkpoints.jsonl` (or one holding none) is an error. Format-2 records need
+    /// no checkpoint.
     #[must_use]
     pub fn require_checkpoints(mut self, yes: bool) -> Self {
         self.checkpoints_required = yes;
@@ -176,14 +183,17 @@ impl Ledger {
 
     /// The newest of `records` (the end of this ledger) against the token's newest checkpoint
     /// (see [`checkpoint::check_ledger`]).
+    /// Checkpoints are required (`checkpoints = true`) only while the ledger ends in a
+    /// format-1 record: a bound record's signed `prev_hash` covers every record before it.
     fn check_signed(&self, records: &[(String, Record)]) -> Result<()> {
         let newest = records
             .last()
             .map(|(line, r)| (r.serial, hex_sha256(line.as_bytes())));
+        let ends_bound = records.last().is_some_and(|(_, r)| r.is_bound());
         checkpoint::check_ledger(
             &self.dir,
             newest.as_ref().map(|(s, h)| (*s, h.as_str())),
-            self.checkpoints_required,
+            self.checkpoints_required && !ends_bound,
         )
     }
 }
@@ -217,6 +227,7 @@ pub(crate) mod testing {
 
     pub(crate) fn record(tail: &Tail, ca: &str) -> Record {
         Record {
+            format: None,
             serial: tail.serial,
             key_id: format!("k{}", tail.serial),
             principals: vec!["breakglass".into()],
@@ -235,6 +246,7 @@ pub(crate) mod testing {
             host: "laptop".into(),
             tool_version: "0".into(),
             prev_hash: tail.prev_hash.clone(),
+            metadata: None,
         }
     }
 

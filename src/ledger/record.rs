@@ -15,6 +15,10 @@ use crate::text::ShowPath;
 /// exact line written, so records are never re-serialised.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
+    /// `2` for a record whose certificate carries its ledger binding (see `binding.rs`);
+    /// absent in the records of 0.1.0 and 0.2.0 (format 1, covered by checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<u32>,
     pub serial: u64,
     pub key_id: String,
     pub principals: Vec<String>,
@@ -37,6 +41,16 @@ pub struct Record {
     pub tool_version: String,
     /// SHA-256 (hex) of the previous line, or of the genesis value for the first record.
     pub prev_hash: String,
+    /// Format 2: the exact metadata text whose SHA-256 the certificate carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+}
+
+impl Record {
+    /// Whether the certificate carries this record's binding (format 2).
+    pub fn is_bound(&self) -> bool {
+        self.format.is_some()
+    }
 }
 
 impl Record {

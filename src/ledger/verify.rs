@@ -1,12 +1,16 @@
 //! Verifying a ledger without the token: the full audit `log verify` runs (the hash chain,
-//! the signed checkpoints, and every stored certificate against its record and the CA key),
-//! and the cheap check `status` runs (the chain and the newest checkpoint, no signature).
+//! every stored certificate against its record and the CA key, each format-2 record's ledger
+//! binding, and the checkpoints of the format-1 part), and the cheap check `status` runs (the
+//! chain, the newest checkpoint, and the newest record's certificate when it is bound).
+//! [`check_record`] checks one record alone and is pure, so records can be checked in
+//! parallel.
 //! The audit works on the raw bytes of the files, so the state directory and an exported
 //! bundle are checked by the same code, and it parses lines with the same parsers as `mint`.
 
 use ssh_key::public::KeyData;
 use ssh_key::Certificate;
 
+use super::binding::{self, EXTENSION};
 use super::checkpoint::{self, Checkpoint};
 use super::{chain_heads, parse_ledger, Files, Ledger, Record, BROKEN_HINT};
 use crate::cert;
@@ -18,6 +22,10 @@ use crate::issue::rfc3339;
 pub struct Report {
     /// The newest record's serial: the ledger holds serials 1 to this, each once.
     pub last_serial: u64,
+    /// Records in format 1 (written by 0.1.0 and 0.2.0), which checkpoints cover.
+    pub old_records: u64,
+    /// Records in format 2, whose certificates carry their ledger binding.
+    pub bound_records: u64,
     pub checkpoints: usize,
     /// The newest checkpoint, verified: it covers the records up to its serial.
     pub newest_checkpoint: Option<Checkpoint>,
@@ -65,7 +73,13 @@ impl Ledger {
             return Ok(None);
         };
         let report = verify(&ledger, checkpoints.as_deref().unwrap_or_default(), ca)?;
-        if self.checkpoints_required && report.checkpoints == 0 && report.last_serial > 0 {
+        // Checkpoints are required for a ledger that ends in format-1 records: once a bound
+        // record follows them, its signed `prev_hash` covers them all.
+        if self.checkpoints_required
+            && report.checkpoints == 0
+            && report.old_records > 0
+            && report.bound_records == 0
+        {
             return Err(checkpoint::missing(
                 &self.dir.join(checkpoint::FILE),
                 report.last_serial,
@@ -82,7 +96,9 @@ impl Ledger {
     /// CA `ca_fingerprint`'s chain, kept in [`Summary::chain`].
     pub fn summary(&self, ca_fingerprint: &str) -> Result<Summary> {
         let mut records = self.read()?;
-        let chain = chain_heads(&records, ca_fingerprint).and_then(|_| self.check_signed(&records));
+        let chain = chain_heads(&records, ca_fingerprint)
+            .and_then(|_| check_newest(&records, ca_fingerprint))
+            .and_then(|_| self.check_signed(&records));
         Ok(Summary {
             records: records.len(),
             last: records.pop().map(|(_, r)| r),
@@ -117,15 +133,16 @@ pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report>
     let records = lines.records;
     // Each record against its own certificate first: that names an edited record itself,
     // where the chain can only name the record after it.
-    for (i, (_, record)) in records.iter().enumerate() {
+    for (i, (line, record)) in records.iter().enumerate() {
         let at = format!("record serial {} (line {})", record.serial, i + 1);
-        if record.ca_fingerprint != ca_fp {
-            return Err(broken(format!(
-                "{at}: it was issued by the CA {}, not {ca_fp}: this ledger belongs to another CA",
-                record.ca_fingerprint
-            )));
+        if report.bound_records > 0 && !record.is_bound() {
+            return Err(broken(format!("{at}: {UNBOUND_AFTER_BOUND}")));
         }
-        check_certificate(record, ca).map_err(|why| broken(format!("{at}: {why}")))?;
+        check_record(line, record, ca, &ca_fp).map_err(|why| broken(format!("{at}: {why}")))?;
+        match record.is_bound() {
+            true => report.bound_records += 1,
+            false => report.old_records += 1,
+        }
         report.last_serial = record.serial;
     }
     let heads = chain_heads(&records, &ca_fp)?;
@@ -169,7 +186,9 @@ pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report>
         report.checkpoints += 1;
     }
     let last_cp = report.last_signed_serial();
-    if report.last_serial > last_cp {
+    // Format-1 records after the newest checkpoint are covered when a bound record follows
+    // them (its signed prev_hash is the hash of the line before it).
+    if report.bound_records == 0 && report.last_serial > last_cp {
         report.warnings.push(format!(
             "{} record(s) after serial {last_cp} are not covered by a signed checkpoint (checkpoints switched off, a mint was interrupted, or checkpoints.jsonl was cut back: compare it with the backup); their certificates were still verified",
             report.last_serial.saturating_sub(last_cp)
@@ -178,8 +197,80 @@ pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report>
     Ok(report)
 }
 
-/// The stored certificate must parse, be signed by the CA, and say what its record says.
-fn check_certificate(r: &Record, ca: &KeyData) -> std::result::Result<(), String> {
+/// Why a format-1 record after a format-2 one is refused.
+const UNBOUND_AFTER_BOUND: &str = "it carries no ledger binding, but records before it do: mint never writes an old-format record after a bound one (it was added or altered, or written by an older breakglass-ca)";
+
+/// One record (`line` its exact line) on its own, against the CA `ca` (`ca_fp` its
+/// fingerprint): it names this CA, its certificate parses, is signed by the CA and says what
+/// the record says, and for a format-2 record the certificate carries the hash of the record's
+/// metadata ([`binding::check`]). Pure: no I/O and no other record, so records can be checked
+/// in any order or in parallel.
+pub fn check_record(
+    line: &str,
+    r: &Record,
+    ca: &KeyData,
+    ca_fp: &str,
+) -> std::result::Result<(), String> {
+    if r.ca_fingerprint != ca_fp {
+        return Err(format!(
+            "it was issued by the CA {}, not {ca_fp}: this ledger belongs to another CA",
+            r.ca_fingerprint
+        ));
+    }
+    match r.format {
+        None | Some(binding::FORMAT) => {}
+        Some(f) => {
+            return Err(format!(
+                "it is in record format {f}, which this version of breakglass-ca does not know"
+            ))
+        }
+    }
+    let cert = check_certificate(r, ca)?;
+    if r.is_bound() {
+        binding::check(line, r, &cert)?;
+    } else if cert.extensions().contains_key(EXTENSION) {
+        return Err("its certificate carries a ledger binding, but the record is in the old format without its metadata: it was altered".into());
+    }
+    Ok(())
+}
+
+/// The newest record of `tail` (the end of a ledger) on its own, for `mint` and `status`,
+/// which do not check every signature: when it is bound, its certificate is checked against
+/// the CA it names (which must be `ca_fp`) and its binding ([`check_record`]), one signature;
+/// and a format-1 record never follows a bound one.
+pub fn check_newest(tail: &[(String, Record)], ca_fp: &str) -> Result<()> {
+    let Some((line, last)) = tail.last() else {
+        return Ok(());
+    };
+    let bad = |why: String| {
+        Error::ledger(format!(
+            "the ledger's newest record (serial {}) does not verify: {why}",
+            last.serial
+        ))
+        .with_hint(BROKEN_HINT)
+    };
+    let before_bound = tail
+        .len()
+        .checked_sub(2)
+        .and_then(|i| tail.get(i))
+        .is_some_and(|(_, r)| r.is_bound());
+    if before_bound && !last.is_bound() {
+        return Err(bad(UNBOUND_AFTER_BOUND.into()));
+    }
+    if !last.is_bound() {
+        return Ok(());
+    }
+    let cert = Certificate::from_openssh(&last.certificate)
+        .map_err(|e| bad(format!("its certificate cannot be parsed ({e})")))?;
+    if crate::key::fingerprint(cert.signature_key()) != ca_fp {
+        return Err(bad("its certificate was signed by another CA".into()));
+    }
+    check_record(line, last, cert.signature_key(), ca_fp).map_err(bad)
+}
+
+/// The stored certificate must parse, be signed by the CA, and say what its record says (the
+/// ledger binding aside, which [`binding::check`] checks). Returns it.
+fn check_certificate(r: &Record, ca: &KeyData) -> std::result::Result<Certificate, String> {
     let cert = Certificate::from_openssh(&r.certificate)
         .map_err(|e| format!("its certificate cannot be parsed ({e})"))?;
     if cert.signature_key() != ca {
@@ -213,7 +304,11 @@ fn check_certificate(r: &Record, ca: &KeyData) -> std::result::Result<(), String
         ),
         (
             "extensions",
-            !cert.extensions().keys().eq(r.extensions.iter()),
+            !cert
+                .extensions()
+                .keys()
+                .filter(|k| !(r.is_bound() && k.as_str() == EXTENSION))
+                .eq(r.extensions.iter()),
         ),
         (
             "certificate SHA256",
@@ -222,7 +317,7 @@ fn check_certificate(r: &Record, ca: &KeyData) -> std::result::Result<(), String
     ];
     match mismatches.iter().find(|(_, bad)| *bad) {
         Some((field, _)) => Err(format!("its {field} differs from its certificate's")),
-        None => Ok(()),
+        None => Ok(cert),
     }
 }
 
@@ -232,7 +327,7 @@ mod tests {
     use crate::backend::soft::SoftKey;
     use crate::backend::CaKey;
     use crate::cert::CertOptions;
-    use crate::issue::{issue, Clock, MintRequest};
+    use crate::issue::{issue, issue_format1, Clock, MintRequest};
     use crate::ledger::{genesis_hash, hex_sha256};
     use crate::ledger::{Ledger, LEDGER_FILE};
     use crate::policy::{Policy, ValidityRequest};
@@ -249,16 +344,36 @@ mod tests {
         crate::key::fingerprint(ca.public_key())
     }
 
-    /// A ledger of `n` records (with checkpoints) signed by a software key.
+    /// A ledger of `n` format-1 records with checkpoints, as 0.1.0 and 0.2.0 wrote them,
+    /// signed by a software key.
     fn ledger(n: u64) -> (tempfile::TempDir, SoftKey, Vec<String>, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let ca = SoftKey::new(5);
+        append_records(dir.path(), &ca, 0, n, false);
+        let text = std::fs::read_to_string(dir.path().join(LEDGER_FILE)).unwrap();
+        let cps = std::fs::read(dir.path().join(checkpoint::FILE)).unwrap_or_default();
+        (dir, ca, text.lines().map(String::from).collect(), cps)
+    }
+
+    /// A ledger of `n` bound (format-2) records, as mint writes them now: no checkpoints.
+    fn bound(n: u64) -> (tempfile::TempDir, SoftKey, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = SoftKey::new(5);
+        append_records(dir.path(), &ca, 0, n, true);
+        let text = std::fs::read_to_string(dir.path().join(LEDGER_FILE)).unwrap();
+        assert!(!dir.path().join(checkpoint::FILE).exists());
+        (dir, ca, text.lines().map(String::from).collect())
+    }
+
+    /// Append records `from..to` to the ledger in `dir` (bound, or in format 1 with a
+    /// checkpoint each), one minute apart.
+    fn append_records(dir: &std::path::Path, ca: &SoftKey, from: u64, to: u64, bound: bool) {
         let subject = ssh_key::PublicKey::from_openssh(
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNavtkUczswcdQ6Tv9hME8G/tCojuHEEgwNfhaEp9TO alice@laptop",
         )
         .unwrap();
-        let ledger = Ledger::new(dir.path());
-        for i in 0..n {
+        let ledger = Ledger::new(dir);
+        for i in from..to {
             let req = MintRequest {
                 subject: subject.clone(),
                 requester: "alice".into(),
@@ -269,12 +384,10 @@ mod tests {
                 options: CertOptions::default(),
             };
             let clock = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 3, i as u32, 0).unwrap());
-            let mut locked = ledger.lock(&fp(&ca)).unwrap();
-            issue(&ca, &mut locked, &Policy::default(), &req, &clock, true).unwrap();
+            let mut locked = ledger.lock(&fp(ca)).unwrap();
+            let issue = if bound { issue } else { issue_format1 };
+            issue(ca, &mut locked, &Policy::default(), &req, &clock).unwrap();
         }
-        let text = std::fs::read_to_string(dir.path().join(LEDGER_FILE)).unwrap();
-        let cps = std::fs::read(dir.path().join(checkpoint::FILE)).unwrap();
-        (dir, ca, text.lines().map(String::from).collect(), cps)
     }
 
     fn join(lines: &[String]) -> Vec<u8> {
@@ -479,10 +592,10 @@ mod tests {
         };
         let earlier = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap());
         let mut locked = ledger.lock(&fp(&ca)).unwrap();
-        let err = issue(&ca, &mut locked, &Policy::default(), &req, &earlier, true).unwrap_err();
+        let err = issue(&ca, &mut locked, &Policy::default(), &req, &earlier).unwrap_err();
         assert!(err.to_string().contains("time went backwards"), "{err}");
         req.validity.not_before = Some(Utc.with_ymd_and_hms(2026, 11, 22, 4, 0, 0).unwrap());
-        let issued = issue(&ca, &mut locked, &Policy::default(), &req, &earlier, true).unwrap();
+        let issued = issue(&ca, &mut locked, &Policy::default(), &req, &earlier).unwrap();
         assert_eq!(issued.record.serial, 3);
     }
 
@@ -628,5 +741,502 @@ mod tests {
         std::fs::write(&path, damaged).unwrap();
         let err = ledger.summary(&fp(&ca)).err().unwrap().to_string();
         assert!(err.contains("damaged at line 4"), "{err}");
+    }
+
+    // Bound (format-2) records: everything the checkpoints caught, caught without them.
+
+    /// A copy of record `r`'s certificate re-signed by `ca` with the ledger binding `binding`
+    /// (what a token used outside the tool could make), and its line.
+    fn resigned(ca: &SoftKey, r: &Record, binding: Option<String>) -> (String, String) {
+        let cert = Certificate::from_openssh(&r.certificate).unwrap();
+        let mut subject = ssh_key::PublicKey::from(cert.public_key().clone());
+        subject.set_comment("alice@laptop");
+        let time = |t: u64| DateTime::from_timestamp(t as i64, 0).unwrap();
+        let spec = crate::cert::CertSpec {
+            subject,
+            serial: r.serial,
+            key_id: r.key_id.clone(),
+            principals: r.principals.clone(),
+            window: crate::policy::Window {
+                valid_after: time(cert.valid_after()),
+                valid_before: time(cert.valid_before()),
+            },
+            options: CertOptions::default(),
+            binding,
+        };
+        let cert = crate::cert::sign(ca, &spec).unwrap();
+        (
+            cert.to_openssh().unwrap(),
+            crate::cert::certificate_sha256(&cert).unwrap(),
+        )
+    }
+
+    /// The same edit on the flat field and inside the metadata text (a consistent edit).
+    fn edit_both(
+        line: &str,
+        f: impl Fn(&mut binding::Metadata),
+        g: impl FnOnce(&mut Record),
+    ) -> String {
+        edit(line, |r| {
+            let mut m: binding::Metadata =
+                serde_json::from_str(r.metadata.as_ref().unwrap()).unwrap();
+            f(&mut m);
+            r.metadata = Some(binding::encode(&m).unwrap());
+            g(r);
+        })
+    }
+
+    #[test]
+    fn a_bound_ledger_verifies_without_checkpoints() {
+        let (dir, ca, lines) = bound(4);
+        let report = verify(&join(&lines), b"", ca.public_key()).unwrap();
+        assert_eq!(
+            (
+                report.last_serial,
+                report.old_records,
+                report.bound_records,
+                report.checkpoints
+            ),
+            (4, 0, 4, 0)
+        );
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        // Each certificate carries the SHA-256 of its record's metadata text.
+        for line in &lines {
+            let r: Record = serde_json::from_str(line).unwrap();
+            assert_eq!(r.format, Some(2));
+            let cert = Certificate::from_openssh(&r.certificate).unwrap();
+            assert_eq!(
+                cert.extensions().get(EXTENSION).unwrap(),
+                &binding::hash(r.metadata.as_ref().unwrap())
+            );
+            assert_eq!(r.extensions, ["permit-pty"]);
+        }
+        // With checkpoints = true and no checkpoint file: fine, nothing is missing.
+        let ledger = Ledger::new(dir.path()).require_checkpoints(true);
+        ledger.verify(ca.public_key()).unwrap().unwrap();
+        ledger.summary(&fp(&ca)).unwrap().chain.unwrap();
+        ledger.lock(&fp(&ca)).unwrap();
+    }
+
+    #[test]
+    fn every_edited_field_of_a_bound_record_is_detected_without_checkpoints() {
+        let (_d, ca, lines) = bound(4);
+        let other: Record = serde_json::from_str(&lines[0]).unwrap();
+        type Edit = Box<dyn Fn(&mut Record)>;
+        let edits: Vec<(&str, Edit, &str)> = vec![
+            (
+                "serial",
+                Box::new(|r| r.serial += 10),
+                "serial differs from its certificate",
+            ),
+            ("key_id", Box::new(|r| r.key_id.push('x')), "key ID differs"),
+            (
+                "principals",
+                Box::new(|r| r.principals.push("root".into())),
+                "principals differs",
+            ),
+            (
+                "valid_after",
+                Box::new(|r| r.valid_after = "2026-11-22T00:00:00Z".into()),
+                "valid_after differs",
+            ),
+            (
+                "valid_before",
+                Box::new(|r| r.valid_before = "2026-11-23T00:00:00Z".into()),
+                "valid_before differs",
+            ),
+            (
+                "requester_key_type",
+                Box::new(|r| r.requester_key_type = "ssh-rsa".into()),
+                "its requester_key_type differs from its signed metadata",
+            ),
+            (
+                "requester_fingerprint",
+                Box::new(|r| r.requester_fingerprint = "SHA256:x".into()),
+                "requester fingerprint differs",
+            ),
+            (
+                "requester_comment",
+                Box::new(|r| r.requester_comment = "mallory".into()),
+                "its requester_comment differs from its signed metadata",
+            ),
+            (
+                "reason",
+                Box::new(|r| r.reason = "nothing to see".into()),
+                "its reason differs from its signed metadata",
+            ),
+            (
+                "critical_options",
+                Box::new(|r| {
+                    r.critical_options
+                        .insert("force-command".into(), "x".into());
+                }),
+                "critical options differs",
+            ),
+            (
+                "extensions",
+                Box::new(|r| r.extensions.push("permit-user-rc".into())),
+                "extensions differs",
+            ),
+            (
+                "certificate_sha256",
+                Box::new(|r| r.certificate_sha256 = "SHA256:x".into()),
+                "certificate SHA256 differs",
+            ),
+            (
+                "certificate",
+                Box::new(move |r| r.certificate = other.certificate.clone()),
+                "differs from its certificate",
+            ),
+            (
+                "ca_fingerprint",
+                Box::new(|r| r.ca_fingerprint = "SHA256:other".into()),
+                "issued by the CA SHA256:other",
+            ),
+            (
+                "issued_at",
+                Box::new(|r| r.issued_at = "2026-11-22T09:00:00Z".into()),
+                "its issued_at differs from its signed metadata",
+            ),
+            (
+                "host",
+                Box::new(|r| r.host = "elsewhere".into()),
+                "its host differs from its signed metadata",
+            ),
+            (
+                "tool_version",
+                Box::new(|r| r.tool_version = "9".into()),
+                "its tool_version differs from its signed metadata",
+            ),
+            (
+                "prev_hash",
+                Box::new(|r| r.prev_hash = "00".repeat(32)),
+                "its prev_hash differs from its signed metadata",
+            ),
+            (
+                "metadata",
+                Box::new(|r| r.metadata = Some("{}".into())),
+                "its metadata cannot be read",
+            ),
+            (
+                "metadata removed",
+                Box::new(|r| r.metadata = None),
+                "holds no metadata",
+            ),
+            (
+                "format",
+                Box::new(|r| r.format = Some(3)),
+                "record format 3",
+            ),
+            (
+                "format removed",
+                Box::new(|r| {
+                    r.format = None;
+                    r.metadata = None;
+                }),
+                "ledger binding",
+            ),
+        ];
+        // The newest record (nothing after it to tell) and one in the middle: the record
+        // itself is named.
+        for index in [3, 1] {
+            for (field, f, expected) in &edits {
+                let mut edited = lines.clone();
+                edited[index] = edit(&lines[index], f);
+                let err = failure(&edited, b"", &ca);
+                let at = format!("record serial {} (line {})", index + 1, index + 1);
+                let at_other = format!("(line {})", index + 1);
+                assert!(
+                    (err.contains(&at) || err.contains(&at_other)) && err.contains(expected),
+                    "{field} of line {}: {err}",
+                    index + 1
+                );
+            }
+        }
+        // An edit made consistently in the field and the metadata text: the certificate's
+        // binding is the hash of what the token signed.
+        let mut edited = lines.clone();
+        edited[3] = edit_both(
+            &lines[3],
+            |m| m.reason = "nothing".into(),
+            |r| r.reason = "nothing".into(),
+        );
+        let err = failure(&edited, b"", &ca);
+        assert!(
+            err.contains("record serial 4") && err.contains("not what the token signed"),
+            "{err}"
+        );
+        // The same JSON written differently (the last line: nothing chains to it).
+        let mut edited = lines.clone();
+        edited[3] = lines[3].replacen("{\"format\":2,", "{\"format\": 2,", 1);
+        let err = failure(&edited, b"", &ca);
+        assert!(err.contains("not written as mint writes"), "{err}");
+    }
+
+    #[test]
+    fn deleted_inserted_reordered_and_swapped_bound_records_are_detected() {
+        let (_d, ca, lines) = bound(4);
+        let mut deleted = lines.clone();
+        deleted.remove(1);
+        assert!(failure(&deleted, b"", &ca).contains("expected serial 2"));
+        let mut inserted = lines.clone();
+        inserted.insert(1, lines[0].clone());
+        assert!(failure(&inserted, b"", &ca).contains("line 2"));
+        let mut reordered = lines.clone();
+        reordered.swap(1, 2);
+        assert!(failure(&reordered, b"", &ca).contains("record serial 3 (line 2)"));
+        // Certificates swapped between records, with their hashes.
+        let a: Record = serde_json::from_str(&lines[1]).unwrap();
+        let b: Record = serde_json::from_str(&lines[2]).unwrap();
+        let mut swapped = lines.clone();
+        swapped[1] = edit(&lines[1], |r| {
+            r.certificate = b.certificate.clone();
+            r.certificate_sha256 = b.certificate_sha256.clone();
+        });
+        swapped[2] = edit(&lines[2], |r| {
+            r.certificate = a.certificate.clone();
+            r.certificate_sha256 = a.certificate_sha256.clone();
+        });
+        let err = failure(&swapped, b"", &ca);
+        assert!(
+            err.contains("record serial 2") && err.contains("differs from its certificate"),
+            "{err}"
+        );
+        // Whole records swapped and renumbered: their certificates say otherwise.
+        let renumbered = vec![
+            lines[0].clone(),
+            edit(&lines[2], |r| r.serial = 2),
+            edit(&lines[1], |r| r.serial = 3),
+            lines[3].clone(),
+        ];
+        let err = failure(&renumbered, b"", &ca);
+        assert!(err.contains("serial differs from its certificate"), "{err}");
+    }
+
+    #[test]
+    fn a_consistent_rewrite_of_a_bound_ledger_without_the_token_is_detected() {
+        // Edit record 2's reason in the field and in its metadata, and re-chain every record
+        // after it (their prev_hash fields and metadata): hashes consistent again, but each
+        // certificate holds the hash of what the token signed.
+        let (_d, ca, lines) = bound(4);
+        let fpr = fp(&ca);
+        let mut prev = genesis_hash(&fpr);
+        let mut forged = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let p = prev.clone();
+            let l = edit_both(
+                line,
+                |m| {
+                    m.prev_hash = p.clone();
+                    if i == 1 {
+                        m.reason = "rewritten".into();
+                    }
+                },
+                |r| {
+                    r.prev_hash = p.clone();
+                    if i == 1 {
+                        r.reason = "rewritten".into();
+                    }
+                },
+            );
+            prev = hex_sha256(l.as_bytes());
+            forged.push(l);
+        }
+        assert_eq!(forged[0], lines[0]);
+        let err = failure(&forged, b"", &ca);
+        assert!(
+            err.contains("record serial 2") && err.contains("not what the token signed"),
+            "{err}"
+        );
+        // Delete record 2 and re-chain: record 3's prev_hash is signed.
+        let mut prev = genesis_hash(&fpr);
+        let mut forged = Vec::new();
+        for line in [&lines[0], &lines[2], &lines[3]] {
+            let p = prev.clone();
+            let l = edit_both(
+                line,
+                |m| m.prev_hash = p.clone(),
+                |r| r.prev_hash = p.clone(),
+            );
+            prev = hex_sha256(l.as_bytes());
+            forged.push(l);
+        }
+        let err = failure(&forged, b"", &ca);
+        assert!(
+            err.contains("record serial 3") && err.contains("not what the token signed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_foreign_ca_and_a_missing_or_altered_binding_are_detected() {
+        let (_d, ca, lines) = bound(3);
+        let other = SoftKey::new(9);
+        let err = verify(&join(&lines), b"", other.public_key())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("belongs to another CA"), "{err}");
+        // Another CA's certificate in a record that names this CA.
+        let r: Record = serde_json::from_str(&lines[1]).unwrap();
+        let (cert, sha) = resigned(
+            &other,
+            &r,
+            Some(binding::hash(r.metadata.as_ref().unwrap())),
+        );
+        let mut edited = lines.clone();
+        edited[1] = edit(&lines[1], |r| {
+            r.certificate = cert.clone();
+            r.certificate_sha256 = sha.clone();
+        });
+        let err = failure(&edited, b"", &ca);
+        assert!(
+            err.contains("record serial 2") && err.contains("signed by another CA"),
+            "{err}"
+        );
+        // The same CA's certificate without the binding, or with another value in it.
+        for (binding, expected) in [
+            (None, "carries no ledger binding"),
+            (Some("00".repeat(32)), "not what the token signed"),
+        ] {
+            let (cert, sha) = resigned(&ca, &r, binding);
+            let mut edited = lines.clone();
+            edited[1] = edit(&lines[1], |r| {
+                r.certificate = cert.clone();
+                r.certificate_sha256 = sha.clone();
+            });
+            let err = failure(&edited, b"", &ca);
+            assert!(
+                err.contains("record serial 2") && err.contains(expected),
+                "{err}"
+            );
+        }
+        // The check is the right one: re-signed with the right binding, it verifies.
+        let (cert, sha) = resigned(&ca, &r, Some(binding::hash(r.metadata.as_ref().unwrap())));
+        let mut same = lines.clone();
+        same[1] = edit(&lines[1], |r| {
+            r.certificate = cert.clone();
+            r.certificate_sha256 = sha.clone();
+        });
+        // (its line changed, so the next record's link is what breaks)
+        let err = failure(&same, b"", &ca);
+        assert!(
+            err.contains("record serial 3") && err.contains("serial 2 was edited"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cutting_the_newest_bound_records_is_what_needs_an_outside_copy() {
+        // The one thing neither checkpoints nor bindings show from the ledger alone.
+        let (_d, ca, lines) = bound(4);
+        let report = verify(&join(&lines[..2]), b"", ca.public_key()).unwrap();
+        assert_eq!(report.last_serial, 2);
+    }
+
+    #[test]
+    fn an_old_ledger_continued_by_bound_records_verifies_in_two_parts() {
+        let (dir, ca, _, cps) = ledger(3);
+        append_records(dir.path(), &ca, 3, 5, true);
+        let text = std::fs::read_to_string(dir.path().join(LEDGER_FILE)).unwrap();
+        let lines: Vec<String> = text.lines().map(String::from).collect();
+        // No checkpoint was added for the bound records.
+        assert_eq!(
+            std::fs::read(dir.path().join(checkpoint::FILE)).unwrap(),
+            cps
+        );
+        let report = verify(&join(&lines), &cps, ca.public_key()).unwrap();
+        assert_eq!(
+            (
+                report.last_serial,
+                report.old_records,
+                report.bound_records,
+                report.checkpoints,
+                report.last_signed_serial()
+            ),
+            (5, 3, 2, 3, 3)
+        );
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        // The old part is still checked against its checkpoints.
+        let mut edited = lines.clone();
+        edited[2] = edit(&lines[2], |r| r.reason = "x".into());
+        let err = failure(&edited, &cps, &ca);
+        assert!(
+            err.contains("serial 2 was edited") || err.contains("record serial 4"),
+            "{err}"
+        );
+        // Without its checkpoints the old part is covered by serial 4's signed link: an edit
+        // of the last old record is still found.
+        let err = failure(&edited, b"", &ca);
+        assert!(
+            err.contains("record serial 4") && err.contains("serial 3 was edited"),
+            "{err}"
+        );
+        let ledger = Ledger::new(dir.path()).require_checkpoints(true);
+        std::fs::remove_file(dir.path().join(checkpoint::FILE)).unwrap();
+        let report = ledger.verify(ca.public_key()).unwrap().unwrap().report;
+        assert_eq!((report.checkpoints, report.bound_records), (0, 2));
+        ledger.summary(&fp(&ca)).unwrap().chain.unwrap();
+        std::fs::write(dir.path().join(checkpoint::FILE), &cps).unwrap();
+        // Cutting into the old part is still caught by its checkpoints.
+        let err = failure(&lines[..2], &cps, &ca);
+        assert!(err.contains("records were removed from the end"), "{err}");
+        // An old-format record after bound ones is refused, by verify and by mint.
+        append_records(dir.path(), &ca, 5, 6, false);
+        let text = std::fs::read(dir.path().join(LEDGER_FILE)).unwrap();
+        let cps = std::fs::read(dir.path().join(checkpoint::FILE)).unwrap();
+        let err = verify(&text, &cps, ca.public_key())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("record serial 6")
+                && err.contains("carries no ledger binding, but records before it do"),
+            "{err}"
+        );
+        let err = Ledger::new(dir.path())
+            .lock(&fp(&ca))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("newest record (serial 6) does not verify"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn mint_and_status_check_the_newest_bound_record() {
+        let (dir, ca, lines) = bound(3);
+        let ledger = Ledger::new(dir.path());
+        let mut edited = lines.clone();
+        edited[2] = edit(&lines[2], |r| r.reason = "nothing to see".into());
+        std::fs::write(dir.path().join(LEDGER_FILE), join(&edited)).unwrap();
+        let before = crate::ledger::testing::snapshot(dir.path());
+        let err = ledger.lock(&fp(&ca)).err().unwrap().to_string();
+        assert!(
+            err.contains("newest record (serial 3) does not verify: its reason differs from its signed metadata"),
+            "{err}"
+        );
+        assert_eq!(crate::ledger::testing::snapshot(dir.path()), before);
+        let err = ledger
+            .summary(&fp(&ca))
+            .unwrap()
+            .chain
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("newest record (serial 3)"), "{err}");
+        // Its certificate from another CA that names itself: refused too.
+        let r: Record = serde_json::from_str(&lines[2]).unwrap();
+        let (cert, sha) = resigned(
+            &SoftKey::new(9),
+            &r,
+            Some(binding::hash(r.metadata.as_ref().unwrap())),
+        );
+        edited[2] = edit(&lines[2], |r| {
+            r.certificate = cert.clone();
+            r.certificate_sha256 = sha.clone();
+        });
+        std::fs::write(dir.path().join(LEDGER_FILE), join(&edited)).unwrap();
+        let err = ledger.lock(&fp(&ca)).err().unwrap().to_string();
+        assert!(err.contains("signed by another CA"), "{err}");
     }
 }
