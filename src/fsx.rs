@@ -149,39 +149,77 @@ pub fn read_text(path: &Path, limit: u64, what: &str) -> Result<String> {
 /// umask), fsync, rename over `path`, fsync of the directory. A symbolic link or anything but
 /// a regular file at `path` is refused, never replaced or followed.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
-    write_file(path, content, mode, true)
+    write_file(path, content, mode, true, None)
 }
 
 /// Like [`write_atomic`], but `path` must not exist: an existing file is never replaced.
 pub fn write_new(path: &Path, content: &[u8], mode: u32) -> Result<()> {
-    write_file(path, content, mode, false)
+    write_file(path, content, mode, false, None)
 }
 
-fn write_file(path: &Path, content: &[u8], mode: u32, replace: bool) -> Result<()> {
-    check_replaceable(path)?;
-    let dir = parent_dir(path);
+/// Write an output (a certificate, a QR code, exported text) atomically, never into the state
+/// directory `state_dir`. The check is made on the directory actually written into, opened
+/// once, and every later step goes through that open directory: a directory of the path
+/// swapped for a link after the check (while the custodian typed the PIN) changes nothing.
+pub fn write_output(path: &Path, content: &[u8], mode: u32, state_dir: &Path) -> Result<()> {
+    write_file(path, content, mode, true, Some(state_dir))
+}
+
+fn write_file(
+    path: &Path,
+    content: &[u8],
+    mode: u32,
+    replace: bool,
+    outside: Option<&Path>,
+) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir_path = parent_dir(path);
     let name = path.file_name().ok_or_else(|| {
         Error::usage(format!("{} does not name a file", path.shown()))
             .with_hint("give the path of a file, e.g. DIR/NAME")
     })?;
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir_path)
+        .map_err(|e| Error::file("open the directory", dir_path, e))?;
+    if let Some(state_dir) = outside {
+        let here = dir
+            .metadata()
+            .map_err(|e| Error::file("examine", dir_path, e))?;
+        if let Ok(state) = std::fs::metadata(state_dir) {
+            if (here.dev(), here.ino()) == (state.dev(), state.ino()) {
+                return Err(Error::usage(format!(
+                    "{} is inside the state directory {}; refusing to write there",
+                    path.shown(),
+                    state_dir.shown()
+                ))
+                .with_hint("the state directory holds the ledger and configuration and nothing else: write the output somewhere else"));
+            }
+        }
+    }
+    // Everything from here on is relative to the directory opened above.
+    let base = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    let target = base.join(name);
+    check_replaceable_as(&target, path)?;
     // The name shows which file a leftover temporary belongs to; kept short for NAME_MAX.
     let short: String = name.to_string_lossy().chars().take(64).collect();
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{short}."))
         .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::file("create a temporary file in", dir, e))?;
+        .tempfile_in(&base)
+        .map_err(|e| Error::file("create a temporary file in", dir_path, e))?;
     tmp.write_all(content)
         .and_then(|_| tmp.as_file().set_permissions(Permissions::from_mode(mode)))
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(|e| Error::file("write", path, e))?;
     let persisted = if replace {
-        tmp.persist(path).map(|_| ())
+        tmp.persist(&target).map(|_| ())
     } else {
-        tmp.persist_noclobber(path).map(|_| ())
+        tmp.persist_noclobber(&target).map(|_| ())
     };
     persisted.map_err(|e| Error::file("write", path, e.error))?;
-    sync_dir(dir).map_err(|e| Error::file("sync", dir, e))
+    dir.sync_all().map_err(|e| Error::file("sync", dir_path, e))
 }
 
 /// The directory a path is in (`.` for a bare name).
@@ -195,16 +233,21 @@ fn parent_dir(path: &Path) -> &Path {
 /// Refuse an output path that is not a plain file: renaming over a device, a FIFO or a
 /// symlink would replace it with a plain file, and opening one would follow it.
 pub fn check_replaceable(path: &Path) -> Result<()> {
+    check_replaceable_as(path, path)
+}
+
+/// [`check_replaceable`] of `path`, named `shown` in messages.
+fn check_replaceable_as(path: &Path, shown: &Path) -> Result<()> {
     let hint = "give a plain file path; for the terminal, leave -o out or use -o -";
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => Err(Error::usage(format!(
             "{} is a symbolic link, not a regular file; refusing to follow it",
-            path.shown()
+            shown.shown()
         ))
         .with_hint(hint)),
         Ok(meta) if !meta.file_type().is_file() => Err(Error::usage(format!(
             "{} exists and is not a regular file; refusing to replace it",
-            path.shown()
+            shown.shown()
         ))
         .with_hint(hint)),
         _ => Ok(()),
@@ -435,6 +478,38 @@ pub fn resolve_output(path: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Red-team finding: the output's directory swapped for a link to the state directory
+    /// while the custodian typed the PIN made the certificate replace the ledger.
+    #[test]
+    fn an_output_is_never_written_into_the_state_directory_even_through_a_swapped_link() {
+        let root = tempfile::tempdir().unwrap();
+        let state = root.path().join("state");
+        create_dir(&state, 0o700).unwrap();
+        std::fs::write(state.join("ledger.jsonl"), "records\n").unwrap();
+        let shared = root.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        let out = shared.join("out");
+        std::fs::create_dir(&out).unwrap();
+        let target = out.join("ledger.jsonl");
+        // Checked while `out` is a real directory...
+        check_outside_state_dir(&target, &state).unwrap();
+        // ...then swapped for a link to the state directory before the write.
+        std::fs::rename(&out, shared.join("out.real")).unwrap();
+        std::os::unix::fs::symlink(&state, &out).unwrap();
+        let err = write_output(&target, b"cert\n", 0o644, &state)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("inside the state directory"), "{err}");
+        assert_eq!(
+            std::fs::read(state.join("ledger.jsonl")).unwrap(),
+            b"records\n"
+        );
+        // An honest output is written.
+        let ok = shared.join("out.real").join("c-cert.pub");
+        write_output(&ok, b"cert\n", 0o644, &state).unwrap();
+        assert_eq!(std::fs::read(&ok).unwrap(), b"cert\n");
+    }
 
     #[test]
     fn over_the_limit_is_an_error() {

@@ -73,7 +73,7 @@ fn list(g: &Globals, json: bool) -> Result<()> {
             ));
         }
     }
-    crate::cmd::write_output(None, &out)
+    crate::cmd::write_stdout(&out)
 }
 
 /// `2026-11-22T03:00:00Z` -> `11-22 03:00:00`.

@@ -11,7 +11,7 @@ use chrono::Utc;
 use crate::backend::KeyInfo;
 use crate::cert::{self, CertOptions};
 use crate::cli::MintArgs;
-use crate::cmd::{write_output, Globals, NOTHING_ISSUED};
+use crate::cmd::{write_stdout, Globals, NOTHING_ISSUED};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::issue::{self, Batch, MintRequest, Signed, SystemClock};
@@ -105,7 +105,7 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     )?;
     show_issue_notes(&batch);
     let outputs: Vec<Option<&Path>> = keys.iter().map(|k| k.output.as_deref()).collect();
-    deliver(&batch, &outputs, args.json, forced.as_deref())?;
+    deliver(&batch, &g.state_dir, &outputs, args.json, forced.as_deref())?;
     drop(locked);
     drop(ca);
     finish(signals, &batch, &outputs, args.json)
@@ -417,6 +417,7 @@ fn finish(signals: Deferral, batch: &Batch, outputs: &[Option<&Path>], json: boo
 /// Write each certificate (after the ledger records are durable) and print its summary.
 fn deliver(
     batch: &Batch,
+    state_dir: &Path,
     outputs: &[Option<&Path>],
     json: bool,
     forced: Option<&str>,
@@ -427,7 +428,7 @@ fn deliver(
         let r = &signed.record;
         match output {
             Some(path) => {
-                crate::fsx::write_atomic(path, format!("{}\n", signed.line).as_bytes(), 0o644).map_err(|e| {
+                crate::fsx::write_output(path, format!("{}\n", signed.line).as_bytes(), 0o644, state_dir).map_err(|e| {
                     let err = Error::ledger(format!("serial {} is recorded in the ledger, but the certificate could not be written: {e}", r.serial));
                     match certs.get(i + 1..).and_then(|rest| rest.last()) {
                         Some(last) => err.with_hint(format!("serials {} to {} are in the ledger, their certificates not written yet: 'breakglass-ca log show SERIAL' prints each", r.serial, last.record.serial)),
@@ -435,13 +436,13 @@ fn deliver(
                     }
                 })?;
             }
-            None if !json => write_output(None, &format!("{}\n", signed.line))?,
+            None if !json => write_stdout(&format!("{}\n", signed.line))?,
             None => {}
         }
         if json {
             let text = crate::text::json_ascii(r, one)
                 .map_err(|e| Error::json("cannot encode the record as JSON", e))?;
-            write_output(None, &format!("{text}\n"))?;
+            write_stdout(&format!("{text}\n"))?;
         }
         summary(signed, *output, forced);
     }

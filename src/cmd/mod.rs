@@ -146,10 +146,16 @@ pub fn read_input(path: &Path, what: &str) -> Result<String> {
     fsx::read_text(path, fsx::limit::KEY_FILE, what)
 }
 
-/// Write command output to a file (atomically), or stdout for none or `-`.
-pub fn write_output(output: Option<&Path>, text: &str) -> Result<()> {
+/// Write command output to stdout.
+pub fn write_stdout(text: &str) -> Result<()> {
+    write_output_in(None, Path::new(""), text)
+}
+
+/// Write command output to a file (atomically, never into `state_dir`; see
+/// [`fsx::write_output`]), or stdout for none or `-`.
+pub fn write_output_in(output: Option<&Path>, state_dir: &Path, text: &str) -> Result<()> {
     match output.filter(|p| *p != Path::new("-")) {
-        Some(p) => fsx::write_atomic(p, text.as_bytes(), 0o644),
+        Some(p) => fsx::write_output(p, text.as_bytes(), 0o644, state_dir),
         None => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

@@ -12,7 +12,7 @@ use ssh_key::public::KeyData;
 
 use crate::backend::CaKey;
 use crate::cli::{PubkeyArgs, PubkeyFormat};
-use crate::cmd::{write_output, Globals};
+use crate::cmd::{write_output_in, Globals};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::export::qr::Qr;
@@ -27,6 +27,7 @@ const NARROW_TERMINAL: usize = 80;
 
 pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
     let output = args.output.as_deref();
+    let state_dir = g.state_dir.as_path();
     if let Some(p) = file_of(output) {
         g.check_output(p)?;
     }
@@ -41,14 +42,16 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
     let shown = Shown::new(args.bundle, &primary, &backups);
     let fingerprint = primary.fingerprint();
     match args.format {
-        PubkeyFormat::Openssh => write_output(output, &format!("{}\n", shown.content)),
+        PubkeyFormat::Openssh => {
+            write_output_in(output, state_dir, &format!("{}\n", shown.content))
+        }
         PubkeyFormat::Fingerprint => {
             let text: String = shown
                 .lines
                 .iter()
                 .map(|ca| format!("{}\n", ca.fingerprint()))
                 .collect();
-            write_output(output, &text)
+            write_output_in(output, state_dir, &text)
         }
         PubkeyFormat::Json => {
             let uri = uri.to_string();
@@ -57,12 +60,14 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
             } else {
                 export::json(public, &uri)?
             };
-            write_output(output, &format!("{text}\n"))
+            write_output_in(output, state_dir, &format!("{text}\n"))
         }
-        PubkeyFormat::Qr => terminal_qr(output, &shown, &fingerprint),
-        PubkeyFormat::Png => png_qr(output, &shown),
-        PubkeyFormat::Svg => svg_qr(output, &shown, &fingerprint),
-        PubkeyFormat::Sheet => key_sheet(output, key.as_ref(), &uri, own, primary, backups),
+        PubkeyFormat::Qr => terminal_qr(output, state_dir, &shown, &fingerprint),
+        PubkeyFormat::Png => png_qr(output, state_dir, &shown),
+        PubkeyFormat::Svg => svg_qr(output, state_dir, &shown, &fingerprint),
+        PubkeyFormat::Sheet => {
+            key_sheet(output, state_dir, key.as_ref(), &uri, own, primary, backups)
+        }
     }
 }
 
@@ -146,7 +151,12 @@ impl Shown {
 }
 
 /// `--format qr`: the code in text, with a note when it is wider than most terminals.
-fn terminal_qr(output: Option<&Path>, shown: &Shown, fingerprint: &str) -> Result<()> {
+fn terminal_qr(
+    output: Option<&Path>,
+    state_dir: &Path,
+    shown: &Shown,
+    fingerprint: &str,
+) -> Result<()> {
     let qr = Qr::for_screen(&shown.content, &shown.what)?;
     let to_terminal = file_of(output).is_none() && std::io::stdout().is_terminal();
     if to_terminal && qr.terminal_columns() > NARROW_TERMINAL {
@@ -155,7 +165,7 @@ fn terminal_qr(output: Option<&Path>, shown: &Shown, fingerprint: &str) -> Resul
             qr.terminal_columns()
         ));
     }
-    write_output(output, &qr.terminal())?;
+    write_output_in(output, state_dir, &qr.terminal())?;
     say(format!(
         "QR code of {} ({}); CA fingerprint {fingerprint}",
         shown.what,
@@ -165,13 +175,13 @@ fn terminal_qr(output: Option<&Path>, shown: &Shown, fingerprint: &str) -> Resul
 }
 
 /// `--format png`: a binary image, so only into a file.
-fn png_qr(output: Option<&Path>, shown: &Shown) -> Result<()> {
+fn png_qr(output: Option<&Path>, state_dir: &Path, shown: &Shown) -> Result<()> {
     let Some(path) = file_of(output) else {
         return Err(Error::usage("--format png writes a binary image and needs -o FILE")
             .with_hint("e.g. 'breakglass-ca pubkey --format png -o ca-qr.png'; for the terminal use --format qr, for stdout --format svg"));
     };
     let qr = Qr::for_print(&shown.content, &shown.what)?;
-    crate::fsx::write_atomic(path, &qr.png()?, 0o644)?;
+    crate::fsx::write_output(path, &qr.png()?, 0o644, state_dir)?;
     say(format!(
         "wrote {}: QR code of {} ({}, {} px per module)",
         path.shown(),
@@ -183,10 +193,10 @@ fn png_qr(output: Option<&Path>, shown: &Shown) -> Result<()> {
 }
 
 /// `--format svg`: the code for print, titled with what it holds.
-fn svg_qr(output: Option<&Path>, shown: &Shown, fingerprint: &str) -> Result<()> {
+fn svg_qr(output: Option<&Path>, state_dir: &Path, shown: &Shown, fingerprint: &str) -> Result<()> {
     let qr = Qr::for_print(&shown.content, &shown.what)?;
     let title = format!("breakglass-ca: {}, {fingerprint}", shown.what);
-    write_output(output, &qr.svg(&title))?;
+    write_output_in(output, state_dir, &qr.svg(&title))?;
     if let Some(path) = file_of(output) {
         say(format!(
             "wrote {}: QR code of {} ({}, {} mm per module); print it at 100 %",
@@ -203,6 +213,7 @@ fn svg_qr(output: Option<&Path>, shown: &Shown, fingerprint: &str) -> Result<()>
 /// configuration when there is one.
 fn key_sheet(
     output: Option<&Path>,
+    state_dir: &Path,
     key: &dyn CaKey,
     uri: &CaUri,
     own: Option<&Config>,
@@ -221,7 +232,7 @@ fn key_sheet(
         printed: chrono::Utc::now(),
     };
     let svg = sheet::render(&sheet)?;
-    write_output(output, &svg)?;
+    write_output_in(output, state_dir, &svg)?;
     if let Some(path) = file_of(output) {
         say(format!(
             "wrote {}: the A4 key sheet of CA {fingerprint} with {} backup CA(s); print it at 100 % (no 'fit to page') and check the fingerprint on paper",

@@ -79,5 +79,5 @@ pub fn attest(g: &Globals) -> Result<()> {
         Error::token("this token cannot attest its keys (only YubiKey PIV slots can)")
             .with_hint("for a PKCS#11 token, keep the vendor's key-generation record instead")
     })?;
-    crate::cmd::write_output(None, &attest.attestation_pem()?)
+    crate::cmd::write_stdout(&attest.attestation_pem()?)
 }
