@@ -1,6 +1,6 @@
 //! Benchmark helper (not part of the product binary): append COUNT records to the ledger of a
 //! state directory in one process, through the same issuance path as `mint`: the CA opened
-//! and logged in once, the ledger locked once, then `issue::issue` COUNT times (a certificate
+//! and logged in once, the ledger locked (again every 500 records), and `issue::issue` COUNT times (a certificate
 //! and, with `checkpoints = true`, a checkpoint signed by the token for each).
 //!
 //!   cargo run --release --example gen_ledger -- STATE_DIR PIN_FILE USER.pub COUNT
@@ -17,6 +17,9 @@ use breakglass_ca::issue::{issue, MintRequest, SystemClock};
 use breakglass_ca::ledger::Ledger;
 use breakglass_ca::policy::ValidityRequest;
 use breakglass_ca::{backend, pin, ui, Error, Result};
+
+/// How many records are appended under one lock.
+const RELOCK_EVERY: u64 = 500;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +52,12 @@ fn run(dir: &Path, pin_file: &Path, user: &Path, count: &str) -> Result<()> {
     let ledger = Ledger::new(dir).require_checkpoints(config.checkpoints);
     let mut locked = ledger.lock(&config.fingerprint)?;
     for i in 0..count {
+        if i > 0 && i % RELOCK_EVERY == 0 {
+            // A lock held across many appends re-reads all of them before each (see
+            // `Locked::check_unchanged`): take it again now and then, as mint does each time.
+            drop(locked);
+            locked = ledger.lock(&config.fingerprint)?;
+        }
         let req = MintRequest {
             subject: subject.clone(),
             requester: "bench".into(),

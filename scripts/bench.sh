@@ -12,7 +12,8 @@
 # peak RSS from /usr/bin/time -v (goal <= 64 MiB at both sizes); and the whole-process mint
 # time with 100,000 records in the ledger against 10 (goal ratio <= 1.1). The large ledgers
 # are made by examples/gen_ledger.rs: one process, the CA on the same SoftHSM2 token opened
-# and logged in once, the ledger locked once, and the issuance path of `mint` called N times
+# and logged in once, the ledger locked (again every 500 records), the issuance path of `mint`
+# called N times
 # (so each record has its certificate and its checkpoint signed by the token).
 #
 # Environment:
