@@ -8,16 +8,32 @@
 # breakdown: process start (--version), module load + key lookup (pubkey, no PIN), and the rest
 # of mint (login, sign, self-verify, fsynced ledger record, certificate file).
 #
+# Then `log verify` on ledgers of 20,000 and 100,000 records: records/s (goal >= 5,000) and
+# peak RSS from /usr/bin/time -v (goal <= 64 MiB at both sizes); and the whole-process mint
+# time with 100,000 records in the ledger against 10 (goal ratio <= 1.1). The large ledgers
+# are made by examples/gen_ledger.rs: one process, the CA on the same SoftHSM2 token opened
+# and logged in once, the ledger locked (again every 500 records), the issuance path of `mint`
+# called N times
+# (so each record has its certificate and its checkpoint signed by the token).
+#
 # Environment:
 #   BENCH_WARMUP   warm-up runs per command, not measured (default 5)
 #   BENCH_RUNS     measured runs per command (default 50)
 #   BENCH_DIR      scratch folder, deleted and recreated (default <repo>/target/bench: the ledger
 #                  is fsynced there, so keep it on the repo's filesystem)
 #   BENCH_ENFORCE  if 1, exit 1 when the goal is missed
+#   BENCH_SIZES    ledger sizes for log verify (default "20000 100000"; the largest is also
+#                  the one mint is timed with); empty: skip that part
+#   BENCH_VERIFY_RUNS  log verify runs per size, the median reported (default 3)
+#   BENCH_MINT_RUNS    mint runs on each of the large and the 10-record ledger (default 20)
+#   BENCH_LEDGER_CHECKPOINTS  which ledgers: 1 with a checkpoint per record (the 0.1/0.2
+#                  format: two signatures per record to verify), 0 with checkpoints = false
+#                  (one signature per record); default "1 0", both
 set -euo pipefail
 
 # libpcsclite-dev and pkg-config: the binary links the PC/SC library (YubiKey support).
-PACKAGES=(softhsm2 openssh-client python3 libpcsclite-dev pkg-config)
+# time: /usr/bin/time -v for the peak memory of log verify.
+PACKAGES=(softhsm2 openssh-client python3 libpcsclite-dev pkg-config time)
 TOKEN_LABEL=emergency-ca
 KEY_LABEL=breakglass-ca
 GOAL=0.60
@@ -28,10 +44,18 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BENCH_DIR=${BENCH_DIR:-$REPO/target/bench}
 BENCH_WARMUP=${BENCH_WARMUP:-5}
 BENCH_RUNS=${BENCH_RUNS:-50}
+BENCH_SIZES=${BENCH_SIZES-20000 100000}
+BENCH_VERIFY_RUNS=${BENCH_VERIFY_RUNS:-3}
+BENCH_MINT_RUNS=${BENCH_MINT_RUNS:-20}
+BENCH_LEDGER_CHECKPOINTS=${BENCH_LEDGER_CHECKPOINTS-1 0}
 MARKER=.breakglass-ca-bench
 
 [[ $BENCH_WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a number, not '$BENCH_WARMUP'"
 [[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a number >= 1, not '$BENCH_RUNS'"
+[[ $BENCH_SIZES =~ ^[0-9\ ]*$ ]] || die "BENCH_SIZES must be numbers, not '$BENCH_SIZES'"
+[[ $BENCH_VERIFY_RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_VERIFY_RUNS must be a number >= 1"
+[[ $BENCH_MINT_RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_MINT_RUNS must be a number >= 1"
+[[ $BENCH_LEDGER_CHECKPOINTS =~ ^[01\ ]*$ ]] || die "BENCH_LEDGER_CHECKPOINTS must be 1, 0 or '1 0'"
 
 # --- set-up -----------------------------------------------------------------------------------
 step "Packages (${PACKAGES[*]})"
@@ -40,6 +64,11 @@ require_module
 
 step "Release build"
 build_release
+if [[ -n ${BENCH_SIZES// /} ]]; then
+    cargo build --release --locked --example gen_ledger </dev/null ||
+        die "cargo build --release --example gen_ledger failed (see the errors above)"
+    GEN=${CARGO_TARGET_DIR:-$REPO/target}/release/examples/gen_ledger
+fi
 
 step "A SoftHSM2 token with one P-256 CA key, in $BENCH_DIR"
 if [[ -e $BENCH_DIR ]]; then
@@ -186,4 +215,118 @@ case $rc in
 3) die "goal missed (BENCH_ENFORCE=1)" ;;
 *) exit "$rc" ;;
 esac
+
+# --- log verify on large ledgers, and mint with a large ledger ------------------------------
+if [[ -n ${BENCH_SIZES// /} ]]; then
+    step "log verify on ${BENCH_SIZES// /, } records, and mint with the largest ledger vs 10 records"
+    # Every ledger is this CA's: a state directory with the same config.toml and ca.pub;
+    # with checkpoints = false for mode 0 (one signature per record, as in the format where
+    # the certificate carries its ledger binding).
+    new_state() { # DIR MODE
+        mkdir -m 0700 "$1"
+        cp -p -- "$STATE/config.toml" "$STATE/ca.pub" "$1/"
+        if [[ $2 == 0 ]]; then
+            sed -i 's/^checkpoints = true$/checkpoints = false/' "$1/config.toml"
+        fi
+    }
+    for mode in $BENCH_LEDGER_CHECKPOINTS; do
+        have=0
+        prev=
+        for n in $(tr ' ' '\n' <<<"$BENCH_SIZES" | sort -n | uniq); do
+            dir=$BENCH_DIR/ledger-$mode-$n
+            if [[ -n $prev ]]; then cp -a -- "$prev" "$dir"; else new_state "$dir" "$mode"; fi
+            t0=$(date +%s.%N)
+            "$GEN" "$dir" "$PIN_FILE" "$BENCH_DIR/user.pub" $((n - have)) </dev/null ||
+                die "gen_ledger failed for $n records"
+            t1=$(date +%s.%N)
+            note "checkpoints=$mode: $n records made ($((n - have)) new, $(python3 -c "print(f'{$t1 - $t0:.1f}')") s)"
+            have=$n
+            prev=$dir
+        done
+        new_state "$BENCH_DIR/ledger-$mode-small" "$mode"
+        "$GEN" "$BENCH_DIR/ledger-$mode-small" "$PIN_FILE" "$BENCH_DIR/user.pub" 10 </dev/null ||
+            die "gen_ledger failed for 10 records"
+    done
+    export BENCH_SIZES BENCH_VERIFY_RUNS BENCH_MINT_RUNS BENCH_LEDGER_CHECKPOINTS
+    set +e
+    python3 - <<'PY'
+import os, re, statistics, subprocess, sys, time
+
+e = os.environ
+BIN, D, PIN = e["BIN"], e["BENCH_DIR"], e["PIN_FILE"]
+sizes = sorted({int(s) for s in e["BENCH_SIZES"].split()})
+VRUNS, MRUNS = int(e["BENCH_VERIFY_RUNS"]), int(e["BENCH_MINT_RUNS"])
+RATE_GOAL, RSS_GOAL, MINT_GOAL = 5000, 64, 1.1
+ok = True
+
+def verify(name, n):
+    p = subprocess.run(["/usr/bin/time", "-v", BIN, "--state-dir", f"{D}/ledger-{name}",
+                        "log", "verify"], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True)
+    if p.returncode != 0 or f"ledger OK: {n} record(s)" not in p.stdout:
+        sys.exit(f"bench.sh: error: log verify of {n} records failed:\n{p.stdout}{p.stderr}")
+    m = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", p.stderr)
+    h, mi, s = m.groups()
+    wall = int(h or 0) * 3600 + int(mi) * 60 + float(s)
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
+    progress = sum(1 for l in p.stderr.splitlines() if l.startswith("verified "))
+    return wall, rss / 1024, progress
+
+modes = e["BENCH_LEDGER_CHECKPOINTS"].split()
+label = {"1": "a checkpoint per record (2 signatures per record)",
+         "0": "checkpoints = false (1 signature per record)"}
+print(f"\nlog verify, whole process, median of {VRUNS} run(s), {os.cpu_count()} CPU(s) "
+      f"(goal >= {RATE_GOAL} records/s, peak RSS <= {RSS_GOAL} MiB):")
+for mode in modes:
+    print(f" ledgers with {label[mode]}:")
+    for n in sizes:
+        runs = [verify(f"{mode}-{n}", n) for _ in range(VRUNS)]
+        wall = statistics.median(r[0] for r in runs)
+        rss = max(r[1] for r in runs)
+        rate = n / wall
+        met = rate >= RATE_GOAL and rss <= RSS_GOAL
+        ok &= met
+        print(f"  {n:>7} records: {wall:6.2f} s  {rate:8.0f} records/s  peak RSS {rss:6.1f} MiB"
+              f"  ({runs[0][2]} progress line(s))  {'MET' if met else 'NOT MET'}")
+
+big = sizes[-1]
+def mint(state, i):
+    argv = [BIN, "--state-dir", state, "--pin-file", PIN, "mint", "-n", "breakglass",
+            "--reason", f"bench ledger size {i}", "-V", "5m", "--backdate", "1m",
+            "-o", f"{D}/out/size-{os.path.basename(state)}-{i}-cert.pub", f"{D}/user.pub"]
+    t0 = time.perf_counter_ns()
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    t1 = time.perf_counter_ns()
+    if p.returncode != 0:
+        sys.exit(f"bench.sh: error: mint into {state} failed:\n{p.stderr.decode(errors='replace')}")
+    return (t1 - t0) / 1e6
+print(f"\nmint, whole process, median of {MRUNS} alternated runs each (goal ratio <= {MINT_GOAL}):")
+for mode in modes:
+    times = {"big": [], "small": []}
+    for i in range(MRUNS + 2):
+        order = [("big", f"{D}/ledger-{mode}-{big}"), ("small", f"{D}/ledger-{mode}-small")]
+        if i % 2:
+            order.reverse()
+        for k, state in order:
+            t = mint(state, i)
+            if i >= 2:  # two warm-up rounds
+                times[k].append(t)
+    mb, ms = statistics.median(times["big"]), statistics.median(times["small"])
+    ratio = mb / ms
+    ok &= ratio <= MINT_GOAL
+    print(f" ledgers with {label[mode]}:")
+    print(f"  with {big} records in the ledger: {mb:7.2f} ms")
+    print(f"  with 10 records in the ledger:     {ms:7.2f} ms")
+    print(f"  ratio: {ratio:.3f}   {'MET' if ratio <= MINT_GOAL else 'NOT MET'}")
+sys.exit(0 if ok or e.get("BENCH_ENFORCE") != "1" else 3)
+PY
+    rc=$?
+    set -e
+    case $rc in
+    0) ;;
+    3) die "goal missed (BENCH_ENFORCE=1)" ;;
+    *) exit "$rc" ;;
+    esac
+fi
 note "scratch files (token, state, certificates): $BENCH_DIR"

@@ -44,7 +44,8 @@ pub fn read_limited(mut reader: impl Read, limit: u64, what: &str) -> Result<Vec
     Ok(bytes)
 }
 
-fn too_large(limit: u64, what: &str) -> Error {
+/// The error for an input larger than `limit` bytes.
+pub fn too_large(limit: u64, what: &str) -> Error {
     Error::usage(format!(
         "the {what} is larger than {} KiB; refusing to read it",
         limit / 1024
@@ -220,6 +221,70 @@ fn write_file(
     };
     persisted.map_err(|e| Error::file("write", path, e.error))?;
     dir.sync_all().map_err(|e| Error::file("sync", dir_path, e))
+}
+
+/// A file written in pieces (a copy too large to hold in memory) and put in place like
+/// [`write_new`] by [`NewFile::finish`]: until then it is a temporary file beside `path`,
+/// removed if this is dropped.
+pub struct NewFile {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl NewFile {
+    /// A new temporary file for `path` (which must be a plain file path, see
+    /// [`check_replaceable`]), in the same directory.
+    pub fn create(path: &Path) -> Result<Self> {
+        check_replaceable(path)?;
+        let dir = parent_dir(path);
+        let name = path.file_name().ok_or_else(|| {
+            Error::usage(format!("{} does not name a file", path.shown()))
+                .with_hint("give the path of a file, e.g. DIR/NAME")
+        })?;
+        // The name shows which file a leftover temporary belongs to; kept short for NAME_MAX.
+        let short: String = name.to_string_lossy().chars().take(64).collect();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{short}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| Error::file("create a temporary file in", dir, e))?;
+        Ok(NewFile {
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Its mode set to exactly `mode`, fsynced, renamed to its path (which must not exist),
+    /// the directory fsynced.
+    pub fn finish(self, mode: u32) -> Result<()> {
+        self.put_in_place(mode, false)
+    }
+
+    fn put_in_place(self, mode: u32, replace: bool) -> Result<()> {
+        let NewFile { tmp, path } = self;
+        tmp.as_file()
+            .set_permissions(Permissions::from_mode(mode))
+            .and_then(|_| tmp.as_file().sync_all())
+            .map_err(|e| Error::file("write", &path, e))?;
+        let persisted = if replace {
+            tmp.persist(&path).map(|_| ())
+        } else {
+            tmp.persist_noclobber(&path).map(|_| ())
+        };
+        persisted.map_err(|e| Error::file("write", &path, e.error))?;
+        let dir = parent_dir(&path);
+        sync_dir(dir).map_err(|e| Error::file("sync", dir, e))
+    }
+}
+
+impl Write for NewFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tmp.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tmp.flush()
+    }
 }
 
 /// The directory a path is in (`.` for a bare name).

@@ -1,6 +1,7 @@
 //! `log`: the issuance ledger as a table or JSON, one record in full, its verification, and an
 //! export bundle that an auditor verifies without the token.
 
+use std::io::BufWriter;
 use std::path::Path;
 
 use ssh_key::public::KeyData;
@@ -12,7 +13,7 @@ use crate::config::{Config, CA_PUB_FILE};
 use crate::error::{Error, Result};
 use crate::fsx::{self, write_new};
 use crate::ledger::checkpoint;
-use crate::ledger::{Ledger, Record, Verified, LEDGER_FILE};
+use crate::ledger::{Copy, Ledger, Record, Verified, LEDGER_FILE};
 use crate::text::ShowPath;
 use crate::text::{self, Esc};
 use crate::ui::{self, say};
@@ -22,7 +23,7 @@ pub fn run(g: &Globals, args: &LogArgs) -> Result<()> {
         None => list(g, args.json),
         Some(LogAction::Show { serial }) => show(g, *serial),
         Some(LogAction::Verify { bundle: Some(dir) }) => verify_bundle(dir).map(|_| ()),
-        Some(LogAction::Verify { bundle: None }) => verify_state(g).map(|_| ()),
+        Some(LogAction::Verify { bundle: None }) => verify_state(g, None).map(|_| ()),
         Some(LogAction::Export { output }) => export(g, output),
     }
 }
@@ -152,12 +153,13 @@ struct Checked {
     verified: Verified,
 }
 
-/// `log verify`: the state directory's ledger, with its CA key and configuration.
-fn verify_state(g: &Globals) -> Result<Checked> {
+/// `log verify`: the state directory's ledger, with its CA key and configuration (the bytes
+/// verified copied to `copy`, for `log export`).
+fn verify_state(g: &Globals, copy: Option<Copy<'_>>) -> Result<Checked> {
     let config = g.config()?;
     let ca = ca_key(g, config.as_ref())?;
     let required = config.as_ref().is_some_and(|c| c.checkpoints);
-    verify_dir(&g.state_dir, ca, required)
+    verify_dir(&g.state_dir, ca, required, copy)
 }
 
 /// `log verify --bundle DIR`: a bundle holding its own `ca.pub`.
@@ -165,15 +167,15 @@ fn verify_bundle(dir: &Path) -> Result<Checked> {
     let path = dir.join(CA_PUB_FILE);
     let ca = read_ca_pub(&path)?
         .ok_or_else(|| Error::file("read", &path, std::io::ErrorKind::NotFound.into()))?;
-    verify_dir(dir, ca, false)
+    verify_dir(dir, ca, false, None)
 }
 
-/// Verify the ledger in `dir` (both files read once, under the ledger lock where there is
-/// one, and exactly those bytes checked) and say what was found.
-fn verify_dir(dir: &Path, ca: KeyData, required: bool) -> Result<Checked> {
+/// Verify the ledger in `dir` (both files streamed once, under the ledger lock where there is
+/// one, and exactly those bytes checked, and copied to `copy`) and say what was found.
+fn verify_dir(dir: &Path, ca: KeyData, required: bool, copy: Option<Copy<'_>>) -> Result<Checked> {
     let verified = crate::cmd::ledger(dir)
         .require_checkpoints(required)
-        .verify(&ca)?
+        .verify_copy(&ca, copy)?
         .ok_or_else(|| {
             Error::usage(format!(
                 "there is no ledger at {}",
@@ -225,26 +227,45 @@ fn parts(report: &crate::ledger::Report) -> Vec<String> {
     out
 }
 
-/// `log export`: verify, then write exactly the bytes verified into a new directory.
+/// Verify the state directory's ledger, copying both files into `out` as they are verified:
+/// they are put in place only once everything verified.
+fn copy_verified(g: &Globals, out: &Path) -> Result<Checked> {
+    let new = |name: &str| fsx::NewFile::create(&out.join(name)).map(BufWriter::new);
+    let mut ledger = new(LEDGER_FILE)?;
+    let mut cps = new(checkpoint::FILE)?;
+    let checked = verify_state(
+        g,
+        Some(Copy {
+            ledger: &mut ledger,
+            checkpoints: &mut cps,
+        }),
+    )?;
+    for (file, name) in [(ledger, LEDGER_FILE), (cps, checkpoint::FILE)] {
+        file.into_inner()
+            .map_err(|e| Error::file("write", &out.join(name), e.into_error()))?
+            .finish(0o644)?;
+    }
+    Ok(checked)
+}
+
+/// `log export`: verify, writing exactly the bytes verified into a new directory.
 fn export(g: &Globals, out: &Path) -> Result<()> {
     g.check_output_dir(out)?;
     if std::fs::symlink_metadata(out).is_ok() {
         return Err(Error::usage(format!("{} already exists", out.shown()))
             .with_hint("choose a new directory for the bundle"));
     }
+    fsx::create_dir(out, fsx::PRIVATE_DIR)?;
+    let checked = copy_verified(g, out);
+    if checked.is_err() {
+        // Nothing was put in place: the directory made above is empty again.
+        let _ = std::fs::remove_dir(out);
+    }
     let Checked {
         ca,
-        verified:
-            Verified {
-                report,
-                ledger,
-                checkpoints: cps,
-            },
-    } = verify_state(g)?;
-    fsx::create_dir(out, fsx::PRIVATE_DIR)?;
+        verified: Verified { report, .. },
+    } = checked?;
     let line = crate::key::openssh_line(&ca)?;
-    write_new(&out.join(LEDGER_FILE), &ledger, 0o644)?;
-    write_new(&out.join(checkpoint::FILE), &cps, 0o644)?;
     write_new(
         &out.join(CA_PUB_FILE),
         format!("{line}\n").as_bytes(),

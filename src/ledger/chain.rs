@@ -32,20 +32,48 @@ pub(super) fn broken(what: String) -> Error {
 /// signature is checked here.
 pub fn chain_heads(records: &[(String, Record)], ca_fingerprint: &str) -> Result<Vec<String>> {
     let mut heads = Vec::with_capacity(records.len());
-    let mut prev = genesis_hash(ca_fingerprint);
-    for (i, (line, record)) in records.iter().enumerate() {
-        let n = i + 1;
+    let mut walk = Walk::new(ca_fingerprint);
+    for (line, record) in records {
+        let head = hex_sha256(line.as_bytes());
+        walk.next(record, &head)?;
+        heads.push(head);
+    }
+    Ok(heads)
+}
+
+/// The chain walked one record at a time, from the first line (what [`chain_heads`] and the
+/// streaming audit of `log verify` share): the serial must be the line number and the
+/// `prev_hash` the hash of the line before.
+pub struct Walk<'a> {
+    ca_fingerprint: &'a str,
+    prev: String,
+    /// Records linked so far.
+    n: u64,
+}
+
+impl<'a> Walk<'a> {
+    pub fn new(ca_fingerprint: &'a str) -> Self {
+        Walk {
+            ca_fingerprint,
+            prev: genesis_hash(ca_fingerprint),
+            n: 0,
+        }
+    }
+
+    /// The next line's record and the hash of its line (see [`hex_sha256`]).
+    pub fn next(&mut self, record: &Record, line_hash: &str) -> Result<()> {
+        let n = self.n.saturating_add(1);
         let at = format!("record serial {} (line {n})", record.serial);
-        if u64::try_from(n).ok() != Some(record.serial) {
+        if n != record.serial {
             return Err(broken(format!(
                 "{at}: expected serial {n}; records were removed, inserted or reordered"
             )));
         }
-        if record.prev_hash != prev {
+        if record.prev_hash != self.prev {
             return Err(broken(if n == 1 {
                 format!(
-                    "{at}: it does not start the ledger of the CA {ca_fingerprint}: the ledger belongs to another CA (it names {}), or its first record was edited",
-                    record.ca_fingerprint
+                    "{at}: it does not start the ledger of the CA {}: the ledger belongs to another CA (it names {}), or its first record was edited",
+                    self.ca_fingerprint, record.ca_fingerprint
                 )
             } else {
                 format!(
@@ -54,10 +82,10 @@ pub fn chain_heads(records: &[(String, Record)], ca_fingerprint: &str) -> Result
                 )
             }));
         }
-        prev = hex_sha256(line.as_bytes());
-        heads.push(prev.clone());
+        self.prev = line_hash.to_string();
+        self.n = n;
+        Ok(())
     }
-    Ok(heads)
 }
 
 /// The last link of the chain: the newest record continues the one before it (or the genesis

@@ -23,8 +23,10 @@
 //! - [`checkpoint`]: all of `checkpoints.jsonl` (check, parse, newest; sign and append in
 //!   tests);
 //! - [`verify`]: the full audit (`log verify`) and the cheap check (`status`);
+//! - `audit.rs`: how the audit walks a ledger (streamed, signatures checked in parallel);
 //! - `jsonl.rs`: the file operations both files share.
 
+mod audit;
 pub mod binding;
 mod chain;
 pub mod checkpoint;
@@ -36,10 +38,11 @@ pub mod verify;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use audit::Progress;
 pub use chain::{chain_heads, genesis_hash, hex_sha256};
 pub use lock::{Appended, LockGuard, Locked, Repaired, Tail};
 pub use record::{parse_ledger, BadLine, Lines, Record};
-pub use verify::{Report, Summary, Verified};
+pub use verify::{Copy, Report, Summary, Verified};
 
 use crate::error::{Error, Result};
 use crate::fsx;
@@ -57,6 +60,8 @@ pub const BROKEN_HINT: &str = "the ledger was altered or damaged after it was wr
 pub enum Note {
     /// Another process holds the lock on this state directory: this one waits for it.
     WaitingForLock,
+    /// `log verify` is taking a while: how far it is.
+    Verifying(Progress),
 }
 
 impl fmt::Display for Note {
@@ -65,6 +70,10 @@ impl fmt::Display for Note {
             Note::WaitingForLock => {
                 f.write_str("Waiting for another mint on this state directory to finish...")
             }
+            Note::Verifying(p) => match p.estimate {
+                Some(total) => write!(f, "verified {} of ~{total} records...", p.done),
+                None => write!(f, "verified {} records...", p.done),
+            },
         }
     }
 }

@@ -7,15 +7,21 @@
 //! The audit works on the raw bytes of the files, so the state directory and an exported
 //! bundle are checked by the same code, and it parses lines with the same parsers as `mint`.
 
+use std::fs::OpenOptions;
+use std::io::Write;
+
 use ssh_key::public::KeyData;
 use ssh_key::Certificate;
 
+use super::audit::{self, Input};
 use super::binding::{self, EXTENSION};
 use super::checkpoint::{self, Checkpoint};
-use super::{chain_heads, parse_ledger, Files, Ledger, Record, BROKEN_HINT};
+use super::{chain_heads, Ledger, Note, Record, BROKEN_HINT};
 use crate::cert;
 use crate::error::{Error, Result};
+use crate::fsx;
 use crate::issue::rfc3339;
+use crate::text::ShowPath;
 
 /// What a successful verification found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -40,12 +46,13 @@ impl Report {
     }
 }
 
-/// A ledger verified by [`Ledger::verify`]: the report and the exact bytes checked.
+/// A ledger verified by [`Ledger::verify`]: the report, and how many bytes of each file
+/// were checked (and copied, with [`Ledger::verify_copy`]).
 #[derive(Debug)]
 pub struct Verified {
     pub report: Report,
-    pub ledger: Vec<u8>,
-    pub checkpoints: Vec<u8>,
+    pub ledger_bytes: u64,
+    pub checkpoint_bytes: u64,
 }
 
 /// What `status` shows of a ledger, from [`Ledger::summary`].
@@ -61,18 +68,47 @@ pub struct Summary {
 }
 
 impl Ledger {
-    /// `log verify`: the ledger's and the checkpoints' bytes, read once under the shared lock,
-    /// verified against the CA public key (see [`verify`]). `None` when there is no ledger.
-    /// With checkpoints required, records without any checkpoint are an error.
+    /// `log verify`: the ledger and the checkpoints, streamed once under the shared lock,
+    /// verified against the CA public key (see [`audit::walk`]). `None` when there is no
+    /// ledger. With checkpoints required, records without any checkpoint are an error.
     pub fn verify(&self, ca: &KeyData) -> Result<Option<Verified>> {
-        let Files {
-            ledger,
-            checkpoints,
-        } = self.read_files()?;
-        let Some(ledger) = ledger else {
+        self.verify_copy(ca, None)
+    }
+
+    /// [`Ledger::verify`], copying every byte verified of each file to `copy` (`log export`:
+    /// the bundle holds exactly what was checked). On an error the copies are incomplete.
+    pub fn verify_copy(&self, ca: &KeyData, copy: Option<Copy<'_>>) -> Result<Option<Verified>> {
+        let _guard = self.take_lock(false, false)?;
+        let path = self.path();
+        let Some(ledger) = fsx::open_private(&path, OpenOptions::new().read(true))? else {
             return Ok(None);
         };
-        let report = verify(&ledger, checkpoints.as_deref().unwrap_or_default(), ca)?;
+        let cp_path = self.dir.join(checkpoint::FILE);
+        let cps = fsx::open_private(&cp_path, OpenOptions::new().read(true))?;
+        let size = ledger.metadata().ok().map(|m| m.len());
+        let (ledger_copy, cp_copy) = match copy {
+            Some(c) => (Some(c.ledger), Some(c.checkpoints)),
+            None => (None, None),
+        };
+        let walked = audit::walk(
+            Input {
+                reader: Box::new(ledger),
+                what: format!("ledger {}", path.shown()),
+                copy: ledger_copy,
+            },
+            Input {
+                reader: match cps {
+                    Some(f) => Box::new(f),
+                    None => Box::new(std::io::empty()),
+                },
+                what: format!("checkpoint file {}", cp_path.shown()),
+                copy: cp_copy,
+            },
+            ca,
+            size,
+            &|p| self.note(Note::Verifying(p)),
+        )?;
+        let report = walked.report;
         // Checkpoints are required for a ledger that ends in format-1 records: once a bound
         // record follows them, its signed `prev_hash` covers them all.
         if self.checkpoints_required
@@ -80,15 +116,12 @@ impl Ledger {
             && report.old_records > 0
             && report.bound_records == 0
         {
-            return Err(checkpoint::missing(
-                &self.dir.join(checkpoint::FILE),
-                report.last_serial,
-            ));
+            return Err(checkpoint::missing(&cp_path, report.last_serial));
         }
         Ok(Some(Verified {
             report,
-            ledger,
-            checkpoints: checkpoints.unwrap_or_default(),
+            ledger_bytes: walked.ledger_bytes,
+            checkpoint_bytes: walked.checkpoint_bytes,
         }))
     }
 
@@ -107,7 +140,13 @@ impl Ledger {
     }
 }
 
-fn broken(what: String) -> Error {
+/// Where [`Ledger::verify_copy`] copies the bytes it verifies.
+pub struct Copy<'a> {
+    pub ledger: &'a mut dyn Write,
+    pub checkpoints: &'a mut dyn Write,
+}
+
+pub(super) fn broken(what: String) -> Error {
     Error::invalid(format!("ledger verification FAILED: {what}")).with_hint(BROKEN_HINT)
 }
 
@@ -115,76 +154,18 @@ fn broken(what: String) -> Error {
 /// against the CA public key. The first broken record is named in the error. Lines are parsed
 /// by the ledger's own parsers, so a line `mint` refuses is refused here too, and the reverse.
 pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report> {
-    let ca_fp = crate::key::fingerprint(ca);
-    let lines = parse_ledger(ledger).map_err(|bad| {
-        broken(format!(
-            "line {} is not a ledger record: {}",
-            bad.index + 1,
-            bad.why
-        ))
-    })?;
-    let mut report = Report::default();
-    if lines.torn.is_some() {
-        report.warnings.push("the ledger ends in a half-written record from an interrupted mint; no certificate was handed out for it (the next mint sets it aside)".into());
-    }
-    if lines.unterminated {
-        report.warnings.push("the ledger's last record lost its final newline (an interrupted mint); it is verified like the others, its serial stays issued, and the next mint restores the newline".into());
-    }
-    let records = lines.records;
-    // Each record against its own certificate first: that names an edited record itself,
-    // where the chain can only name the record after it.
-    for (i, (line, record)) in records.iter().enumerate() {
-        let at = format!("record serial {} (line {})", record.serial, i + 1);
-        if report.bound_records > 0 && !record.is_bound() {
-            return Err(broken(format!("{at}: {UNBOUND_AFTER_BOUND}")));
-        }
-        check_record(line, record, ca, &ca_fp).map_err(|why| broken(format!("{at}: {why}")))?;
-        match record.is_bound() {
-            true => report.bound_records += 1,
-            false => report.old_records += 1,
-        }
-        report.last_serial = record.serial;
-    }
-    let heads = chain_heads(&records, &ca_fp)?;
+    audit::walk(
+        Input::new(ledger, "ledger"),
+        Input::new(checkpoints, "checkpoint file"),
+        ca,
+        None,
+        &|_| {},
+    )
+    .map(|w| w.report)
+}
 
-    let cp_lines = checkpoint::lines(checkpoints);
-    if cp_lines.torn {
-        report.warnings.push(
-            "the checkpoint file ends in a half-written line from an interrupted mint".into(),
-        );
-    }
-    for (i, line) in cp_lines.complete.iter().enumerate() {
-        let cp = checkpoint::parse_line(line)
-            .map_err(|_| broken(format!("checkpoint line {} cannot be read", i + 1)))?;
-        if cp.serial <= report.last_signed_serial() {
-            return Err(broken(format!(
-                "checkpoint for serial {} is out of order",
-                cp.serial
-            )));
-        }
-        checkpoint::verify(&cp, ca).map_err(|e| broken(e.to_string()))?;
-        let head = usize::try_from(cp.serial)
-            .ok()
-            .and_then(|s| s.checked_sub(1))
-            .and_then(|idx| heads.get(idx));
-        match head {
-            None => {
-                return Err(broken(format!(
-                    "a checkpoint signed by the token covers serial {}, but the ledger ends at serial {}: records were removed from the end",
-                    cp.serial, report.last_serial
-                )))
-            }
-            Some(h) if *h != cp.head => {
-                return Err(broken(format!(
-                    "record serial {}: the ledger up to it differs from what the token signed; records up to it were edited, removed or reordered",
-                    cp.serial
-                )))
-            }
-            Some(_) => {}
-        }
-        report.newest_checkpoint = Some(cp);
-        report.checkpoints += 1;
-    }
+/// The report's closing warnings, once everything verified.
+pub(super) fn finish(report: &mut Report) {
     let last_cp = report.last_signed_serial();
     // Format-1 records after the newest checkpoint are covered when a bound record follows
     // them (its signed prev_hash is the hash of the line before it).
@@ -194,11 +175,10 @@ pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report>
             report.last_serial.saturating_sub(last_cp)
         ));
     }
-    Ok(report)
 }
 
 /// Why a format-1 record after a format-2 one is refused.
-const UNBOUND_AFTER_BOUND: &str = "it carries no ledger binding, but records before it do: mint never writes an old-format record after a bound one (it was added or altered, or written by an older breakglass-ca)";
+pub(super) const UNBOUND_AFTER_BOUND: &str = "it carries no ledger binding, but records before it do: mint never writes an old-format record after a bound one (it was added or altered, or written by an older breakglass-ca)";
 
 /// One record (`line` its exact line) on its own, against the CA `ca` (`ca_fp` its
 /// fingerprint): it names this CA, its certificate parses, is signed by the CA and says what
@@ -402,6 +382,20 @@ mod tests {
         verify(&join(lines), cps, ca.public_key())
             .unwrap_err()
             .to_string()
+    }
+
+    /// [`Ledger::verify_copy`] of the ledger in `dir`, with what it copied of each file.
+    fn verify_copied(dir: &std::path::Path, ca: &SoftKey) -> (Verified, Vec<u8>, Vec<u8>) {
+        let (mut ledger, mut cps) = (Vec::new(), Vec::new());
+        let copy = Copy {
+            ledger: &mut ledger,
+            checkpoints: &mut cps,
+        };
+        let verified = Ledger::new(dir)
+            .verify_copy(ca.public_key(), Some(copy))
+            .unwrap()
+            .unwrap();
+        (verified, ledger, cps)
     }
 
     fn edit(line: &str, f: impl FnOnce(&mut Record)) -> String {
@@ -648,12 +642,11 @@ mod tests {
     #[test]
     fn ledger_verify_checks_exactly_the_bytes_it_returns() {
         let (dir, ca, lines, cps) = ledger(3);
-        let verified = Ledger::new(dir.path())
-            .verify(ca.public_key())
-            .unwrap()
-            .unwrap();
-        assert_eq!(verified.ledger, join(&lines));
-        assert_eq!(verified.checkpoints, cps);
+        let (verified, copied_ledger, copied_cps) = verify_copied(dir.path(), &ca);
+        assert_eq!(copied_ledger, join(&lines));
+        assert_eq!(copied_cps, cps);
+        assert_eq!(verified.ledger_bytes, copied_ledger.len() as u64);
+        assert_eq!(verified.checkpoint_bytes, cps.len() as u64);
         let newest = verified.report.newest_checkpoint.clone().unwrap();
         assert_eq!(newest.serial, 3);
         // A torn checkpoint line after it (a complete JSON value but for one invalid byte) is
@@ -662,12 +655,9 @@ mod tests {
         let mut torn = cps.clone();
         torn.extend_from_slice(b"{\"serial\":9,\"head\":\"\xff\",\"signature\":\"x\"}");
         std::fs::write(&path, &torn).unwrap();
-        let verified = Ledger::new(dir.path())
-            .verify(ca.public_key())
-            .unwrap()
-            .unwrap();
+        let (verified, _, copied_cps) = verify_copied(dir.path(), &ca);
         assert_eq!(verified.report.newest_checkpoint, Some(newest));
-        assert_eq!(verified.checkpoints, torn);
+        assert_eq!(copied_cps, torn);
         assert!(
             verified.report.warnings[0].contains("half-written line"),
             "{:?}",
