@@ -436,7 +436,9 @@ fn inits_signalled_at_random_moments_leave_one_consistent_ca() {
             continue;
         }
         let replaced = now != before;
-        let before_generating = "before the key was generated: no key was generated, the token and state directory are unchanged";
+        // Stopped before the key was generated: at the PIN (while it was read) or after the
+        // login.
+        let before_generating = "no key was generated, the token and state directory are unchanged";
         let after_generating =
             "after the CA key was generated: init completed, config.toml and ca.pub were written";
         let outcome = if out.status.code() == Some(0) {
