@@ -92,6 +92,32 @@ fn is_pin_value(item: &str) -> bool {
             .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("pin-value"))
 }
 
+/// Whether `item` might hold a PIN although it is not `pin-value`: a near miss of its name
+/// (`pin_value`, `pinvalue`, `PIN-Value;`, `?pin&value=`: any name holding `pin`, `value`,
+/// `pass` or `secret` once punctuation is dropped), or a `pin-source` that is not a file.
+/// Such pieces are never echoed, whatever they are.
+fn looks_secret(item: &str) -> bool {
+    let decoded = percent_decode_str(item).decode_utf8_lossy();
+    let Some((name, value)) = decoded.split_once('=') else {
+        return false;
+    };
+    let name: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if name.is_empty() {
+        return true; // a value with no name: what was it meant to be?
+    }
+    if name == "pinsource" {
+        let value = value.trim_start();
+        return !(value.starts_with("file:") || value.starts_with('/'));
+    }
+    ["pin", "value", "pass", "secret"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
 /// Separators of the pieces that [`redact`] looks at: the parser's (`?` between path and
 /// query, `;` and `&` between attributes) and `:` after the scheme. A piece of the parser
 /// (`a=b&pin-value=1` as one path attribute, say) is always made of whole pieces of these.
@@ -109,6 +135,8 @@ fn redact(uri: &str) -> String {
         };
         if is_pin_value(body) {
             out.push_str("pin-value=<redacted>");
+        } else if looks_secret(body) {
+            out.push_str("<redacted>");
         } else {
             out.push_str(body);
         }
@@ -586,6 +614,27 @@ mod tests {
             "pkcs11:token=a;pin-value=<redacted>?module-path=/m&pin-value=<redacted>"
         );
         assert_eq!(redact("pkcs11:pin-value=1"), "pkcs11:pin-value=<redacted>");
+    }
+
+    /// Red-team finding: near misses of `pin-value` echoed the PIN in the error.
+    #[test]
+    fn near_misses_of_pin_value_are_never_echoed() {
+        for uri in [
+            "pkcs11:token=a?pin_value=246810",
+            "pkcs11:token=a?pinvalue=246810",
+            "pkcs11:token=a;pin-value;=246810",
+            "pkcs11:token=a?pin-value%00=246810",
+            "pkcs11:token=a?pin&value=246810",
+            "pkcs11:token=a?pin-source=246810",
+            "pkcs11:token=a?Passphrase=246810",
+        ] {
+            let err = uri.parse::<CaUri>().unwrap_err();
+            let shown = format!("{err} {}", err.hint().unwrap_or_default());
+            assert!(!shown.contains("246810"), "{uri}: {shown}");
+        }
+        // What holds no secret is still shown, so the custodian sees what was wrong.
+        let err = "pkcs11:token=a?colour=blue".parse::<CaUri>().unwrap_err();
+        assert!(err.to_string().contains("colour=blue"), "{err}");
     }
 
     #[test]
