@@ -468,7 +468,7 @@ fn custom_options_reach_the_certificate_and_the_screen() {
     let err = stderr(&out);
     let screen = err.split("PIN state").next().unwrap();
     assert!(
-        screen.contains("Critical:       audit@example.com=INC-42, force-command=/usr/bin/uptime -p, source-address=127.0.0.1,192.0.2.0/24"),
+        screen.contains("Critical:       audit@example.com=\"INC-42\", force-command=\"/usr/bin/uptime -p\", source-address=\"127.0.0.1,192.0.2.0/24\""),
         "{err}"
     );
     assert!(

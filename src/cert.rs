@@ -316,7 +316,12 @@ pub fn show_options(options: &BTreeMap<String, String>) -> String {
         .iter()
         .map(|(k, v)| match v.is_empty() {
             true => text::escape(k).into_owned(),
-            false => format!("{}={}", text::escape(k), text::escape(v)),
+            // Quoted, so that a value holding ", name" cannot pass for more options.
+            false => format!(
+                "{}=\"{}\"",
+                text::escape(k),
+                text::escape(v).replace('"', "\\\"")
+            ),
         })
         .collect();
     if shown.is_empty() {
@@ -600,9 +605,15 @@ mod tests {
         let o = parse(&["force-command=/usr/bin/uptime -p", "extension:k=v w"]).unwrap();
         assert_eq!(
             show_options(&o.critical),
-            "force-command=/usr/bin/uptime -p"
+            "force-command=\"/usr/bin/uptime -p\""
         );
-        assert_eq!(show_options(&o.extensions), "k=v w, permit-pty");
+        // A value that reads like more options is shown as one.
+        let tricky = parse(&["extension:x@y=1, permit-port-forwarding"]).unwrap();
+        assert_eq!(
+            show_options(&tricky.extensions),
+            "permit-pty, x@y=\"1, permit-port-forwarding\""
+        );
+        assert_eq!(show_options(&o.extensions), "k=\"v w\", permit-pty");
         assert_eq!(show_options(&BTreeMap::new()), "none");
     }
 

@@ -468,6 +468,39 @@ pub fn check_private_file(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     )
 }
 
+/// Refuse to load a shared library (the PKCS#11 module) that another user could have replaced:
+/// the file and every directory above it must belong to root or to this user, and be writable
+/// by nobody else (a sticky directory such as /tmp excepted: others cannot rename in it).
+pub fn check_trusted_code(path: &Path) -> Result<()> {
+    let me = rustix::process::geteuid().as_raw();
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return Ok(()); // the loader says clearly that it is missing
+    };
+    for p in real.ancestors() {
+        let Ok(meta) = std::fs::metadata(p) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        let sticky_dir = meta.is_dir() && mode & 0o1000 != 0;
+        let owner_ok = meta.uid() == 0 || meta.uid() == me;
+        let writable_by_others = mode & 0o022 != 0 && !sticky_dir;
+        if !owner_ok || writable_by_others {
+            let why = if !owner_ok {
+                format!("belongs to another user (uid {})", meta.uid())
+            } else {
+                "can be changed by other users".to_string()
+            };
+            return Err(Error::config(format!(
+                "the PKCS#11 module {} cannot be trusted: {} {why}; refusing to load it",
+                path.shown(),
+                p.shown()
+            ))
+            .with_hint("this tool loads the module into the process that holds the PIN: use the module installed by the distribution (e.g. /usr/lib/softhsm/libsofthsm2.so), or make the file and its directories root's and not writable by others"));
+        }
+    }
+    Ok(())
+}
+
 fn check_owner_and_mode(
     path: &Path,
     meta: &std::fs::Metadata,
@@ -543,6 +576,27 @@ pub fn resolve_output(path: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Red-team finding: a world-writable PKCS#11 module (or directory above it) was loaded.
+    #[test]
+    fn code_others_could_replace_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m.so");
+        std::fs::write(&m, b"x").unwrap();
+        std::fs::set_permissions(dir.path(), Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&m, Permissions::from_mode(0o644)).unwrap();
+        check_trusted_code(&m).unwrap();
+        std::fs::set_permissions(&m, Permissions::from_mode(0o666)).unwrap();
+        let err = check_trusted_code(&m).unwrap_err().to_string();
+        assert!(err.contains("can be changed by other users"), "{err}");
+        std::fs::set_permissions(&m, Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(dir.path(), Permissions::from_mode(0o777)).unwrap();
+        assert!(check_trusted_code(&m).is_err());
+        // A sticky directory (like /tmp) above it is fine.
+        std::fs::set_permissions(dir.path(), Permissions::from_mode(0o1777)).unwrap();
+        check_trusted_code(&m).unwrap();
+        check_trusted_code(Path::new("/usr/lib/softhsm/libsofthsm2.so")).unwrap();
+    }
 
     /// Red-team finding: the output's directory swapped for a link to the state directory
     /// while the custodian typed the PIN made the certificate replace the ledger.

@@ -70,7 +70,22 @@ pub fn requester_name(explicit: Option<&str>, key: &PublicKey) -> Result<String>
             ),
         );
     }
-    if !text::is_safe(name) {
+    // A name can also disguise the screen with plain characters: a long run of spaces pushes
+    // the real fingerprint out of sight, a "(SHA256:…)" of its own shows another key's.
+    let disguise = if !text::is_safe(name) {
+        Some("contains control or invisible characters")
+    } else if name.len() > MAX_REQUESTER_BYTES {
+        Some("is longer than 128 bytes")
+    } else if name.contains("  ") || name.contains('\t') {
+        Some("contains a run of spaces")
+    } else if name.to_ascii_uppercase().contains("SHA256:")
+        || name.to_ascii_uppercase().contains("MD5:")
+    {
+        Some("looks like it holds a key fingerprint")
+    } else {
+        None
+    };
+    if let Some(why) = disguise {
         let (what, hint) = match explicit {
             Some(_) => (
                 "--requester",
@@ -81,14 +96,14 @@ pub fn requester_name(explicit: Option<&str>, key: &PublicKey) -> Result<String>
                 "the comment may be crafted to disguise the screen: name the requester yourself with --requester NAME (e.g. --requester alice@example.com)",
             ),
         };
-        return Err(Error::refused(format!(
-            "{what} \"{}\" contains control or invisible characters",
-            text::escape(name)
-        ))
-        .with_hint(hint));
+        let shown: String = text::escape(name).chars().take(100).collect();
+        return Err(Error::refused(format!("{what} \"{shown}\" {why}")).with_hint(hint));
     }
     Ok(name.to_string())
 }
+
+/// The longest requester name (a key comment or `--requester`) shown and recorded.
+const MAX_REQUESTER_BYTES: usize = 128;
 
 /// Refuse to issue when the clock is earlier than the newest ledger record: on an air-gapped
 /// laptop that means the clock is wrong, and so would the certificate's window be.
@@ -524,6 +539,27 @@ mod tests {
             let err = requester_name(Some(comment), &key).unwrap_err();
             assert!(err.to_string().contains("--requester"), "{err}");
         }
+        // Red-team finding: plain characters that disguise the screen.
+        let padded = format!(
+            "alice@x (SHA256:QfEWabc){}Principals:     root",
+            " ".repeat(300)
+        );
+        for (comment, why) in [
+            (padded.as_str(), "longer than 128"),
+            ("alice  (x)", "run of spaces"),
+            ("alice (SHA256:QfEWabcdef)", "key fingerprint"),
+            ("bob md5:aa:bb", "key fingerprint"),
+        ] {
+            let mut k = key.clone();
+            k.set_comment(comment);
+            let err = requester_name(None, &k).unwrap_err();
+            assert!(err.to_string().contains(why), "{comment}: {err}");
+            assert!(err.hint().unwrap().contains("--requester NAME"));
+        }
+        assert_eq!(
+            requester_name(Some("Alice Example <alice@example.com>"), &key).unwrap(),
+            "Alice Example <alice@example.com>"
+        );
     }
 
     /// A CA key that counts the token signatures it is asked for.

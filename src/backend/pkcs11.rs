@@ -119,6 +119,7 @@ fn module_path(uri: &Pkcs11Uri) -> Result<PathBuf> {
 }
 
 fn load(path: &Path) -> Result<Pkcs11> {
+    crate::fsx::check_trusted_code(path)?;
     let ctx = Pkcs11::new(path).map_err(|e| {
         Error::pkcs11(
             format!(

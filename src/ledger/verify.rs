@@ -275,6 +275,11 @@ fn check_certificate(r: &Record, ca: &KeyData) -> std::result::Result<Certificat
         ("valid_after", when(cert.valid_after()) != r.valid_after),
         ("valid_before", when(cert.valid_before()) != r.valid_before),
         (
+            // (a bound record's binding covers it, and names it)
+            "requester key type",
+            !r.is_bound() && cert.public_key().algorithm().to_string() != r.requester_key_type,
+        ),
+        (
             "requester fingerprint",
             crate::key::fingerprint(cert.public_key()) != r.requester_fingerprint,
         ),
