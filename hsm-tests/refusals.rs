@@ -472,7 +472,7 @@ fn custom_options_reach_the_certificate_and_the_screen() {
         "{err}"
     );
     assert!(
-        screen.contains("Extensions:     login@github.com=alice"),
+        screen.contains("Extensions:     login@github.com=\"alice\""),
         "{err}"
     );
     assert!(
@@ -481,11 +481,11 @@ fn custom_options_reach_the_certificate_and_the_screen() {
     );
     let summary = err.split("Issued serial").nth(1).unwrap();
     assert!(
-        summary.contains("critical:    audit@example.com=INC-42, force-command"),
+        summary.contains("critical:    audit@example.com=\"INC-42\", force-command"),
         "{err}"
     );
     assert!(
-        summary.contains("extensions:  login@github.com=alice\n"),
+        summary.contains("extensions:  login@github.com=\"alice\"\n"),
         "{err}"
     );
     assert!(
