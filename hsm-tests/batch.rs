@@ -61,22 +61,6 @@ fn calls(log: &Path, function: &str) -> usize {
         .count()
 }
 
-/// serial -> certificate line, from `log --json`.
-fn ledger_certs(hsm: &Hsm) -> BTreeMap<u64, String> {
-    let out = run(hsm.cmd().args(["log", "--json"]));
-    assert_ok(&out, "log --json");
-    stdout(&out)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["serial"].as_u64().unwrap(),
-                v["certificate"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 fn checkpoint_lines(hsm: &Hsm) -> usize {
     std::fs::read_to_string(hsm.state.join("checkpoints.jsonl"))
         .unwrap_or_default()
@@ -378,38 +362,6 @@ fn the_help_batch_example_works() {
     // The top-level help shows a batch too.
     let top = stdout(&run(hsm.cmd().arg("--help")));
     assert!(top.contains("alice.pub bob.pub"), "{top}");
-}
-
-/// A tiny deterministic generator, so a failing run can be repeated.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below
-    }
-}
-
-/// Every file under `dir`, relative path -> content.
-fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                ));
-            }
-        }
-    }
-    out
 }
 
 #[test]

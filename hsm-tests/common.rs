@@ -408,3 +408,60 @@ pub fn fixture_0_1_0() -> Hsm {
         label: "fixture-010".into(),
     }
 }
+
+/// A tiny deterministic generator, so a failing run can be repeated.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// Every file under `dir` (recursively), relative path -> content: for putting a token store
+/// back after a kill (SoftHSM's own store is not crash-safe; see hsm-tests/README.md).
+pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Put back what [`snapshot_dir`] took of `dir`.
+pub fn restore_dir(snapshot: &[(PathBuf, Vec<u8>)], dir: &Path) {
+    for (rel, content) in snapshot {
+        std::fs::write(dir.join(rel), content).unwrap();
+    }
+}
+
+/// serial -> certificate line, from `log --json`.
+pub fn ledger_certs(hsm: &Hsm) -> std::collections::BTreeMap<u64, String> {
+    let out = run(hsm.cmd().args(["log", "--json"]));
+    assert_ok(&out, "log --json");
+    stdout(&out)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["serial"].as_u64().unwrap(),
+                v["certificate"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}

@@ -2,7 +2,7 @@
 //! SIGKILL at random moments, an exported bundle verified without the token and by the
 //! auditor's script of docs/ledger.md, and a cut ledger shown by an earlier bundle.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -17,22 +17,6 @@ fn setup() -> Option<(Hsm, std::path::PathBuf)> {
     hsm.init("ecdsa-p256");
     let key = keygen(hsm.dir.path(), "req", &["-t", "ed25519"], "alice@laptop");
     Some((hsm, key))
-}
-
-/// serial -> certificate line, from `log --json`.
-fn ledger_certs(hsm: &Hsm) -> BTreeMap<u64, String> {
-    let out = run(hsm.cmd().args(["log", "--json"]));
-    assert_ok(&out, "log --json");
-    stdout(&out)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["serial"].as_u64().unwrap(),
-                v["certificate"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 fn verify_ok(hsm: &Hsm) -> String {
@@ -86,18 +70,6 @@ fn eight_concurrent_writers_never_share_a_serial() {
         certs.len(),
         report.lines().next().unwrap()
     );
-}
-
-/// A tiny deterministic generator, so a failing run can be repeated.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below
-    }
 }
 
 #[test]
@@ -192,32 +164,6 @@ fn sigkill_at_random_moments_loses_no_record_and_reuses_no_serial() {
         killed_before_exit > RUNS / 4,
         "too few kills landed inside a mint: {killed_before_exit}"
     );
-}
-
-/// Every file under `dir`, relative path -> content.
-fn snapshot_dir(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                ));
-            }
-        }
-    }
-    out
-}
-
-fn restore_dir(snapshot: &[(std::path::PathBuf, Vec<u8>)], dir: &Path) {
-    for (rel, content) in snapshot {
-        std::fs::write(dir.join(rel), content).unwrap();
-    }
 }
 
 #[test]

@@ -105,29 +105,6 @@ fn ledger_lines(hsm: &Hsm) -> (Vec<(u64, String)>, usize) {
     (records, bad)
 }
 
-/// Every file in the token store, for putting a destroyed store back so the count can go on.
-fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out
-}
-
-fn restore(files: &[(std::path::PathBuf, Vec<u8>)]) {
-    for (p, content) in files {
-        std::fs::write(p, content).unwrap();
-    }
-}
-
 /// What became of one signalled run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
@@ -191,7 +168,8 @@ fn mints_signalled_at_random_moments_keep_the_token_and_the_ledger() {
     };
     let typical = measure(|i| mint(&format!("warm{i}-cert.pub")), 5);
     let span = typical * 12 / 10;
-    let tokens = snapshot(&hsm.dir.path().join("tokens"));
+    let tokens_dir = hsm.dir.path().join("tokens");
+    let tokens = snapshot_dir(&tokens_dir);
     let mut rng = seeded("mint signal test");
     eprintln!("a mint takes {typical} us here; delays are spread over 0..{span} us");
 
@@ -217,7 +195,7 @@ fn mints_signalled_at_random_moments_keep_the_token_and_the_ledger() {
                 "{what}: the token no longer opens with the CA key: {}",
                 stderr(&pubkey).trim()
             ));
-            restore(&tokens);
+            restore_dir(&tokens, &tokens_dir);
         }
 
         // At most one new record; a certificate file only with its record, and its record only
