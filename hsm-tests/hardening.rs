@@ -303,3 +303,57 @@ fn inspect_checks_against_the_state_directorys_ca() {
     writer.join().unwrap();
     assert_fails(&out, 2, "larger than 64 KiB");
 }
+
+/// Red-team finding: a FIFO as the PIN file made `mint` wait forever while it held the ledger
+/// lock (and SIGINT was deferred there); a FIFO key file or certificate hung too. Each is
+/// refused at once, and nothing is changed.
+#[test]
+fn pipes_given_as_inputs_are_refused_at_once() {
+    let Some(hsm) = setup("ecdsa-p256") else {
+        return;
+    };
+    if !require(&["mkfifo"]) {
+        return;
+    }
+    let key = keygen(hsm.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
+    let fifo = hsm.path("fifo");
+    let made = run(std::process::Command::new("mkfifo").arg(&fifo));
+    assert_ok(&made, "mkfifo");
+    let before = snapshot_state(&hsm.state);
+    let cases: Vec<(&str, std::process::Command)> = vec![
+        ("a FIFO PIN file", {
+            let mut c = hsm.cmd();
+            c.arg("--pin-file")
+                .arg(&fifo)
+                .args(["mint", "-n", "bg", "--reason", "r"])
+                .arg(&key);
+            c
+        }),
+        ("a FIFO key file", {
+            let mut c = hsm.cmd();
+            c.args(["mint", "-n", "bg", "--reason", "r", "-o", "-"])
+                .arg(&fifo);
+            c
+        }),
+        ("a FIFO certificate", {
+            let mut c = hsm.cmd();
+            c.arg("inspect").arg(&fifo);
+            c
+        }),
+    ];
+    for (what, mut cmd) in cases {
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_bounded(&mut child, std::time::Duration::from_secs(20));
+        assert_fails(&out, 2, "is a pipe or socket, not a file");
+        assert!(stderr(&out).contains("hint:"), "{what}: {}", stderr(&out));
+        assert_eq!(
+            snapshot_state(&hsm.state),
+            before,
+            "{what} changed the state"
+        );
+    }
+}
