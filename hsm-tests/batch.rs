@@ -74,6 +74,18 @@ fn verify_ok(hsm: &Hsm) -> String {
     stdout(&out)
 }
 
+/// Copies of `keys` in a new directory `dir`, so that a run's certificates land there.
+fn copy_keys(dir: &Path, keys: &[PathBuf]) -> Vec<PathBuf> {
+    std::fs::create_dir(dir).unwrap();
+    keys.iter()
+        .map(|k| {
+            let to = dir.join(k.file_name().unwrap());
+            std::fs::copy(k, &to).unwrap();
+            to
+        })
+        .collect()
+}
+
 #[test]
 fn five_keys_one_login_five_consecutive_serials() {
     let Some(hsm) = setup(&[SPY]) else { return };
@@ -371,18 +383,7 @@ fn sigkill_during_batches_never_leaves_a_certificate_without_its_record() {
     const RUNS: usize = 30;
     let source = keys(&hsm.path("source"), KEYS);
     // Each run gets its own copies of the keys, so its certificates land in its own directory.
-    let run_keys = |name: &str| -> Vec<PathBuf> {
-        let dir = hsm.path(name);
-        std::fs::create_dir(&dir).unwrap();
-        source
-            .iter()
-            .map(|k| {
-                let to = dir.join(k.file_name().unwrap());
-                std::fs::copy(k, &to).unwrap();
-                to
-            })
-            .collect()
-    };
+    let run_keys = |name: &str| copy_keys(&hsm.path(name), &source);
     let batch = |keys: &[PathBuf]| {
         let mut c = hsm.cmd();
         c.args(["mint", "--reason", "kill test", "-n", "breakglass"])
@@ -491,18 +492,7 @@ fn sigint_during_a_batch_issues_all_of_it_or_nothing() {
     const KEYS: usize = 12;
     const RUNS: usize = 24;
     let source = keys(&hsm.path("source"), KEYS);
-    let copy_to = |name: &str| -> Vec<PathBuf> {
-        let dir = hsm.path(name);
-        std::fs::create_dir(&dir).unwrap();
-        source
-            .iter()
-            .map(|k| {
-                let to = dir.join(k.file_name().unwrap());
-                std::fs::copy(k, &to).unwrap();
-                to
-            })
-            .collect()
-    };
+    let copy_to = |name: &str| copy_keys(&hsm.path(name), &source);
     let batch = |keys: &[PathBuf]| {
         let mut c = hsm.cmd();
         c.args(["mint", "--reason", "signal test", "-n", "breakglass"])

@@ -4,8 +4,8 @@
 //! repeat, in the ledger or in the certificates.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -76,6 +76,31 @@ fn ledger_serials(hsm: &Hsm) -> Vec<u64> {
         .collect()
 }
 
+/// `mint --reason REASON -n breakglass KEY` on a pseudo-terminal (python3's pty driver, no PIN
+/// file), waiting at its PIN prompt: the child, the file the driver creates once the prompt
+/// shows, and the file that makes it type the PIN.
+fn mint_at_pin_prompt(hsm: &Hsm, reason: &str, key: &Path) -> (Child, PathBuf, PathBuf) {
+    let driver = hsm.path("pty-driver.py");
+    std::fs::write(&driver, PTY_DRIVER).unwrap();
+    let (ready, go) = (hsm.path("ready"), hsm.path("go"));
+    let child = hsm
+        .cmd_with("python3")
+        .env_remove("BREAKGLASS_CA_PIN_FILE")
+        .arg(&driver)
+        .arg(&ready)
+        .arg(&go)
+        .arg(PIN)
+        .arg("90")
+        .arg(env!("CARGO_BIN_EXE_breakglass-ca"))
+        .args(["mint", "--reason", reason, "-n", "breakglass"])
+        .arg(key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, ready, go)
+}
+
 #[test]
 fn deleting_the_lock_while_a_mint_waits_at_its_pin_prompt_never_repeats_a_serial() {
     if !require(&["softhsm2-util", "ssh-keygen", "python3", MODULE]) {
@@ -90,24 +115,7 @@ fn deleting_the_lock_while_a_mint_waits_at_its_pin_prompt_never_repeats_a_serial
         "mint 1",
     );
 
-    let driver = hsm.path("pty-driver.py");
-    std::fs::write(&driver, PTY_DRIVER).unwrap();
-    let (ready, go) = (hsm.path("ready"), hsm.path("go"));
-    let mut first = hsm
-        .cmd_with("python3")
-        .env_remove("BREAKGLASS_CA_PIN_FILE")
-        .arg(&driver)
-        .arg(&ready)
-        .arg(&go)
-        .arg(PIN)
-        .arg("90")
-        .arg(env!("CARGO_BIN_EXE_breakglass-ca"))
-        .args(["mint", "--reason", "INC-1 first", "-n", "breakglass"])
-        .arg(&key_a)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut first, ready, go) = mint_at_pin_prompt(&hsm, "INC-1 first", &key_a);
     if !wait_for_file(&ready, Duration::from_secs(60)) {
         let out = wait_bounded(&mut first, Duration::from_secs(100));
         panic!(
@@ -197,24 +205,7 @@ fn a_mint_whose_lock_file_is_deleted_still_issues_when_nothing_else_ran() {
     let hsm = Hsm::new("emergency-ca");
     hsm.init("ecdsa-p256");
     let key = keygen(hsm.dir.path(), "a", &["-t", "ed25519"], "alice@laptop");
-    let driver = hsm.path("pty-driver.py");
-    std::fs::write(&driver, PTY_DRIVER).unwrap();
-    let (ready, go) = (hsm.path("ready"), hsm.path("go"));
-    let mut child = hsm
-        .cmd_with("python3")
-        .env_remove("BREAKGLASS_CA_PIN_FILE")
-        .arg(&driver)
-        .arg(&ready)
-        .arg(&go)
-        .arg(PIN)
-        .arg("90")
-        .arg(env!("CARGO_BIN_EXE_breakglass-ca"))
-        .args(["mint", "--reason", "INC-1", "-n", "breakglass"])
-        .arg(&key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, ready, go) = mint_at_pin_prompt(&hsm, "INC-1", &key);
     assert!(
         wait_for_file(&ready, Duration::from_secs(60)),
         "no PIN prompt"

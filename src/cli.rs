@@ -100,8 +100,8 @@ pub enum LogAction {
         /// The serial number (as sshd logs it: "serial N").
         serial: u64,
     },
-    /// Check the hash chain, the token-signed checkpoints and every stored certificate.
-    /// Exit 1 naming the first broken record.
+    /// Check the hash chain, every stored certificate and its ledger binding (and the
+    /// checkpoints of records written by 0.1.0). Exit 1 naming the first broken record.
     Verify {
         /// Verify an exported bundle (a directory written by 'log export') instead of the
         /// state directory. Needs no token and no configuration.
@@ -109,7 +109,7 @@ pub enum LogAction {
         bundle: Option<PathBuf>,
     },
     /// Write a bundle an auditor can verify on another machine without the token: the ledger,
-    /// its checkpoints, the CA public key and instructions.
+    /// its checkpoints if any (0.1.0), the CA public key and instructions.
     Export {
         /// The directory to create.
         #[arg(short = 'o', long, value_name = "DIR")]

@@ -370,7 +370,7 @@ fn metadata(
     })
 }
 
-/// Issue one certificate as 0.1.0 and 0.2.0 did, for tests of old ledgers: no ledger binding,
+/// Issue one certificate as 0.1.0 did, for tests of old ledgers: no ledger binding,
 /// a format-1 record, then a checkpoint signed by the token over the new head (two
 /// signatures).
 #[cfg(test)]
@@ -619,7 +619,7 @@ mod tests {
         }
         // No checkpoint file, and none needed.
         assert!(!dir.path().join(crate::ledger::checkpoint::FILE).exists());
-        // 0.2.0's way made two.
+        // 0.1.0's way made two.
         let mut locked = ledger.lock(&key::fingerprint(ca.public_key())).unwrap();
         issue_format1(&ca, &mut locked, &Policy::default(), &req, &SystemClock).unwrap();
         assert_eq!(ca.signatures.get(), 5);

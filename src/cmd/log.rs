@@ -200,7 +200,7 @@ fn verify_dir(dir: &Path, ca: KeyData, required: bool, copy: Option<Copy<'_>>) -
 }
 
 /// The lines of `log verify` that say what covers which part of the ledger: the format-1
-/// records (0.1.0 and 0.2.0) and their checkpoints, then the bound records.
+/// records (0.1.0) and their checkpoints, then the bound records.
 fn parts(report: &crate::ledger::Report) -> Vec<String> {
     let old = report.old_records;
     let mut out = Vec::new();

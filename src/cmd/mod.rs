@@ -148,7 +148,11 @@ pub fn read_input(path: &Path, what: &str) -> Result<String> {
 
 /// Write command output to stdout.
 pub fn write_stdout(text: &str) -> Result<()> {
-    write_output_in(None, Path::new(""), text)
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::io("cannot write to stdout", e))
 }
 
 /// Write command output to a file (atomically, never into `state_dir`; see
@@ -156,13 +160,7 @@ pub fn write_stdout(text: &str) -> Result<()> {
 pub fn write_output_in(output: Option<&Path>, state_dir: &Path, text: &str) -> Result<()> {
     match output.filter(|p| *p != Path::new("-")) {
         Some(p) => fsx::write_output(p, text.as_bytes(), 0o644, state_dir),
-        None => {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())
-                .and_then(|_| out.flush())
-                .map_err(|e| Error::io("cannot write to stdout", e))
-        }
+        None => write_stdout(text),
     }
 }
 

@@ -603,7 +603,7 @@ mod tests {
         Ok(report)
     }
 
-    /// `n` records signed by a software key, the first half as 0.1.0/0.2.0 wrote them (format 1,
+    /// `n` records signed by a software key, the first half as 0.1.0 wrote them (format 1,
     /// a checkpoint each), the rest bound (format 2): the lines of both files.
     fn ledger(n: u32) -> (SoftKey, Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let dir = tempfile::tempdir().unwrap();

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 pub const EXTENSION: &str = "ledger-binding-v1@breakglass-ca";
 
 /// The record format whose certificate carries the binding. Records without a `format` field
-/// are format 1 (0.1.0 and 0.2.0), covered by checkpoints.
+/// are format 1 (0.1.0), covered by checkpoints.
 pub const FORMAT: u32 = 2;
 
 /// How many random bytes salt the metadata (hex in `binding_salt`): the hash must not let

@@ -42,7 +42,7 @@ pub fn message(ca_fingerprint: &str, serial: u64, head: &str) -> String {
     format!("breakglass-ca ledger checkpoint\nca {ca_fingerprint}\nserial {serial}\nhead {head}\n")
 }
 
-/// Have the token sign the head of the ledger, as 0.1.0 and 0.2.0 did after each mint (tests
+/// Have the token sign the head of the ledger, as 0.1.0 did after each mint (tests
 /// build such ledgers with it).
 #[cfg(test)]
 pub fn sign(ca: &dyn crate::backend::CaKey, serial: u64, head: &str) -> Result<Checkpoint> {

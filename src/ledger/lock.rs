@@ -399,7 +399,7 @@ impl<'a> Locked<'a> {
     }
 
     /// Append a signed checkpoint of the head to `checkpoints.jsonl`, still under the lock
-    /// (see [`checkpoint`] for the repair of a crashed one), as 0.1.0 and 0.2.0 did: for tests
+    /// (see [`checkpoint`] for the repair of a crashed one), as 0.1.0 did: for tests
     /// that build old ledgers.
     #[cfg(test)]
     pub fn append_checkpoint(&mut self, cp: &checkpoint::Checkpoint) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The issuance ledger: `ledger.jsonl`, one JSON record per certificate, each carrying the hash
 //! of the one before it. A format-2 record's certificate carries the hash of the record's
 //! metadata ([`binding`]), so the token's one signature per certificate signs the record and
-//! its link; the format-1 records of 0.1.0 and 0.2.0 are covered by `checkpoints.jsonl`, the
+//! its link; the format-1 records of 0.1.0 are covered by `checkpoints.jsonl`, the
 //! token's signatures over the chain head, which are still checked but no longer made.
 //! Serials are allocated and records appended and fsynced under an exclusive lock, before the
 //! certificate leaves the process: a crash can lose a certificate nobody received, never the

@@ -16,7 +16,7 @@ use crate::text::ShowPath;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// `2` for a record whose certificate carries its ledger binding (see `binding.rs`);
-    /// absent in the records of 0.1.0 and 0.2.0 (format 1, covered by checkpoints).
+    /// absent in the records of 0.1.0 (format 1, covered by checkpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<u32>,
     pub serial: u64,

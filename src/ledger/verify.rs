@@ -28,7 +28,7 @@ use crate::text::ShowPath;
 pub struct Report {
     /// The newest record's serial: the ledger holds serials 1 to this, each once.
     pub last_serial: u64,
-    /// Records in format 1 (written by 0.1.0 and 0.2.0), which checkpoints cover.
+    /// Records in format 1 (written by 0.1.0), which checkpoints cover.
     pub old_records: u64,
     /// Records in format 2, whose certificates carry their ledger binding.
     pub bound_records: u64,
@@ -329,7 +329,7 @@ mod tests {
         crate::key::fingerprint(ca.public_key())
     }
 
-    /// A ledger of `n` format-1 records with checkpoints, as 0.1.0 and 0.2.0 wrote them,
+    /// A ledger of `n` format-1 records with checkpoints, as 0.1.0 wrote them,
     /// signed by a software key.
     fn ledger(n: u64) -> (tempfile::TempDir, SoftKey, Vec<String>, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
