@@ -18,6 +18,7 @@ pub mod fsx;
 pub mod hostconf;
 pub mod issue;
 pub mod key;
+pub mod krl;
 pub mod ledger;
 pub mod panic_guard;
 pub mod pin;

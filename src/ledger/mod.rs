@@ -33,6 +33,7 @@ pub mod checkpoint;
 mod jsonl;
 mod lock;
 mod record;
+pub mod revocation;
 pub mod verify;
 
 use std::fmt;
@@ -42,6 +43,7 @@ pub use audit::Progress;
 pub use chain::{chain_heads, genesis_hash, hex_sha256};
 pub use lock::{Appended, LockGuard, Locked, Repaired, Tail};
 pub use record::{parse_ledger, BadLine, Lines, Record};
+pub use revocation::Revoked;
 pub use verify::{Copy, Report, Summary, Verified};
 
 use crate::error::{Error, Result};
