@@ -27,3 +27,14 @@ pub struct Revoked {
     /// The newest revocation record's time (RFC 3339, UTC), if any.
     pub newest: Option<String>,
 }
+
+impl super::Ledger {
+    /// What this ledger's revocation records revoke (reads the whole ledger, shared lock).
+    /// SKELETON: returns nothing revoked until the ledger helper implements it.
+    pub fn revoked(&self, ca_fingerprint: &str) -> crate::Result<Revoked> {
+        Ok(Revoked {
+            ca_fingerprint: ca_fingerprint.to_string(),
+            ..Revoked::default()
+        })
+    }
+}
