@@ -53,3 +53,22 @@ impl Krl {
         out
     }
 }
+
+impl Krl {
+    /// The KRL of a ledger's revocations for the CA key `ca` (see `BRIEF`: one certificate
+    /// section under `ca` with the serials and key IDs, and every revoked requester key and CA
+    /// key as an explicit key), version `revoked.version`, generated at `generated`.
+    /// SKELETON: sections are the KRL helper's work.
+    pub fn from_revoked(
+        revoked: &crate::ledger::Revoked,
+        _ca: &KeyData,
+        generated: u64,
+    ) -> crate::Result<Krl> {
+        Ok(Krl {
+            version: revoked.version,
+            generated,
+            comment: format!("breakglass-ca CA {}", revoked.ca_fingerprint),
+            ..Krl::default()
+        })
+    }
+}
