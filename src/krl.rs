@@ -146,31 +146,33 @@ pub enum RevokedBy {
 impl std::fmt::Display for RevokedBy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let whose = |w: &WhichKey| match w {
-            WhichKey::Certificate => "its public key",
-            WhichKey::SigningCa => "its signing CA key",
+            WhichKey::Certificate => "its public key, outright",
+            WhichKey::SigningCa => "its signing CA key, outright",
         };
-        let scope = |any: &bool| {
-            if *any {
-                "in the certificates section for any CA"
-            } else {
-                "in the certificates section of its CA"
-            }
+        let all = |w: &WhichKey| match w {
+            WhichKey::Certificate => "every certificate for that key",
+            WhichKey::SigningCa => "every certificate that CA signed",
         };
+        let scope = |any: &bool| if *any { "any CA" } else { "its CA" };
         match self {
             RevokedBy::Sha1(w) => write!(
                 f,
-                "{} (by its SHA-1 hash, KRL_SECTION_FINGERPRINT_SHA1)",
-                whose(w)
+                "{} by its SHA-1 hash (KRL_SECTION_FINGERPRINT_SHA1: {})",
+                whose(w),
+                all(w)
             ),
             RevokedBy::Sha256(w) => write!(
                 f,
-                "{} (by its SHA-256 hash, KRL_SECTION_FINGERPRINT_SHA256)",
-                whose(w)
+                "{} by its SHA-256 hash (KRL_SECTION_FINGERPRINT_SHA256: {})",
+                whose(w),
+                all(w)
             ),
-            RevokedBy::ExplicitKey(w) => write!(f, "{} (KRL_SECTION_EXPLICIT_KEY)", whose(w)),
+            RevokedBy::ExplicitKey(w) => {
+                write!(f, "{} (KRL_SECTION_EXPLICIT_KEY: {})", whose(w), all(w))
+            }
             RevokedBy::KeyId { key_id, any_ca } => write!(
                 f,
-                "its key ID \"{}\" ({}, KRL_SECTION_CERT_KEY_ID)",
+                "its key ID \"{}\" (KRL_SECTION_CERT_KEY_ID under {})",
                 Esc(key_id),
                 scope(any_ca)
             ),
@@ -180,11 +182,15 @@ impl std::fmt::Display for RevokedBy {
                 any_ca,
             } => {
                 let range = if lo == hi {
-                    format!("serial {lo}")
+                    String::new()
                 } else {
-                    format!("serials {lo}-{hi}")
+                    format!(": serials {lo}-{hi}")
                 };
-                write!(f, "its serial {serial} ({range} {})", scope(any_ca))
+                write!(
+                    f,
+                    "its serial {serial} (KRL_SECTION_CERTIFICATES under {}{range})",
+                    scope(any_ca)
+                )
             }
         }
     }
