@@ -24,9 +24,12 @@
 //! from the spec lines `serial: N` / `serial: N-M`, `id: KEYID` and `key: <public key line>`
 //! (once its generated date is the same), with one deliberate difference: a serial bitmap
 //! never spans more than [`MAX_BITMAP_BITS`] serials. `krl.c` has no such limit, but its own
-//! reader refuses a bitmap larger than `SSHBUF_MAX_BIGNUM` (2048 bytes): ssh-keygen (9.2 to
-//! 10.x) writes KRLs it and sshd cannot read ("bignum is too large") when ~16,000 serials or
-//! more are densely revoked, and sshd then refuses every public-key login.
+//! reader refuses a bitmap larger than `SSHBUF_MAX_BIGNUM` (2048 bytes): ssh-keygen (9.2, and
+//! `krl.c` as of 2026) writes KRLs it and sshd cannot read ("bignum is too large") when some
+//! 16,000 serials or more are densely revoked, and sshd then refuses every public-key login.
+//! (A hand-written spec has one more trap: `ssh-keygen -k` cuts each line at `#`, so our key
+//! IDs, `REQUESTER#SERIAL:REASON`, cannot be revoked by an `id:` line; [`Krl`] holds them as
+//! they are.)
 //!
 //! Inspect one with `ssh-keygen -Q -l -f KRL`, check a certificate with
 //! `ssh-keygen -Q -f KRL CERT` or `breakglass-ca krl --check CERT -f KRL`.
