@@ -311,6 +311,13 @@ impl Krl {
             KRL_SECTION_FINGERPRINT_SHA256,
             &mut canon.sha256.iter().map(|h| h.as_slice()),
         );
+        // Every string is shorter than the whole: if the whole fits a length field, so did
+        // each (put_string never had to saturate). sshd reads at most 128 MiB anyway.
+        if u32::try_from(out.len()).is_err() {
+            return Err(Error::invalid(
+                "the KRL would be larger than 4 GiB; OpenSSH reads at most 128 MiB",
+            ));
+        }
         Ok(out)
     }
 
@@ -605,7 +612,7 @@ fn key_blob(key: &KeyData) -> Result<Vec<u8>> {
 }
 
 fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Every string here is far below 4 GiB: a KRL is read whole by sshd, at most 128 MiB.
+    // Saturates only past 4 GiB, which `try_encode` refuses as a whole.
     let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(bytes);
