@@ -10,6 +10,7 @@ mod corpus;
 mod hardening;
 mod hostile_text;
 mod hosts;
+mod krl;
 mod ledger;
 mod lock;
 mod many;

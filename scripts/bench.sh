@@ -20,6 +20,11 @@
 # called N times
 # (so each record's certificate, with its ledger binding, is signed by the token).
 #
+# Then the KRL size for 10,000 revoked serials in three patterns (contiguous 1..10000, every
+# other serial of 1..20000, 10,000 random serials of 1..1,000,000 with a fixed seed): our
+# encoding (examples/krl_size.rs, the library's KRL module) beside `ssh-keygen -k` for the same
+# spec lines, in bytes and as a ratio, and whether `ssh-keygen -Q -l` reads each.
+#
 # Environment:
 #   BENCH_WARMUP   warm-up runs per command, not measured (default 5)
 #   BENCH_RUNS     measured runs per command (default 50)
@@ -34,6 +39,8 @@
 #   BENCH_LEDGER_CHECKPOINTS  which ledgers: 1 with config.toml's checkpoints = true, 0 with
 #                  checkpoints = false; the records are bound either way (one signature per
 #                  record to verify), so the default is "0"
+#   BENCH_KRL      1 (default): the KRL sizes at the end; only: the KRL sizes alone (no
+#                  token, no timing); 0: skip them
 set -euo pipefail
 
 # libpcsclite-dev and pkg-config: the binary links the PC/SC library (YubiKey support).
@@ -54,6 +61,7 @@ BENCH_VERIFY_RUNS=${BENCH_VERIFY_RUNS:-3}
 BENCH_MINT_RUNS=${BENCH_MINT_RUNS:-20}
 BENCH_LEDGER_CHECKPOINTS=${BENCH_LEDGER_CHECKPOINTS-0}
 BENCH_BATCH_RUNS=${BENCH_BATCH_RUNS:-10}
+BENCH_KRL=${BENCH_KRL:-1}
 MARKER=.breakglass-ca-bench
 
 [[ $BENCH_WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a number, not '$BENCH_WARMUP'"
@@ -62,6 +70,77 @@ MARKER=.breakglass-ca-bench
 [[ $BENCH_VERIFY_RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_VERIFY_RUNS must be a number >= 1"
 [[ $BENCH_MINT_RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_MINT_RUNS must be a number >= 1"
 [[ $BENCH_LEDGER_CHECKPOINTS =~ ^[01\ ]*$ ]] || die "BENCH_LEDGER_CHECKPOINTS must be 1, 0 or '1 0'"
+[[ $BENCH_KRL =~ ^(0|1|only)$ ]] || die "BENCH_KRL must be 1, 0 or only, not '$BENCH_KRL'"
+
+# fresh_bench_dir: delete (if this script made it) and recreate $BENCH_DIR, absolute.
+fresh_bench_dir() {
+    if [[ -e $BENCH_DIR ]]; then
+        [[ -f $BENCH_DIR/$MARKER ]] ||
+            die "$BENCH_DIR exists and was not made by this script; not deleting it (set BENCH_DIR)"
+        rm -rf -- "$BENCH_DIR"
+    fi
+    mkdir -p -- "$BENCH_DIR"
+    BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+    : >"$BENCH_DIR/$MARKER"
+}
+
+# krl_sizes: the KRL size for 10,000 revoked serials in three patterns, ours and ssh-keygen's.
+krl_sizes() {
+    step "KRL size: 10,000 revoked serials, ours (examples/krl_size) vs ssh-keygen -k"
+    cargo build --release --locked --example krl_size </dev/null ||
+        die "cargo build --release --example krl_size failed (see the errors above)"
+    local krl_size=${CARGO_TARGET_DIR:-$REPO/target}/release/examples/krl_size
+    local dir=$BENCH_DIR/krl
+    mkdir -p -- "$dir"
+    ssh-keygen -q -t ecdsa -b 256 -N '' -C bench-krl-ca -f "$dir/ca" </dev/null
+    export KRL_SIZE=$krl_size KRL_DIR=$dir
+    python3 - <<'PY'
+import os, random, subprocess, sys
+
+e = os.environ
+KRL_SIZE, D = e["KRL_SIZE"], e["KRL_DIR"]
+CA = f"{D}/ca.pub"
+rng = random.Random(20261201)
+patterns = [
+    ("contiguous 1..10000", [(1, 10000)]),
+    ("every other of 1..20000", [(s, s) for s in range(1, 20001, 2)]),
+    ("random 10,000 of 1..1,000,000 (seed 20261201)",
+     [(s, s) for s in sorted(rng.sample(range(1, 1_000_001), 10_000))]),
+]
+
+def readable(path):
+    p = subprocess.run(["ssh-keygen", "-Q", "-l", "-f", path], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        return False, p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "?"
+    serials = sum(1 for l in p.stdout.splitlines() if l.startswith("serial: "))
+    return True, f"{serials} serial line(s)"
+
+print(f"\nKRL size for 10,000 revoked serials under one ECDSA P-256 CA, bytes "
+      f"(ssh-keygen -Q -l: does OpenSSH read it?):")
+print(f"  {'pattern':48s} {'ours':>8s} {'ssh-keygen':>11s} {'ratio':>6s}  readable (ours / ssh-keygen)")
+for i, (name, runs) in enumerate(patterns):
+    spec = f"{D}/spec-{i}"
+    with open(spec, "w") as f:
+        for lo, hi in runs:
+            f.write(f"serial: {lo}\n" if lo == hi else f"serial: {lo}-{hi}\n")
+    ours_krl, theirs_krl = f"{D}/ours-{i}.krl", f"{D}/ssh-keygen-{i}.krl"
+    p = subprocess.run([KRL_SIZE, CA, spec, ours_krl], capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"bench.sh: error: krl_size failed on {name}:\n{p.stderr}")
+    ours = int(p.stdout.strip())
+    p = subprocess.run(["ssh-keygen", "-q", "-k", "-f", theirs_krl, "-s", CA, "-z", "1", spec],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"bench.sh: error: ssh-keygen -k failed on {name}:\n{p.stderr}")
+    theirs = os.path.getsize(theirs_krl)
+    (ok_ours, why_ours), (ok_theirs, why_theirs) = readable(ours_krl), readable(theirs_krl)
+    if not ok_ours:
+        sys.exit(f"bench.sh: error: ssh-keygen cannot read our KRL for {name}: {why_ours}")
+    print(f"  {name:48s} {ours:8d} {theirs:11d} {ours / theirs:6.3f}  "
+          f"yes ({why_ours}) / {'yes (' + why_theirs + ')' if ok_theirs else 'NO: ' + why_theirs}")
+PY
+}
 
 # --- set-up -----------------------------------------------------------------------------------
 step "Packages (${PACKAGES[*]})"
@@ -70,6 +149,12 @@ require_module
 
 step "Release build"
 build_release
+if [[ $BENCH_KRL == only ]]; then
+    fresh_bench_dir
+    krl_sizes
+    note "scratch files: $BENCH_DIR/krl"
+    exit 0
+fi
 if [[ -n ${BENCH_SIZES// /} ]]; then
     cargo build --release --locked --example gen_ledger </dev/null ||
         die "cargo build --release --example gen_ledger failed (see the errors above)"
@@ -77,15 +162,8 @@ if [[ -n ${BENCH_SIZES// /} ]]; then
 fi
 
 step "A SoftHSM2 token with one P-256 CA key, in $BENCH_DIR"
-if [[ -e $BENCH_DIR ]]; then
-    [[ -f $BENCH_DIR/$MARKER ]] ||
-        die "$BENCH_DIR exists and was not made by this script; not deleting it (set BENCH_DIR)"
-    rm -rf -- "$BENCH_DIR"
-fi
 umask 077
-mkdir -p -- "$BENCH_DIR"
-BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
-: >"$BENCH_DIR/$MARKER"
+fresh_bench_dir
 mkdir -m 0700 "$BENCH_DIR/tokens" "$BENCH_DIR/state" "$BENCH_DIR/out"
 write_softhsm_conf "$BENCH_DIR"
 PIN_FILE=$BENCH_DIR/pin
@@ -413,5 +491,8 @@ PY
     3) die "goal missed (BENCH_ENFORCE=1)" ;;
     *) exit "$rc" ;;
     esac
+fi
+if [[ $BENCH_KRL == 1 ]]; then
+    krl_sizes
 fi
 note "scratch files (token, state, certificates): $BENCH_DIR"

@@ -80,6 +80,9 @@ pub enum Command {
     /// Write what a host image needs: an sshd_config.d snippet, the CA bundle, principals
     /// files, install.sh and a cloud-init fragment. No PIN needed.
     HostConfig(HostConfigArgs),
+    /// Write the OpenSSH KRL (revocation list) from the ledger's revocations for hosts'
+    /// RevokedKeys, or check whether a certificate is revoked. No token, no PIN.
+    Krl(KrlArgs),
 }
 
 #[derive(Debug, Args)]
@@ -333,4 +336,46 @@ pub struct InspectArgs {
     /// directory's CA (its ca.pub) and the backup CAs of its config.toml.
     #[arg(long, value_name = "FILE")]
     pub ca_pubkey: Option<PathBuf>,
+}
+
+const KRL_AFTER_HELP: &str = "\
+A KRL (OpenSSH key revocation list) tells sshd which certificates and keys to refuse
+(RevokedKeys in sshd_config, which host-config sets up). It is built from the revocations
+recorded in the ledger ('breakglass-ca revoke'), for this state directory's CA (its ca.pub).
+No token and no PIN are needed: it works with the token lost or locked.
+
+Examples:
+  breakglass-ca krl -o breakglass-ca.krl
+  ssh-keygen -Q -l -f breakglass-ca.krl
+  breakglass-ca krl --check alice-cert.pub
+  breakglass-ca krl --check alice-cert.pub -f breakglass-ca.krl
+
+Then copy breakglass-ca.krl to every host and install it there, as root, with the install.sh
+of the 'host-config' bundle: sh install.sh --krl breakglass-ca.krl
+
+--check prints 'CERT: ok' and exits 0 if the certificate is not revoked, or 'CERT: REVOKED'
+and the reason, exit 1, like 'ssh-keygen -Q -f KRL CERT'. An unreadable certificate or KRL
+also exits 1, with an error.";
+
+#[derive(Debug, Args)]
+#[command(after_help = KRL_AFTER_HELP)]
+pub struct KrlArgs {
+    /// Write the KRL to this file (it is binary; '-' writes it to stdout, into a pipe only).
+    #[arg(
+        short = 'o',
+        long,
+        value_name = "FILE",
+        required_unless_present = "check",
+        conflicts_with = "check"
+    )]
+    pub output: Option<PathBuf>,
+
+    /// Say whether this certificate is revoked, and by which part of the KRL ('-' for stdin).
+    #[arg(long, value_name = "CERT")]
+    pub check: Option<PathBuf>,
+
+    /// With --check: the KRL file to check against (e.g. a copy of a host's KRL). Default:
+    /// the KRL the ledger gives now.
+    #[arg(short = 'f', long = "krl", value_name = "KRL", requires = "check")]
+    pub krl: Option<PathBuf>,
 }

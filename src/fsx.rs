@@ -28,6 +28,8 @@ pub mod limit {
     pub const CONFIG: u64 = 1024 * 1024;
     /// `ledger.jsonl` or `checkpoints.jsonl`: some 300,000 records.
     pub const LEDGER: u64 = 1024 * 1024 * 1024;
+    /// A KRL file (`krl --check -f`): a ledger's KRL is a few KiB; OpenSSH reads up to 128 MiB.
+    pub const KRL: u64 = 16 * 1024 * 1024;
 }
 
 /// Read at most `limit` bytes from `reader`; more is an error naming `what`.

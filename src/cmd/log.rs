@@ -130,7 +130,7 @@ fn ca_key(g: &Globals, config: Option<&Config>) -> Result<KeyData> {
 }
 
 /// The CA line of a `ca.pub` (never read through a link, bounded); `None` if there is none.
-fn read_ca_pub(path: &Path) -> Result<Option<KeyData>> {
+pub(crate) fn read_ca_pub(path: &Path) -> Result<Option<KeyData>> {
     let Some(bytes) = fsx::read_private(path, fsx::limit::KEY_FILE, "CA public key")? else {
         return Ok(None);
     };

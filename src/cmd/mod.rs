@@ -6,6 +6,7 @@ pub mod add_backup_ca;
 pub mod host_config;
 pub mod init;
 pub mod inspect;
+pub mod krl;
 pub mod log;
 pub mod mint;
 pub mod pubkey;
@@ -183,6 +184,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Attest => status::attest(&globals),
         Command::AddBackupCa(a) => add_backup_ca::run(&globals, &a),
         Command::HostConfig(a) => host_config::run(&globals, &a),
+        Command::Krl(a) => krl::run(&globals, &a),
     }
 }
 
