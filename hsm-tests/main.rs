@@ -10,6 +10,7 @@ mod corpus;
 mod hardening;
 mod hostile_text;
 mod hosts;
+mod krl_hosts;
 mod ledger;
 mod lock;
 mod many;
