@@ -139,7 +139,7 @@ fn summary(
     }
     let first = host.users.first().map_or("breakglass", |(u, _)| u.as_str());
     say(format!(
-        "Next: bake these into the image (docs/hosts.md), then on a host check: sshd -T -C user={first},host=x,addr=127.0.0.1 | grep -i trustedusercakeys"
+        "Next: bake these into the image (docs/hosts.md), then on a host check: sshd -T -C user={first},host=x,addr=127.0.0.1 | grep -iE 'trustedusercakeys|revokedkeys'"
     ));
 }
 
