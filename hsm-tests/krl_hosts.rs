@@ -688,3 +688,77 @@ fn krl_swaps_during_logins_never_fail_a_login() {
     assert!(!log.contains("Error checking authentication key"), "{log}");
     eprintln!("40 logins, {} KRL swaps, none failed", done.len());
 }
+
+/// A host's own `RevokedKeys`, checked with the real `sshd -T`: a global line (before or
+/// after the Include) applies to the host's other accounts, and the snippet's `Match User`
+/// line replaces it for the emergency account; a `Match` block read earlier (a
+/// `sshd_config.d/00-local.conf` with `Match all`) wins over the snippet, and
+/// `install.sh --krl` on the live host (real `sshd -t` and `sshd -T`) says so and exits 1.
+#[test]
+fn a_hosts_own_revoked_keys_line() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let me = current_user();
+    let work = target_dir();
+    let out = host_config(&hsm, work.path(), "host", &["--user", &me], None);
+    let ours = format!("revokedkeys {}/breakglass-ca.krl\n", out.display());
+    let host_krl = work.path().join("host.krl");
+    let config = sshd_config(&out, free_port(), &out, &me, true);
+    let base = read(&config);
+    let include = format!(
+        "Include {}/sshd_config.d/breakglass-ca.conf\n",
+        out.display()
+    );
+    assert!(base.ends_with(&include), "{base}");
+    let global = format!("RevokedKeys {}\n", host_krl.display());
+    for (where_, text) in [
+        ("before the Include", format!("{global}{base}")),
+        ("after the Include", format!("{base}{global}")),
+    ] {
+        std::fs::write(&config, &text).unwrap();
+        assert_ok(&sshd_t(&config), where_);
+        let mine = sshd_effective(&config, &me);
+        assert!(mine.contains(&ours), "{where_}: {mine}");
+        let other = sshd_effective(&config, "someone-else");
+        assert!(
+            other.contains(&format!("revokedkeys {}\n", host_krl.display())),
+            "{where_}: {other}"
+        );
+        eprintln!(
+            "global RevokedKeys {where_}: sshd -T for {me}: {}; for someone-else: revokedkeys {}",
+            ours.trim(),
+            host_krl.display()
+        );
+    }
+
+    // An earlier Match block wins.
+    let local = out.join("sshd_config.d/00-local.conf");
+    std::fs::write(&local, format!("Match all\n    {global}")).unwrap();
+    let glob = format!("Include {}/sshd_config.d/*.conf\n", out.display());
+    std::fs::write(&config, base.replace(&include, &glob)).unwrap();
+    assert_ok(&sshd_t(&config), "sshd -t with 00-local.conf");
+    let mine = sshd_effective(&config, &me);
+    assert!(
+        mine.contains(&format!("revokedkeys {}\n", host_krl.display())) && !mine.contains(&ours),
+        "{mine}"
+    );
+    eprintln!(
+        "Match all in 00-local.conf: sshd -T for {me}: revokedkeys {}",
+        host_krl.display()
+    );
+    let k1 = work.path().join("v1.krl");
+    std::fs::write(&k1, krl(20261201103316, &ca_key(&hsm), &[(1, 1)], &[])).unwrap();
+    let o = install_krl(&out.join("install.sh"), None, &k1);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "sshd does not use {}/breakglass-ca.krl for {me}",
+            out.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+}
