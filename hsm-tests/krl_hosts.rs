@@ -528,6 +528,13 @@ fn sshd_refuses_what_the_installed_krl_revokes() {
     let ca = ca_key(&hsm);
     let k1 = work.path().join("serial-1.krl");
     std::fs::write(&k1, krl(20261201103316, &ca, &[(1, 1)], &[])).unwrap();
+    let listed = run(Command::new("ssh-keygen").args(["-Q", "-l", "-f"]).arg(&k1));
+    assert_ok(&listed, "ssh-keygen -Q -l -f serial-1.krl");
+    assert!(
+        stdout(&listed).contains("serial: 1\n"),
+        "the library's KRL holds no serial section (is src/krl.rs's encoder still the skeleton?):\n{}",
+        stdout(&listed)
+    );
     let o = install_krl(&script, None, &k1);
     assert_ok(&o, "install.sh --krl (live, real sshd -t and -T)");
     assert!(stderr(&o).contains("no reload needed"), "{}", stderr(&o));
