@@ -75,7 +75,7 @@ fn run(ca: &str, spec: &str, out: Option<&String>) -> Result<usize> {
         }
     }
     krl.certificates.push(section);
-    let bytes = krl.try_encode()?;
+    let bytes = krl.encode()?;
     if let Some(out) = out {
         std::fs::write(out, &bytes).map_err(|e| Error::io(out.clone(), e))?;
     }

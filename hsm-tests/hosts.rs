@@ -20,7 +20,7 @@ fn tools() -> bool {
 
 /// `breakglass-ca host-config ARGS --out DIR/NAME`, without any PIN source; with
 /// `--ssh-dir` = `--out` unless `ssh_dir` says otherwise. Returns the output directory.
-fn host_config(
+pub(crate) fn host_config(
     hsm: &Hsm,
     dir: &Path,
     name: &str,
@@ -42,11 +42,11 @@ fn host_config(
     out
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn mode(path: &Path) -> u32 {
+pub(crate) fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path)
         .unwrap()
         .permissions()
@@ -55,7 +55,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// Every entry under `root`: relative path -> (mode, content; empty for directories).
-fn tree(root: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
+pub(crate) fn tree(root: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u32, Vec<u8>)>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -76,7 +76,7 @@ fn tree(root: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
 }
 
 /// The loopback sshd configuration: nothing about keys or principals but the Include.
-fn sshd_config(dir: &Path, port: u16, out: &Path, user: &str, verbose: bool) -> PathBuf {
+pub(crate) fn sshd_config(dir: &Path, port: u16, out: &Path, user: &str, verbose: bool) -> PathBuf {
     let host_key = dir.join("ssh_host_ed25519_key");
     if !host_key.exists() {
         let o = Command::new("ssh-keygen")
@@ -109,7 +109,7 @@ fn sshd_config(dir: &Path, port: u16, out: &Path, user: &str, verbose: bool) -> 
 }
 
 /// `sshd -t -f CONFIG`.
-fn sshd_t(config: &Path) -> Output {
+pub(crate) fn sshd_t(config: &Path) -> Output {
     let _ = std::fs::create_dir_all("/run/sshd");
     Command::new(sshd_path())
         .arg("-t")
@@ -120,7 +120,7 @@ fn sshd_t(config: &Path) -> Output {
 }
 
 /// `sshd -T -f CONFIG -C user=USER,host=x,addr=127.0.0.1`: the effective settings for USER.
-fn sshd_effective(config: &Path, user: &str) -> String {
+pub(crate) fn sshd_effective(config: &Path, user: &str) -> String {
     let out = Command::new(sshd_path())
         .arg("-T")
         .arg("-f")
@@ -142,14 +142,14 @@ fn start_sshd(out: &Path) -> Sshd {
     Sshd::from_config(dir, port, &config)
 }
 
-fn key_part(line: &str) -> String {
+pub(crate) fn key_part(line: &str) -> String {
     line.split_whitespace()
         .take(2)
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-fn fingerprint(hsm: &Hsm) -> String {
+pub(crate) fn fingerprint(hsm: &Hsm) -> String {
     let out = run(hsm.cmd().args(["pubkey", "--format", "fingerprint"]));
     assert_ok(&out, "pubkey --format fingerprint");
     stdout(&out).trim().to_string()
@@ -186,12 +186,13 @@ fn snippet_passes_sshd_t_and_logins_follow_the_principals() {
     assert!(snippet.contains(&fingerprint(&hsm)), "{snippet}");
     assert!(snippet.contains("LogLevel VERBOSE"), "{snippet}");
     assert!(snippet.contains(&format!(
-        "Match User {me}\n    TrustedUserCAKeys {b}\n    AuthorizedPrincipalsFile {o}/breakglass-ca-principals/%u\n    AuthorizedKeysFile none\n    PubkeyAuthentication yes\n",
+        "Match User {me}\n    TrustedUserCAKeys {b}\n    RevokedKeys {o}/breakglass-ca.krl\n    AuthorizedPrincipalsFile {o}/breakglass-ca-principals/%u\n    AuthorizedKeysFile none\n    PubkeyAuthentication yes\n",
         b = bundle.display(),
         o = out.display()
     )), "{snippet}");
     for f in [
         "breakglass-ca.pub",
+        "breakglass-ca.krl",
         "sshd_config.d/breakglass-ca.conf",
         "cloud-init.yaml",
     ] {
@@ -361,11 +362,11 @@ fn a_backup_ca_added_with_add_backup_ca_is_trusted_too() {
 
 /// A directory of fake `sshd`, `systemctl` and `service` commands that record their calls,
 /// so install.sh can be run without touching this machine's sshd.
-fn fake_tools(dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn fake_tools(dir: &Path) -> (PathBuf, PathBuf) {
     let bin = dir.join("fake-bin");
     std::fs::create_dir(&bin).unwrap();
     let calls = dir.join("calls.log");
-    let sshd = "#!/bin/sh\necho \"sshd $*\" >>\"$FAKE_CALLS\"\ncase \"$1\" in\n  -t) exit \"${FAKE_SSHD_T_RC:-0}\" ;;\n  -T) echo 'port 22'; echo \"trustedusercakeys ${FAKE_TRUSTED:-none}\" ;;\nesac\n";
+    let sshd = "#!/bin/sh\necho \"sshd $*\" >>\"$FAKE_CALLS\"\ncase \"$1\" in\n  -t) exit \"${FAKE_SSHD_T_RC:-0}\" ;;\n  -T) echo 'port 22'; echo \"trustedusercakeys ${FAKE_TRUSTED:-none}\"; echo \"revokedkeys ${FAKE_REVOKED:-none}\" ;;\nesac\n";
     let other = |name: &str| format!("#!/bin/sh\necho \"{name} $*\" >>\"$FAKE_CALLS\"\n");
     for (name, body) in [
         ("sshd", sshd.to_string()),
@@ -380,7 +381,7 @@ fn fake_tools(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// `sh install.sh` with the fake tools first on PATH.
-fn install(
+pub(crate) fn install(
     script: &Path,
     root: Option<&Path>,
     bin: &Path,
@@ -513,6 +514,7 @@ fn install_sh_twice_into_a_root_gives_the_same_tree() {
             "etc/ssh/breakglass-ca-principals/",
             "etc/ssh/breakglass-ca-principals/breakglass",
             "etc/ssh/breakglass-ca-principals/ops",
+            "etc/ssh/breakglass-ca.krl",
             "etc/ssh/breakglass-ca.pub",
             "etc/ssh/sshd_config",
             "etc/ssh/sshd_config.d/",
@@ -590,9 +592,27 @@ fn install_sh_on_a_live_host_checks_before_reloading() {
     assert!(calls_text().contains("sshd -T"), "{}", calls_text());
     assert!(!calls_text().contains("systemctl"), "{}", calls_text());
 
-    // Both pass: reloaded.
+    // The bundle is in effect but not the KRL (another RevokedKeys read first): no reload.
     std::fs::remove_file(&calls).unwrap();
     let o = install(&script, None, &bin, &calls, &[("FAKE_TRUSTED", &trusted)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not use") && stderr(&o).contains("breakglass-ca.krl for"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!calls_text().contains("systemctl"), "{}", calls_text());
+
+    // Both pass: reloaded.
+    std::fs::remove_file(&calls).unwrap();
+    let revoked = format!("{}/breakglass-ca.krl", ssh_dir.display());
+    let o = install(
+        &script,
+        None,
+        &bin,
+        &calls,
+        &[("FAKE_TRUSTED", &trusted), ("FAKE_REVOKED", &revoked)],
+    );
     assert_ok(&o, "install.sh on a live host");
     assert!(
         calls_text().contains("sshd -T -f")
@@ -760,12 +780,13 @@ fn pyyaml(file: &Path) -> Option<serde_json::Value> {
     }
 }
 
-/// One `write_files` entry: path, owner, permissions, content.
-type WriteFile = (String, String, String, String);
+/// One `write_files` entry: path, owner, permissions, content (decoded for `encoding: b64`).
+pub(crate) type WriteFile = (String, String, String, Vec<u8>);
 
 /// cloud-init.yaml as PyYAML reads it: the `write_files` entries (each with exactly the keys
-/// path, owner, permissions and content) and the `runcmd` list, and nothing else at the top.
-fn cloud_init_entries(file: &Path) -> Option<(Vec<WriteFile>, serde_json::Value)> {
+/// path, owner, permissions and content, and `encoding: b64` for the KRL only) and the
+/// `runcmd` list, and nothing else at the top.
+pub(crate) fn cloud_init_entries(file: &Path) -> Option<(Vec<WriteFile>, serde_json::Value)> {
     let doc = pyyaml(file)?;
     let top = doc.as_object().expect("cloud-init.yaml is not a mapping");
     let mut keys: Vec<&String> = top.keys().collect();
@@ -779,27 +800,36 @@ fn cloud_init_entries(file: &Path) -> Option<(Vec<WriteFile>, serde_json::Value)
             let e = e.as_object().unwrap();
             let mut keys: Vec<&String> = e.keys().collect();
             keys.sort();
-            assert_eq!(keys, ["content", "owner", "path", "permissions"], "{e:?}");
             let field = |k: &str| e[k].as_str().unwrap().to_string();
-            (
-                field("path"),
-                field("owner"),
-                field("permissions"),
-                field("content"),
-            )
+            let content = if field("path").ends_with("/breakglass-ca.krl") {
+                assert_eq!(
+                    keys,
+                    ["content", "encoding", "owner", "path", "permissions"],
+                    "{e:?}"
+                );
+                assert_eq!(field("encoding"), "b64");
+                use base64ct::Encoding;
+                base64ct::Base64::decode_vec(&field("content")).unwrap()
+            } else {
+                assert_eq!(keys, ["content", "owner", "path", "permissions"], "{e:?}");
+                field("content").into_bytes()
+            };
+            (field("path"), field("owner"), field("permissions"), content)
         })
         .collect();
     Some((files, doc["runcmd"].clone()))
 }
 
-/// The host files of an `--out` directory as cloud-init.yaml must hold them, under SSH_DIR.
-fn expected_write_files(out: &Path, ssh_dir: &str, users: &[&str]) -> Vec<WriteFile> {
+/// The host files of an `--out` directory as cloud-init.yaml must hold them, under SSH_DIR, in
+/// the order they are installed (the KRL before the snippet that names it).
+pub(crate) fn expected_write_files(out: &Path, ssh_dir: &str, users: &[&str]) -> Vec<WriteFile> {
     let mut rels = vec!["breakglass-ca.pub".to_string()];
     rels.extend(
         users
             .iter()
             .map(|u| format!("breakglass-ca-principals/{u}")),
     );
+    rels.push("breakglass-ca.krl".into());
     rels.push("sshd_config.d/breakglass-ca.conf".into());
     rels.iter()
         .map(|rel| {
@@ -807,7 +837,7 @@ fn expected_write_files(out: &Path, ssh_dir: &str, users: &[&str]) -> Vec<WriteF
                 format!("{ssh_dir}/{rel}"),
                 "root:root".to_string(),
                 "0644".to_string(),
-                read(&out.join(rel)),
+                std::fs::read(out.join(rel)).unwrap(),
             )
         })
         .collect()
@@ -847,7 +877,11 @@ fn cloud_init_yaml_parses_and_holds_every_file() {
     let text = read(&file);
     assert!(text.starts_with("#cloud-config\n"), "{text}");
     let expected = expected_write_files(&out, "/etc/ssh", &["breakglass", "root"]);
-    assert_eq!(expected[0].3.lines().count(), 2, "primary and backup");
+    assert_eq!(
+        String::from_utf8_lossy(&expected[0].3).lines().count(),
+        2,
+        "primary and backup"
+    );
     let Some((files, runcmd)) = cloud_init_entries(&file) else {
         return;
     };
@@ -1078,11 +1112,11 @@ fn hostile_backup_ca_comments_never_reach_a_generated_file() {
     let image = gen("image", Some(Path::new("/etc/ssh")));
     let live = gen("live", None);
 
-    // Every generated file: printable ASCII, nothing of the payloads.
+    // Every generated file but the binary KRL: printable ASCII, nothing of the payloads.
     for out in [&image, &live] {
         let files = tree(out);
-        assert_eq!(files.len(), 8, "{:?}", files.keys().collect::<Vec<_>>());
-        for (rel, (_, bytes)) in &files {
+        assert_eq!(files.len(), 9, "{:?}", files.keys().collect::<Vec<_>>());
+        for (rel, (_, bytes)) in files.iter().filter(|(rel, _)| *rel != "breakglass-ca.krl") {
             let text = String::from_utf8(bytes.clone()).unwrap();
             assert!(
                 text.bytes()
@@ -1145,10 +1179,12 @@ fn hostile_backup_ca_comments_never_reach_a_generated_file() {
     // install.sh: one quoted heredoc per host file, sh -n, and ROOT=DIR installs exactly them.
     let script = image.join("install.sh");
     let text = read(&script);
+    // Four host files and the KRL (in base64, decoded by `base64 -d <<'...' || refuse ...`).
     assert_eq!(text.matches("<<'BREAKGLASS_CA_EOF'\n").count(), 4, "{text}");
+    assert_eq!(text.matches("<<'BREAKGLASS_CA_EOF'").count(), 5, "{text}");
     assert_eq!(
         text.lines().filter(|l| *l == "BREAKGLASS_CA_EOF").count(),
-        4
+        5
     );
     let o = Command::new("sh").arg("-n").arg(&script).output().unwrap();
     assert_ok(&o, "sh -n install.sh");
@@ -1168,7 +1204,7 @@ fn hostile_backup_ca_comments_never_reach_a_generated_file() {
         want.insert(d.into(), (0o755, Vec::new()));
     }
     for (path, _, _, content) in expected_write_files(&image, "/etc/ssh", &users) {
-        want.insert(path[1..].to_string(), (0o644, content.into_bytes()));
+        want.insert(path[1..].to_string(), (0o644, content));
     }
     assert_eq!(tree(&root), want);
 

@@ -11,6 +11,7 @@ mod hardening;
 mod hostile_text;
 mod hosts;
 mod krl;
+mod krl_hosts;
 mod ledger;
 mod lock;
 mod many;

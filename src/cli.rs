@@ -77,8 +77,9 @@ pub enum Command {
     /// Trust a second CA (a backup token in another vault) alongside this one: its line goes
     /// into the bundle, the sheet and the host configuration.
     AddBackupCa(AddBackupCaArgs),
-    /// Write what a host image needs: an sshd_config.d snippet, the CA bundle, principals
-    /// files, install.sh and a cloud-init fragment. No PIN needed.
+    /// Write what a host image needs: an sshd_config.d snippet, the CA bundle (without the
+    /// CAs the ledger revokes), principals files, the KRL (RevokedKeys) from the ledger,
+    /// install.sh and a cloud-init fragment. No PIN needed.
     HostConfig(HostConfigArgs),
     /// Write the OpenSSH KRL (revocation list) from the ledger's revocations for hosts'
     /// RevokedKeys, or check whether a certificate is revoked. No token, no PIN.
@@ -191,7 +192,7 @@ pub struct PubkeyArgs {
     pub format: PubkeyFormat,
 
     /// Every CA line: this CA first, then the backup CAs from config.toml (for one
-    /// TrustedUserCAKeys file).
+    /// TrustedUserCAKeys file). A CA the ledger revokes is left out, named in a '#' line.
     #[arg(long)]
     pub bundle: bool,
 

@@ -241,33 +241,9 @@ impl Layout {
 }
 
 impl Krl {
-    /// The bytes of this KRL (see [`Krl::try_encode`]). A KRL that cannot be encoded (a
-    /// serial 0, a range backwards, a NUL in a key ID or the comment, a key past 4 GiB) is
-    /// written as a KRL sshd refuses to load (a critical extension), which makes sshd refuse
-    /// public-key logins: never as a KRL that silently leaves a revocation out.
-    pub fn encode(&self) -> Vec<u8> {
-        match self.try_encode() {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                let refused = Krl {
-                    comment: "breakglass-ca: this KRL could not be encoded".into(),
-                    ..Krl::default()
-                };
-                let mut out = refused.header();
-                let mut ext = Vec::new();
-                put_string(&mut ext, b"unencodable@breakglass-ca");
-                ext.push(1); // critical
-                put_string(&mut ext, b"");
-                out.push(KRL_SECTION_EXTENSION);
-                put_string(&mut out, &ext);
-                out
-            }
-        }
-    }
-
     /// The bytes of this KRL, in canonical form (see [`Krl::canonical`]), as `krl.c`'s
     /// `ssh_krl_to_blob` writes them (with [`MAX_BITMAP_BITS`] as the one difference).
-    pub fn try_encode(&self) -> Result<Vec<u8>> {
+    pub fn encode(&self) -> Result<Vec<u8>> {
         let canon = Canon::of(self)?;
         let mut out = self.header();
         for section in &canon.certificates {
@@ -612,7 +588,7 @@ fn key_blob(key: &KeyData) -> Result<Vec<u8>> {
 }
 
 fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Saturates only past 4 GiB, which `try_encode` refuses as a whole.
+    // Saturates only past 4 GiB, which `encode` refuses as a whole.
     let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(bytes);
@@ -1239,7 +1215,7 @@ mod tests {
     }
 
     fn layout(krl: &Krl) -> Layout {
-        let bytes = krl.try_encode().unwrap();
+        let bytes = krl.encode().unwrap();
         let (back, layout) = Krl::decode_layout(&bytes).unwrap();
         assert_eq!(back, krl.canonical().unwrap(), "round trip");
         layout
@@ -1254,14 +1230,14 @@ mod tests {
             ..Krl::default()
         };
         let want = header(20261201103316, 1_790_000_000, "breakglass-ca CA SHA256:x");
-        assert_eq!(krl.encode(), want);
+        assert_eq!(krl.encode().unwrap(), want);
         assert_eq!(Krl::decode(&want).unwrap(), krl);
         assert!(Krl::decode_layout(&want).unwrap().1.is_empty());
     }
 
     #[test]
     fn one_serial_is_a_list() {
-        let got = serials(None, &[(5, 5)]).encode();
+        let got = serials(None, &[(5, 5)]).encode().unwrap();
         let mut want = header(0, 0, "");
         want.extend(any_ca_section(&sub(
             KRL_SECTION_CERT_SERIAL_LIST,
@@ -1272,7 +1248,7 @@ mod tests {
 
     #[test]
     fn a_run_of_serials_is_a_range() {
-        let got = serials(None, &[(3, 300)]).encode();
+        let got = serials(None, &[(3, 300)]).encode().unwrap();
         let mut want = header(0, 0, "");
         want.extend(any_ca_section(&sub(
             KRL_SECTION_CERT_SERIAL_RANGE,
@@ -1284,21 +1260,27 @@ mod tests {
     #[test]
     fn close_serials_are_a_bitmap_an_mpint_with_a_zero_before_a_high_bit() {
         // 10, 12, 14, 16: bits 0, 2, 4, 6 from 10 = 0x55.
-        let got = serials(None, &[(10, 10), (12, 12), (14, 14), (16, 16)]).encode();
+        let got = serials(None, &[(10, 10), (12, 12), (14, 14), (16, 16)])
+            .encode()
+            .unwrap();
         let mut body = u64s(&[10]);
         body.extend(s(&[0x55]));
         let mut want = header(0, 0, "");
         want.extend(any_ca_section(&sub(KRL_SECTION_CERT_SERIAL_BITMAP, &body)));
         assert_eq!(got, want);
         // 10, 12, 14, 17: bits 0, 2, 4, 7 = 0x95, high bit set: 00 95.
-        let got = serials(None, &[(10, 10), (12, 12), (14, 14), (17, 17)]).encode();
+        let got = serials(None, &[(10, 10), (12, 12), (14, 14), (17, 17)])
+            .encode()
+            .unwrap();
         let mut body = u64s(&[10]);
         body.extend(s(&[0x00, 0x95]));
         let mut want = header(0, 0, "");
         want.extend(any_ca_section(&sub(KRL_SECTION_CERT_SERIAL_BITMAP, &body)));
         assert_eq!(got, want);
         // Nine bits: two bytes, big-endian (bit 8 in the first byte).
-        let got = serials(None, &[(10, 10), (12, 12), (14, 14), (16, 16), (18, 18)]).encode();
+        let got = serials(None, &[(10, 10), (12, 12), (14, 14), (16, 16), (18, 18)])
+            .encode()
+            .unwrap();
         let mut body = u64s(&[10]);
         body.extend(s(&[0x01, 0x55]));
         assert!(got.ends_with(&body), "{got:x?}");
@@ -1324,7 +1306,7 @@ mod tests {
         let mut want = header(0, 0, "");
         want.push(KRL_SECTION_CERTIFICATES);
         want.extend(s(&body));
-        assert_eq!(krl.encode(), want);
+        assert_eq!(krl.encode().unwrap(), want);
     }
 
     #[test]
@@ -1342,7 +1324,7 @@ mod tests {
             sha256_fingerprints: vec![[9; 32]],
             ..Krl::default()
         };
-        let got = krl.encode();
+        let got = krl.encode().unwrap();
         let mut blobs = vec![blob(&a), blob(&b), blob(&ca)];
         blobs.sort();
         let mut keys = Vec::new();
@@ -1407,13 +1389,13 @@ mod tests {
     fn a_bitmap_never_spans_more_than_sshd_reads() {
         // 40,000 dense serials: krl.c would make one 80,000-bit bitmap sshd cannot read.
         let dense: Vec<(u64, u64)> = (1..=80_000).step_by(2).map(|s| (s, s)).collect();
-        let bytes = serials(None, &dense).try_encode().unwrap();
+        let bytes = serials(None, &dense).encode().unwrap();
         let (back, l) = Krl::decode_layout(&bytes).unwrap();
         assert_eq!(l.serial_bitmaps, 5, "{l:?}");
         assert_eq!(back.certificates[0].serials, dense);
         // And with runs inside (bitmaps of runs of 3): still within the limit.
         let runs: Vec<(u64, u64)> = (0..20_000).map(|i| (i * 5 + 1, i * 5 + 3)).collect();
-        let bytes = serials(None, &runs).try_encode().unwrap();
+        let bytes = serials(None, &runs).encode().unwrap();
         assert_eq!(Krl::decode(&bytes).unwrap().certificates[0].serials, runs);
     }
 
@@ -1445,18 +1427,14 @@ mod tests {
                 key_ids: vec!["a".into(), "b".into()],
             }]
         );
-        assert_eq!(Krl::decode(&krl.encode()).unwrap(), canon);
+        assert_eq!(Krl::decode(&krl.encode().unwrap()).unwrap(), canon);
     }
 
     #[test]
     fn what_sshd_would_refuse_is_not_encoded() {
         for bad_runs in [vec![(0, 3)], vec![(5, 4)]] {
             let krl = serials(None, &bad_runs);
-            assert!(krl.try_encode().is_err());
-            // encode() gives a KRL nobody loads, not one without the revocation.
-            let bytes = krl.encode();
-            let err = Krl::decode(&bytes).unwrap_err().to_string();
-            assert!(err.contains("critical extension"), "{err}");
+            assert!(krl.encode().is_err());
         }
         let krl = Krl {
             certificates: vec![CertificateSection {
@@ -1466,7 +1444,7 @@ mod tests {
             }],
             ..Krl::default()
         };
-        assert!(krl.try_encode().is_err());
+        assert!(krl.encode().is_err());
     }
 
     fn cert_for(ca: &SoftKey, subject: &str, serial: u64, key_id: &str) -> Certificate {
@@ -1616,7 +1594,7 @@ mod tests {
         let mut want = vec![key(BOB), backup.clone()];
         want.sort_by_key(blob);
         assert_eq!(krl.explicit_keys, want);
-        assert_eq!(Krl::decode(&krl.encode()).unwrap(), krl);
+        assert_eq!(Krl::decode(&krl.encode().unwrap()).unwrap(), krl);
 
         // Nothing revoked: the header alone, version 0.
         let none = Revoked {
@@ -1625,7 +1603,7 @@ mod tests {
         };
         let krl = Krl::from_revoked(&none, &ca, 5).unwrap();
         assert_eq!(
-            krl.encode(),
+            krl.encode().unwrap(),
             header(0, 5, &format!("breakglass-ca CA {fp}"))
         );
         // Only a key: no certificates section.
@@ -1676,7 +1654,7 @@ mod tests {
             sha1_fingerprints: vec![[1; 20]],
             sha256_fingerprints: vec![[2; 32]],
         }
-        .try_encode()
+        .encode()
         .unwrap()
     }
 
@@ -1699,7 +1677,7 @@ mod tests {
         let mut whole = 0;
         for n in 0..good.len() {
             if let Ok(krl) = Krl::decode(&good[..n]) {
-                assert_eq!(krl.try_encode().unwrap(), &good[..n], "truncated at {n}");
+                assert_eq!(krl.encode().unwrap(), &good[..n], "truncated at {n}");
                 whole += 1;
             }
         }
@@ -1955,10 +1933,10 @@ mod tests {
                     };
             }
             let krl = serials(Some(ca.clone()), &runs);
-            let bytes = krl.try_encode().unwrap();
+            let bytes = krl.encode().unwrap();
             let back = Krl::decode(&bytes).unwrap();
             assert_eq!(back, krl.canonical().unwrap());
-            assert_eq!(back.try_encode().unwrap(), bytes);
+            assert_eq!(back.encode().unwrap(), bytes);
         }
     }
 }

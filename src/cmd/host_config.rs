@@ -1,6 +1,6 @@
 //! `host-config`: write everything a host image needs to trust the CA (and its backups) into
-//! `--out`, from public keys alone (see [`crate::hostconf`] for the files), and say what was
-//! written.
+//! `--out`, from public keys and the ledger's revocations alone (see [`crate::hostconf`] for
+//! the files), and say what was written.
 
 use std::path::Path;
 
@@ -9,7 +9,11 @@ use crate::cmd::Globals;
 use crate::config::CONFIG_FILE;
 use crate::error::{Error, Result};
 use crate::export;
-use crate::hostconf::{self, HostConfig, BUNDLE, CLOUD_INIT, INSTALL_SH, PRINCIPALS_DIR, SNIPPET};
+use crate::hostconf::{
+    self, HostConfig, BUNDLE, CLOUD_INIT, INSTALL_SH, KRL_FILE, PRINCIPALS_DIR, SNIPPET,
+};
+use crate::krl::Krl;
+use crate::ledger::Revoked;
 use crate::policy;
 use crate::text;
 use crate::text::ShowPath;
@@ -38,6 +42,12 @@ pub fn run(g: &Globals, args: &HostConfigArgs) -> Result<()> {
     }
     let config = g.config()?;
     let (_uri, key) = g.open_ca(config.as_ref(), true)?;
+    let cas = export::bundle_lines(key.public_key(), config.as_ref(), &g.state_dir, &mut say)?;
+    let revoked =
+        crate::cmd::ledger(&g.state_dir).revoked(&crate::key::fingerprint(key.public_key()))?;
+    let revoked_cas = export::revoked_ca_keys(&revoked.ca_keys)?;
+    export::trusted(&cas, &revoked_cas)?;
+    let krl = Krl::from_revoked(&revoked, key.public_key(), krl_generated(&revoked)?)?;
     let host = HostConfig {
         ssh_dir,
         users: users
@@ -47,15 +57,41 @@ pub fn run(g: &Globals, args: &HostConfigArgs) -> Result<()> {
                 (u, p)
             })
             .collect(),
-        cas: export::bundle_lines(key.public_key(), config.as_ref(), &g.state_dir, &mut say)?,
+        cas,
+        revoked_cas,
+        krl,
     };
     hostconf::write_tree(&args.out, &host.output_files()?)?;
-    summary(g, args, &host, config.is_none());
+    summary(g, args, &host, &revoked, config.is_none());
     Ok(())
 }
 
+/// The KRL's `generated` time for host files: the newest revocation's time (0 with none), so
+/// the same ledger gives byte-identical files.
+fn krl_generated(revoked: &Revoked) -> Result<u64> {
+    let Some(newest) = revoked.newest.as_deref() else {
+        return Ok(0);
+    };
+    chrono::DateTime::parse_from_rfc3339(newest)
+        .ok()
+        .and_then(|t| u64::try_from(t.timestamp()).ok())
+        .ok_or_else(|| {
+            Error::ledger(format!(
+                "the newest revocation record's time \"{}\" is not an RFC 3339 time after 1970",
+                text::Esc(newest)
+            ))
+            .with_hint("check the ledger with 'breakglass-ca log verify'")
+        })
+}
+
 /// What was written, and what to do next.
-fn summary(g: &Globals, args: &HostConfigArgs, host: &HostConfig, no_config: bool) {
+fn summary(
+    g: &Globals,
+    args: &HostConfigArgs,
+    host: &HostConfig,
+    revoked: &Revoked,
+    no_config: bool,
+) {
     let row = |name: &str, what: &str| say(format!("  {name:<34}{what}"));
     say(format!(
         "Wrote the host configuration to {}:",
@@ -76,10 +112,21 @@ fn summary(g: &Globals, args: &HostConfigArgs, host: &HostConfig, no_config: boo
         &format!("{PRINCIPALS_DIR}/"),
         "one principals file per user",
     );
+    let krl = match &revoked.newest {
+        None => format!("KRL version {}: nothing revoked", host.krl.version),
+        Some(newest) => format!(
+            "KRL version {}: {} revocation record(s), the newest at {}",
+            host.krl.version,
+            revoked.records,
+            text::Esc(newest)
+        ),
+    };
+    row(KRL_FILE, &krl);
     row(
         INSTALL_SH,
         "on a host, as root: sh install.sh; into an image tree: ROOT=DIR sh install.sh",
     );
+    row("", "a newer KRL alone, later: sh install.sh --krl FILE");
     row(CLOUD_INIT, "the same files as a #cloud-config fragment");
     if no_config {
         say(format!(
@@ -92,7 +139,7 @@ fn summary(g: &Globals, args: &HostConfigArgs, host: &HostConfig, no_config: boo
     }
     let first = host.users.first().map_or("breakglass", |(u, _)| u.as_str());
     say(format!(
-        "Next: bake these into the image (docs/hosts.md), then on a host check: sshd -T -C user={first},host=x,addr=127.0.0.1 | grep -i trustedusercakeys"
+        "Next: bake these into the image (docs/hosts.md), then on a host check: sshd -T -C user={first},host=x,addr=127.0.0.1 | grep -iE 'trustedusercakeys|revokedkeys'"
     ));
 }
 
@@ -160,6 +207,18 @@ fn check_ssh_dir(dir: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn krl_generated_is_the_newest_revocation_time() {
+        let mut r = Revoked::default();
+        assert_eq!(krl_generated(&r).unwrap(), 0);
+        r.newest = Some("2026-12-01T10:33:16Z".into());
+        assert_eq!(krl_generated(&r).unwrap(), 1796121196);
+        for bad in ["yesterday", "1969-12-31T23:59:59Z"] {
+            r.newest = Some(bad.into());
+            assert!(krl_generated(&r).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn user_names() {

@@ -75,7 +75,7 @@ struct Built {
 fn build(g: &Globals, ca: &KeyData, generated: u64) -> Result<Built> {
     let revoked = crate::cmd::ledger(&g.state_dir).revoked(&key::fingerprint(ca))?;
     let krl = Krl::from_revoked(&revoked, ca, generated)?;
-    let bytes = krl.try_encode()?;
+    let bytes = krl.encode()?;
     // Self-check: the bytes say exactly what was meant.
     let (back, layout) = Krl::decode_layout(&bytes)?;
     if back != krl {
@@ -329,7 +329,7 @@ mod tests {
 
     fn built(revoked: Revoked, ca: &KeyData) -> Built {
         let krl = Krl::from_revoked(&revoked, ca, 1_790_000_000).unwrap();
-        let bytes = krl.try_encode().unwrap();
+        let bytes = krl.encode().unwrap();
         let (_, layout) = Krl::decode_layout(&bytes).unwrap();
         Built {
             revoked,

@@ -3,7 +3,9 @@
 //! Text formats (`openssh`, `fingerprint`, `json`) print this CA, or with `--bundle` this CA
 //! and then every backup CA of config.toml. `qr` draws the line (or the bundle) on the
 //! terminal, `png` and `svg` make an image of it for print, and `sheet` makes the printable A4
-//! key sheet, which always lists the backup CAs.
+//! key sheet, which always lists the backup CAs. The bundle and the sheet leave out the CA
+//! keys the ledger revokes (`revoke --ca`): the bundle names them in `#` comment lines, the
+//! sheet marks them "REVOKED" with their fingerprint, and a note says so.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -39,7 +41,8 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
         key: public.clone(),
     };
     let (own, backups) = own_config_and_backups(g, args, config.as_ref(), &primary)?;
-    let shown = Shown::new(args.bundle, &primary, &backups);
+    let revoked = revoked_cas(g, args, own, &primary, &backups)?;
+    let shown = Shown::new(args.bundle, &primary, &backups, &revoked)?;
     let fingerprint = primary.fingerprint();
     match args.format {
         PubkeyFormat::Openssh => {
@@ -56,7 +59,7 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
         PubkeyFormat::Json => {
             let uri = uri.to_string();
             let text = if args.bundle {
-                bundle_json(public, &uri, &backups)?
+                bundle_json(public, &uri, &backups, &revoked)?
             } else {
                 export::json(public, &uri)?
             };
@@ -65,9 +68,15 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
         PubkeyFormat::Qr => terminal_qr(output, state_dir, &shown, &fingerprint),
         PubkeyFormat::Png => png_qr(output, state_dir, &shown),
         PubkeyFormat::Svg => svg_qr(output, state_dir, &shown, &fingerprint),
-        PubkeyFormat::Sheet => {
-            key_sheet(output, state_dir, key.as_ref(), &uri, own, primary, backups)
-        }
+        PubkeyFormat::Sheet => key_sheet(
+            output,
+            state_dir,
+            key.as_ref(),
+            &uri,
+            own,
+            (primary, backups),
+            &revoked,
+        ),
     }
 }
 
@@ -116,8 +125,37 @@ fn own_config_and_backups<'c>(
     Ok((own, backups))
 }
 
-/// What the text and QR formats show: this CA's line, or with `--bundle` every CA line,
-/// primary first.
+/// For `--bundle` and the sheet, with this CA's own configuration: the CA keys its ledger
+/// revokes, as keys, with a note for each one of this bundle (primary and backups). None
+/// otherwise (the ledger of another CA's state directory says nothing about this one).
+fn revoked_cas(
+    g: &Globals,
+    args: &PubkeyArgs,
+    own: Option<&Config>,
+    primary: &CaLine,
+    backups: &[CaLine],
+) -> Result<Vec<KeyData>> {
+    let wants_backups = args.bundle || args.format == PubkeyFormat::Sheet;
+    if !wants_backups || own.is_none() {
+        return Ok(Vec::new());
+    }
+    let revoked = crate::cmd::ledger(&g.state_dir).revoked(&primary.fingerprint())?;
+    let keys = export::revoked_ca_keys(&revoked.ca_keys)?;
+    let what = if args.bundle { "bundle" } else { "sheet" };
+    for (i, ca) in std::iter::once(primary).chain(backups).enumerate() {
+        if keys.contains(&ca.key) {
+            say(format!(
+                "note: {} ({}) is revoked in the ledger: the {what} marks it REVOKED and leaves it out",
+                ca.fingerprint(),
+                export::role(i)
+            ));
+        }
+    }
+    Ok(keys)
+}
+
+/// What the text and QR formats show: this CA's line, or with `--bundle` every CA line hosts
+/// may trust, primary first, with a comment line for each revoked one.
 struct Shown {
     lines: Vec<CaLine>,
     /// The lines as one text (no final newline): what is printed and what the QR code holds.
@@ -127,26 +165,33 @@ struct Shown {
 }
 
 impl Shown {
-    fn new(bundle: bool, primary: &CaLine, backups: &[CaLine]) -> Shown {
-        let mut lines = vec![primary.clone()];
-        if bundle {
-            lines.extend(backups.iter().cloned());
+    fn new(
+        bundle: bool,
+        primary: &CaLine,
+        backups: &[CaLine],
+        revoked: &[KeyData],
+    ) -> Result<Shown> {
+        if !bundle {
+            return Ok(Shown {
+                lines: vec![primary.clone()],
+                content: primary.line.clone(),
+                what: "the CA public key line".to_string(),
+            });
         }
-        let (content, what) = if bundle {
-            let text = lines
-                .iter()
-                .map(|ca| ca.line.as_str())
-                .collect::<Vec<_>>()
-                .join("\n");
-            (text, format!("the bundle of {} CA line(s)", lines.len()))
-        } else {
-            (primary.line.clone(), "the CA public key line".to_string())
-        };
-        Shown {
+        let all: Vec<CaLine> = std::iter::once(primary.clone())
+            .chain(backups.iter().cloned())
+            .collect();
+        let text = export::bundle_text(&all, revoked)?;
+        let lines: Vec<CaLine> = export::trusted(&all, revoked)?
+            .into_iter()
+            .map(|(_, ca)| ca.clone())
+            .collect();
+        let what = format!("the bundle of {} CA line(s)", lines.len());
+        Ok(Shown {
             lines,
-            content,
+            content: text.trim_end_matches('\n').to_string(),
             what,
-        }
+        })
     }
 }
 
@@ -210,18 +255,28 @@ fn svg_qr(output: Option<&Path>, state_dir: &Path, shown: &Shown, fingerprint: &
 }
 
 /// `--format sheet`: the A4 key sheet, with the URI and creation date of this CA's own
-/// configuration when there is one.
+/// configuration when there is one; the `revoked` CA keys marked and left out.
 fn key_sheet(
     output: Option<&Path>,
     state_dir: &Path,
     key: &dyn CaKey,
     uri: &CaUri,
     own: Option<&Config>,
-    primary: CaLine,
-    backups: Vec<CaLine>,
+    (primary, backups): (CaLine, Vec<CaLine>),
+    revoked: &[KeyData],
 ) -> Result<()> {
     let info = key.info();
     let fingerprint = primary.fingerprint();
+    let all: Vec<CaLine> = std::iter::once(primary.clone())
+        .chain(backups.iter().cloned())
+        .collect();
+    export::trusted(&all, revoked)?;
+    let (revoked_lines, backups): (Vec<CaLine>, Vec<CaLine>) =
+        backups.into_iter().partition(|b| revoked.contains(&b.key));
+    let mut revoked_lines = revoked_lines;
+    if revoked.contains(&primary.key) {
+        revoked_lines.insert(0, primary.clone());
+    }
     let sheet = Sheet {
         primary,
         token: info.token,
@@ -229,6 +284,7 @@ fn key_sheet(
         uri: own.map_or(uri, |c| &c.ca).to_string(),
         created: own.map(|c| c.created.clone()),
         backups,
+        revoked: revoked_lines,
         printed: chrono::Utc::now(),
     };
     let svg = sheet::render(&sheet)?;
@@ -249,15 +305,24 @@ fn file_of(output: Option<&Path>) -> Option<&Path> {
 }
 
 /// `--format json --bundle`: an array, this CA first (as without --bundle, plus
-/// `"role": "primary"`), then each backup CA (`"role": "backup"`).
-fn bundle_json(public: &KeyData, uri: &str, backups: &[CaLine]) -> Result<String> {
+/// `"role": "primary"`), then each backup CA (`"role": "backup"`); a CA key in `revoked` is
+/// left out (the notes name it), so every `public_key` of the array may be trusted.
+fn bundle_json(
+    public: &KeyData,
+    uri: &str,
+    backups: &[CaLine],
+    revoked: &[KeyData],
+) -> Result<String> {
     let mut primary: serde_json::Value = serde_json::from_str(&export::json(public, uri)?)
         .map_err(|e| Error::json("cannot build the JSON output", e))?;
     if let Some(object) = primary.as_object_mut() {
         object.insert("role".into(), "primary".into());
     }
-    let mut all = vec![primary];
-    for ca in backups {
+    let mut all = Vec::new();
+    if !revoked.contains(public) {
+        all.push(primary);
+    }
+    for ca in backups.iter().filter(|ca| !revoked.contains(&ca.key)) {
         all.push(serde_json::json!({
             "public_key": ca.line,
             "fingerprint": ca.fingerprint(),
@@ -325,7 +390,7 @@ mod tests {
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClkAV2VerYjibbKIeVQBgYmDr4K1uI9+YR6l5i1s6yV x",
         )
         .unwrap();
-        let text = bundle_json(primary.key_data(), "pkcs11:token=t", &backups).unwrap();
+        let text = bundle_json(primary.key_data(), "pkcs11:token=t", &backups, &[]).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let a = v.as_array().unwrap();
         assert_eq!(a.len(), 2);
@@ -334,5 +399,48 @@ mod tests {
         assert_eq!(a[1]["role"], "backup");
         assert_eq!(a[1]["public_key"], ED);
         assert_eq!(a[1]["algorithm"], "ed25519");
+    }
+
+    /// Hand-made revoked sets: the JSON bundle and the shown bundle leave a revoked CA out (the
+    /// text bundle names it in a comment); with every CA revoked, both refuse.
+    #[test]
+    fn revoked_cas_are_left_out_of_json_and_text_bundles() {
+        let c = config_with(vec![ED.into()]);
+        let backups = export::backup_cas(Some(&c), Path::new("/s"), &mut |_| {}).unwrap();
+        let public = PublicKey::from_openssh(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClkAV2VerYjibbKIeVQBgYmDr4K1uI9+YR6l5i1s6yV x",
+        )
+        .unwrap();
+        let primary = CaLine {
+            line: crate::key::openssh_line(public.key_data()).unwrap(),
+            key: public.key_data().clone(),
+        };
+        let backup_revoked = vec![backups[0].key.clone()];
+        let text = bundle_json(public.key_data(), "u", &backups, &backup_revoked).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 1);
+        assert_eq!(v[0]["role"], "primary");
+        let primary_revoked = vec![primary.key.clone()];
+        let text = bundle_json(public.key_data(), "u", &backups, &primary_revoked).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 1);
+        assert_eq!(v[0]["role"], "backup");
+        assert_eq!(v[0]["public_key"], ED);
+
+        let shown = Shown::new(true, &primary, &backups, &primary_revoked).unwrap();
+        assert_eq!(shown.lines, backups);
+        assert_eq!(
+            shown.content,
+            format!(
+                "{ED}\n# REVOKED, do not trust: {} (ed25519, this CA)",
+                primary.fingerprint()
+            )
+        );
+        assert_eq!(shown.what, "the bundle of 1 CA line(s)");
+        // Without --bundle, this CA's line alone, as before.
+        let alone = Shown::new(false, &primary, &backups, &primary_revoked).unwrap();
+        assert_eq!(alone.content, primary.line);
+        let both = vec![primary.key.clone(), backups[0].key.clone()];
+        assert!(Shown::new(true, &primary, &backups, &both).is_err());
     }
 }

@@ -178,12 +178,184 @@ pub fn bundle_lines(
     Ok(lines)
 }
 
+/// The CA keys a ledger revokes outright (`ledger::Revoked::ca_keys`, OpenSSH public key
+/// lines), as keys: what the bundles, the key sheet and `host-config` leave out. A line that
+/// does not parse is a ledger error (the ledger helper writes them canonically).
+pub fn revoked_ca_keys(lines: &[String]) -> Result<Vec<KeyData>> {
+    lines
+        .iter()
+        .map(|line| {
+            key::parse_line(line)
+                .map(|k| k.key_data().clone())
+                .map_err(|e| {
+                    Error::ledger(format!(
+                        "a revoked CA key in the ledger is not an OpenSSH public key line: {e}"
+                    ))
+                    .with_hint("check the ledger with 'breakglass-ca log verify'")
+                })
+        })
+        .collect()
+}
+
+/// How the bundle and its comments name `lines[i]`: this CA first, then the backups.
+pub fn role(i: usize) -> &'static str {
+    if i == 0 {
+        "this CA"
+    } else {
+        "backup CA"
+    }
+}
+
+/// `lines` (this CA first) that are not in `revoked`, with their index in `lines`. Refuses
+/// when every one is revoked: hosts would trust no CA at all.
+pub fn trusted<'a>(lines: &'a [CaLine], revoked: &[KeyData]) -> Result<Vec<(usize, &'a CaLine)>> {
+    let kept: Vec<(usize, &CaLine)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, ca)| !revoked.contains(&ca.key))
+        .collect();
+    if kept.is_empty() {
+        let fps: Vec<String> = lines.iter().map(CaLine::fingerprint).collect();
+        return Err(Error::refused(format!(
+            "every CA key of this bundle is revoked in the ledger ({}): hosts would trust no CA",
+            fps.join(", ")
+        ))
+        .with_hint(
+            "create a backup CA on another token and add it first ('breakglass-ca add-backup-ca FILE'), \
+             or run this in the backup CA's own state directory (--state-dir STATE2)",
+        ));
+    }
+    Ok(kept)
+}
+
+/// The comment line naming a revoked CA in a bundle: `# REVOKED, do not trust: SHA256:… (…)`.
+pub fn revoked_comment(i: usize, ca: &CaLine) -> String {
+    format!(
+        "# REVOKED, do not trust: {} ({}, {})",
+        ca.fingerprint(),
+        ca.algorithm(),
+        role(i)
+    )
+}
+
+/// A `TrustedUserCAKeys` file: one line per CA of `lines` (this CA first) that is not in
+/// `revoked`, then a comment line per revoked one (sshd and ssh-keygen skip `#` lines), so a
+/// reader of the file sees which keys were left out and why. Refuses when every CA is revoked.
+pub fn bundle_text(lines: &[CaLine], revoked: &[KeyData]) -> Result<String> {
+    let mut text: String = trusted(lines, revoked)?
+        .iter()
+        .map(|(_, ca)| format!("{}\n", ca.line))
+        .collect();
+    for (i, ca) in lines.iter().enumerate() {
+        if revoked.contains(&ca.key) {
+            text.push_str(&revoked_comment(i, ca));
+            text.push('\n');
+        }
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const ED: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG+V/GrTCEpmVtwcSFaoy8rFfAdppFU8knbeB/OBUXIi";
+    const P256: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPg1Q+KGCuYkBhj62eL5GTpL+Nz3uo3gA6grASzJ/8BuUX+8Lzh/y3w03WgmRPUQ7/PgOKfUhmp3NoHNj0geaAw=";
+    const ED2: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClkAV2VerYjibbKIeVQBgYmDr4K1uI9+YR6l5i1s6yV";
+
+    fn ca(line: &str, comment: &str) -> CaLine {
+        let key = PublicKey::from_openssh(line).unwrap().key_data().clone();
+        CaLine {
+            line: format!("{line} {comment}"),
+            key,
+        }
+    }
+
+    /// The ledger's revoked CA keys as a hand-made set: a revoked CA is left out of the
+    /// bundle and named in a comment line with its fingerprint; the others keep their order.
+    #[test]
+    fn revoked_cas_are_left_out_of_the_bundle_and_named() {
+        let lines = vec![
+            ca(P256, "breakglass-ca"),
+            ca(ED, "vault-b"),
+            ca(ED2, "vault-c"),
+        ];
+        let none = bundle_text(&lines, &[]).unwrap();
+        assert_eq!(
+            none,
+            format!("{P256} breakglass-ca\n{ED} vault-b\n{ED2} vault-c\n")
+        );
+        // The ledger's lines carry no comment; a foreign revoked key changes nothing.
+        let stranger =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHWQ8CBT5T2qFqsY8Ko2cxYpy1JS8Kj0L0LlLq+pG7VK";
+        let revoked = revoked_ca_keys(&[ED.to_string(), stranger.to_string()]).unwrap();
+        let text = bundle_text(&lines, &revoked).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "{P256} breakglass-ca\n{ED2} vault-c\n# REVOKED, do not trust: {} (ed25519, backup CA)\n",
+                lines[1].fingerprint()
+            )
+        );
+        let kept: Vec<usize> = trusted(&lines, &revoked)
+            .unwrap()
+            .iter()
+            .map(|(i, _)| *i)
+            .collect();
+        assert_eq!(kept, [0, 2]);
+        // This CA revoked: the backups remain, this CA is named.
+        let revoked = revoked_ca_keys(&[P256.to_string()]).unwrap();
+        let text = bundle_text(&lines, &revoked).unwrap();
+        assert!(
+            text.starts_with(&format!("{ED} vault-b\n{ED2} vault-c\n# REVOKED")),
+            "{text}"
+        );
+        assert!(text.ends_with(&format!(
+            "{} (ecdsa-p256, this CA)\n",
+            lines[0].fingerprint()
+        )));
+        // OpenSSH reads the bundle with its comment lines as the two trusted keys.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bundle.pub");
+        std::fs::write(&file, &text).unwrap();
+        if let Ok(o) = std::process::Command::new("ssh-keygen")
+            .arg("-l")
+            .arg("-f")
+            .arg(&file)
+            .output()
+        {
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let listed = String::from_utf8_lossy(&o.stdout);
+            assert_eq!(listed.lines().count(), 2, "{listed}");
+            assert!(!listed.contains(&lines[0].fingerprint()), "{listed}");
+        }
+    }
+
+    #[test]
+    fn every_ca_revoked_is_refused_with_a_hint() {
+        let lines = vec![ca(P256, "breakglass-ca"), ca(ED, "vault-b")];
+        let revoked = revoked_ca_keys(&[ED.to_string(), P256.to_string()]).unwrap();
+        for err in [
+            bundle_text(&lines, &revoked).unwrap_err(),
+            trusted(&lines, &revoked).unwrap_err(),
+        ] {
+            let text = err.to_string();
+            assert!(
+                text.contains("every CA key of this bundle is revoked"),
+                "{text}"
+            );
+            assert!(
+                text.contains(&lines[0].fingerprint()) && text.contains(&lines[1].fingerprint())
+            );
+            assert!(err.hint().unwrap().contains("add-backup-ca"), "{err:?}");
+            assert_eq!(err.exit_code(), 1);
+        }
+        let only = vec![ca(P256, "breakglass-ca")];
+        assert!(bundle_text(&only, &revoked_ca_keys(&[P256.into()]).unwrap()).is_err());
+        assert!(revoked_ca_keys(&["ssh-ed25519 AAAA!!".into()]).is_err());
+    }
 
     fn with_comment(comment: &str) -> PublicKey {
         let mut key = PublicKey::from_openssh(ED).unwrap();

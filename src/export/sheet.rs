@@ -5,7 +5,10 @@
 //! key, URI, algorithm, creation date and SHA256 fingerprint (as text, and in blocks of four
 //! characters to read aloud); its QR code (level Q, see [`super::qr`]); the key line in small
 //! monospace; three steps for the host-image builder; then every backup CA with its line,
-//! fingerprint and a smaller QR code of its own. Text is laid out with a fixed estimate of the
+//! fingerprint and a smaller QR code of its own; then every CA key the ledger revokes, marked
+//! "REVOKED — do not trust" with its fingerprint struck out and no QR code or key line (a
+//! revoked primary CA gets that mark in place of its QR code), so a reader of an older
+//! printout can compare. Text is laid out with a fixed estimate of the
 //! font's advance (0.61 em for monospace, 0.6 em for sans-serif, both generous), so nothing
 //! runs off the page whatever font is substituted.
 
@@ -43,6 +46,8 @@ const LABEL_W: f64 = 27.0;
 
 /// Where the host-image builder puts the CA line(s), as in the instructions.
 pub const HOST_CA_FILE: &str = "/etc/ssh/breakglass-ca.pub";
+/// What the sheet says of a revoked CA key.
+pub const REVOKED_MARK: &str = "REVOKED \u{2014} do not trust";
 
 /// How the sheet names a CA's algorithm: `ecdsa-p256 (ecdsa-sha2-nistp256)`, or the OpenSSH
 /// name alone for a key no breakglass CA can have.
@@ -66,7 +71,12 @@ pub struct Sheet {
     pub uri: String,
     /// config.toml's `created`, if known.
     pub created: Option<String>,
+    /// The backup CAs hosts trust (none of them revoked).
     pub backups: Vec<CaLine>,
+    /// The CA keys the ledger revokes: the primary (then it is marked in place of its QR
+    /// code) and backups (listed after the trusted ones), each struck out with its
+    /// fingerprint, without QR code or key line.
+    pub revoked: Vec<CaLine>,
     /// When the sheet was made.
     pub printed: DateTime<Utc>,
 }
@@ -89,6 +99,13 @@ pub fn fingerprint_blocks(fingerprint: &str) -> String {
 /// primary QR code at its smallest module size.
 pub fn render(sheet: &Sheet) -> Result<String> {
     let sheet = &shown(sheet);
+    if is_revoked(sheet, &sheet.primary) && sheet.backups.is_empty() {
+        return Err(Error::refused(format!(
+            "the key sheet would show no CA to trust: this CA ({}) is revoked in the ledger and no backup CA is left",
+            sheet.primary.fingerprint()
+        ))
+        .with_hint("print the sheet of a CA that is not revoked (its own --state-dir), or add a backup CA first ('breakglass-ca add-backup-ca FILE')"));
+    }
     let primary_qr = Qr::for_print(&sheet.primary.line, "the CA public key line")?;
     let backup_qrs = sheet
         .backups
@@ -117,6 +134,11 @@ pub fn render(sheet: &Sheet) -> Result<String> {
         }
         module = (module - 0.05).max(MIN_MODULE_MM);
     }
+}
+
+/// Whether `ca` is among the sheet's revoked CA keys.
+fn is_revoked(sheet: &Sheet, ca: &CaLine) -> bool {
+    sheet.revoked.iter().any(|r| r.key == ca.key)
 }
 
 /// The sheet with the text that comes from the token and config.toml (labels, URI, creation
@@ -183,6 +205,19 @@ impl Page {
         let _ = writeln!(
             self.out,
             "<text{id} x=\"{}\" y=\"{}\" font-size=\"{}\" {}>{}</text>",
+            mm(x),
+            mm(y),
+            mm(size),
+            font.attrs(),
+            xml_escape(text)
+        );
+    }
+
+    /// One line of text with its baseline at `y`, struck out (`line-through`).
+    fn struck_at(&mut self, x: f64, y: f64, size: f64, font: Font, id: &str, text: &str) {
+        let _ = writeln!(
+            self.out,
+            "<text id=\"{id}\" x=\"{}\" y=\"{}\" font-size=\"{}\" {} text-decoration=\"line-through\">{}</text>",
             mm(x),
             mm(y),
             mm(size),
@@ -258,9 +293,14 @@ fn layout(sheet: &Sheet, primary_qr: &Qr, backup_qrs: &[Qr], module: f64) -> (St
     let mut p = Page::start(&sheet.primary.fingerprint());
     title(&mut p);
     primary_fields(&mut p, sheet);
-    primary_code(&mut p, &sheet.primary, primary_qr, module);
+    if is_revoked(sheet, &sheet.primary) {
+        revoked_primary(&mut p, &sheet.primary);
+    } else {
+        primary_code(&mut p, &sheet.primary, primary_qr, module);
+    }
     instructions(&mut p);
     backups(&mut p, &sheet.backups, backup_qrs);
+    revoked_cas(&mut p, sheet);
     let bottom = p.y;
     footer(&mut p, sheet.printed);
     (p.out, bottom)
@@ -383,6 +423,73 @@ fn primary_code(p: &mut Page, primary: &CaLine, qr: &Qr, module: f64) {
     q.lines(x, line_size, Font::Mono, &chunks);
     p.out.push_str(&q.out);
     p.y = (top + side).max(q.y);
+}
+
+/// A revoked primary CA: the mark, why, and its fingerprint in blocks, struck out, in place of
+/// its QR code and key line.
+fn revoked_primary(p: &mut Page, primary: &CaLine) {
+    p.y += 4.0 + 8.0;
+    p.text_at(
+        MARGIN,
+        p.y,
+        8.0,
+        Font::SansBold,
+        Some("primary-revoked"),
+        REVOKED_MARK,
+    );
+    let why = wrap_words(
+        "This CA key is revoked in the ledger ('breakglass-ca revoke --ca'): hosts must not \
+         trust it, so this sheet prints no QR code or key line for it. Its fingerprint, struck \
+         out, to compare with older printouts:",
+        Font::Sans.chars_in(3.2, CONTENT_W),
+    );
+    p.y += 1.0;
+    p.lines(MARGIN, 3.2, Font::Sans, &why);
+    let blocks = fingerprint_blocks(&primary.fingerprint());
+    let size = fit_size(&blocks, Font::MonoBold, 4.0, CONTENT_W);
+    p.y += size * 1.5;
+    p.struck_at(
+        MARGIN,
+        p.y,
+        size,
+        Font::MonoBold,
+        "primary-fingerprint-revoked",
+        &blocks,
+    );
+}
+
+/// The revoked backup CAs, if any, after the trusted ones: the mark and the fingerprint, struck
+/// out, of each.
+fn revoked_cas(p: &mut Page, sheet: &Sheet) {
+    let listed: Vec<&CaLine> = sheet
+        .revoked
+        .iter()
+        .filter(|r| r.key != sheet.primary.key)
+        .collect();
+    if listed.is_empty() {
+        return;
+    }
+    p.rule();
+    p.heading(&format!("Revoked CAs ({}): {REVOKED_MARK}", listed.len()));
+    let why = wrap_words(
+        "Revoked in the ledger ('breakglass-ca revoke --ca'): hosts must not trust these keys. \
+         A host, bundle or older sheet that lists one of these fingerprints must be updated.",
+        Font::Sans.chars_in(3.0, CONTENT_W),
+    );
+    p.y += 0.5;
+    p.lines(MARGIN, 3.0, Font::Sans, &why);
+    for (i, ca) in listed.iter().enumerate() {
+        let k = i + 1;
+        let label = format!("Revoked CA {k} ({}):", ca.algorithm());
+        let label_size = 3.2;
+        p.y += label_size * 1.5;
+        p.text_at(MARGIN, p.y, label_size, Font::SansBold, None, &label);
+        let x = MARGIN + label.chars().count() as f64 * label_size * SANS_EM + 2.0;
+        let fingerprint = ca.fingerprint();
+        let size = fit_size(&fingerprint, Font::Mono, 3.0, PAGE_W - MARGIN - x);
+        let id = format!("revoked-fingerprint-{k}");
+        p.struck_at(x, p.y, size, Font::Mono, &id, &fingerprint);
+    }
 }
 
 /// Three steps for the host-image builder.
@@ -678,6 +785,7 @@ pub(crate) mod tests {
                 .enumerate()
                 .map(|(i, len)| entry("ecdsa-sha2-nistp256", *len, i as u8))
                 .collect(),
+            revoked: Vec::new(),
             printed: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
         }
     }
@@ -760,6 +868,7 @@ pub(crate) mod tests {
                     .into(),
                 created: Some("2026-11-22T03:00:00Z".into()),
                 backups,
+                revoked: Vec::new(),
                 printed: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
             };
             assert_eq!(version(&render(&sheet).unwrap()), version(want));
@@ -865,12 +974,24 @@ pub(crate) mod tests {
     fn text_stays_on_the_page() {
         // The widest text line, estimated generously, fits between the margins, and nothing
         // is placed below the footer.
+        let with_revoked = |mut sheet: Sheet, primary: bool, n: u8| {
+            if primary {
+                sheet.revoked.push(sheet.primary.clone());
+            }
+            for i in 0..n {
+                sheet.revoked.push(entry("ssh-rsa", 740, 0x80 + i));
+            }
+            sheet
+        };
         for sheet in [
             sample(95, &[]),
             sample(740, &[740]),
             sample(180, &[180, 220, 95]),
             sample(740, &[180, 180]),
             sample(740, &[95]),
+            with_revoked(sample(740, &[180]), false, 3),
+            with_revoked(sample(740, &[740]), true, 1),
+            with_revoked(sample(180, &[180, 180, 180]), true, 2),
         ] {
             let svg = render(&sheet).unwrap();
             assert_eq!(
@@ -933,7 +1054,8 @@ pub(crate) mod tests {
     }
 
     /// `BREAKGLASS_SHEET_PNG=/tmp/x.png cargo test --lib sheet`: also write a sample sheet
-    /// rendered with the system fonts, to look at.
+    /// rendered with the system fonts, to look at (`BREAKGLASS_SHEET_SAMPLE=180,180` for the
+    /// lengths of the lines, `BREAKGLASS_SHEET_REVOKED=primary,backup` for revoked keys).
     #[test]
     fn sample_sheet_for_inspection() {
         let Some(path) = std::env::var_os("BREAKGLASS_SHEET_PNG") else {
@@ -946,7 +1068,16 @@ pub(crate) mod tests {
             }
             Err(_) => (740, vec![180]),
         };
-        let svg = render(&sample(len, &backups)).unwrap();
+        let mut sheet = sample(len, &backups);
+        // BREAKGLASS_SHEET_REVOKED=primary,backup: with this CA and/or one more key revoked.
+        let revoked = std::env::var("BREAKGLASS_SHEET_REVOKED").unwrap_or_default();
+        if revoked.contains("primary") {
+            sheet.revoked.push(sheet.primary.clone());
+        }
+        if revoked.contains("backup") {
+            sheet.revoked.push(entry("ssh-ed25519", 95, 0x77));
+        }
+        let svg = render(&sheet).unwrap();
         let (w, h, luma) = rasterise(&svg, 5.0, true);
         let file = std::fs::File::create(path).unwrap();
         let mut enc = png::Encoder::new(file, w as u32, h as u32);
@@ -991,6 +1122,72 @@ pub(crate) mod tests {
         // The raw token label would not even parse.
         let raw = svg.replace("\\e[1A", "\u{1b}[1A");
         assert!(resvg::usvg::Tree::from_str(&raw, &resvg::usvg::Options::default()).is_err());
+    }
+
+    /// Revoked CA keys from a hand-made set: a revoked backup is listed after the trusted ones,
+    /// marked, its fingerprint struck out, with no QR code and no key line; a revoked primary
+    /// gets the mark and its fingerprint in blocks, struck out, in place of its QR code. Only
+    /// the trusted keys' QR codes decode from the page, and the text stays on it.
+    #[test]
+    fn revoked_cas_are_struck_out_without_qr_code_or_line() {
+        let mut sheet = sample(180, &[180]);
+        let gone = entry("ssh-ed25519", 95, 0x77);
+        sheet.revoked = vec![gone.clone()];
+        let svg = render(&sheet).unwrap();
+        resvg::usvg::Tree::from_str(&svg, &resvg::usvg::Options::default()).unwrap();
+        assert!(
+            svg.contains(&format!(">Revoked CAs (1): {REVOKED_MARK}</text>")),
+            "{svg}"
+        );
+        assert_eq!(text_of(&svg, "revoked-fingerprint-1"), gone.fingerprint());
+        let at = svg.find("id=\"revoked-fingerprint-1\"").unwrap();
+        assert!(svg[at..]
+            .lines()
+            .next()
+            .unwrap()
+            .contains("text-decoration=\"line-through\""));
+        assert!(
+            !svg.contains(&gone.line[..40]),
+            "the revoked key line is on the sheet"
+        );
+        assert!(!svg.contains("primary-revoked"));
+        let (w, h, luma) = rasterise(&svg, (5.0 / MIN_MODULE_MM) as f32, false);
+        let mut found = decode_grey(w, h, &luma);
+        found.sort();
+        let mut want = vec![sheet.primary.line.clone(), sheet.backups[0].line.clone()];
+        want.sort();
+        assert_eq!(found, want);
+
+        // The primary revoked, one backup left.
+        let mut sheet = sample(180, &[180]);
+        sheet.revoked = vec![sheet.primary.clone()];
+        let svg = render(&sheet).unwrap();
+        assert_eq!(text_of(&svg, "primary-revoked"), xml_escape(REVOKED_MARK));
+        assert_eq!(
+            text_of(&svg, "primary-fingerprint-revoked"),
+            fingerprint_blocks(&sheet.primary.fingerprint())
+        );
+        assert_eq!(
+            text_of(&svg, "primary-fingerprint"),
+            sheet.primary.fingerprint()
+        );
+        assert!(!svg.contains("primary-qr") && !svg.contains("primary-fingerprint-blocks-1"));
+        assert!(
+            !svg.contains("Revoked CAs ("),
+            "the primary is not listed twice"
+        );
+        let (w, h, luma) = rasterise(&svg, (5.0 / MIN_MODULE_MM) as f32, false);
+        assert_eq!(
+            decode_grey(w, h, &luma),
+            vec![sheet.backups[0].line.clone()]
+        );
+
+        // Nothing left to trust.
+        let mut sheet = sample(180, &[]);
+        sheet.revoked = vec![sheet.primary.clone()];
+        let err = render(&sheet).unwrap_err();
+        assert!(err.to_string().contains("no CA to trust"), "{err}");
+        assert!(err.hint().is_some());
     }
 
     #[test]

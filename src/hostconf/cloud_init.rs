@@ -1,7 +1,9 @@
-//! `cloud-init.yaml`: the host files as a `#cloud-config` fragment (`write_files`), and a
-//! `runcmd` that checks and reloads sshd.
+//! `cloud-init.yaml`: the host files as a `#cloud-config` fragment (`write_files`; the KRL,
+//! binary, with `encoding: b64`), and a `runcmd` that checks and reloads sshd.
 
-use super::{HostConfig, OutFile};
+use base64ct::{Base64, Encoding};
+
+use super::{Content, HostConfig, OutFile};
 use crate::error::{Error, Result};
 use crate::text;
 
@@ -19,25 +21,34 @@ pub(super) fn check_and_reload(host: &HostConfig) -> String {
 /// file content can end its scalar or add an entry, whatever it holds.
 pub(super) fn render(host: &HostConfig, files: &[OutFile]) -> Result<String> {
     #[derive(serde::Serialize)]
-    struct WriteFile<'a> {
+    struct WriteFile {
         path: String,
         owner: &'static str,
         permissions: String,
-        content: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        encoding: Option<&'static str>,
+        content: String,
     }
     #[derive(serde::Serialize)]
-    struct CloudConfig<'a> {
-        write_files: Vec<WriteFile<'a>>,
+    struct CloudConfig {
+        write_files: Vec<WriteFile>,
         runcmd: Vec<[String; 3]>,
     }
     let doc = CloudConfig {
         write_files: files
             .iter()
-            .map(|f| WriteFile {
-                path: host.host_path(&f.path),
-                owner: "root:root",
-                permissions: format!("{:04o}", f.mode),
-                content: &f.content,
+            .map(|f| {
+                let (encoding, content) = match &f.content {
+                    Content::Text(t) => (None, t.clone()),
+                    Content::Bytes(b) => (Some("b64"), Base64::encode_string(b)),
+                };
+                WriteFile {
+                    path: host.host_path(&f.path),
+                    owner: "root:root",
+                    permissions: format!("{:04o}", f.mode),
+                    encoding,
+                    content,
+                }
             })
             .collect(),
         runcmd: vec![["sh".into(), "-c".into(), check_and_reload(host)]],
@@ -139,10 +150,18 @@ pub(super) mod tests {
             .enumerate()
             .map(|(i, c)| OutFile {
                 path: format!("f{i}"),
-                content: c.to_string(),
+                content: Content::Text(c.to_string()),
                 mode: if i % 2 == 0 { 0o644 } else { 0o600 },
             })
             .collect();
+        let mut files = files;
+        // And bytes, as the KRL is: any byte, in base64 with `encoding: b64`.
+        let bytes: Vec<u8> = (0..=255u8).chain(*b"\nBREAKGLASS_CA_EOF\n\0").collect();
+        files.push(OutFile {
+            path: "f.krl".into(),
+            content: Content::Bytes(bytes.clone()),
+            mode: 0o644,
+        });
         let yaml = render(&host, &files).unwrap();
         assert!(
             yaml.bytes()
@@ -154,7 +173,17 @@ pub(super) mod tests {
             assert_eq!(entries.len(), files.len(), "{doc}");
             for (e, f) in entries.iter().zip(&files) {
                 assert_eq!(e["path"], format!("/etc/ssh/{}", f.path));
-                assert_eq!(e["content"], f.content.as_str(), "{}", f.path);
+                match &f.content {
+                    Content::Text(t) => {
+                        assert_eq!(e["content"], t.as_str(), "{}", f.path);
+                        assert!(e.get("encoding").is_none());
+                    }
+                    Content::Bytes(b) => {
+                        assert_eq!(e["encoding"], "b64");
+                        let got = Base64::decode_vec(e["content"].as_str().unwrap()).unwrap();
+                        assert_eq!(&got, b);
+                    }
+                }
                 assert_eq!(e["permissions"], format!("{:04o}", f.mode));
                 assert_eq!(e["owner"], "root:root");
             }

@@ -1,9 +1,16 @@
 //! `sshd_config.d/breakglass-ca.conf`: what it trusts and why, as comments, then one
 //! `Match User` block per account and nothing after them (a Match block lasts to the end of
 //! the file it is in).
+//!
+//! `RevokedKeys` is in each `Match User` block, not global: sshd 9.2 accepts it there (`sshd
+//! -T -C user=…` shows it for these accounts only), a missing or unreadable KRL then refuses
+//! public-key logins to these accounts only, not to every account of the host, and the block's
+//! value replaces a global `RevokedKeys` of the host's own for these accounts (sshd before
+//! 10.3 takes one file). A `Match` block read earlier that sets `RevokedKeys` wins over this
+//! one; `install.sh` checks with `sshd -T` that it does not.
 
 use super::template::fill;
-use super::{HostConfig, BUNDLE, PRINCIPALS_DIR};
+use super::{HostConfig, BUNDLE, KRL_FILE, PRINCIPALS_DIR};
 use crate::error::Result;
 
 /// The comment block at the top: the CA keys, logging, and where the file must be included.
@@ -18,6 +25,11 @@ const HEADER: &str = "\
 #   Accepted certificate ID \"KEYID\" (serial N) signed by ECDSA CA SHA256:... via ...
 # Any login to these accounts is an emergency: alert on those lines (docs/hosts.md).
 #
+# RevokedKeys @KRL_PATH@ is the KRL (the ledger's revocations).
+# sshd reads it at every login and refuses every public-key login to these accounts while it
+# is missing or unreadable: replace it only with 'sh install.sh --krl FILE' (atomic, and never
+# with an older version).
+#
 # sshd_config must Include this file before any Match block of its own (Debian's
 # 'Include @SSH_DIR@/sshd_config.d/*.conf' at the top does). A Match block lasts to the end of
 # the file it is in, so nothing but Match blocks may follow here.
@@ -27,6 +39,7 @@ const HEADER: &str = "\
 const MATCH_BLOCK: &str = "
 Match User @USER@
     TrustedUserCAKeys @BUNDLE_PATH@
+    RevokedKeys @KRL_PATH@
     AuthorizedPrincipalsFile @PRINCIPALS_PATH@/%u
     AuthorizedKeysFile none
     PubkeyAuthentication yes
@@ -36,11 +49,13 @@ Match User @USER@
 
 pub(super) fn render(host: &HostConfig) -> Result<String> {
     let bundle = host.host_path(BUNDLE);
+    let krl = host.host_path(KRL_FILE);
     let mut s = fill(
         "sshd_config snippet",
         HEADER,
         &[
             ("BUNDLE_PATH", &bundle),
+            ("KRL_PATH", &krl),
             ("CA_KEYS", &host.ca_comment("#")),
             ("SSH_DIR", &host.ssh_dir),
         ],
@@ -53,6 +68,7 @@ pub(super) fn render(host: &HostConfig) -> Result<String> {
             &[
                 ("USER", user),
                 ("BUNDLE_PATH", &bundle),
+                ("KRL_PATH", &krl),
                 ("PRINCIPALS_PATH", &principals),
             ],
         )?);
