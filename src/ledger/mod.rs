@@ -42,8 +42,8 @@ use std::path::{Path, PathBuf};
 pub use audit::Progress;
 pub use chain::{chain_heads, genesis_hash, hex_sha256};
 pub use lock::{Appended, LockGuard, Locked, Repaired, Tail};
-pub use record::{parse_ledger, BadLine, Lines, Record};
-pub use revocation::Revoked;
+pub use record::{parse_ledger, BadLine, Entry, Lines, Record};
+pub use revocation::{Revocation, Revoked, RevokedKey};
 pub use verify::{Copy, Report, Summary, Verified};
 
 use crate::error::{Error, Result};
@@ -141,10 +141,11 @@ impl Ledger {
         fsx::read_private(&self.path(), fsx::limit::LEDGER, "ledger")
     }
 
-    /// Every record, in order, with the raw line of each. A torn last line is left out (it
-    /// belongs to a certificate nobody received); a record that lost only its newline is in;
-    /// a damaged complete line (a blank one too) is an error.
-    pub fn read(&self) -> Result<Vec<(String, Record)>> {
+    /// Every record (issuance and revocation), in order, with the raw line of each. A torn
+    /// last line is left out (it belongs to a certificate nobody received, or a revocation
+    /// never recorded); a record that lost only its newline is in; a damaged complete line (a
+    /// blank one too) is an error.
+    pub fn read(&self) -> Result<Vec<(String, Entry)>> {
         let Some(bytes) = self.read_bytes()? else {
             return Ok(Vec::new());
         };
@@ -196,16 +197,21 @@ impl Ledger {
     /// (see [`checkpoint::check_ledger`]).
     /// Checkpoints are required (`checkpoints = true`) only while the ledger ends in a
     /// format-1 record: a bound record's signed `prev_hash` covers every record before it.
-    fn check_signed(&self, records: &[(String, Record)]) -> Result<()> {
-        let newest = records
-            .last()
-            .map(|(line, r)| (r.serial, hex_sha256(line.as_bytes())));
-        let ends_bound = records.last().is_some_and(|(_, r)| r.is_bound());
-        checkpoint::check_ledger(
-            &self.dir,
-            newest.as_ref().map(|(s, h)| (*s, h.as_str())),
-            self.checkpoints_required && !ends_bound,
-        )
+    /// Revocation records after the newest issuance are covered by no checkpoint: the
+    /// newest issuance record is compared when it is in `records` (the end of a ledger), else
+    /// only its serial (the newest revocation's `last_serial`).
+    fn check_signed(&self, records: &[(String, Entry)]) -> Result<()> {
+        let newest_issued = records.iter().rev().find_map(|(line, e)| match e {
+            Entry::Issued(r) => Some((r, hex_sha256(line.as_bytes()))),
+            Entry::Revoked(_) => None,
+        });
+        let newest = match (&newest_issued, records.last()) {
+            (Some((r, head)), _) => Some((r.serial, Some(head.as_str()))),
+            (None, Some((_, last))) if last.serial_after() > 0 => Some((last.serial_after(), None)),
+            _ => None,
+        };
+        let ends_old = newest_issued.as_ref().is_some_and(|(r, _)| !r.is_bound());
+        checkpoint::check_ledger(&self.dir, newest, self.checkpoints_required && ends_old)
     }
 }
 

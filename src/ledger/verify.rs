@@ -16,7 +16,7 @@ use ssh_key::Certificate;
 use super::audit::{self, Input};
 use super::binding::{self, EXTENSION};
 use super::checkpoint::{self, Checkpoint};
-use super::{chain_heads, Ledger, Note, Record, BROKEN_HINT};
+use super::{chain_heads, Entry, Ledger, Note, Record, BROKEN_HINT};
 use crate::cert;
 use crate::error::{Error, Result};
 use crate::fsx;
@@ -32,6 +32,11 @@ pub struct Report {
     pub old_records: u64,
     /// Records in format 2, whose certificates carry their ledger binding.
     pub bound_records: u64,
+    /// Revocation records (no serial of their own).
+    pub revocations: u64,
+    /// Revocation records after the newest issuance record: no token signature covers them
+    /// yet (the next certificate's ledger binding will, through its `prev_hash`).
+    pub uncovered_revocations: u64,
     pub checkpoints: usize,
     /// The newest checkpoint, verified: it covers the records up to its serial.
     pub newest_checkpoint: Option<Checkpoint>,
@@ -58,10 +63,13 @@ pub struct Verified {
 /// What `status` shows of a ledger, from [`Ledger::summary`].
 #[derive(Debug)]
 pub struct Summary {
-    /// How many records it holds.
+    /// How many issuance records it holds.
     pub records: usize,
-    /// The newest one.
+    /// The newest issuance record.
     pub last: Option<Record>,
+    /// What its revocation records revoke, merged (each checked on its own, see
+    /// [`super::revocation::check`]; one that fails makes `chain` an error and is left out).
+    pub revoked: super::Revoked,
     /// The cheap check: the hash chain walked and the newest record compared with the token's
     /// newest checkpoint (no signature verified). An error says what is broken.
     pub chain: Result<()>,
@@ -128,13 +136,33 @@ impl Ledger {
     /// `status`: every record read (a damaged line is an error), then the cheap check of the
     /// CA `ca_fingerprint`'s chain, kept in [`Summary::chain`].
     pub fn summary(&self, ca_fingerprint: &str) -> Result<Summary> {
-        let mut records = self.read()?;
+        let records = self.read()?;
+        let mut revs = Vec::new();
+        let mut bad_revocation = None;
+        for (i, (line, e)) in records.iter().enumerate() {
+            if let Entry::Revoked(v) = e {
+                match super::revocation::check(line, v, ca_fingerprint) {
+                    Ok(()) => revs.push(v),
+                    Err(why) if bad_revocation.is_none() => {
+                        bad_revocation = Some(
+                            Error::ledger(format!("revocation record (line {}): {why}", i + 1))
+                                .with_hint(BROKEN_HINT),
+                        );
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
         let chain = chain_heads(&records, ca_fingerprint)
+            .and_then(|_| bad_revocation.map_or(Ok(()), Err))
             .and_then(|_| check_newest(&records, ca_fingerprint))
             .and_then(|_| self.check_signed(&records));
+        let revoked = super::Revoked::merge(ca_fingerprint, revs);
+        let issued: Vec<&Record> = records.iter().filter_map(|(_, e)| e.issued()).collect();
         Ok(Summary {
-            records: records.len(),
-            last: records.pop().map(|(_, r)| r),
+            records: issued.len(),
+            last: issued.last().map(|r| (*r).clone()),
+            revoked,
             chain,
         })
     }
@@ -166,6 +194,12 @@ pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report>
 
 /// The report's closing warnings, once everything verified.
 pub(super) fn finish(report: &mut Report) {
+    if report.uncovered_revocations > 0 {
+        report.warnings.push(format!(
+            "the newest {} revocation record(s) (after serial {}) are not yet covered by a token signature: the next certificate's ledger binding covers them through the chain; until then only an outside copy of the ledger (and the hosts' KRL version) shows if they were removed or changed",
+            report.uncovered_revocations, report.last_serial
+        ));
+    }
     let last_cp = report.last_signed_serial();
     // Format-1 records after the newest checkpoint are covered when a bound record follows
     // them (its signed prev_hash is the hash of the line before it).
@@ -179,6 +213,9 @@ pub(super) fn finish(report: &mut Report) {
 
 /// Why a format-1 record after a format-2 one is refused.
 pub(super) const UNBOUND_AFTER_BOUND: &str = "it carries no ledger binding, but records before it do: mint never writes an old-format record after a bound one (it was added or altered, or written by an older breakglass-ca)";
+
+/// Why a format-1 record after a revocation record is refused.
+pub(super) const UNBOUND_AFTER_REVOCATION: &str = "it carries no ledger binding, but a revocation record comes before it: a breakglass-ca that writes revocations writes only bound records (it was added or altered, or written by an older breakglass-ca)";
 
 /// One record (`line` its exact line) on its own, against the CA `ca` (`ca_fp` its
 /// fingerprint): it names this CA, its certificate parses, is signed by the CA and says what
@@ -214,13 +251,42 @@ pub fn check_record(
     Ok(())
 }
 
-/// The newest record of `tail` (the end of a ledger) on its own, for `mint` and `status`,
-/// which do not check every signature: when it is bound, its certificate is checked against
-/// the CA it names (which must be `ca_fp`) and its binding ([`check_record`]), one signature;
-/// and a format-1 record never follows a bound one.
-pub fn check_newest(tail: &[(String, Record)], ca_fp: &str) -> Result<()> {
-    let Some((line, last)) = tail.last() else {
+/// The end of a ledger (`tail`) for `mint`, `revoke` and `status`, which do not check every
+/// signature: the newest issuance record in it, when it is bound, has its certificate checked
+/// against the CA it names (which must be `ca_fp`) and its binding ([`check_record`]), one
+/// signature; a format-1 record never follows a bound one or a revocation; and a newest line
+/// that is a revocation is checked on its own ([`super::revocation::check`]) and not earlier
+/// than the line before it.
+pub fn check_newest(tail: &[(String, Entry)], ca_fp: &str) -> Result<()> {
+    let Some((last_line, last_entry)) = tail.last() else {
         return Ok(());
+    };
+    if let Entry::Revoked(v) = last_entry {
+        let bad = |why: String| {
+            Error::ledger(format!(
+                "the ledger's newest record (a revocation) does not verify: {why}"
+            ))
+            .with_hint(BROKEN_HINT)
+        };
+        super::revocation::check(last_line, v, ca_fp).map_err(bad)?;
+        if let Some((_, before)) = tail.len().checked_sub(2).and_then(|i| tail.get(i)) {
+            let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+            if let (Some(a), Some(b)) = (t(&v.revoked_at), t(before.time())) {
+                if a < b {
+                    return Err(bad(format!(
+                        "its revoked_at ({}) is earlier than the line before it",
+                        v.revoked_at
+                    )));
+                }
+            }
+        }
+    }
+    let Some(i) = tail.iter().rposition(|(_, e)| e.issued().is_some()) else {
+        return Ok(());
+    };
+    let (line, last) = match tail.get(i) {
+        Some((line, Entry::Issued(r))) => (line, r),
+        _ => return Ok(()),
     };
     let bad = |why: String| {
         Error::ledger(format!(
@@ -229,16 +295,13 @@ pub fn check_newest(tail: &[(String, Record)], ca_fp: &str) -> Result<()> {
         ))
         .with_hint(BROKEN_HINT)
     };
-    let before_bound = tail
-        .len()
-        .checked_sub(2)
-        .and_then(|i| tail.get(i))
-        .is_some_and(|(_, r)| r.is_bound());
-    if before_bound && !last.is_bound() {
-        return Err(bad(UNBOUND_AFTER_BOUND.into()));
-    }
+    let before = i.checked_sub(1).and_then(|i| tail.get(i)).map(|(_, e)| e);
     if !last.is_bound() {
-        return Ok(());
+        match before {
+            Some(Entry::Issued(r)) if r.is_bound() => return Err(bad(UNBOUND_AFTER_BOUND.into())),
+            Some(Entry::Revoked(_)) => return Err(bad(UNBOUND_AFTER_REVOCATION.into())),
+            _ => return Ok(()),
+        }
     }
     let cert = Certificate::from_openssh(&last.certificate)
         .map_err(|e| bad(format!("its certificate cannot be parsed ({e})")))?;
