@@ -377,7 +377,7 @@ pub struct RevokeArgs {
     /// Revoke a whole CA: this one when no FILE is given, or the CA whose public key is in
     /// FILE (a backup CA of config.toml, or a retired CA of this state directory).
     #[arg(long = "ca", value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
-    pub cas: Vec<PathBuf>,
+    pub cas: Vec<std::ffi::OsString>,
 
     /// Why (ticket, incident). Recorded in the ledger.
     #[arg(long, value_name = "TEXT", required = true)]

@@ -181,12 +181,13 @@ fn read_requester_keys(files: &[PathBuf], config: &Config) -> Result<Vec<KeyTarg
 /// backup CA of config.toml or a retired CA of this state directory; each once.
 fn read_ca_keys(
     g: &Globals,
-    files: &[PathBuf],
+    files: &[std::ffi::OsString],
     config: &Config,
     this: &KeyData,
 ) -> Result<Vec<KeyTarget>> {
     let mut out: Vec<KeyTarget> = Vec::new();
     for file in files {
+        let file = Path::new(file);
         let (key, from) = if file.as_os_str().is_empty() {
             (this.clone(), "this state directory's ca.pub".to_string())
         } else {

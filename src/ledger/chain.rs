@@ -212,7 +212,7 @@ pub(super) fn next_serial(serial: u64) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{edit_first_reason, issue, record, with_records};
+    use super::super::testing::{edit_first_reason, issue, record, revoke, with_records};
     use super::*;
     use crate::ledger::{Ledger, Tail};
 
@@ -261,5 +261,52 @@ mod tests {
             err.contains("chain is broken") && err.contains("serial 1 was edited"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn serials_stay_consecutive_across_revocations_and_revocation_times_only_go_up() {
+        let (_dir, ledger) = with_records(2);
+        revoke(&ledger, "CA", "2026-12-01T10:00:00Z", |_| {});
+        revoke(&ledger, "CA", "2026-12-01T10:00:01Z", |_| {});
+        let all = ledger.read().unwrap();
+        assert_eq!(chain_heads(&all, "CA").unwrap().len(), 4);
+        // A revocation in the same second as the one before, or earlier: the KRL version
+        // would not go up.
+        for at in ["2026-12-01T10:00:00Z", "2026-12-01T09:59:59Z"] {
+            let mut all = all.clone();
+            let Entry::Revoked(mut v) = all[3].1.clone() else {
+                panic!()
+            };
+            v.revoked_at = at.into();
+            all[3] = (v.line().unwrap(), Entry::Revoked(v));
+            let err = chain_heads(&all, "CA").unwrap_err().to_string();
+            assert!(
+                err.contains("revocation record (line 4): its revoked_at")
+                    && (err.contains("is not later than the revocation before it")
+                        || err.contains("is earlier than the line before it")),
+                "{err}"
+            );
+        }
+        // An issuance record must take the serial after the revocation's last_serial.
+        let mut renumbered = all.clone();
+        let Entry::Issued(mut r) = renumbered[1].1.clone() else {
+            panic!()
+        };
+        r.serial = 3;
+        renumbered[1].1 = Entry::Issued(r);
+        let err = chain_heads(&renumbered, "CA").unwrap_err().to_string();
+        assert!(
+            err.contains("record serial 3 (line 2): expected serial 2"),
+            "{err}"
+        );
+        // A revocation moved before the record it names.
+        let moved = vec![
+            all[0].clone(),
+            all[2].clone(),
+            all[1].clone(),
+            all[3].clone(),
+        ];
+        let err = chain_heads(&moved, "CA").unwrap_err().to_string();
+        assert!(err.contains("revocation record (line 2): it says the newest serial issued before it is 2, but it follows serial 1"), "{err}");
     }
 }

@@ -602,7 +602,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::super::testing::{
-        append_raw, edit_first_reason, issue, record, snapshot, with_records,
+        append_raw, edit_first_reason, issue, record, revocation, revoke, snapshot, with_records,
     };
     use super::*;
     use crate::ledger::{Note, LEDGER_FILE, LOCK_FILE};
@@ -1022,5 +1022,196 @@ mod tests {
         chain_heads(&all, "CA").unwrap();
         // The next lock continues after the batch.
         assert_eq!(ledger.lock("CA").unwrap().tail(), &tail);
+    }
+
+    #[test]
+    fn a_revocation_spends_no_serial_and_the_tail_continues_after_it() {
+        let (dir, ledger) = with_records(2);
+        let v = revoke(&ledger, "CA", "2026-12-01T10:00:00Z", |_| {});
+        assert_eq!(v.last_serial, 2);
+        let locked = ledger.lock("CA").unwrap();
+        let lines = std::fs::read_to_string(ledger.path()).unwrap();
+        let last = lines.lines().last().unwrap();
+        assert_eq!(
+            locked.tail(),
+            &Tail {
+                serial: 3,
+                prev_hash: hex_sha256(last.as_bytes()),
+                last_issued_at: Some("2026-12-01T10:00:00Z".into()),
+            }
+        );
+        assert_eq!(locked.revocations(), std::slice::from_ref(&v));
+        assert_eq!(locked.entries().unwrap().len(), 3);
+        drop(locked);
+        chain_heads(&ledger.read().unwrap(), "CA").unwrap();
+        // A revocation that does not continue the tail is refused, and nothing is written.
+        let mut locked = ledger.lock("CA").unwrap();
+        let before = snapshot(dir.path());
+        for f in [
+            (|v: &mut Revocation| v.last_serial = 1) as fn(&mut Revocation),
+            |v| v.prev_hash = "00".into(),
+            |v| v.ca_fingerprint = "CA-2".into(),
+            |v| v.reason = String::new(),
+        ] {
+            let mut bad = revocation(&locked, "2026-12-01T10:00:01Z");
+            f(&mut bad);
+            assert!(locked.append_revocation(&bad).is_err());
+            assert_eq!(snapshot(dir.path()), before);
+        }
+    }
+
+    #[test]
+    fn many_revocations_after_the_last_issuance_are_continued_from_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        for _ in 0..20 {
+            issue(&ledger, "CA");
+        }
+        for i in 0..100u32 {
+            let at = format!("2026-12-01T10:{:02}:{:02}Z", i / 60, i % 60);
+            revoke(&ledger, "CA", &at, |v| {
+                v.reason = format!("{i} {}", "x".repeat(1000))
+            });
+        }
+        assert!(std::fs::metadata(ledger.path()).unwrap().len() > 2 * jsonl::TAIL_CHUNK);
+        let locked = ledger.lock("CA").unwrap();
+        assert_eq!(locked.tail().serial, 21);
+        assert_eq!(locked.revocations().len(), 100);
+        assert_eq!(
+            locked.tail().last_issued_at.as_deref(),
+            Some("2026-12-01T10:01:39Z")
+        );
+        drop(locked);
+        // A cut in the middle of the revocations breaks the last link only when it is
+        // the last one; the walk finds it anywhere.
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.remove(60);
+        std::fs::write(ledger.path(), lines.join("\n") + "\n").unwrap();
+        assert!(ledger.lock("CA").is_ok(), "mint reads only the tail");
+        let err = chain_heads(&ledger.read().unwrap(), "CA")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("revocation record (line 61)")
+                && err.contains("revocation record on line 60 was edited"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_torn_revocation_is_set_aside_and_said_to_be_one() {
+        let (dir, ledger) = with_records(1);
+        let v = revoke(&ledger, "CA", "2026-12-01T10:00:00Z", |_| {});
+        let line = v.line().unwrap();
+        append_raw(&ledger, &line.as_bytes()[..line.len() / 2]);
+        let before = snapshot(dir.path());
+        let mut locked = ledger.lock("CA").unwrap();
+        assert_eq!(snapshot(dir.path()), before);
+        assert_eq!(
+            locked.revocations().len(),
+            1,
+            "the torn one is not a revocation"
+        );
+        assert_eq!(locked.entries().unwrap().len(), 2);
+        let next = revocation(&locked, "2026-12-01T10:00:01Z");
+        let appended = locked.append_revocation(&next).unwrap();
+        let side = match &appended.repaired {
+            Some(Repaired::TornRevocationSetAside(side)) => side.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(Repaired::TornRevocationSetAside(side.clone())
+            .to_string()
+            .contains("half-written revocation record from an interrupted revoke; that revocation was not recorded"));
+        assert_eq!(
+            std::fs::read(&side).unwrap(),
+            &line.as_bytes()[..line.len() / 2]
+        );
+        drop(locked);
+        assert_eq!(ledger.read().unwrap().len(), 3);
+        chain_heads(&ledger.read().unwrap(), "CA").unwrap();
+        // A whole revocation that lost its newline: restored, never cut.
+        let text = std::fs::read(ledger.path()).unwrap();
+        std::fs::write(ledger.path(), &text[..text.len() - 1]).unwrap();
+        let mut locked = ledger.lock("CA").unwrap();
+        assert_eq!(locked.revocations().len(), 2);
+        let next = revocation(&locked, "2026-12-01T10:00:02Z");
+        assert_eq!(
+            locked.append_revocation(&next).unwrap().repaired,
+            Some(Repaired::NewlineRestored(1))
+        );
+        drop(locked);
+        assert!(std::fs::read(ledger.path()).unwrap().starts_with(&text));
+        // A damaged revocation line anywhere is found by the scan.
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        std::fs::write(
+            ledger.path(),
+            text.replacen("{\"kind\":\"revocation\",", "{\"kind\":\"revocation\",,", 1),
+        )
+        .unwrap();
+        let before = snapshot(dir.path());
+        let err = ledger.lock("CA").err().unwrap().to_string();
+        assert!(err.contains("damaged at line 2"), "{err}");
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn the_last_link_of_a_revocation_is_checked() {
+        // A small ledger is walked whole; a large one is read from its tail: the same damage
+        // is refused either way, and nothing is changed.
+        for n in [2usize, 80] {
+            let dir = tempfile::tempdir().unwrap();
+            let ledger = Ledger::new(dir.path());
+            for _ in 0..n {
+                let mut locked = ledger.lock("CA").unwrap();
+                let mut r = record(locked.tail(), "CA");
+                r.reason = "x".repeat(if n > 2 { 1000 } else { 1 });
+                locked.append(&r).unwrap();
+            }
+            let whole = n == 2;
+            revoke(&ledger, "CA", "2026-12-01T10:00:00Z", |v| {
+                v.serials = vec![(1, 1)]
+            });
+            let text = std::fs::read_to_string(ledger.path()).unwrap();
+            let last = format!("\"last_serial\":{n}");
+            let cases = [
+                (
+                    last.as_str(),
+                    "\"last_serial\":1",
+                    if whole {
+                        "revocation record (line 3): it says the newest serial issued before it is 1, but it follows serial 2".to_string()
+                    } else {
+                        format!("the newest revocation record says the newest serial before it is 1, but it follows serial {n}")
+                    },
+                ),
+                ("\"reason\":\"leaked\"", "\"reason\":\"\"", "its reason is empty".to_string()),
+                (
+                    "\"prev_hash\":\"",
+                    "\"prev_hash\":\"0",
+                    format!("the record before it is not the one it was chained to: serial {n} was edited"),
+                ),
+                ("2026-12-01T10:00:00Z", "2026-11-01T10:00:00Z", "earlier than the line before it".to_string()),
+            ];
+            for (from, to, expected) in cases {
+                let from = if from == "\"prev_hash\":\"" {
+                    // the revocation's own prev_hash (the last one in the file)
+                    let i = text.rfind(from).unwrap();
+                    let mut t = text.clone();
+                    t.replace_range(i..i + from.len(), to);
+                    std::fs::write(ledger.path(), t).unwrap();
+                    None
+                } else {
+                    Some(from)
+                };
+                if let Some(from) = from {
+                    assert!(text.contains(from), "{from}");
+                    std::fs::write(ledger.path(), text.replacen(from, to, 1)).unwrap();
+                }
+                let before = snapshot(dir.path());
+                let err = ledger.lock("CA").err().unwrap().to_string();
+                assert!(err.contains(&expected), "{n} {to}: {err}");
+                assert_eq!(snapshot(dir.path()), before);
+            }
+        }
     }
 }

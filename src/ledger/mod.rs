@@ -223,7 +223,7 @@ pub(crate) mod testing {
     use std::io::Write;
     use std::path::Path;
 
-    use super::{Ledger, Record, Tail};
+    use super::{Ledger, Locked, Record, Revocation, Tail};
 
     /// A ledger in a new directory with `n` records of the CA `CA`.
     pub(crate) fn with_records(n: usize) -> (tempfile::TempDir, Ledger) {
@@ -265,6 +265,47 @@ pub(crate) mod testing {
             prev_hash: tail.prev_hash.clone(),
             metadata: None,
         }
+    }
+
+    /// A requester key for revocations in tests (alice's).
+    pub(crate) const ALICE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNavtkUczswcdQ6Tv9hME8G/tCojuHEEgwNfhaEp9TO alice@laptop";
+
+    /// A revocation continuing `locked`'s tail at `at`: the newest serial (if any) and
+    /// alice's key.
+    pub(crate) fn revocation(locked: &Locked<'_>, at: &str) -> Revocation {
+        let tail = locked.tail();
+        let last = tail.serial - 1;
+        let alice = ssh_key::PublicKey::from_openssh(ALICE).unwrap();
+        Revocation {
+            kind: super::revocation::RecordKind::Revocation,
+            format: super::revocation::FORMAT,
+            serials: if last > 0 { vec![(last, last)] } else { vec![] },
+            key_ids: vec![],
+            requester_keys: vec![super::RevokedKey::of(alice.key_data()).unwrap()],
+            ca_keys: vec![],
+            reason: "leaked".into(),
+            revoked_at: at.into(),
+            revoked_by: "tester".into(),
+            host: "laptop".into(),
+            tool_version: "0".into(),
+            ca_fingerprint: locked.ca_fingerprint().to_string(),
+            last_serial: last,
+            prev_hash: tail.prev_hash.clone(),
+        }
+    }
+
+    /// Lock, append a revocation (see [`revocation`]) made by `f`, unlock.
+    pub(crate) fn revoke(
+        ledger: &Ledger,
+        ca: &str,
+        at: &str,
+        f: impl FnOnce(&mut Revocation),
+    ) -> Revocation {
+        let mut locked = ledger.lock(ca).unwrap();
+        let mut v = revocation(&locked, at);
+        f(&mut v);
+        locked.append_revocation(&v).unwrap();
+        v
     }
 
     /// Lock, append the next record, unlock.

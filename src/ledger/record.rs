@@ -256,4 +256,22 @@ mod tests {
         assert!(parse_ledger(b"\n").is_err());
         assert!(parse_ledger(b"").unwrap().records.is_empty());
     }
+
+    #[test]
+    fn a_revocation_cut_short_is_torn_and_one_followed_by_bytes_is_damage() {
+        let (_dir, ledger) = with_records(1);
+        super::super::testing::revoke(&ledger, "CA", "2026-12-01T10:00:00Z", |_| {});
+        let text = std::fs::read(ledger.path()).unwrap();
+        let lines = parse_ledger(&text).unwrap();
+        assert!(matches!(lines.records[1].1, Entry::Revoked(_)));
+        assert_eq!(lines.records[1].1.serial_after(), 1);
+        let cut = parse_ledger(&text[..text.len() - 20]).unwrap();
+        assert!(cut.torn.is_some() && cut.records.len() == 1);
+        let mut forged = text[..text.len() - 1].to_vec();
+        forged.push(b'x');
+        let bad = parse_ledger(&forged).unwrap_err();
+        assert!(bad.why.contains("complete record followed"), "{}", bad.why);
+        // Another kind is not a record.
+        assert!(Entry::parse_line(b"{\"kind\":\"checkpoint\",\"serial\":1}").is_err());
+    }
 }

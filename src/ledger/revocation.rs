@@ -366,3 +366,279 @@ impl super::Ledger {
         Ok(Revoked::merge(ca_fingerprint, revs))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{revocation, revoke, with_records, ALICE};
+    use super::*;
+
+    const BOB: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKxEVhjAC7XvMi3ATHVkan6Fvgrdj2gtNMUWxQh47jrQ bob";
+
+    fn key(line: &str) -> RevokedKey {
+        RevokedKey::of(PublicKey::from_openssh(line).unwrap().key_data()).unwrap()
+    }
+
+    #[test]
+    fn a_revocation_line_is_ascii_and_reads_back_as_its_own_kind() {
+        let (_dir, ledger) = with_records(2);
+        let mut v = revocation(&ledger.lock("CA").unwrap(), "2026-12-01T10:33:16Z");
+        v.reason = "caf\u{e9} \u{2014} INC-1".into();
+        let line = v.line().unwrap();
+        assert!(line.is_ascii(), "{line}");
+        assert!(line.starts_with("{\"kind\":\"revocation\",\"format\":1,\"serials\":[[2,2]],"));
+        assert!(line.contains("caf\\u00e9 \\u2014"), "{line}");
+        assert_eq!(
+            Entry::parse_line(line.as_bytes()).unwrap(),
+            Entry::Revoked(v.clone())
+        );
+        check(&line, &v, "CA").unwrap();
+        // The key lines carry no comment and no trailing space.
+        assert_eq!(v.requester_keys[0].key, ALICE.rsplit_once(' ').unwrap().0);
+        // Another kind, an unknown field, or a field missing: not a record.
+        for bad in [
+            line.replacen("\"revocation\"", "\"revocations\"", 1),
+            line.replacen(
+                "{\"kind\":\"revocation\",",
+                "{\"kind\":\"revocation\",\"x\":1,",
+                1,
+            ),
+            line.replacen("\"host\":\"laptop\",", "", 1),
+        ] {
+            assert!(Entry::parse_line(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_malformed_revocation_is_refused_on_its_own() {
+        let (_dir, ledger) = with_records(3);
+        let good = revocation(&ledger.lock("CA").unwrap(), "2026-12-01T10:33:16Z");
+        let bad_key = RevokedKey {
+            key: ALICE.into(), // with its comment
+            fingerprint: key(ALICE).fingerprint,
+        };
+        type Edit = Box<dyn Fn(&mut Revocation)>;
+        let edits: Vec<(&str, Edit, &str)> = vec![
+            ("format", Box::new(|v| v.format = 2), "revocation format 2"),
+            (
+                "ca",
+                Box::new(|v| v.ca_fingerprint = "OTHER".into()),
+                "another CA",
+            ),
+            (
+                "nothing",
+                Box::new(|v| {
+                    v.serials.clear();
+                    v.requester_keys.clear();
+                }),
+                "revokes nothing",
+            ),
+            (
+                "serial 0",
+                Box::new(|v| v.serials = vec![(0, 1)]),
+                "serial 0",
+            ),
+            (
+                "empty range",
+                Box::new(|v| v.serials = vec![(3, 2)]),
+                "is empty",
+            ),
+            (
+                "beyond",
+                Box::new(|v| v.serials = vec![(3, 4)]),
+                "newest serial issued before it is 3",
+            ),
+            (
+                "unmerged",
+                Box::new(|v| v.serials = vec![(1, 1), (2, 2)]),
+                "not sorted and merged",
+            ),
+            (
+                "unsorted",
+                Box::new(|v| v.serials = vec![(3, 3), (1, 1)]),
+                "not sorted and merged",
+            ),
+            (
+                "empty key ID",
+                Box::new(|v| v.key_ids = vec![String::new()]),
+                "empty key ID",
+            ),
+            (
+                "key IDs twice",
+                Box::new(|v| v.key_ids = vec!["a".into(), "a".into()]),
+                "key IDs are not sorted",
+            ),
+            (
+                "key with comment",
+                Box::new(move |v| v.requester_keys = vec![bad_key.clone()]),
+                "not written as revoke writes a key",
+            ),
+            (
+                "wrong fingerprint",
+                Box::new(|v| {
+                    v.ca_keys = vec![RevokedKey {
+                        key: key(BOB).key,
+                        fingerprint: key(ALICE).fingerprint,
+                    }]
+                }),
+                "another key's fingerprint",
+            ),
+            (
+                "certificate",
+                Box::new(|v| {
+                    v.ca_keys = vec![RevokedKey {
+                        key: "ssh-ed25519-cert-v01@openssh.com AAAA".into(),
+                        fingerprint: "x".into(),
+                    }]
+                }),
+                "a certificate",
+            ),
+            (
+                "garbage key",
+                Box::new(|v| {
+                    v.ca_keys = vec![RevokedKey {
+                        key: "ssh-ed25519 AAAA!".into(),
+                        fingerprint: "x".into(),
+                    }]
+                }),
+                "not an OpenSSH public key line",
+            ),
+            (
+                "keys twice",
+                Box::new(|v| v.requester_keys = vec![key(ALICE), key(ALICE)]),
+                "requester keys are not sorted",
+            ),
+            (
+                "reason",
+                Box::new(|v| v.reason = " ".into()),
+                "reason is empty",
+            ),
+            (
+                "reason control",
+                Box::new(|v| v.reason = "a\u{1b}[2J".into()),
+                "control or invisible",
+            ),
+            (
+                "time",
+                Box::new(|v| v.revoked_at = "yesterday".into()),
+                "not an RFC 3339 time",
+            ),
+            (
+                "local time",
+                Box::new(|v| v.revoked_at = "2026-12-01T11:33:16+01:00".into()),
+                "UTC, seconds",
+            ),
+        ];
+        for (what, f, expected) in &edits {
+            let mut v = good.clone();
+            f(&mut v);
+            let line = serde_json::to_string(&v).unwrap();
+            let err = check(&line, &v, "CA").unwrap_err();
+            assert!(err.contains(expected), "{what}: {err}");
+        }
+        // Written otherwise than revoke writes it (the same JSON value).
+        let line = good
+            .line()
+            .unwrap()
+            .replacen("\"format\":1", "\"format\": 1", 1);
+        let err = check(&line, &good, "CA").unwrap_err();
+        assert!(
+            err.contains("not written as revoke writes a revocation"),
+            "{err}"
+        );
+        let line = good.line().unwrap().replace("leaked", "le\\u0061ked");
+        let v = match Entry::parse_line(line.as_bytes()).unwrap() {
+            Entry::Revoked(v) => v,
+            _ => unreachable!(),
+        };
+        assert!(check(&line, &v, "CA")
+            .unwrap_err()
+            .contains("not written as revoke"));
+    }
+
+    #[test]
+    fn revocations_merge_into_what_the_krl_holds() {
+        let (_dir, ledger) = with_records(9);
+        assert_eq!(
+            ledger.revoked("CA").unwrap(),
+            Revoked {
+                ca_fingerprint: "CA".into(),
+                ..Revoked::default()
+            }
+        );
+        revoke(&ledger, "CA", "2026-12-01T10:00:00Z", |v| {
+            v.serials = vec![(2, 3), (7, 7)];
+            v.key_ids = vec!["k9".into()];
+        });
+        // (an issuance after a revocation must be bound: see verify.rs)
+        revoke(&ledger, "CA", "2026-12-01T10:00:01Z", |v| {
+            v.serials = vec![(4, 5), (9, 9)];
+            v.requester_keys = vec![key(BOB), key(ALICE)];
+            v.requester_keys.sort();
+            v.ca_keys = vec![key(BOB)];
+            v.key_ids = vec!["a".into(), "k9".into()];
+        });
+        let r = ledger.revoked("CA").unwrap();
+        assert_eq!(r.serials, vec![(2, 5), (7, 7), (9, 9)]);
+        assert_eq!(r.serial_count(), 6);
+        assert_eq!(r.key_ids, vec!["a".to_string(), "k9".to_string()]);
+        let mut keys = vec![key(ALICE).key, key(BOB).key];
+        keys.sort();
+        assert_eq!(r.requester_keys, keys);
+        assert_eq!(r.ca_keys, vec![key(BOB).key]);
+        assert_eq!((r.records, r.version), (2, 20261201100001));
+        assert_eq!(r.newest.as_deref(), Some("2026-12-01T10:00:01Z"));
+        // A revocation line that does not check is an error, never a silently smaller KRL.
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        std::fs::write(
+            ledger.path(),
+            text.replacen("\"serials\":[[2,3],[7,7]]", "\"serials\":[[0,3],[7,7]]", 1),
+        )
+        .unwrap();
+        let err = ledger.revoked("CA").unwrap_err().to_string();
+        assert!(
+            err.contains("damaged at line 10: a revocation record: it revokes serial 0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ranges_merge_and_versions_are_the_utc_digits() {
+        assert_eq!(
+            merge_ranges(vec![(5, 9), (1, 2), (3, 3), (8, 12), (20, 20), (7, 6)]),
+            vec![(1, 3), (5, 12), (20, 20)]
+        );
+        assert_eq!(
+            merge_ranges(vec![(1, u64::MAX), (u64::MAX, u64::MAX)]),
+            vec![(1, u64::MAX)]
+        );
+        assert_eq!(krl_version("2026-12-01T10:33:16Z"), 20261201103316);
+        assert_eq!(krl_version("2026-12-01T11:33:16+01:00"), 20261201103316);
+        assert_eq!(krl_version("nonsense"), 0);
+    }
+
+    #[test]
+    fn mint_is_refused_for_a_revoked_ca_or_requester_key() {
+        let (_dir, ledger) = with_records(1);
+        let locked = ledger.lock("CA").unwrap();
+        let mut v = revocation(&locked, "2026-12-01T10:33:16Z");
+        drop(locked);
+        let alice = key(ALICE).fingerprint;
+        let bob = key(BOB).fingerprint;
+        refuse_for_mint(&[], "CA", Some(&alice)).unwrap();
+        let err = refuse_for_mint(std::slice::from_ref(&v), "CA", Some(&alice)).unwrap_err();
+        assert!(err.to_string().contains(&format!("the requester's key {alice} was revoked on 2026-12-01T10:33:16Z by tester (reason: leaked)")), "{err}");
+        refuse_for_mint(std::slice::from_ref(&v), "CA", Some(&bob)).unwrap();
+        v.ca_keys = vec![RevokedKey {
+            key: key(BOB).key,
+            fingerprint: "CA".into(),
+        }];
+        let err = refuse_for_mint(&[v], "CA", Some(&bob))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("this CA (CA) was revoked on 2026-12-01T10:33:16Z"),
+            "{err}"
+        );
+    }
+}
