@@ -646,6 +646,12 @@ mod tests {
     /// `n` records signed by a software key, the first half as 0.1.0 wrote them (format 1,
     /// a checkpoint each), the rest bound (format 2): the lines of both files.
     fn ledger(n: u32) -> (SoftKey, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        ledger_with(n, false)
+    }
+
+    /// [`ledger`], with `revocations`: a revocation record after every other bound record and
+    /// after the last.
+    fn ledger_with(n: u32, revocations: bool) -> (SoftKey, Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let dir = tempfile::tempdir().unwrap();
         let ca = SoftKey::new(5);
         let subject = ssh_key::PublicKey::from_openssh(
@@ -671,6 +677,12 @@ mod tests {
                     .unwrap();
             } else {
                 issue(&ca, &mut locked, &Policy::default(), &req, &clock).unwrap();
+                // A revocation after every other bound record (the last line too, uncovered).
+                if revocations && ((i - n / 2) % 2 == 0 || i + 1 == n) {
+                    let at = format!("2026-11-22T03:{i:02}:30Z");
+                    let v = crate::ledger::testing::revocation(&locked, &at);
+                    locked.append_revocation(&v).unwrap();
+                }
             }
         }
         drop(locked);
@@ -746,7 +758,12 @@ mod tests {
 
     #[test]
     fn the_streaming_walk_reports_what_the_sequential_audit_reports() {
-        let (ca, records, cps) = ledger(5);
+        let (ca, records, cps) = ledger_with(5, true);
+        assert_eq!(
+            records.len(),
+            5 + 2,
+            "two revocation lines among the records"
+        );
         let (_, foreign, _) = ledger(1);
         let other = SoftKey::new(9);
         let mut compared = 0;

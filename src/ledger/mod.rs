@@ -267,21 +267,23 @@ pub(crate) mod testing {
         }
     }
 
-    /// A requester key for revocations in tests (alice's).
-    pub(crate) const ALICE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNavtkUczswcdQ6Tv9hME8G/tCojuHEEgwNfhaEp9TO alice@laptop";
+    /// A requester key the revocations of the tests revoke (carol's: not the key the tests
+    /// mint for).
+    pub(crate) const CAROL: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEiPWfHTVUvG5z0zfXVvb7xPMh6/tIRYQzoMAZFkKqXU carol";
 
     /// A revocation continuing `locked`'s tail at `at`: the newest serial (if any) and
-    /// alice's key.
+    /// carol's key.
     pub(crate) fn revocation(locked: &Locked<'_>, at: &str) -> Revocation {
         let tail = locked.tail();
         let last = tail.serial - 1;
-        let alice = ssh_key::PublicKey::from_openssh(ALICE).unwrap();
+        let carol = ssh_key::PublicKey::from_openssh(CAROL).unwrap();
         Revocation {
             kind: super::revocation::RecordKind::Revocation,
             format: super::revocation::FORMAT,
             serials: if last > 0 { vec![(last, last)] } else { vec![] },
             key_ids: vec![],
-            requester_keys: vec![super::RevokedKey::of(alice.key_data()).unwrap()],
+            requester_keys: vec![super::RevokedKey::of(carol.key_data()).unwrap()],
             ca_keys: vec![],
             reason: "leaked".into(),
             revoked_at: at.into(),

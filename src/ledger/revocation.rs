@@ -369,7 +369,7 @@ impl super::Ledger {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{revocation, revoke, with_records, ALICE};
+    use super::super::testing::{revocation, revoke, with_records, CAROL};
     use super::*;
 
     const BOB: &str =
@@ -394,7 +394,7 @@ mod tests {
         );
         check(&line, &v, "CA").unwrap();
         // The key lines carry no comment and no trailing space.
-        assert_eq!(v.requester_keys[0].key, ALICE.rsplit_once(' ').unwrap().0);
+        assert_eq!(v.requester_keys[0].key, CAROL.rsplit_once(' ').unwrap().0);
         // Another kind, an unknown field, or a field missing: not a record.
         for bad in [
             line.replacen("\"revocation\"", "\"revocations\"", 1),
@@ -414,8 +414,8 @@ mod tests {
         let (_dir, ledger) = with_records(3);
         let good = revocation(&ledger.lock("CA").unwrap(), "2026-12-01T10:33:16Z");
         let bad_key = RevokedKey {
-            key: ALICE.into(), // with its comment
-            fingerprint: key(ALICE).fingerprint,
+            key: CAROL.into(), // with its comment
+            fingerprint: key(CAROL).fingerprint,
         };
         type Edit = Box<dyn Fn(&mut Revocation)>;
         let edits: Vec<(&str, Edit, &str)> = vec![
@@ -478,7 +478,7 @@ mod tests {
                 Box::new(|v| {
                     v.ca_keys = vec![RevokedKey {
                         key: key(BOB).key,
-                        fingerprint: key(ALICE).fingerprint,
+                        fingerprint: key(CAROL).fingerprint,
                     }]
                 }),
                 "another key's fingerprint",
@@ -505,7 +505,7 @@ mod tests {
             ),
             (
                 "keys twice",
-                Box::new(|v| v.requester_keys = vec![key(ALICE), key(ALICE)]),
+                Box::new(|v| v.requester_keys = vec![key(CAROL), key(CAROL)]),
                 "requester keys are not sorted",
             ),
             (
@@ -573,7 +573,7 @@ mod tests {
         // (an issuance after a revocation must be bound: see verify.rs)
         revoke(&ledger, "CA", "2026-12-01T10:00:01Z", |v| {
             v.serials = vec![(4, 5), (9, 9)];
-            v.requester_keys = vec![key(BOB), key(ALICE)];
+            v.requester_keys = vec![key(BOB), key(CAROL)];
             v.requester_keys.sort();
             v.ca_keys = vec![key(BOB)];
             v.key_ids = vec!["a".into(), "k9".into()];
@@ -582,7 +582,7 @@ mod tests {
         assert_eq!(r.serials, vec![(2, 5), (7, 7), (9, 9)]);
         assert_eq!(r.serial_count(), 6);
         assert_eq!(r.key_ids, vec!["a".to_string(), "k9".to_string()]);
-        let mut keys = vec![key(ALICE).key, key(BOB).key];
+        let mut keys = vec![key(CAROL).key, key(BOB).key];
         keys.sort();
         assert_eq!(r.requester_keys, keys);
         assert_eq!(r.ca_keys, vec![key(BOB).key]);
@@ -623,7 +623,7 @@ mod tests {
         let locked = ledger.lock("CA").unwrap();
         let mut v = revocation(&locked, "2026-12-01T10:33:16Z");
         drop(locked);
-        let alice = key(ALICE).fingerprint;
+        let alice = key(CAROL).fingerprint;
         let bob = key(BOB).fingerprint;
         refuse_for_mint(&[], "CA", Some(&alice)).unwrap();
         let err = refuse_for_mint(std::slice::from_ref(&v), "CA", Some(&alice)).unwrap_err();

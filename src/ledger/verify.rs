@@ -1297,4 +1297,369 @@ mod tests {
         let err = ledger.lock(&fp(&ca)).err().unwrap().to_string();
         assert!(err.contains("signed by another CA"), "{err}");
     }
+
+    // ---- Revocation records ----------------------------------------------------------------
+
+    /// Append a revocation to the ledger in `dir` at `at` (see `testing::revocation`), made
+    /// by `f`.
+    fn append_revocation(
+        dir: &std::path::Path,
+        ca: &SoftKey,
+        at: &str,
+        f: impl FnOnce(&mut crate::ledger::Revocation),
+    ) {
+        crate::ledger::testing::revoke(&Ledger::new(dir), &fp(ca), at, f);
+    }
+
+    /// Serials 1 and 2, revocation A (serial 1), serial 3, revocation B (serial 2): the lines.
+    /// A is covered by serial 3's binding; B is the newest line, covered by nothing yet.
+    fn with_revocations() -> (tempfile::TempDir, SoftKey, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = SoftKey::new(5);
+        append_records(dir.path(), &ca, 0, 2, true);
+        append_revocation(dir.path(), &ca, "2026-11-22T03:01:30Z", |v| {
+            v.serials = vec![(1, 1)];
+        });
+        append_records(dir.path(), &ca, 2, 3, true);
+        append_revocation(dir.path(), &ca, "2026-11-22T03:02:30Z", |v| {
+            v.serials = vec![(2, 2)];
+            v.requester_keys.clear();
+            v.key_ids = vec!["x".into()];
+        });
+        let text = std::fs::read_to_string(dir.path().join(LEDGER_FILE)).unwrap();
+        (dir, ca, text.lines().map(String::from).collect())
+    }
+
+    fn edit_revocation(line: &str, f: impl FnOnce(&mut crate::ledger::Revocation)) -> String {
+        let mut v: crate::ledger::Revocation = serde_json::from_str(line).unwrap();
+        f(&mut v);
+        v.line().unwrap()
+    }
+
+    #[test]
+    fn revocation_records_verify_and_the_uncovered_ones_are_counted() {
+        let (dir, ca, lines) = with_revocations();
+        assert!(lines[2].starts_with("{\"kind\":\"revocation\","));
+        let report = verify(&join(&lines), b"", ca.public_key()).unwrap();
+        assert_eq!(
+            (
+                report.last_serial,
+                report.bound_records,
+                report.revocations,
+                report.uncovered_revocations
+            ),
+            (3, 3, 2, 1)
+        );
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert!(
+            report.warnings[0].contains("the newest 1 revocation record(s) (after serial 3) are not yet covered by a token signature"),
+            "{:?}",
+            report.warnings
+        );
+        // The cheap checks agree, and the next mint continues at serial 4.
+        let ledger = Ledger::new(dir.path());
+        let summary = ledger.summary(&fp(&ca)).unwrap();
+        summary.chain.unwrap();
+        assert_eq!((summary.records, summary.revoked.records), (3, 2));
+        assert_eq!(summary.revoked.serials, vec![(1, 2)]);
+        assert_eq!(summary.revoked.version, 20261122030230);
+        assert_eq!(summary.last.unwrap().serial, 3);
+        assert_eq!(ledger.lock(&fp(&ca)).unwrap().tail().serial, 4);
+        // A mint after the newest revocation covers it: nothing is uncovered any more.
+        append_records(dir.path(), &ca, 3, 4, true);
+        let report = ledger.verify(ca.public_key()).unwrap().unwrap().report;
+        assert_eq!(
+            (
+                report.last_serial,
+                report.revocations,
+                report.uncovered_revocations
+            ),
+            (4, 2, 0)
+        );
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        let text = std::fs::read_to_string(dir.path().join(LEDGER_FILE)).unwrap();
+        let last: Record = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last.prev_hash, hex_sha256(lines[4].as_bytes()));
+    }
+
+    #[test]
+    fn every_edited_field_of_a_revocation_record_is_detected() {
+        let (_d, ca, lines) = with_revocations();
+        let alice = crate::ledger::testing::CAROL;
+        type Edit = Box<dyn Fn(&mut crate::ledger::Revocation)>;
+        // (field, edit, what its own check says, or None: a plausible edit only the chain
+        // shows)
+        let edits: Vec<(&str, Edit, Option<&str>)> = vec![
+            (
+                "format",
+                Box::new(|v| v.format = 7),
+                Some("revocation format 7"),
+            ),
+            ("serials", Box::new(|v| v.serials = vec![(2, 2)]), None),
+            (
+                "serials: 0",
+                Box::new(|v| v.serials = vec![(0, 2)]),
+                Some("serial 0"),
+            ),
+            (
+                "serials: beyond",
+                Box::new(|v| v.serials = vec![(1, 9)]),
+                Some("revokes serial 9"),
+            ),
+            ("serials: removed", Box::new(|v| v.serials.clear()), None),
+            ("key_ids", Box::new(|v| v.key_ids = vec!["y".into()]), None),
+            (
+                "requester_keys",
+                Box::new(move |v| {
+                    let k = ssh_key::PublicKey::from_openssh(alice).unwrap();
+                    v.requester_keys = vec![crate::ledger::RevokedKey {
+                        key: k.to_openssh().unwrap(),
+                        fingerprint: crate::key::fingerprint(k.key_data()),
+                    }];
+                }),
+                Some("not written as revoke writes a key"),
+            ),
+            (
+                "ca_keys",
+                Box::new(|v| {
+                    v.ca_keys = vec![crate::ledger::RevokedKey {
+                        key: "x y".into(),
+                        fingerprint: "f".into(),
+                    }]
+                }),
+                Some("CA key"),
+            ),
+            (
+                "reason",
+                Box::new(|v| v.reason = "nothing to see".into()),
+                None,
+            ),
+            (
+                "reason: empty",
+                Box::new(|v| v.reason = "".into()),
+                Some("reason is empty"),
+            ),
+            (
+                "revoked_at",
+                Box::new(|v| v.revoked_at = "2026-11-22T03:02:40Z".into()),
+                None,
+            ),
+            (
+                "revoked_at: bad",
+                Box::new(|v| v.revoked_at = "now".into()),
+                Some("not an RFC 3339 time"),
+            ),
+            (
+                "revoked_by",
+                Box::new(|v| v.revoked_by = "mallory".into()),
+                None,
+            ),
+            ("host", Box::new(|v| v.host = "elsewhere".into()), None),
+            (
+                "tool_version",
+                Box::new(|v| v.tool_version = "9".into()),
+                None,
+            ),
+            (
+                "ca_fingerprint",
+                Box::new(|v| v.ca_fingerprint = "SHA256:other".into()),
+                Some("written for the CA SHA256:other"),
+            ),
+            ("last_serial", Box::new(|v| v.last_serial = 9), None),
+            (
+                "prev_hash",
+                Box::new(|v| v.prev_hash = "00".repeat(32)),
+                None,
+            ),
+        ];
+        for (field, f, own) in &edits {
+            // Revocation A (line 3), covered by serial 3's binding: every edit is detected,
+            // by its own check or by the chain.
+            let mut edited = lines.clone();
+            edited[2] = edit_revocation(&lines[2], f);
+            let err = failure(&edited, b"", &ca);
+            match own {
+                Some(expected) => assert!(
+                    err.contains("revocation record (line 3)") && err.contains(expected),
+                    "{field}: {err}"
+                ),
+                None => assert!(
+                    err.contains("(line 3)")
+                        || err.contains("the revocation record on line 3 was edited"),
+                    "{field}: {err}"
+                ),
+            }
+            // Revocation B, the newest line: its own check finds the malformed ones and the
+            // links its place in the chain; a plausible edit of its text is what no signature
+            // covers yet (the warning says so).
+            let mut edited = lines.clone();
+            edited[4] = edit_revocation(&lines[4], f);
+            let got = verify(&join(&edited), b"", ca.public_key());
+            match (own, *field) {
+                (Some(expected), _) => {
+                    let err = got.unwrap_err().to_string();
+                    assert!(
+                        err.contains("revocation record (line 5)") && err.contains(expected),
+                        "{field}: {err}"
+                    );
+                }
+                (None, "last_serial" | "prev_hash") => {
+                    let err = got.unwrap_err().to_string();
+                    assert!(err.contains("revocation record (line 5)"), "{field}: {err}");
+                }
+                (None, _) => {
+                    let report = got.unwrap_or_else(|e| panic!("{field}: {e}"));
+                    assert_eq!(report.uncovered_revocations, 1, "{field}");
+                }
+            }
+        }
+        // The same JSON value written otherwise.
+        let mut edited = lines.clone();
+        edited[4] = lines[4].replacen("\"format\":1", "\"format\": 1", 1);
+        assert!(failure(&edited, b"", &ca).contains("not written as revoke writes a revocation"));
+    }
+
+    #[test]
+    fn removed_inserted_and_reordered_revocations_are_detected() {
+        let (_d, ca, lines) = with_revocations();
+        // Revocation A removed: serial 3's signed prev_hash named it.
+        let mut removed = lines.clone();
+        removed.remove(2);
+        let err = failure(&removed, b"", &ca);
+        assert!(
+            err.contains("record serial 3 (line 3)") && err.contains("serial 2 was edited"),
+            "{err}"
+        );
+        // Removed and serial 3 re-chained (field and metadata): its binding says otherwise.
+        let p = hex_sha256(lines[1].as_bytes());
+        let mut rechained = vec![lines[0].clone(), lines[1].clone()];
+        rechained.push(edit_both(
+            &lines[3],
+            |m| m.prev_hash = p.clone(),
+            |r| r.prev_hash = p.clone(),
+        ));
+        let err = failure(&rechained, b"", &ca);
+        assert!(
+            err.contains("record serial 3") && err.contains("not what the token signed"),
+            "{err}"
+        );
+        // A revocation copied (inserted again right after itself, or at the end).
+        let mut inserted = lines.clone();
+        inserted.insert(3, lines[2].clone());
+        let err = failure(&inserted, b"", &ca);
+        assert!(err.contains("revocation record (line 4)"), "{err}");
+        let mut appended = lines.clone();
+        appended.push(lines[4].clone());
+        let err = failure(&appended, b"", &ca);
+        assert!(err.contains("revocation record (line 6)"), "{err}");
+        // Reordered with the record before it, or after it.
+        let mut reordered = lines.clone();
+        reordered.swap(1, 2);
+        let err = failure(&reordered, b"", &ca);
+        assert!(err.contains("revocation record (line 2): it says the newest serial issued before it is 2, but it follows serial 1"), "{err}");
+        let mut reordered = lines.clone();
+        reordered.swap(2, 3);
+        let err = failure(&reordered, b"", &ca);
+        assert!(
+            err.contains(
+                "record serial 3 (line 3): the record before it is not the one it was chained to"
+            ),
+            "{err}"
+        );
+        // Revocation A edited and everything after it re-chained without the token: serial
+        // 3's binding signed the original.
+        let a = edit_revocation(&lines[2], |v| v.reason = "rewritten".into());
+        let p = hex_sha256(a.as_bytes());
+        let s3 = edit_both(
+            &lines[3],
+            |m| m.prev_hash = p.clone(),
+            |r| r.prev_hash = p.clone(),
+        );
+        let p3 = hex_sha256(s3.as_bytes());
+        let b = edit_revocation(&lines[4], |v| v.prev_hash = p3.clone());
+        let forged = vec![lines[0].clone(), lines[1].clone(), a, s3, b];
+        let err = failure(&forged, b"", &ca);
+        assert!(
+            err.contains("record serial 3") && err.contains("not what the token signed"),
+            "{err}"
+        );
+        // The newest revocation removed at the very end: nothing in the ledger shows it (the
+        // outside copy and the hosts' KRL version do).
+        let report = verify(&join(&lines[..4]), b"", ca.public_key()).unwrap();
+        assert_eq!((report.revocations, report.uncovered_revocations), (1, 0));
+        // A forged revocation appended at the end verifies as uncovered: it only narrows
+        // access.
+        let mut forged = lines.clone();
+        forged.push(edit_revocation(&lines[4], |v| {
+            v.revoked_at = "2026-11-22T03:03:00Z".into();
+            v.prev_hash = hex_sha256(lines[4].as_bytes());
+        }));
+        let report = verify(&join(&forged), b"", ca.public_key()).unwrap();
+        assert_eq!(report.uncovered_revocations, 2);
+    }
+
+    #[test]
+    fn an_unbound_record_after_a_revocation_is_refused() {
+        let (dir, ca, _) = with_revocations();
+        append_records(dir.path(), &ca, 3, 4, false);
+        let text = std::fs::read(dir.path().join(LEDGER_FILE)).unwrap();
+        let cps = std::fs::read(dir.path().join(checkpoint::FILE)).unwrap_or_default();
+        let err = verify(&text, &cps, ca.public_key())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("record serial 4 (line 6)")
+                && err.contains("carries no ledger binding, but"),
+            "{err}"
+        );
+        // An old ledger revoked into: its format-1 records then a revocation, then only
+        // bound records; a format-1 record after the revocation is refused by mint too.
+        let (dir, ca, _, _) = ledger(2);
+        append_revocation(dir.path(), &ca, "2026-11-22T03:01:30Z", |_| {});
+        let ledger_ = Ledger::new(dir.path()).require_checkpoints(true);
+        let report = ledger_.verify(ca.public_key()).unwrap().unwrap().report;
+        assert_eq!(
+            (
+                report.old_records,
+                report.checkpoints,
+                report.revocations,
+                report.uncovered_revocations
+            ),
+            (2, 2, 1, 1)
+        );
+        ledger_.summary(&fp(&ca)).unwrap().chain.unwrap();
+        append_records(dir.path(), &ca, 2, 3, false);
+        let err = ledger_.lock(&fp(&ca)).err().unwrap().to_string();
+        assert!(err.contains("newest record (serial 3) does not verify: it carries no ledger binding, but a revocation record comes before it"), "{err}");
+    }
+
+    #[test]
+    fn an_old_ledger_with_checkpoints_and_revocations_verifies() {
+        let (dir, ca, _, cps) = ledger(3);
+        append_revocation(dir.path(), &ca, "2026-11-22T03:02:30Z", |_| {});
+        let ledger_ = Ledger::new(dir.path()).require_checkpoints(true);
+        // The checkpoints still cover the old records; the tail still compares the newest
+        // one when it is read.
+        let locked = ledger_.lock(&fp(&ca)).unwrap();
+        assert_eq!(locked.tail().serial, 4);
+        drop(locked);
+        append_records(dir.path(), &ca, 3, 4, true);
+        let report = ledger_.verify(ca.public_key()).unwrap().unwrap().report;
+        assert_eq!(
+            (
+                report.last_serial,
+                report.old_records,
+                report.bound_records,
+                report.revocations,
+                report.uncovered_revocations,
+                report.last_signed_serial()
+            ),
+            (4, 3, 1, 1, 0, 3)
+        );
+        // Cutting into the old part is still caught by its checkpoints.
+        let text = std::fs::read_to_string(dir.path().join(LEDGER_FILE)).unwrap();
+        let lines: Vec<String> = text.lines().map(String::from).collect();
+        let err = failure(&lines[..2], &cps, &ca);
+        assert!(err.contains("records were removed from the end"), "{err}");
+    }
 }
