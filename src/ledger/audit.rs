@@ -678,7 +678,7 @@ mod tests {
             } else {
                 issue(&ca, &mut locked, &Policy::default(), &req, &clock).unwrap();
                 // A revocation after every other bound record (the last line too, uncovered).
-                if revocations && ((i - n / 2) % 2 == 0 || i + 1 == n) {
+                if revocations && ((i - n / 2).is_multiple_of(2) || i + 1 == n) {
                     let at = format!("2026-11-22T03:{i:02}:30Z");
                     let v = crate::ledger::testing::revocation(&locked, &at);
                     locked.append_revocation(&v).unwrap();
