@@ -331,6 +331,42 @@ fn every_revoke_form_and_every_refusal() {
         "{verified}"
     );
     assert!(!verified.contains("warning"), "{verified}");
+    // An exported bundle: verified by the tool and by the auditor's script of docs/ledger.md.
+    let bundle = hsm.path("bundle");
+    assert_ok(
+        &run(hsm.cmd().args(["log", "export", "-o"]).arg(&bundle)),
+        "log export",
+    );
+    let out = run(hsm.cmd().args(["log", "verify", "--bundle"]).arg(&bundle));
+    assert_ok(&out, "log verify --bundle");
+    let out = run_auditor_script(&bundle);
+    assert_ok(&out, "the auditor's script");
+    assert!(
+        stdout(&out).contains("chain intact: 5 record(s); 0 old-format"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("revocations: 3 record(s); the newest 0 not yet covered"),
+        "{}",
+        stdout(&out)
+    );
+    // The script finds a revocation removed from the middle.
+    let text = std::fs::read_to_string(bundle.join("ledger.jsonl")).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 5)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(bundle.join("ledger.jsonl"), kept.join("\n") + "\n").unwrap();
+    let out = run_auditor_script(&bundle);
+    assert!(
+        !out.status.success()
+            && stdout(&out).contains("FAILED: line 6: prev_hash is not the hash of line 5"),
+        "{}",
+        stdout(&out)
+    );
 
     // log, log --json, log show, status.
     let out = run(hsm.cmd().arg("log"));
