@@ -1662,4 +1662,48 @@ mod tests {
         let err = failure(&lines[..2], &cps, &ca);
         assert!(err.contains("records were removed from the end"), "{err}");
     }
+
+    #[test]
+    fn issue_refuses_a_revoked_ca_and_a_revoked_requester_key_and_writes_nothing() {
+        let (dir, ca, _) = bound(1);
+        let alice = ssh_key::PublicKey::from_openssh(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNavtkUczswcdQ6Tv9hME8G/tCojuHEEgwNfhaEp9TO alice@laptop",
+        )
+        .unwrap();
+        let ca_key = crate::ledger::RevokedKey::of(ca.public_key()).unwrap();
+        let alice_key = crate::ledger::RevokedKey::of(alice.key_data()).unwrap();
+        for (at, revoked) in [
+            ("2026-11-22T03:00:30Z", alice_key),
+            ("2026-11-22T03:00:31Z", ca_key),
+        ] {
+            append_revocation(dir.path(), &ca, at, |v| {
+                v.requester_keys.clear();
+                v.serials.clear();
+                if revoked.fingerprint == fp(&ca) {
+                    v.ca_keys = vec![revoked.clone()];
+                } else {
+                    v.requester_keys = vec![revoked.clone()];
+                }
+            });
+            let before = crate::ledger::testing::snapshot(dir.path());
+            let ledger = Ledger::new(dir.path());
+            let mut locked = ledger.lock(&fp(&ca)).unwrap();
+            let req = MintRequest {
+                subject: alice.clone(),
+                requester: "alice".into(),
+                principals: vec!["p".into()],
+                reason: "r".into(),
+                key_id: None,
+                validity: ValidityRequest::default(),
+                options: CertOptions::default(),
+            };
+            let clock = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 3, 5, 0).unwrap());
+            let err = issue(&ca, &mut locked, &Policy::default(), &req, &clock)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("was revoked on"), "{err}");
+            drop(locked);
+            assert_eq!(crate::ledger::testing::snapshot(dir.path()), before);
+        }
+    }
 }
