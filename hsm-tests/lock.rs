@@ -51,7 +51,7 @@ sys.stdout.buffer.write(out)
 sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 "#;
 
-fn wait_for_file(path: &Path, limit: Duration) -> bool {
+pub(crate) fn wait_for_file(path: &Path, limit: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if path.exists() {
@@ -79,7 +79,7 @@ fn ledger_serials(hsm: &Hsm) -> Vec<u64> {
 /// `mint --reason REASON -n breakglass KEY` on a pseudo-terminal (python3's pty driver, no PIN
 /// file), waiting at its PIN prompt: the child, the file the driver creates once the prompt
 /// shows, and the file that makes it type the PIN.
-fn mint_at_pin_prompt(hsm: &Hsm, reason: &str, key: &Path) -> (Child, PathBuf, PathBuf) {
+pub(crate) fn mint_at_pin_prompt(hsm: &Hsm, reason: &str, key: &Path) -> (Child, PathBuf, PathBuf) {
     let driver = hsm.path("pty-driver.py");
     std::fs::write(&driver, PTY_DRIVER).unwrap();
     let (ready, go) = (hsm.path("ready"), hsm.path("go"));

@@ -408,7 +408,10 @@ fn bundle_and_backup_cas() {
         .env("BREAKGLASS_CA_STATE_DIR", &other_state)
         .args(["--ca", &other_uri, "init", "--algorithm", "ed25519"]));
     assert_ok(&out, "init other-ca");
-    let out = pubkey(&hsm, &["--ca", &other_uri, "--bundle"]);
+    let out = run(hsm
+        .cmd()
+        .env_remove("BREAKGLASS_CA_PIN_FILE")
+        .args(["--ca", &other_uri, "pubkey", "--bundle"]));
     assert_fails(&out, 1, "not for this key");
 }
 

@@ -25,10 +25,10 @@ The PIN is read from --pin-file, BREAKGLASS_CA_PIN_FILE, or typed at a prompt; n
 #[command(name = "breakglass-ca", version, about = ABOUT, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Where the CA key lives: pkcs11:token=LABEL;object=LABEL?module-path=/path/module.so
-    /// or yubikey:slot-id=9c. Default: the `ca` line of config.toml.
+    /// or yubikey:slot-id=9c. Default: the `ca` line of config.toml. Give it before the
+    /// command (breakglass-ca --ca URI status).
     #[arg(
         long,
-        global = true,
         env = "BREAKGLASS_CA",
         hide_env_values = true,
         value_name = "URI"
@@ -81,6 +81,9 @@ pub enum Command {
     /// CAs the ledger revokes), principals files, the KRL (RevokedKeys) from the ledger,
     /// install.sh and a cloud-init fragment. No PIN needed.
     HostConfig(HostConfigArgs),
+    /// Revoke certificates (by serial, key ID or requester key) or a whole CA: a record in
+    /// the ledger. No token and no PIN needed.
+    Revoke(RevokeArgs),
     /// Write the OpenSSH KRL (revocation list) from the ledger's revocations for hosts'
     /// RevokedKeys, or check whether a certificate is revoked. No token, no PIN.
     Krl(KrlArgs),
@@ -99,10 +102,16 @@ pub struct LogArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum LogAction {
-    /// Print one record in full, with its certificate.
+    /// Print one record in full, with its certificate (and whether it was revoked); or a
+    /// revocation record (R1, R2... in 'log') with --revocation K.
     Show {
         /// The serial number (as sshd logs it: "serial N").
-        serial: u64,
+        #[arg(required_unless_present = "revocation")]
+        serial: Option<u64>,
+
+        /// Show the K-th revocation record instead (R1 is 1).
+        #[arg(long, value_name = "K", conflicts_with = "serial")]
+        revocation: Option<u64>,
     },
     /// Check the hash chain, every stored certificate and its ledger binding (and the
     /// checkpoints of records written by 0.1.0). Exit 1 naming the first broken record.
@@ -337,6 +346,77 @@ pub struct InspectArgs {
     /// directory's CA (its ca.pub) and the backup CAs of its config.toml.
     #[arg(long, value_name = "FILE")]
     pub ca_pubkey: Option<PathBuf>,
+}
+
+const REVOKE_AFTER_HELP: &str = "\
+Examples:
+  breakglass-ca revoke --serial 7 --reason 'INC-1234 certificate sent to the wrong person'
+  breakglass-ca revoke --serial 7-9 --serial 12 --reason 'INC-1234 leaked'
+  breakglass-ca revoke --key-id 'alice#7:INC-1234' --reason 'INC-1234 leaked'
+  breakglass-ca revoke --requester-key alice.pub --reason 'INC-1235 laptop stolen'
+  breakglass-ca revoke --ca --reason 'INC-1236 token lost'
+  breakglass-ca revoke --ca backup-ca.pub --reason 'INC-1237 backup token lost'
+
+Options can repeat and be combined: one command writes one revocation record. Then write
+the KRL and put it on every host: breakglass-ca krl -o breakglass-ca.krl (docs/runbook.md,
+\"Revoke a certificate\").";
+
+#[derive(Debug, Args)]
+#[command(after_help = REVOKE_AFTER_HELP)]
+pub struct RevokeArgs {
+    /// Revoke this serial, or the range N-M (as 'breakglass-ca log' and sshd's "serial N"
+    /// show them); repeatable, or separated by commas.
+    #[arg(long = "serial", value_name = "N[-M]", value_parser = serial_range, value_delimiter = ',')]
+    pub serials: Vec<(u64, u64)>,
+
+    /// Revoke every certificate of this CA with this key ID (sshd logs it as ID "…");
+    /// repeatable.
+    #[arg(long = "key-id", value_name = "ID")]
+    pub key_ids: Vec<String>,
+
+    /// Revoke every certificate for the public key in this file, from any CA; repeatable.
+    #[arg(long = "requester-key", value_name = "FILE")]
+    pub requester_keys: Vec<PathBuf>,
+
+    /// Revoke a whole CA: this one when no FILE is given, or the CA whose public key is in
+    /// FILE (a backup CA of config.toml, or a retired CA of this state directory).
+    #[arg(long = "ca", value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    pub cas: Vec<std::ffi::OsString>,
+
+    /// Why (ticket, incident). Recorded in the ledger.
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub reason: String,
+
+    /// Skip what is already revoked (the earlier record stands) and record the rest.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `N` or `N-M` (digits only, N <= M).
+fn serial_range(s: &str) -> Result<(u64, u64), String> {
+    let number = |t: &str| {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "'{}' is not a serial or a range such as 7 or 7-9",
+                crate::text::Esc(s)
+            ));
+        }
+        t.parse::<u64>()
+            .map_err(|_| format!("'{}' is too large for a serial", crate::text::Esc(s)))
+    };
+    let (lo, hi) = match s.trim().split_once('-') {
+        Some((lo, hi)) => (number(lo)?, number(hi)?),
+        None => {
+            let n = number(s.trim())?;
+            (n, n)
+        }
+    };
+    if lo > hi {
+        return Err(format!(
+            "the range {lo}-{hi} is empty: write the lower serial first"
+        ));
+    }
+    Ok((lo, hi))
 }
 
 const KRL_AFTER_HELP: &str = "\

@@ -13,7 +13,7 @@ use crate::config::{Config, CA_PUB_FILE};
 use crate::error::{Error, Result};
 use crate::fsx::{self, write_new};
 use crate::ledger::checkpoint;
-use crate::ledger::{Copy, Ledger, Record, Verified, LEDGER_FILE};
+use crate::ledger::{Copy, Entry, Ledger, Revocation, Verified, LEDGER_FILE};
 use crate::text::ShowPath;
 use crate::text::{self, Esc};
 use crate::ui::{self, say};
@@ -21,14 +21,25 @@ use crate::ui::{self, say};
 pub fn run(g: &Globals, args: &LogArgs) -> Result<()> {
     match &args.action {
         None => list(g, args.json),
-        Some(LogAction::Show { serial }) => show(g, *serial),
+        Some(LogAction::Show {
+            serial: Some(serial),
+            ..
+        }) => show(g, *serial),
+        Some(LogAction::Show {
+            revocation: Some(k),
+            ..
+        }) => show_revocation(g, *k),
+        Some(LogAction::Show { .. }) => Err(Error::usage(
+            "log show needs a serial, or --revocation K",
+        )
+        .with_hint("'breakglass-ca log' lists every record: a certificate by its serial, a revocation as R1, R2...")),
         Some(LogAction::Verify { bundle: Some(dir) }) => verify_bundle(dir).map(|_| ()),
         Some(LogAction::Verify { bundle: None }) => verify_state(g, None).map(|_| ()),
         Some(LogAction::Export { output }) => export(g, output),
     }
 }
 
-fn records(g: &Globals) -> Result<Vec<(String, Record)>> {
+fn records(g: &Globals) -> Result<Vec<(String, Entry)>> {
     Ledger::new(&g.state_dir).read()
 }
 
@@ -52,7 +63,23 @@ fn list(g: &Globals, json: bool) -> Result<()> {
             "{:>6}  {:<20}  {:<20}  {:<24}  {:<36}  {}\n",
             "SERIAL", "ISSUED (UTC)", "PRINCIPALS", "REQUESTER", "VALID (UTC)", "REASON"
         ));
-        for (_, r) in &records {
+        let mut k = 0;
+        for (_, e) in &records {
+            let r = match e {
+                Entry::Issued(r) => r,
+                Entry::Revoked(v) => {
+                    k += 1;
+                    out.push_str(&format!(
+                        "{:>6}  {:<20}  {:<20}  {}  {}\n",
+                        format!("R{k}"),
+                        Esc(&v.revoked_at),
+                        "revoked",
+                        Esc(&what(v, 4)),
+                        Esc(&v.reason)
+                    ));
+                    continue;
+                }
+            };
             out.push_str(&format!(
                 "{:>6}  {:<20}  {:<20}  {:<24}  {:<36}  {}\n",
                 r.serial,
@@ -86,8 +113,12 @@ fn short_time(t: &str) -> String {
 
 fn show(g: &Globals, serial: u64) -> Result<()> {
     let records = records(g)?;
-    let Some((_, r)) = records.iter().find(|(_, r)| r.serial == serial) else {
-        let last = records.last().map_or(0, |(_, r)| r.serial);
+    let Some(r) = records
+        .iter()
+        .filter_map(|(_, e)| e.issued())
+        .find(|r| r.serial == serial)
+    else {
+        let last = records.last().map_or(0, |(_, e)| e.serial_after());
         return Err(Error::usage(format!(
             "no record with serial {serial} in the ledger (serials 1 to {last})"
         ))
@@ -101,16 +132,122 @@ fn show(g: &Globals, serial: u64) -> Result<()> {
             e,
         )
     })?;
+    let mut revoked = String::new();
+    for (k, v) in revocations(&records) {
+        let how = if v.revokes_serial(serial) {
+            Some("its serial".to_string())
+        } else if v.revokes_key_id(&r.key_id) {
+            Some("its key ID".to_string())
+        } else if v.revokes_requester(&r.requester_fingerprint) {
+            Some(format!(
+                "its requester key {}",
+                Esc(&r.requester_fingerprint)
+            ))
+        } else if v.revokes_ca(&r.ca_fingerprint) {
+            Some("the whole CA".to_string())
+        } else {
+            None
+        };
+        if let Some(how) = how {
+            revoked.push_str(&format!(
+                "\nREVOKED ({how}) {} (revocation R{k}; 'breakglass-ca log show --revocation {k}')",
+                v.when_why()
+            ));
+        }
+    }
     ui::print(format!(
-        "{pretty}\n\n{}\n\n{}",
+        "{pretty}\n\n{}\n\n{}{revoked}",
         inspect::describe(&cert, &format!("serial {serial}")),
         Esc(&r.certificate)
     ))
 }
 
+/// The revocation records of `records`, numbered from 1 (R1, R2... in `log`).
+fn revocations(records: &[(String, Entry)]) -> impl Iterator<Item = (usize, &Revocation)> {
+    records
+        .iter()
+        .filter_map(|(_, e)| e.revocation())
+        .enumerate()
+        .map(|(i, v)| (i + 1, v))
+}
+
+/// What a revocation revokes, in a few words (at most `parts` items, then "+N more").
+pub fn what(v: &Revocation, parts: usize) -> String {
+    let mut all: Vec<String> = Vec::new();
+    for (lo, hi) in &v.serials {
+        all.push(match lo == hi {
+            true => format!("serial {lo}"),
+            false => format!("serials {lo}-{hi}"),
+        });
+    }
+    for id in &v.key_ids {
+        all.push(format!("key ID \"{id}\""));
+    }
+    for k in &v.requester_keys {
+        all.push(format!("requester key {}", k.fingerprint));
+    }
+    for k in &v.ca_keys {
+        let this = match k.fingerprint == v.ca_fingerprint {
+            true => " (this CA)",
+            false => "",
+        };
+        all.push(format!("CA {}{this}", k.fingerprint));
+    }
+    let more = all.len().saturating_sub(parts);
+    all.truncate(parts);
+    let mut out = all.join(", ");
+    if more > 0 {
+        out.push_str(&format!(", +{more} more"));
+    }
+    out
+}
+
+/// `log show --revocation K`: the K-th revocation record in full, what it revokes, and
+/// whether a token signature covers it yet.
+fn show_revocation(g: &Globals, k: u64) -> Result<()> {
+    let records = records(g)?;
+    let count = records
+        .iter()
+        .filter(|(_, e)| e.revocation().is_some())
+        .count();
+    let found = records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, e))| e.revocation().map(|v| (i, v)))
+        .nth(usize::try_from(k).unwrap_or(usize::MAX).wrapping_sub(1));
+    let Some((index, v)) = found else {
+        return Err(Error::usage(match count {
+            0 => "the ledger holds no revocation record".to_string(),
+            n => format!("no revocation R{k} in the ledger (R1 to R{n})"),
+        })
+        .with_hint("'breakglass-ca log' lists every record; revocations are R1, R2..."));
+    };
+    let pretty =
+        text::json_ascii(v, true).map_err(|e| Error::json("cannot format the record", e))?;
+    let covered = records
+        .iter()
+        .skip(index + 1)
+        .filter_map(|(_, e)| e.issued())
+        .find(|r| r.is_bound());
+    let covered = match covered {
+        Some(r) => format!(
+            "covered by the CA token's signature through serial {}'s ledger binding (its prev_hash chain)",
+            r.serial
+        ),
+        None => "NOT yet covered by a token signature: the next certificate's ledger binding covers it; keep an outside copy of the ledger until then".to_string(),
+    };
+    ui::print(format!(
+        "{pretty}\n\nRevocation R{k} (ledger line {}): revoked {}\nhost:     {}\nrevokes:  {}\nsigned:   {covered}",
+        index + 1,
+        v.when_why(),
+        Esc(&v.host),
+        Esc(&what(v, usize::MAX)),
+    ))
+}
+
 /// The CA public key for `log verify`: `ca.pub` written by init, else the token (no PIN). It
 /// must match the configuration's fingerprint.
-fn ca_key(g: &Globals, config: Option<&Config>) -> Result<KeyData> {
+pub(crate) fn ca_key(g: &Globals, config: Option<&Config>) -> Result<KeyData> {
     let saved = g.state_dir.join(CA_PUB_FILE);
     let key = match read_ca_pub(&saved)? {
         Some(k) => k,
@@ -184,8 +321,12 @@ fn verify_dir(dir: &Path, ca: KeyData, required: bool, copy: Option<Copy<'_>>) -
             .with_hint("point --state-dir (or --bundle) at the directory that holds ledger.jsonl")
         })?;
     let report = &verified.report;
+    let revocations = match report.revocations {
+        0 => String::new(),
+        n => format!(", and {n} revocation record(s)"),
+    };
     ui::print(format!(
-        "ledger OK: {} record(s), serials 1 to {}, chain intact, every certificate signed by {}",
+        "ledger OK: {} record(s), serials 1 to {}{revocations}, chain intact, every certificate signed by {}",
         report.last_serial,
         report.last_serial,
         ca.fingerprint(HashAlg::Sha256)
@@ -222,6 +363,15 @@ fn parts(report: &crate::ledger::Report) -> Vec<String> {
             report.bound_records,
             old + 1,
             report.last_serial
+        ));
+    }
+    if report.revocations > 0 {
+        let covered = report
+            .revocations
+            .saturating_sub(report.uncovered_revocations);
+        out.push(format!(
+            "revocations: {} record(s); {covered} covered by the token's signature through a later certificate's ledger binding, {} not yet",
+            report.revocations, report.uncovered_revocations
         ));
     }
     out

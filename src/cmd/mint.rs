@@ -70,6 +70,20 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         .ok_or_else(|| Error::usage("no public key given"))?;
     let forced =
         check_against_ledger(&config.policy, &preview, &first.req.validity, locked.tail())?;
+    // A revoked CA issues nothing, and a revoked requester key gets nothing: refused before
+    // the token is opened.
+    for (i, k) in keys.iter().enumerate() {
+        let fp = key::fingerprint(k.req.subject.key_data());
+        crate::ledger::revocation::refuse_for_mint(
+            locked.revocations(),
+            &config.fingerprint,
+            Some(&fp),
+        )
+        .map_err(|e| match keys.len() {
+            1 => e,
+            n => e.about(&which_key(i, n, &k.input)),
+        })?;
+    }
     // Signals are deferred from the PIN on until the token is closed (declared before the
     // token, so dropped after it on every path).
     let signals = Deferral::new();

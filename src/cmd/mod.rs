@@ -10,6 +10,7 @@ pub mod krl;
 pub mod log;
 pub mod mint;
 pub mod pubkey;
+pub mod revoke;
 pub mod status;
 
 use std::path::{Path, PathBuf};
@@ -184,6 +185,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Attest => status::attest(&globals),
         Command::AddBackupCa(a) => add_backup_ca::run(&globals, &a),
         Command::HostConfig(a) => host_config::run(&globals, &a),
+        Command::Revoke(a) => revoke::run(&globals, &a),
         Command::Krl(a) => krl::run(&globals, &a),
     }
 }

@@ -59,6 +59,23 @@ pub fn run(g: &Globals) -> Result<()> {
         ),
         None => "ledger:         no certificate issued yet (next serial 1)".into(),
     });
+    let revoked = &ledger.revoked;
+    lines.push(match &revoked.newest {
+        Some(newest) => format!(
+            "revocations:    {} record(s), the newest {}; KRL version {}",
+            revoked.records,
+            Esc(newest),
+            revoked.version
+        ),
+        None => "revocations:    none (KRL version 0)".into(),
+    });
+    let this = crate::ledger::revocation::key_line(key.public_key())?;
+    if revoked.ca_keys.contains(&this) {
+        lines.push(
+            "CA revoked:     YES: this CA was revoked ('breakglass-ca log' shows when and why); mint refuses to issue from it"
+                .into(),
+        );
+    }
     ui::print(lines.join("\n"))?;
     let config_mismatch = config
         .as_ref()

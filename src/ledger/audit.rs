@@ -18,7 +18,7 @@ use ssh_key::public::KeyData;
 
 use super::chain::{hex_sha256, Walk};
 use super::checkpoint::{self, Checkpoint};
-use super::record::Record;
+use super::record::Entry;
 use super::verify::{self, broken, Report};
 use crate::error::{Error, Result};
 use crate::fsx;
@@ -325,11 +325,11 @@ impl<'a> Checkpoints<'a> {
 
 /// A record's line checked in parallel: parsed, its line hashed, and the line kept (a
 /// format-2 record's binding is checked against its exact text).
-type Parsed = std::result::Result<(Record, String, String), String>;
+type Parsed = std::result::Result<(Entry, String, String), String>;
 
 fn parse(line: &Line) -> Parsed {
     match line {
-        Line::Complete(l) | Line::Last(l) => Record::parse_line(l).map(|record| {
+        Line::Complete(l) | Line::Last(l) => Entry::parse_line(l).map(|record| {
             (
                 record,
                 hex_sha256(l),
@@ -419,54 +419,70 @@ fn walk_chunked(
         } else if last_is_unterminated {
             unterminated = true;
         }
-        let parsed: Vec<(Record, String, String)> = parsed.into_iter().flatten().collect();
+        let parsed: Vec<(Entry, String, String)> = parsed.into_iter().flatten().collect();
         let first_line = records + 1;
         records += parsed.len() as u64;
         if record_failure.is_some() {
             continue; // only a line that is not a record can still come first
         }
-        // A format-1 record after a bound one is refused (mint never writes one): whether a
-        // bound record came before each, known before the records are checked in parallel.
-        let mut bound_before = Vec::with_capacity(parsed.len());
-        for (r, _, _) in &parsed {
-            bound_before.push(report.bound_records > 0);
-            match r.is_bound() {
-                true => report.bound_records += 1,
-                false => report.old_records += 1,
+        // A format-1 record after a bound one or a revocation is refused (mint never writes
+        // one): what came before each, known before the records are checked in parallel.
+        let mut before = Vec::with_capacity(parsed.len());
+        for (e, _, _) in &parsed {
+            before.push((report.bound_records > 0, report.revocations > 0));
+            match e {
+                Entry::Issued(r) => {
+                    match r.is_bound() {
+                        true => report.bound_records += 1,
+                        false => report.old_records += 1,
+                    }
+                    report.uncovered_revocations = 0;
+                }
+                Entry::Revoked(_) => {
+                    report.revocations += 1;
+                    report.uncovered_revocations += 1;
+                }
             }
         }
         let bad = parsed
             .par_iter()
-            .zip(bound_before.par_iter())
+            .zip(before.par_iter())
             .enumerate()
-            .find_map_first(|(i, ((r, _, line), bound_before))| {
-                if *bound_before && !r.is_bound() {
-                    return Some((i, verify::UNBOUND_AFTER_BOUND.to_string()));
-                }
-                verify::check_record(line, r, ca, &ca_fp)
-                    .err()
-                    .map(|why| (i, why))
+            .find_map_first(|(i, ((e, _, line), (bound_before, revoked_before)))| {
+                let why = match e {
+                    Entry::Issued(r) if *bound_before && !r.is_bound() => {
+                        Err(verify::UNBOUND_AFTER_BOUND.to_string())
+                    }
+                    Entry::Issued(r) if *revoked_before && !r.is_bound() => {
+                        Err(verify::UNBOUND_AFTER_REVOCATION.to_string())
+                    }
+                    Entry::Issued(r) => verify::check_record(line, r, ca, &ca_fp),
+                    Entry::Revoked(v) => super::revocation::check(line, v, &ca_fp),
+                };
+                why.err().map(|why| (i, why))
             });
         if let Some((i, why)) = bad {
-            let serial = parsed.get(i).map_or(0, |(r, _, _)| r.serial);
-            record_failure = Some(broken(format!(
-                "record serial {serial} (line {}): {why}",
-                first_line + i as u64
-            )));
+            let at = parsed
+                .get(i)
+                .map(|(e, _, _)| e.at(first_line + i as u64))
+                .unwrap_or_default();
+            record_failure = Some(broken(format!("{at}: {why}")));
             continue;
         }
-        if let Some((r, _, _)) = parsed.last() {
-            report.last_serial = r.serial;
+        if let Some((e, _, _)) = parsed.last() {
+            report.last_serial = e.serial_after();
         }
         if chain_failure.is_some() {
             continue;
         }
-        for (r, head, _) in &parsed {
-            if let Err(e) = chain.next(r, head) {
+        for (e, head, _) in &parsed {
+            if let Err(e) = chain.next(e, head) {
                 chain_failure = Some(e);
                 break;
             }
-            cps.at_record(r.serial, head)?;
+            if let Entry::Issued(r) = e {
+                cps.at_record(r.serial, head)?;
+            }
         }
         if chain_failure.is_none() {
             cps.verify_signatures(ca);
@@ -547,20 +563,44 @@ mod tests {
             report.warnings.push("the ledger's last record lost its final newline (an interrupted mint); it is verified like the others, its serial stays issued, and the next mint restores the newline".into());
         }
         let records = lines.records;
-        for (i, (line, record)) in records.iter().enumerate() {
-            let at = format!("record serial {} (line {})", record.serial, i + 1);
-            if report.bound_records > 0 && !record.is_bound() {
-                return Err(broken(format!("{at}: {}", verify::UNBOUND_AFTER_BOUND)));
+        for (i, (line, entry)) in records.iter().enumerate() {
+            let at = entry.at(i as u64 + 1);
+            match entry {
+                Entry::Issued(record) => {
+                    if report.bound_records > 0 && !record.is_bound() {
+                        return Err(broken(format!("{at}: {}", verify::UNBOUND_AFTER_BOUND)));
+                    }
+                    if report.revocations > 0 && !record.is_bound() {
+                        return Err(broken(format!(
+                            "{at}: {}",
+                            verify::UNBOUND_AFTER_REVOCATION
+                        )));
+                    }
+                    verify::check_record(line, record, ca, &ca_fp)
+                        .map_err(|why| broken(format!("{at}: {why}")))?;
+                    match record.is_bound() {
+                        true => report.bound_records += 1,
+                        false => report.old_records += 1,
+                    }
+                    report.uncovered_revocations = 0;
+                }
+                Entry::Revoked(v) => {
+                    crate::ledger::revocation::check(line, v, &ca_fp)
+                        .map_err(|why| broken(format!("{at}: {why}")))?;
+                    report.revocations += 1;
+                    report.uncovered_revocations += 1;
+                }
             }
-            verify::check_record(line, record, ca, &ca_fp)
-                .map_err(|why| broken(format!("{at}: {why}")))?;
-            match record.is_bound() {
-                true => report.bound_records += 1,
-                false => report.old_records += 1,
-            }
-            report.last_serial = record.serial;
+            report.last_serial = entry.serial_after();
         }
-        let heads = chain_heads(&records, &ca_fp)?;
+        let all_heads = chain_heads(&records, &ca_fp)?;
+        // The head of each issuance record, by serial.
+        let heads: Vec<String> = records
+            .iter()
+            .zip(all_heads)
+            .filter(|((_, e), _)| e.issued().is_some())
+            .map(|(_, h)| h)
+            .collect();
         let cp_lines = checkpoint::lines(checkpoints);
         if cp_lines.torn {
             report.warnings.push(
@@ -606,6 +646,12 @@ mod tests {
     /// `n` records signed by a software key, the first half as 0.1.0 wrote them (format 1,
     /// a checkpoint each), the rest bound (format 2): the lines of both files.
     fn ledger(n: u32) -> (SoftKey, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        ledger_with(n, false)
+    }
+
+    /// [`ledger`], with `revocations`: a revocation record after every other bound record and
+    /// after the last.
+    fn ledger_with(n: u32, revocations: bool) -> (SoftKey, Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let dir = tempfile::tempdir().unwrap();
         let ca = SoftKey::new(5);
         let subject = ssh_key::PublicKey::from_openssh(
@@ -631,6 +677,12 @@ mod tests {
                     .unwrap();
             } else {
                 issue(&ca, &mut locked, &Policy::default(), &req, &clock).unwrap();
+                // A revocation after every other bound record (the last line too, uncovered).
+                if revocations && ((i - n / 2).is_multiple_of(2) || i + 1 == n) {
+                    let at = format!("2026-11-22T03:{i:02}:30Z");
+                    let v = crate::ledger::testing::revocation(&locked, &at);
+                    locked.append_revocation(&v).unwrap();
+                }
             }
         }
         drop(locked);
@@ -706,7 +758,12 @@ mod tests {
 
     #[test]
     fn the_streaming_walk_reports_what_the_sequential_audit_reports() {
-        let (ca, records, cps) = ledger(5);
+        let (ca, records, cps) = ledger_with(5, true);
+        assert_eq!(
+            records.len(),
+            5 + 2,
+            "two revocation lines among the records"
+        );
         let (_, foreign, _) = ledger(1);
         let other = SoftKey::new(9);
         let mut compared = 0;

@@ -133,10 +133,15 @@ pub fn newest(dir: &Path) -> Result<Option<Checkpoint>> {
 
 /// The ledger in `dir` must still hold what the token last signed: a record at the
 /// checkpoint's serial (records cut off the end would otherwise get their serials reissued),
-/// with the signed hash when it is the newest record. `newest` is the newest record's serial
-/// and line hash. `required` (`checkpoints = true`): records without any checkpoint (no
+/// with the signed hash when it is the newest record. `newest` is the newest issuance
+/// record's serial and line hash (`None` when that line was not read: only its serial is
+/// compared). `required` (`checkpoints = true`): records without any checkpoint (no
 /// `checkpoints.jsonl`, or one that holds none) are an error.
-pub fn check_ledger(dir: &Path, newest_record: Option<(u64, &str)>, required: bool) -> Result<()> {
+pub fn check_ledger(
+    dir: &Path,
+    newest_record: Option<(u64, Option<&str>)>,
+    required: bool,
+) -> Result<()> {
     let Some(cp) = newest(dir)? else {
         // No checkpoint at all: the file was removed or emptied (the same to a forger).
         return match (required, newest_record) {
@@ -144,14 +149,14 @@ pub fn check_ledger(dir: &Path, newest_record: Option<(u64, &str)>, required: bo
             _ => Ok(()),
         };
     };
-    let (last, head) = newest_record.unwrap_or((0, ""));
+    let (last, head) = newest_record.unwrap_or((0, Some("")));
     if cp.serial > last {
         return Err(broken(format!(
             "the token signed the ledger up to serial {}, but it now ends at serial {last}: records were removed from the end, and their serials must not be issued again",
             cp.serial
         )));
     }
-    if cp.serial == last && cp.head != head {
+    if cp.serial == last && head.is_some_and(|h| cp.head != h) {
         return Err(broken(format!(
             "record serial {last} differs from what the token signed: it was edited"
         )));
@@ -333,7 +338,7 @@ mod tests {
             );
             assert!(err.hint().unwrap().contains("restore checkpoints.jsonl"));
             assert_eq!(snapshot(dir.path()), before);
-            let err = check_ledger(dir.path(), Some((1, "h")), true).unwrap_err();
+            let err = check_ledger(dir.path(), Some((1, Some("h"))), true).unwrap_err();
             assert!(err.to_string().contains("is missing"), "{err}");
         }
         // Without the setting, the same ledger is continued.

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use super::chain::{chain_heads, check_last_link, hex_sha256, next_serial};
 use super::checkpoint;
 use super::jsonl::{self, append_line, read_tail};
-use super::record::{damaged, parse_ledger, Record};
+use super::record::{damaged, parse_ledger, Entry, Record, KIND_PREFIX};
+use super::revocation::Revocation;
 use super::{genesis_hash, Ledger};
 use crate::error::{Error, Result};
 use crate::fsx;
@@ -24,7 +25,8 @@ pub struct Tail {
     /// The serial to issue next.
     pub serial: u64,
     pub prev_hash: String,
-    /// The newest record's `issued_at`, if any, for the clock check.
+    /// The newest line's time (an issuance's `issued_at`, a revocation's `revoked_at`), if
+    /// any, for the clock check.
     pub last_issued_at: Option<String>,
 }
 
@@ -55,6 +57,10 @@ pub enum Repaired {
     /// A torn last line (a crash mid-append, for a certificate nobody received) was saved to
     /// this new file, then cut off.
     TornLineSetAside(PathBuf),
+    /// A torn last line that was the start of a revocation record (a crash mid-append of a
+    /// `revoke` that never said it was done) was saved to this new file, then cut off: that
+    /// revocation was not recorded.
+    TornRevocationSetAside(PathBuf),
     /// The last record, of this serial, had lost only its final newline, which was restored
     /// (its serial stays issued).
     NewlineRestored(u64),
@@ -68,6 +74,11 @@ impl fmt::Display for Repaired {
                 "the ledger ended in a half-written record from an interrupted mint; no certificate was handed out for it. It was moved to {} and the ledger repaired.",
                 side.shown()
             ),
+            Repaired::TornRevocationSetAside(side) => write!(
+                f,
+                "the ledger ended in a half-written revocation record from an interrupted revoke; that revocation was not recorded (run the revoke again if it is still needed). It was moved to {} and the ledger repaired.",
+                side.shown()
+            ),
             Repaired::NewlineRestored(serial) => write!(
                 f,
                 "the ledger's last record (serial {serial}) had lost its final newline; it was restored."
@@ -76,10 +87,10 @@ impl fmt::Display for Repaired {
     }
 }
 
-/// A record appended by [`Locked::append`].
+/// A record appended by [`Locked::append`] (or a revocation, by [`Locked::append_revocation`]).
 #[derive(Debug)]
 pub struct Appended {
-    /// Its serial.
+    /// Its serial (a revocation's: the newest serial before it).
     pub serial: u64,
     /// The hash of its line: the new head of the chain.
     pub head: String,
@@ -196,6 +207,9 @@ pub struct Locked<'a> {
     /// The repair the next append makes first.
     repair: Repair,
     tail: Tail,
+    /// Every revocation record of the ledger, in order (found by a scan of the whole file
+    /// that parses only the lines of that kind).
+    revocations: Vec<Revocation>,
 }
 
 /// A repair found when the lock was taken, made by the next append.
@@ -237,15 +251,19 @@ impl<'a> Locked<'a> {
                 last_issued_at: None,
             },
             Some((line, last)) => Tail {
-                serial: next_serial(last.serial)?,
+                serial: next_serial(last.serial_after())?,
                 prev_hash: hex_sha256(line.as_bytes()),
-                last_issued_at: Some(last.issued_at.clone()),
+                last_issued_at: Some(last.time().to_string()),
             },
         };
         let repair = match (lines.torn, last) {
             (Some(fragment), _) => Repair::Cut(fragment),
-            (None, Some((_, last))) if lines.unterminated => Repair::Newline(last.serial),
+            (None, Some((_, last))) if lines.unterminated => Repair::Newline(last.serial_after()),
             _ => Repair::None,
+        };
+        let revocations = match &file {
+            Some(f) => scan_revocations(f, &path, seen_start + seen.len() as u64)?,
+            None => Vec::new(),
         };
         Ok(Locked {
             ledger,
@@ -256,7 +274,30 @@ impl<'a> Locked<'a> {
             seen,
             repair,
             tail,
+            revocations,
         })
+    }
+
+    /// Every revocation record of the ledger, in order, as read when the lock was taken (and
+    /// any appended since): what `mint` refuses by (see
+    /// [`super::revocation::refuse_for_mint`]).
+    pub fn revocations(&self) -> &[Revocation] {
+        &self.revocations
+    }
+
+    /// Every line of the ledger, parsed by the one parser, read through the locked file (up
+    /// to where the lock's read ended: a torn last line is left out, a record that lost only
+    /// its newline is in). For `revoke`, which must know every record.
+    pub fn entries(&self) -> Result<Vec<(String, Entry)>> {
+        let path = self.ledger.path();
+        let Some(file) = &self.file else {
+            return Ok(Vec::new());
+        };
+        let end = self.seen_start + self.seen.len() as u64;
+        let bytes = jsonl::read_range(file, 0, end).map_err(|e| Error::file("read", &path, e))?;
+        parse_ledger(&bytes)
+            .map(|l| l.records)
+            .map_err(|bad| damaged(&path, bad.index + 1, &bad.why))
     }
 
     /// The CA whose ledger this is.
@@ -338,7 +379,10 @@ impl<'a> Locked<'a> {
                 let keep = self.seen.len().saturating_sub(fragment.len());
                 self.seen.truncate(keep);
                 jsonl::cut(file, &path, self.seen_start + keep as u64)?;
-                Some(Repaired::TornLineSetAside(side))
+                Some(match fragment.starts_with(KIND_PREFIX) {
+                    true => Repaired::TornRevocationSetAside(side),
+                    false => Repaired::TornLineSetAside(side),
+                })
             }
         })
     }
@@ -369,6 +413,63 @@ impl<'a> Locked<'a> {
         let Some(last) = records.last() else {
             return Err(Error::ledger("internal error: no record to append"));
         };
+        // Only a format-1 record needs checkpoints (tests write them): a bound one is covered
+        // by its certificate.
+        let format1 = records.iter().any(|r| !r.is_bound());
+        let repaired = self.write(&bytes, format1)?;
+        self.tail = tail;
+        Ok(Appended {
+            serial: last.serial,
+            head,
+            repaired,
+        })
+    }
+
+    /// Append a revocation record (which must continue the tail this lock read: its
+    /// `prev_hash`, and `last_serial` the newest serial) and fsync it, after checking the
+    /// ledger is unchanged and making the repair found when the lock was taken. No serial is
+    /// spent: the tail's next serial stays the same. Only after this returns may `revoke` say
+    /// it is done.
+    pub fn append_revocation(&mut self, v: &Revocation) -> Result<Appended> {
+        if v.prev_hash != self.tail.prev_hash
+            || v.last_serial.checked_add(1) != Some(self.tail.serial)
+            || v.ca_fingerprint != self.ca_fingerprint
+        {
+            return Err(Error::ledger(
+                "internal error: the revocation does not continue the ledger it was read from",
+            ));
+        }
+        let line = v.line()?;
+        super::revocation::check(&line, v, &self.ca_fingerprint)
+            .map_err(|why| Error::ledger(format!("internal error: the revocation {why}")))?;
+        if line.len() > super::audit::MAX_LINE {
+            return Err(Error::refused(format!(
+                "the revocation record would be longer than {} KiB, more than a ledger line may hold",
+                super::audit::MAX_LINE / 1024
+            ))
+            .with_hint("revoke fewer targets at once (several revoke commands), or ranges of serials (--serial 10-500) instead of single ones"));
+        }
+        let mut bytes = line.into_bytes();
+        bytes.push(b'\n');
+        let repaired = self.write(&bytes, false)?;
+        let head = hex_sha256(bytes.strip_suffix(b"\n").unwrap_or_default());
+        self.tail = Tail {
+            serial: self.tail.serial,
+            prev_hash: head.clone(),
+            last_issued_at: Some(v.revoked_at.clone()),
+        };
+        self.revocations.push(v.clone());
+        Ok(Appended {
+            serial: v.last_serial,
+            head,
+            repaired,
+        })
+    }
+
+    /// The one durable append: check the ledger is unchanged, make the repair, create the file
+    /// if needed (and `checkpoints.jsonl` when a format-1 record needs it), then write `bytes`
+    /// (whole lines) in one write and one fsync.
+    fn write(&mut self, bytes: &[u8], format1: bool) -> Result<Option<Repaired>> {
         self.check_unchanged()?;
         let repaired = self.repair()?;
         let path = self.ledger.path();
@@ -378,9 +479,7 @@ impl<'a> Locked<'a> {
                 OpenOptions::new().read(true).append(true),
             )?);
         }
-        // Only a format-1 record needs checkpoints (tests write them): a bound one is covered
-        // by its certificate.
-        if self.ledger.checkpoints_required && records.iter().any(|r| !r.is_bound()) {
+        if self.ledger.checkpoints_required && format1 {
             checkpoint::create_if_missing(&self.ledger.dir)?;
         }
         let file = self
@@ -389,13 +488,8 @@ impl<'a> Locked<'a> {
             .ok_or_else(|| Error::ledger("internal error: no ledger file"))?;
         // `append_line` adds the last newline: one write, one fsync for the whole batch.
         append_line(file, &path, bytes.strip_suffix(b"\n").unwrap_or_default())?;
-        self.seen.extend_from_slice(&bytes);
-        self.tail = tail;
-        Ok(Appended {
-            serial: last.serial,
-            head,
-            repaired,
-        })
+        self.seen.extend_from_slice(bytes);
+        Ok(repaired)
     }
 
     /// Append a signed checkpoint of the head to `checkpoints.jsonl`, still under the lock
@@ -407,6 +501,66 @@ impl<'a> Locked<'a> {
     }
 }
 
+/// Every revocation record of the ledger `file` (at `path`) up to `end`: the whole file read
+/// line by line (each line bounded), and only the lines that start as a revocation record
+/// parsed, by the one parser. A complete such line that does not parse is damage; the last
+/// bytes without a newline are a torn line unless they parse. Memory stays flat: a `mint` on
+/// a large ledger reads it once, parsing only its revocations.
+fn scan_revocations(file: &File, path: &Path, end: u64) -> Result<Vec<Revocation>> {
+    use std::io::{BufRead, Read, Seek, SeekFrom};
+    let io = |e| Error::file("read", path, e);
+    let mut f = file;
+    f.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, f.take(end));
+    let mut out = Vec::new();
+    let mut line_no = 0usize;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        // Only the start of a line matters, unless it is a revocation: read a line bounded.
+        let limit = super::audit::MAX_LINE as u64 + 1;
+        let n = (&mut reader)
+            .take(limit)
+            .read_until(b'\n', &mut buf)
+            .map_err(io)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        line_no += 1;
+        let complete = buf.last() == Some(&b'\n');
+        if !complete && n as u64 == limit {
+            // Too long for a record: skip the rest of it (the audit reports such a line).
+            loop {
+                let available = reader.fill_buf().map_err(io)?;
+                if available.is_empty() {
+                    return Ok(out);
+                }
+                match available.iter().position(|b| *b == b'\n') {
+                    Some(i) => {
+                        reader.consume(i + 1);
+                        break;
+                    }
+                    None => {
+                        let len = available.len();
+                        reader.consume(len);
+                    }
+                }
+            }
+            continue;
+        }
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        if !line.starts_with(KIND_PREFIX) {
+            continue;
+        }
+        match Entry::parse_line(line) {
+            Ok(Entry::Revoked(v)) => out.push(v),
+            Ok(Entry::Issued(_)) => {}
+            Err(_) if !complete => return Ok(out), // a torn last line
+            Err(why) => return Err(damaged(path, line_no, &why)),
+        }
+    }
+}
+
 /// Whether the chain whose end is `records` may be extended by `ca_fingerprint`: it is this
 /// CA's, its last link holds (the whole chain when `whole`, the small ledger read entirely),
 /// and it still holds what the token signed. Never extend a chain whose last link is broken
@@ -414,16 +568,16 @@ impl<'a> Locked<'a> {
 /// would reuse their serials).
 fn check_continuable(
     ledger: &Ledger,
-    records: &[(String, Record)],
+    records: &[(String, Entry)],
     ca_fingerprint: &str,
     whole: bool,
 ) -> Result<()> {
     if let Some((_, last)) = records.last() {
-        if last.ca_fingerprint != ca_fingerprint {
+        if last.ca_fingerprint() != ca_fingerprint {
             return Err(Error::ledger(format!(
                 "the ledger {} belongs to the CA {}, but this CA key is {}",
                 ledger.path().shown(),
-                last.ca_fingerprint,
+                crate::text::Esc(last.ca_fingerprint()),
                 ca_fingerprint
             ))
             .with_hint(
@@ -448,7 +602,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::super::testing::{
-        append_raw, edit_first_reason, issue, record, snapshot, with_records,
+        append_raw, edit_first_reason, issue, record, revocation, revoke, snapshot, with_records,
     };
     use super::*;
     use crate::ledger::{Note, LEDGER_FILE, LOCK_FILE};
@@ -496,7 +650,9 @@ mod tests {
         drop(locked);
         let all = ledger.read().unwrap();
         assert_eq!(
-            all.iter().map(|(_, r)| r.serial).collect::<Vec<_>>(),
+            all.iter()
+                .map(|(_, r)| r.serial_after())
+                .collect::<Vec<_>>(),
             [1, 2]
         );
         chain_heads(&all, "CA").unwrap();
@@ -851,15 +1007,211 @@ mod tests {
         drop(locked);
         let all = ledger.read().unwrap();
         assert_eq!(
-            all.iter().map(|(_, r)| r.serial).collect::<Vec<_>>(),
+            all.iter()
+                .map(|(_, r)| r.serial_after())
+                .collect::<Vec<_>>(),
             [1, 2, 3, 4]
         );
         assert_eq!(
-            all.iter().skip(1).map(|(_, r)| r).collect::<Vec<_>>(),
+            all.iter()
+                .skip(1)
+                .filter_map(|(_, r)| r.issued())
+                .collect::<Vec<_>>(),
             batch.iter().collect::<Vec<_>>()
         );
         chain_heads(&all, "CA").unwrap();
         // The next lock continues after the batch.
         assert_eq!(ledger.lock("CA").unwrap().tail(), &tail);
+    }
+
+    #[test]
+    fn a_revocation_spends_no_serial_and_the_tail_continues_after_it() {
+        let (dir, ledger) = with_records(2);
+        let v = revoke(&ledger, "CA", "2026-12-01T10:00:00Z", |_| {});
+        assert_eq!(v.last_serial, 2);
+        let locked = ledger.lock("CA").unwrap();
+        let lines = std::fs::read_to_string(ledger.path()).unwrap();
+        let last = lines.lines().last().unwrap();
+        assert_eq!(
+            locked.tail(),
+            &Tail {
+                serial: 3,
+                prev_hash: hex_sha256(last.as_bytes()),
+                last_issued_at: Some("2026-12-01T10:00:00Z".into()),
+            }
+        );
+        assert_eq!(locked.revocations(), std::slice::from_ref(&v));
+        assert_eq!(locked.entries().unwrap().len(), 3);
+        drop(locked);
+        chain_heads(&ledger.read().unwrap(), "CA").unwrap();
+        // A revocation that does not continue the tail is refused, and nothing is written.
+        let mut locked = ledger.lock("CA").unwrap();
+        let before = snapshot(dir.path());
+        for f in [
+            (|v: &mut Revocation| v.last_serial = 1) as fn(&mut Revocation),
+            |v| v.prev_hash = "00".into(),
+            |v| v.ca_fingerprint = "CA-2".into(),
+            |v| v.reason = String::new(),
+        ] {
+            let mut bad = revocation(&locked, "2026-12-01T10:00:01Z");
+            f(&mut bad);
+            assert!(locked.append_revocation(&bad).is_err());
+            assert_eq!(snapshot(dir.path()), before);
+        }
+    }
+
+    #[test]
+    fn many_revocations_after_the_last_issuance_are_continued_from_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        for _ in 0..20 {
+            issue(&ledger, "CA");
+        }
+        for i in 0..100u32 {
+            let at = format!("2026-12-01T10:{:02}:{:02}Z", i / 60, i % 60);
+            revoke(&ledger, "CA", &at, |v| {
+                v.reason = format!("{i} {}", "x".repeat(1000))
+            });
+        }
+        assert!(std::fs::metadata(ledger.path()).unwrap().len() > 2 * jsonl::TAIL_CHUNK);
+        let locked = ledger.lock("CA").unwrap();
+        assert_eq!(locked.tail().serial, 21);
+        assert_eq!(locked.revocations().len(), 100);
+        assert_eq!(
+            locked.tail().last_issued_at.as_deref(),
+            Some("2026-12-01T10:01:39Z")
+        );
+        drop(locked);
+        // A cut in the middle of the revocations breaks the last link only when it is
+        // the last one; the walk finds it anywhere.
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.remove(60);
+        std::fs::write(ledger.path(), lines.join("\n") + "\n").unwrap();
+        assert!(ledger.lock("CA").is_ok(), "mint reads only the tail");
+        let err = chain_heads(&ledger.read().unwrap(), "CA")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("revocation record (line 61)")
+                && err.contains("revocation record on line 60 was edited"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_torn_revocation_is_set_aside_and_said_to_be_one() {
+        let (dir, ledger) = with_records(1);
+        let v = revoke(&ledger, "CA", "2026-12-01T10:00:00Z", |_| {});
+        let line = v.line().unwrap();
+        append_raw(&ledger, &line.as_bytes()[..line.len() / 2]);
+        let before = snapshot(dir.path());
+        let mut locked = ledger.lock("CA").unwrap();
+        assert_eq!(snapshot(dir.path()), before);
+        assert_eq!(
+            locked.revocations().len(),
+            1,
+            "the torn one is not a revocation"
+        );
+        assert_eq!(locked.entries().unwrap().len(), 2);
+        let next = revocation(&locked, "2026-12-01T10:00:01Z");
+        let appended = locked.append_revocation(&next).unwrap();
+        let side = match &appended.repaired {
+            Some(Repaired::TornRevocationSetAside(side)) => side.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(Repaired::TornRevocationSetAside(side.clone())
+            .to_string()
+            .contains("half-written revocation record from an interrupted revoke; that revocation was not recorded"));
+        assert_eq!(
+            std::fs::read(&side).unwrap(),
+            &line.as_bytes()[..line.len() / 2]
+        );
+        drop(locked);
+        assert_eq!(ledger.read().unwrap().len(), 3);
+        chain_heads(&ledger.read().unwrap(), "CA").unwrap();
+        // A whole revocation that lost its newline: restored, never cut.
+        let text = std::fs::read(ledger.path()).unwrap();
+        std::fs::write(ledger.path(), &text[..text.len() - 1]).unwrap();
+        let mut locked = ledger.lock("CA").unwrap();
+        assert_eq!(locked.revocations().len(), 2);
+        let next = revocation(&locked, "2026-12-01T10:00:02Z");
+        assert_eq!(
+            locked.append_revocation(&next).unwrap().repaired,
+            Some(Repaired::NewlineRestored(1))
+        );
+        drop(locked);
+        assert!(std::fs::read(ledger.path()).unwrap().starts_with(&text));
+        // A damaged revocation line anywhere is found by the scan.
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        std::fs::write(
+            ledger.path(),
+            text.replacen("{\"kind\":\"revocation\",", "{\"kind\":\"revocation\",,", 1),
+        )
+        .unwrap();
+        let before = snapshot(dir.path());
+        let err = ledger.lock("CA").err().unwrap().to_string();
+        assert!(err.contains("damaged at line 2"), "{err}");
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn the_last_link_of_a_revocation_is_checked() {
+        // A small ledger is walked whole; a large one is read from its tail: the same damage
+        // is refused either way, and nothing is changed.
+        for n in [2usize, 80] {
+            let dir = tempfile::tempdir().unwrap();
+            let ledger = Ledger::new(dir.path());
+            for _ in 0..n {
+                let mut locked = ledger.lock("CA").unwrap();
+                let mut r = record(locked.tail(), "CA");
+                r.reason = "x".repeat(if n > 2 { 1000 } else { 1 });
+                locked.append(&r).unwrap();
+            }
+            let whole = n == 2;
+            revoke(&ledger, "CA", "2026-12-01T10:00:00Z", |v| {
+                v.serials = vec![(1, 1)]
+            });
+            let text = std::fs::read_to_string(ledger.path()).unwrap();
+            let last = format!("\"last_serial\":{n}");
+            let cases = [
+                (
+                    last.as_str(),
+                    "\"last_serial\":1",
+                    if whole {
+                        "revocation record (line 3): it says the newest serial issued before it is 1, but it follows serial 2".to_string()
+                    } else {
+                        format!("the newest revocation record says the newest serial before it is 1, but it follows serial {n}")
+                    },
+                ),
+                ("\"reason\":\"leaked\"", "\"reason\":\"\"", "its reason is empty".to_string()),
+                (
+                    "\"prev_hash\":\"",
+                    "\"prev_hash\":\"0",
+                    format!("the record before it is not the one it was chained to: serial {n} was edited"),
+                ),
+                ("2026-12-01T10:00:00Z", "2026-11-01T10:00:00Z", "earlier than the line before it".to_string()),
+            ];
+            for (from, to, expected) in cases {
+                let from = if from == "\"prev_hash\":\"" {
+                    // the revocation's own prev_hash (the last one in the file)
+                    let i = text.rfind(from).unwrap();
+                    let mut t = text.clone();
+                    t.replace_range(i..i + from.len(), to);
+                    std::fs::write(ledger.path(), t).unwrap();
+                    None
+                } else {
+                    Some(from)
+                };
+                if let Some(from) = from {
+                    assert!(text.contains(from), "{from}");
+                    std::fs::write(ledger.path(), text.replacen(from, to, 1)).unwrap();
+                }
+                let before = snapshot(dir.path());
+                let err = ledger.lock("CA").err().unwrap().to_string();
+                assert!(err.contains(&expected), "{n} {to}: {err}");
+                assert_eq!(snapshot(dir.path()), before);
+            }
+        }
     }
 }

@@ -42,8 +42,8 @@ use std::path::{Path, PathBuf};
 pub use audit::Progress;
 pub use chain::{chain_heads, genesis_hash, hex_sha256};
 pub use lock::{Appended, LockGuard, Locked, Repaired, Tail};
-pub use record::{parse_ledger, BadLine, Lines, Record};
-pub use revocation::Revoked;
+pub use record::{parse_ledger, BadLine, Entry, Lines, Record};
+pub use revocation::{Revocation, Revoked, RevokedKey};
 pub use verify::{Copy, Report, Summary, Verified};
 
 use crate::error::{Error, Result};
@@ -141,10 +141,11 @@ impl Ledger {
         fsx::read_private(&self.path(), fsx::limit::LEDGER, "ledger")
     }
 
-    /// Every record, in order, with the raw line of each. A torn last line is left out (it
-    /// belongs to a certificate nobody received); a record that lost only its newline is in;
-    /// a damaged complete line (a blank one too) is an error.
-    pub fn read(&self) -> Result<Vec<(String, Record)>> {
+    /// Every record (issuance and revocation), in order, with the raw line of each. A torn
+    /// last line is left out (it belongs to a certificate nobody received, or a revocation
+    /// never recorded); a record that lost only its newline is in; a damaged complete line (a
+    /// blank one too) is an error.
+    pub fn read(&self) -> Result<Vec<(String, Entry)>> {
         let Some(bytes) = self.read_bytes()? else {
             return Ok(Vec::new());
         };
@@ -196,16 +197,21 @@ impl Ledger {
     /// (see [`checkpoint::check_ledger`]).
     /// Checkpoints are required (`checkpoints = true`) only while the ledger ends in a
     /// format-1 record: a bound record's signed `prev_hash` covers every record before it.
-    fn check_signed(&self, records: &[(String, Record)]) -> Result<()> {
-        let newest = records
-            .last()
-            .map(|(line, r)| (r.serial, hex_sha256(line.as_bytes())));
-        let ends_bound = records.last().is_some_and(|(_, r)| r.is_bound());
-        checkpoint::check_ledger(
-            &self.dir,
-            newest.as_ref().map(|(s, h)| (*s, h.as_str())),
-            self.checkpoints_required && !ends_bound,
-        )
+    /// Revocation records after the newest issuance are covered by no checkpoint: the
+    /// newest issuance record is compared when it is in `records` (the end of a ledger), else
+    /// only its serial (the newest revocation's `last_serial`).
+    fn check_signed(&self, records: &[(String, Entry)]) -> Result<()> {
+        let newest_issued = records.iter().rev().find_map(|(line, e)| match e {
+            Entry::Issued(r) => Some((r, hex_sha256(line.as_bytes()))),
+            Entry::Revoked(_) => None,
+        });
+        let newest = match (&newest_issued, records.last()) {
+            (Some((r, head)), _) => Some((r.serial, Some(head.as_str()))),
+            (None, Some((_, last))) if last.serial_after() > 0 => Some((last.serial_after(), None)),
+            _ => None,
+        };
+        let ends_old = newest_issued.as_ref().is_some_and(|(r, _)| !r.is_bound());
+        checkpoint::check_ledger(&self.dir, newest, self.checkpoints_required && ends_old)
     }
 }
 
@@ -217,7 +223,7 @@ pub(crate) mod testing {
     use std::io::Write;
     use std::path::Path;
 
-    use super::{Ledger, Record, Tail};
+    use super::{Ledger, Locked, Record, Revocation, Tail};
 
     /// A ledger in a new directory with `n` records of the CA `CA`.
     pub(crate) fn with_records(n: usize) -> (tempfile::TempDir, Ledger) {
@@ -259,6 +265,49 @@ pub(crate) mod testing {
             prev_hash: tail.prev_hash.clone(),
             metadata: None,
         }
+    }
+
+    /// A requester key the revocations of the tests revoke (carol's: not the key the tests
+    /// mint for).
+    pub(crate) const CAROL: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEiPWfHTVUvG5z0zfXVvb7xPMh6/tIRYQzoMAZFkKqXU carol";
+
+    /// A revocation continuing `locked`'s tail at `at`: the newest serial (if any) and
+    /// carol's key.
+    pub(crate) fn revocation(locked: &Locked<'_>, at: &str) -> Revocation {
+        let tail = locked.tail();
+        let last = tail.serial - 1;
+        let carol = ssh_key::PublicKey::from_openssh(CAROL).unwrap();
+        Revocation {
+            kind: super::revocation::RecordKind::Revocation,
+            format: super::revocation::FORMAT,
+            serials: if last > 0 { vec![(last, last)] } else { vec![] },
+            key_ids: vec![],
+            requester_keys: vec![super::RevokedKey::of(carol.key_data()).unwrap()],
+            ca_keys: vec![],
+            reason: "leaked".into(),
+            revoked_at: at.into(),
+            revoked_by: "tester".into(),
+            host: "laptop".into(),
+            tool_version: "0".into(),
+            ca_fingerprint: locked.ca_fingerprint().to_string(),
+            last_serial: last,
+            prev_hash: tail.prev_hash.clone(),
+        }
+    }
+
+    /// Lock, append a revocation (see [`revocation`]) made by `f`, unlock.
+    pub(crate) fn revoke(
+        ledger: &Ledger,
+        ca: &str,
+        at: &str,
+        f: impl FnOnce(&mut Revocation),
+    ) -> Revocation {
+        let mut locked = ledger.lock(ca).unwrap();
+        let mut v = revocation(&locked, at);
+        f(&mut v);
+        locked.append_revocation(&v).unwrap();
+        v
     }
 
     /// Lock, append the next record, unlock.

@@ -16,7 +16,7 @@ use ssh_key::Certificate;
 use super::audit::{self, Input};
 use super::binding::{self, EXTENSION};
 use super::checkpoint::{self, Checkpoint};
-use super::{chain_heads, Ledger, Note, Record, BROKEN_HINT};
+use super::{chain_heads, Entry, Ledger, Note, Record, BROKEN_HINT};
 use crate::cert;
 use crate::error::{Error, Result};
 use crate::fsx;
@@ -32,6 +32,11 @@ pub struct Report {
     pub old_records: u64,
     /// Records in format 2, whose certificates carry their ledger binding.
     pub bound_records: u64,
+    /// Revocation records (no serial of their own).
+    pub revocations: u64,
+    /// Revocation records after the newest issuance record: no token signature covers them
+    /// yet (the next certificate's ledger binding will, through its `prev_hash`).
+    pub uncovered_revocations: u64,
     pub checkpoints: usize,
     /// The newest checkpoint, verified: it covers the records up to its serial.
     pub newest_checkpoint: Option<Checkpoint>,
@@ -58,10 +63,13 @@ pub struct Verified {
 /// What `status` shows of a ledger, from [`Ledger::summary`].
 #[derive(Debug)]
 pub struct Summary {
-    /// How many records it holds.
+    /// How many issuance records it holds.
     pub records: usize,
-    /// The newest one.
+    /// The newest issuance record.
     pub last: Option<Record>,
+    /// What its revocation records revoke, merged (each checked on its own, see
+    /// [`super::revocation::check`]; one that fails makes `chain` an error and is left out).
+    pub revoked: super::Revoked,
     /// The cheap check: the hash chain walked and the newest record compared with the token's
     /// newest checkpoint (no signature verified). An error says what is broken.
     pub chain: Result<()>,
@@ -128,13 +136,33 @@ impl Ledger {
     /// `status`: every record read (a damaged line is an error), then the cheap check of the
     /// CA `ca_fingerprint`'s chain, kept in [`Summary::chain`].
     pub fn summary(&self, ca_fingerprint: &str) -> Result<Summary> {
-        let mut records = self.read()?;
+        let records = self.read()?;
+        let mut revs = Vec::new();
+        let mut bad_revocation = None;
+        for (i, (line, e)) in records.iter().enumerate() {
+            if let Entry::Revoked(v) = e {
+                match super::revocation::check(line, v, ca_fingerprint) {
+                    Ok(()) => revs.push(v),
+                    Err(why) if bad_revocation.is_none() => {
+                        bad_revocation = Some(
+                            Error::ledger(format!("revocation record (line {}): {why}", i + 1))
+                                .with_hint(BROKEN_HINT),
+                        );
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
         let chain = chain_heads(&records, ca_fingerprint)
+            .and_then(|_| bad_revocation.map_or(Ok(()), Err))
             .and_then(|_| check_newest(&records, ca_fingerprint))
             .and_then(|_| self.check_signed(&records));
+        let revoked = super::Revoked::merge(ca_fingerprint, revs);
+        let issued: Vec<&Record> = records.iter().filter_map(|(_, e)| e.issued()).collect();
         Ok(Summary {
-            records: records.len(),
-            last: records.pop().map(|(_, r)| r),
+            records: issued.len(),
+            last: issued.last().map(|r| (*r).clone()),
+            revoked,
             chain,
         })
     }
@@ -166,6 +194,12 @@ pub fn verify(ledger: &[u8], checkpoints: &[u8], ca: &KeyData) -> Result<Report>
 
 /// The report's closing warnings, once everything verified.
 pub(super) fn finish(report: &mut Report) {
+    if report.uncovered_revocations > 0 {
+        report.warnings.push(format!(
+            "the newest {} revocation record(s) (after serial {}) are not yet covered by a token signature: the next certificate's ledger binding covers them through the chain; until then only an outside copy of the ledger (and the hosts' KRL version) shows if they were removed or changed",
+            report.uncovered_revocations, report.last_serial
+        ));
+    }
     let last_cp = report.last_signed_serial();
     // Format-1 records after the newest checkpoint are covered when a bound record follows
     // them (its signed prev_hash is the hash of the line before it).
@@ -179,6 +213,9 @@ pub(super) fn finish(report: &mut Report) {
 
 /// Why a format-1 record after a format-2 one is refused.
 pub(super) const UNBOUND_AFTER_BOUND: &str = "it carries no ledger binding, but records before it do: mint never writes an old-format record after a bound one (it was added or altered, or written by an older breakglass-ca)";
+
+/// Why a format-1 record after a revocation record is refused.
+pub(super) const UNBOUND_AFTER_REVOCATION: &str = "it carries no ledger binding, but a revocation record comes before it: a breakglass-ca that writes revocations writes only bound records (it was added or altered, or written by an older breakglass-ca)";
 
 /// One record (`line` its exact line) on its own, against the CA `ca` (`ca_fp` its
 /// fingerprint): it names this CA, its certificate parses, is signed by the CA and says what
@@ -214,13 +251,42 @@ pub fn check_record(
     Ok(())
 }
 
-/// The newest record of `tail` (the end of a ledger) on its own, for `mint` and `status`,
-/// which do not check every signature: when it is bound, its certificate is checked against
-/// the CA it names (which must be `ca_fp`) and its binding ([`check_record`]), one signature;
-/// and a format-1 record never follows a bound one.
-pub fn check_newest(tail: &[(String, Record)], ca_fp: &str) -> Result<()> {
-    let Some((line, last)) = tail.last() else {
+/// The end of a ledger (`tail`) for `mint`, `revoke` and `status`, which do not check every
+/// signature: the newest issuance record in it, when it is bound, has its certificate checked
+/// against the CA it names (which must be `ca_fp`) and its binding ([`check_record`]), one
+/// signature; a format-1 record never follows a bound one or a revocation; and a newest line
+/// that is a revocation is checked on its own ([`super::revocation::check`]) and not earlier
+/// than the line before it.
+pub fn check_newest(tail: &[(String, Entry)], ca_fp: &str) -> Result<()> {
+    let Some((last_line, last_entry)) = tail.last() else {
         return Ok(());
+    };
+    if let Entry::Revoked(v) = last_entry {
+        let bad = |why: String| {
+            Error::ledger(format!(
+                "the ledger's newest record (a revocation) does not verify: {why}"
+            ))
+            .with_hint(BROKEN_HINT)
+        };
+        super::revocation::check(last_line, v, ca_fp).map_err(bad)?;
+        if let Some((_, before)) = tail.len().checked_sub(2).and_then(|i| tail.get(i)) {
+            let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+            if let (Some(a), Some(b)) = (t(&v.revoked_at), t(before.time())) {
+                if a < b {
+                    return Err(bad(format!(
+                        "its revoked_at ({}) is earlier than the line before it",
+                        v.revoked_at
+                    )));
+                }
+            }
+        }
+    }
+    let Some(i) = tail.iter().rposition(|(_, e)| e.issued().is_some()) else {
+        return Ok(());
+    };
+    let (line, last) = match tail.get(i) {
+        Some((line, Entry::Issued(r))) => (line, r),
+        _ => return Ok(()),
     };
     let bad = |why: String| {
         Error::ledger(format!(
@@ -229,16 +295,13 @@ pub fn check_newest(tail: &[(String, Record)], ca_fp: &str) -> Result<()> {
         ))
         .with_hint(BROKEN_HINT)
     };
-    let before_bound = tail
-        .len()
-        .checked_sub(2)
-        .and_then(|i| tail.get(i))
-        .is_some_and(|(_, r)| r.is_bound());
-    if before_bound && !last.is_bound() {
-        return Err(bad(UNBOUND_AFTER_BOUND.into()));
-    }
+    let before = i.checked_sub(1).and_then(|i| tail.get(i)).map(|(_, e)| e);
     if !last.is_bound() {
-        return Ok(());
+        match before {
+            Some(Entry::Issued(r)) if r.is_bound() => return Err(bad(UNBOUND_AFTER_BOUND.into())),
+            Some(Entry::Revoked(_)) => return Err(bad(UNBOUND_AFTER_REVOCATION.into())),
+            _ => return Ok(()),
+        }
     }
     let cert = Certificate::from_openssh(&last.certificate)
         .map_err(|e| bad(format!("its certificate cannot be parsed ({e})")))?;
@@ -1233,5 +1296,414 @@ mod tests {
         std::fs::write(dir.path().join(LEDGER_FILE), join(&edited)).unwrap();
         let err = ledger.lock(&fp(&ca)).err().unwrap().to_string();
         assert!(err.contains("signed by another CA"), "{err}");
+    }
+
+    // ---- Revocation records ----------------------------------------------------------------
+
+    /// Append a revocation to the ledger in `dir` at `at` (see `testing::revocation`), made
+    /// by `f`.
+    fn append_revocation(
+        dir: &std::path::Path,
+        ca: &SoftKey,
+        at: &str,
+        f: impl FnOnce(&mut crate::ledger::Revocation),
+    ) {
+        crate::ledger::testing::revoke(&Ledger::new(dir), &fp(ca), at, f);
+    }
+
+    /// Serials 1 and 2, revocation A (serial 1), serial 3, revocation B (serial 2): the lines.
+    /// A is covered by serial 3's binding; B is the newest line, covered by nothing yet.
+    fn with_revocations() -> (tempfile::TempDir, SoftKey, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = SoftKey::new(5);
+        append_records(dir.path(), &ca, 0, 2, true);
+        append_revocation(dir.path(), &ca, "2026-11-22T03:01:30Z", |v| {
+            v.serials = vec![(1, 1)];
+        });
+        append_records(dir.path(), &ca, 2, 3, true);
+        append_revocation(dir.path(), &ca, "2026-11-22T03:02:30Z", |v| {
+            v.serials = vec![(2, 2)];
+            v.requester_keys.clear();
+            v.key_ids = vec!["x".into()];
+        });
+        let text = std::fs::read_to_string(dir.path().join(LEDGER_FILE)).unwrap();
+        (dir, ca, text.lines().map(String::from).collect())
+    }
+
+    fn edit_revocation(line: &str, f: impl FnOnce(&mut crate::ledger::Revocation)) -> String {
+        let mut v: crate::ledger::Revocation = serde_json::from_str(line).unwrap();
+        f(&mut v);
+        v.line().unwrap()
+    }
+
+    #[test]
+    fn revocation_records_verify_and_the_uncovered_ones_are_counted() {
+        let (dir, ca, lines) = with_revocations();
+        assert!(lines[2].starts_with("{\"kind\":\"revocation\","));
+        let report = verify(&join(&lines), b"", ca.public_key()).unwrap();
+        assert_eq!(
+            (
+                report.last_serial,
+                report.bound_records,
+                report.revocations,
+                report.uncovered_revocations
+            ),
+            (3, 3, 2, 1)
+        );
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert!(
+            report.warnings[0].contains("the newest 1 revocation record(s) (after serial 3) are not yet covered by a token signature"),
+            "{:?}",
+            report.warnings
+        );
+        // The cheap checks agree, and the next mint continues at serial 4.
+        let ledger = Ledger::new(dir.path());
+        let summary = ledger.summary(&fp(&ca)).unwrap();
+        summary.chain.unwrap();
+        assert_eq!((summary.records, summary.revoked.records), (3, 2));
+        assert_eq!(summary.revoked.serials, vec![(1, 2)]);
+        assert_eq!(summary.revoked.version, 20261122030230);
+        assert_eq!(summary.last.unwrap().serial, 3);
+        assert_eq!(ledger.lock(&fp(&ca)).unwrap().tail().serial, 4);
+        // A mint after the newest revocation covers it: nothing is uncovered any more.
+        append_records(dir.path(), &ca, 3, 4, true);
+        let report = ledger.verify(ca.public_key()).unwrap().unwrap().report;
+        assert_eq!(
+            (
+                report.last_serial,
+                report.revocations,
+                report.uncovered_revocations
+            ),
+            (4, 2, 0)
+        );
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        let text = std::fs::read_to_string(dir.path().join(LEDGER_FILE)).unwrap();
+        let last: Record = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last.prev_hash, hex_sha256(lines[4].as_bytes()));
+    }
+
+    #[test]
+    fn every_edited_field_of_a_revocation_record_is_detected() {
+        let (_d, ca, lines) = with_revocations();
+        let alice = crate::ledger::testing::CAROL;
+        type Edit = Box<dyn Fn(&mut crate::ledger::Revocation)>;
+        // (field, edit, what its own check says, or None: a plausible edit only the chain
+        // shows)
+        let edits: Vec<(&str, Edit, Option<&str>)> = vec![
+            (
+                "format",
+                Box::new(|v| v.format = 7),
+                Some("revocation format 7"),
+            ),
+            ("serials", Box::new(|v| v.serials = vec![(2, 2)]), None),
+            (
+                "serials: 0",
+                Box::new(|v| v.serials = vec![(0, 2)]),
+                Some("serial 0"),
+            ),
+            (
+                "serials: beyond",
+                Box::new(|v| v.serials = vec![(1, 9)]),
+                Some("revokes serial 9"),
+            ),
+            ("serials: removed", Box::new(|v| v.serials.clear()), None),
+            ("key_ids", Box::new(|v| v.key_ids = vec!["y".into()]), None),
+            (
+                "requester_keys",
+                Box::new(move |v| {
+                    let k = ssh_key::PublicKey::from_openssh(alice).unwrap();
+                    v.requester_keys = vec![crate::ledger::RevokedKey {
+                        key: k.to_openssh().unwrap(),
+                        fingerprint: crate::key::fingerprint(k.key_data()),
+                    }];
+                }),
+                Some("not written as revoke writes a key"),
+            ),
+            (
+                "ca_keys",
+                Box::new(|v| {
+                    v.ca_keys = vec![crate::ledger::RevokedKey {
+                        key: "x y".into(),
+                        fingerprint: "f".into(),
+                    }]
+                }),
+                Some("CA key"),
+            ),
+            (
+                "reason",
+                Box::new(|v| v.reason = "nothing to see".into()),
+                None,
+            ),
+            (
+                "reason: empty",
+                Box::new(|v| v.reason = "".into()),
+                Some("reason is empty"),
+            ),
+            (
+                "revoked_at",
+                Box::new(|v| v.revoked_at = "2026-11-22T03:02:40Z".into()),
+                None,
+            ),
+            (
+                "revoked_at: bad",
+                Box::new(|v| v.revoked_at = "now".into()),
+                Some("not an RFC 3339 time"),
+            ),
+            (
+                "revoked_by",
+                Box::new(|v| v.revoked_by = "mallory".into()),
+                None,
+            ),
+            ("host", Box::new(|v| v.host = "elsewhere".into()), None),
+            (
+                "tool_version",
+                Box::new(|v| v.tool_version = "9".into()),
+                None,
+            ),
+            (
+                "ca_fingerprint",
+                Box::new(|v| v.ca_fingerprint = "SHA256:other".into()),
+                Some("written for the CA SHA256:other"),
+            ),
+            ("last_serial", Box::new(|v| v.last_serial = 9), None),
+            (
+                "prev_hash",
+                Box::new(|v| v.prev_hash = "00".repeat(32)),
+                None,
+            ),
+        ];
+        for (field, f, own) in &edits {
+            // Revocation A (line 3), covered by serial 3's binding: every edit is detected,
+            // by its own check or by the chain.
+            let mut edited = lines.clone();
+            edited[2] = edit_revocation(&lines[2], f);
+            let err = failure(&edited, b"", &ca);
+            match own {
+                Some(expected) => assert!(
+                    err.contains("revocation record (line 3)") && err.contains(expected),
+                    "{field}: {err}"
+                ),
+                None => assert!(
+                    err.contains("(line 3)")
+                        || err.contains("the revocation record on line 3 was edited"),
+                    "{field}: {err}"
+                ),
+            }
+            // Revocation B, the newest line: its own check finds the malformed ones and the
+            // links its place in the chain; a plausible edit of its text is what no signature
+            // covers yet (the warning says so).
+            let mut edited = lines.clone();
+            edited[4] = edit_revocation(&lines[4], f);
+            let got = verify(&join(&edited), b"", ca.public_key());
+            match (own, *field) {
+                (Some(expected), _) => {
+                    let err = got.unwrap_err().to_string();
+                    assert!(
+                        err.contains("revocation record (line 5)") && err.contains(expected),
+                        "{field}: {err}"
+                    );
+                }
+                (None, "last_serial" | "prev_hash") => {
+                    let err = got.unwrap_err().to_string();
+                    assert!(err.contains("revocation record (line 5)"), "{field}: {err}");
+                }
+                (None, _) => {
+                    let report = got.unwrap_or_else(|e| panic!("{field}: {e}"));
+                    assert_eq!(report.uncovered_revocations, 1, "{field}");
+                }
+            }
+        }
+        // The same JSON value written otherwise.
+        let mut edited = lines.clone();
+        edited[4] = lines[4].replacen("\"format\":1", "\"format\": 1", 1);
+        assert!(failure(&edited, b"", &ca).contains("not written as revoke writes a revocation"));
+    }
+
+    #[test]
+    fn removed_inserted_and_reordered_revocations_are_detected() {
+        let (_d, ca, lines) = with_revocations();
+        // Revocation A removed: serial 3's signed prev_hash named it.
+        let mut removed = lines.clone();
+        removed.remove(2);
+        let err = failure(&removed, b"", &ca);
+        assert!(
+            err.contains("record serial 3 (line 3)") && err.contains("serial 2 was edited"),
+            "{err}"
+        );
+        // Removed and serial 3 re-chained (field and metadata): its binding says otherwise.
+        let p = hex_sha256(lines[1].as_bytes());
+        let mut rechained = vec![lines[0].clone(), lines[1].clone()];
+        rechained.push(edit_both(
+            &lines[3],
+            |m| m.prev_hash = p.clone(),
+            |r| r.prev_hash = p.clone(),
+        ));
+        let err = failure(&rechained, b"", &ca);
+        assert!(
+            err.contains("record serial 3") && err.contains("not what the token signed"),
+            "{err}"
+        );
+        // A revocation copied (inserted again right after itself, or at the end).
+        let mut inserted = lines.clone();
+        inserted.insert(3, lines[2].clone());
+        let err = failure(&inserted, b"", &ca);
+        assert!(err.contains("revocation record (line 4)"), "{err}");
+        let mut appended = lines.clone();
+        appended.push(lines[4].clone());
+        let err = failure(&appended, b"", &ca);
+        assert!(err.contains("revocation record (line 6)"), "{err}");
+        // Reordered with the record before it, or after it.
+        let mut reordered = lines.clone();
+        reordered.swap(1, 2);
+        let err = failure(&reordered, b"", &ca);
+        assert!(err.contains("revocation record (line 2): it says the newest serial issued before it is 2, but it follows serial 1"), "{err}");
+        let mut reordered = lines.clone();
+        reordered.swap(2, 3);
+        let err = failure(&reordered, b"", &ca);
+        assert!(
+            err.contains(
+                "record serial 3 (line 3): the record before it is not the one it was chained to"
+            ),
+            "{err}"
+        );
+        // Revocation A edited and everything after it re-chained without the token: serial
+        // 3's binding signed the original.
+        let a = edit_revocation(&lines[2], |v| v.reason = "rewritten".into());
+        let p = hex_sha256(a.as_bytes());
+        let s3 = edit_both(
+            &lines[3],
+            |m| m.prev_hash = p.clone(),
+            |r| r.prev_hash = p.clone(),
+        );
+        let p3 = hex_sha256(s3.as_bytes());
+        let b = edit_revocation(&lines[4], |v| v.prev_hash = p3.clone());
+        let forged = vec![lines[0].clone(), lines[1].clone(), a, s3, b];
+        let err = failure(&forged, b"", &ca);
+        assert!(
+            err.contains("record serial 3") && err.contains("not what the token signed"),
+            "{err}"
+        );
+        // The newest revocation removed at the very end: nothing in the ledger shows it (the
+        // outside copy and the hosts' KRL version do).
+        let report = verify(&join(&lines[..4]), b"", ca.public_key()).unwrap();
+        assert_eq!((report.revocations, report.uncovered_revocations), (1, 0));
+        // A forged revocation appended at the end verifies as uncovered: it only narrows
+        // access.
+        let mut forged = lines.clone();
+        forged.push(edit_revocation(&lines[4], |v| {
+            v.revoked_at = "2026-11-22T03:03:00Z".into();
+            v.prev_hash = hex_sha256(lines[4].as_bytes());
+        }));
+        let report = verify(&join(&forged), b"", ca.public_key()).unwrap();
+        assert_eq!(report.uncovered_revocations, 2);
+    }
+
+    #[test]
+    fn an_unbound_record_after_a_revocation_is_refused() {
+        let (dir, ca, _) = with_revocations();
+        append_records(dir.path(), &ca, 3, 4, false);
+        let text = std::fs::read(dir.path().join(LEDGER_FILE)).unwrap();
+        let cps = std::fs::read(dir.path().join(checkpoint::FILE)).unwrap_or_default();
+        let err = verify(&text, &cps, ca.public_key())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("record serial 4 (line 6)")
+                && err.contains("carries no ledger binding, but"),
+            "{err}"
+        );
+        // An old ledger revoked into: its format-1 records then a revocation, then only
+        // bound records; a format-1 record after the revocation is refused by mint too.
+        let (dir, ca, _, _) = ledger(2);
+        append_revocation(dir.path(), &ca, "2026-11-22T03:01:30Z", |_| {});
+        let ledger_ = Ledger::new(dir.path()).require_checkpoints(true);
+        let report = ledger_.verify(ca.public_key()).unwrap().unwrap().report;
+        assert_eq!(
+            (
+                report.old_records,
+                report.checkpoints,
+                report.revocations,
+                report.uncovered_revocations
+            ),
+            (2, 2, 1, 1)
+        );
+        ledger_.summary(&fp(&ca)).unwrap().chain.unwrap();
+        append_records(dir.path(), &ca, 2, 3, false);
+        let err = ledger_.lock(&fp(&ca)).err().unwrap().to_string();
+        assert!(err.contains("newest record (serial 3) does not verify: it carries no ledger binding, but a revocation record comes before it"), "{err}");
+    }
+
+    #[test]
+    fn an_old_ledger_with_checkpoints_and_revocations_verifies() {
+        let (dir, ca, _, cps) = ledger(3);
+        append_revocation(dir.path(), &ca, "2026-11-22T03:02:30Z", |_| {});
+        let ledger_ = Ledger::new(dir.path()).require_checkpoints(true);
+        // The checkpoints still cover the old records; the tail still compares the newest
+        // one when it is read.
+        let locked = ledger_.lock(&fp(&ca)).unwrap();
+        assert_eq!(locked.tail().serial, 4);
+        drop(locked);
+        append_records(dir.path(), &ca, 3, 4, true);
+        let report = ledger_.verify(ca.public_key()).unwrap().unwrap().report;
+        assert_eq!(
+            (
+                report.last_serial,
+                report.old_records,
+                report.bound_records,
+                report.revocations,
+                report.uncovered_revocations,
+                report.last_signed_serial()
+            ),
+            (4, 3, 1, 1, 0, 3)
+        );
+        // Cutting into the old part is still caught by its checkpoints.
+        let text = std::fs::read_to_string(dir.path().join(LEDGER_FILE)).unwrap();
+        let lines: Vec<String> = text.lines().map(String::from).collect();
+        let err = failure(&lines[..2], &cps, &ca);
+        assert!(err.contains("records were removed from the end"), "{err}");
+    }
+
+    #[test]
+    fn issue_refuses_a_revoked_ca_and_a_revoked_requester_key_and_writes_nothing() {
+        let (dir, ca, _) = bound(1);
+        let alice = ssh_key::PublicKey::from_openssh(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNavtkUczswcdQ6Tv9hME8G/tCojuHEEgwNfhaEp9TO alice@laptop",
+        )
+        .unwrap();
+        let ca_key = crate::ledger::RevokedKey::of(ca.public_key()).unwrap();
+        let alice_key = crate::ledger::RevokedKey::of(alice.key_data()).unwrap();
+        for (at, revoked) in [
+            ("2026-11-22T03:00:30Z", alice_key),
+            ("2026-11-22T03:00:31Z", ca_key),
+        ] {
+            append_revocation(dir.path(), &ca, at, |v| {
+                v.requester_keys.clear();
+                v.serials.clear();
+                if revoked.fingerprint == fp(&ca) {
+                    v.ca_keys = vec![revoked.clone()];
+                } else {
+                    v.requester_keys = vec![revoked.clone()];
+                }
+            });
+            let before = crate::ledger::testing::snapshot(dir.path());
+            let ledger = Ledger::new(dir.path());
+            let mut locked = ledger.lock(&fp(&ca)).unwrap();
+            let req = MintRequest {
+                subject: alice.clone(),
+                requester: "alice".into(),
+                principals: vec!["p".into()],
+                reason: "r".into(),
+                key_id: None,
+                validity: ValidityRequest::default(),
+                options: CertOptions::default(),
+            };
+            let clock = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 3, 5, 0).unwrap());
+            let err = issue(&ca, &mut locked, &Policy::default(), &req, &clock)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("was revoked on"), "{err}");
+            drop(locked);
+            assert_eq!(crate::ledger::testing::snapshot(dir.path()), before);
+        }
     }
 }

@@ -1,0 +1,701 @@
+//! `revoke` on a real SoftHSM2 state directory: every form (serial, range, key ID, requester
+//! key, this CA, a backup CA), every refusal with the state directory byte-for-byte unchanged,
+//! `--force`, mint refused for a revoked key or CA before the PIN, a mint after a revocation
+//! covering it, `log`, `log show`, `status`; revocations killed with SIGKILL at random
+//! moments (also while waiting for the lock held by a mint at its PIN prompt): no record lost,
+//! the chain intact, no serial reused; and a 0.1.0 ledger revoked into.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use rustix::process::{kill_process, Pid, Signal};
+
+use crate::common::*;
+use crate::lock::{mint_at_pin_prompt, wait_for_file};
+
+fn revoke(hsm: &Hsm, args: &[&str]) -> Output {
+    run(hsm.cmd().arg("revoke").args(args))
+}
+
+fn revoke_ok(hsm: &Hsm, args: &[&str]) -> String {
+    let out = revoke(hsm, args);
+    assert_ok(&out, &format!("revoke {}", args.join(" ")));
+    stdout(&out)
+}
+
+/// A refusal: the exit code, the message, a hint, and the state directory unchanged.
+fn refused(hsm: &Hsm, args: &[&str], code: i32, needle: &str) {
+    let before = snapshot_state(&hsm.state);
+    let out = revoke(hsm, args);
+    assert_fails(&out, code, needle);
+    if code == 1 {
+        assert!(
+            stderr(&out).contains("hint: "),
+            "no hint:\n{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        snapshot_state(&hsm.state),
+        before,
+        "revoke {} changed the state directory",
+        args.join(" ")
+    );
+}
+
+fn verify_ok(hsm: &Hsm) -> String {
+    let out = run(hsm.cmd().args(["log", "verify"]));
+    assert_ok(&out, "log verify");
+    stdout(&out)
+}
+
+/// The lines of the ledger, each parsed as JSON.
+fn ledger_json(hsm: &Hsm) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(hsm.state.join("ledger.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn is_revocation(v: &serde_json::Value) -> bool {
+    v["kind"] == "revocation"
+}
+
+/// The serials of the issuance records, in ledger order.
+fn issued_serials(hsm: &Hsm) -> Vec<u64> {
+    ledger_json(hsm)
+        .iter()
+        .filter(|v| !is_revocation(v))
+        .map(|v| v["serial"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn every_revoke_form_and_every_refusal() {
+    if !require(&["softhsm2-util", "ssh-keygen", MODULE]) {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let dir = hsm.dir.path();
+    let alice = keygen(dir, "alice", &["-t", "ed25519"], "alice@laptop");
+    let bob = keygen(dir, "bob", &["-t", "ed25519"], "bob@laptop");
+    let carol = keygen(dir, "carol", &["-t", "ed25519"], "carol@laptop");
+    let dave = keygen(dir, "dave", &["-t", "ed25519"], "dave@laptop");
+    for (key, id) in [(&alice, "alice-1"), (&alice, "alice-2"), (&bob, "bob-1")] {
+        let out = hsm.mint(key, &["-n", "breakglass", "-I", id, "-o", "-"]);
+        assert_ok(&out, "mint");
+    }
+    // A backup CA on a second token, trusted by this state directory.
+    hsm.add_token("backup-ca");
+    let backup_uri = format!("pkcs11:token=backup-ca?module-path={MODULE}");
+    let out = run(hsm
+        .cmd()
+        .env("BREAKGLASS_CA_STATE_DIR", hsm.path("backup-state"))
+        .args(["--ca", &backup_uri, "init", "--algorithm", "ed25519"]));
+    assert_ok(&out, "init backup");
+    let backup_pub = hsm.path("backup-ca.pub");
+    std::fs::write(&backup_pub, stdout(&out)).unwrap();
+    assert_ok(
+        &run(hsm.cmd().arg("add-backup-ca").arg(&backup_pub)),
+        "add-backup-ca",
+    );
+    // Another CA nobody here trusts, a certificate, a private key, garbage.
+    hsm.add_token("stranger-ca");
+    let out = run(hsm
+        .cmd()
+        .env("BREAKGLASS_CA_STATE_DIR", hsm.path("stranger-state"))
+        .args([
+            "--ca",
+            &format!("pkcs11:token=stranger-ca?module-path={MODULE}"),
+            "init",
+        ]));
+    assert_ok(&out, "init stranger");
+    let stranger_pub = hsm.path("stranger.pub");
+    std::fs::write(&stranger_pub, stdout(&out)).unwrap();
+    // Serial 4, written to alice-cert.pub beside alice.pub.
+    assert_ok(
+        &hsm.mint(&alice, &["-n", "breakglass", "-I", "alice-3"]),
+        "mint to a file",
+    );
+    let cert = cert_path(&alice);
+    assert!(cert.exists());
+    let private = dir.join("alice");
+    let garbage = hsm.path("garbage.pub");
+    std::fs::write(&garbage, "ssh-ed25519 AAAA!!!! x\n").unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (alice_s, carol_s, cert_s, private_s, garbage_s) =
+        (s(&alice), s(&carol), s(&cert), s(&private), s(&garbage));
+    let (stranger_s, backup_s) = (s(&stranger_pub), s(&backup_pub));
+    let r = ["--reason", "INC-7 test"];
+    fn with<'a>(a: &[&'a str]) -> Vec<&'a str> {
+        [a, &["--reason", "INC-7 test"][..]].concat()
+    }
+
+    // Refusals: nothing written, nothing changed.
+    refused(&hsm, &r, 2, "nothing to revoke");
+    refused(
+        &hsm,
+        &with(&["--serial", "0"]),
+        1,
+        "serial 0 was never issued by this CA",
+    );
+    refused(
+        &hsm,
+        &with(&["--serial", "99"]),
+        1,
+        "serial 99 was never issued by this CA: the newest serial is 4",
+    );
+    refused(
+        &hsm,
+        &with(&["--serial", "2-5"]),
+        1,
+        "serial 5 was never issued",
+    );
+    refused(
+        &hsm,
+        &with(&["--serial", "5-3"]),
+        2,
+        "the range 5-3 is empty",
+    );
+    refused(
+        &hsm,
+        &with(&["--serial", "x"]),
+        2,
+        "is not a serial or a range",
+    );
+    refused(
+        &hsm,
+        &with(&["--key-id", "nobody"]),
+        1,
+        "no certificate in the ledger has the key ID \"nobody\"",
+    );
+    refused(
+        &hsm,
+        &with(&["--requester-key", &carol_s]),
+        1,
+        "no certificate in the ledger was issued for the key",
+    );
+    refused(
+        &hsm,
+        &with(&["--requester-key", &private_s]),
+        1,
+        "PRIVATE key",
+    );
+    refused(
+        &hsm,
+        &with(&["--requester-key", &cert_s]),
+        1,
+        "this is a certificate, not a public key",
+    );
+    refused(
+        &hsm,
+        &with(&["--requester-key", &garbage_s]),
+        1,
+        "the requester's public key cannot be read",
+    );
+    let before = snapshot_state(&hsm.state);
+    let out = revoke(&hsm, &with(&["--requester-key", "/nonexistent.pub"]));
+    assert_fails(
+        &out,
+        1,
+        "cannot read the requester's public key /nonexistent.pub",
+    );
+    assert_eq!(snapshot_state(&hsm.state), before);
+    refused(
+        &hsm,
+        &with(&["--ca", &stranger_s]),
+        1,
+        "nor a backup CA in config.toml, nor a retired CA",
+    );
+    let out = revoke(&hsm, &with(&["--ca", &stranger_s]));
+    assert!(stderr(&out).contains("add-backup-ca"), "{}", stderr(&out));
+    refused(
+        &hsm,
+        &with(&["--ca", &cert_s]),
+        1,
+        "holds a certificate, not a CA public key",
+    );
+    refused(&hsm, &with(&["--ca", &private_s]), 1, "holds a PRIVATE key");
+    refused(
+        &hsm,
+        &with(&["--ca", &garbage_s]),
+        1,
+        "is not an OpenSSH public key",
+    );
+    refused(
+        &hsm,
+        &["--serial", "1", "--reason", "  "],
+        1,
+        "--reason is empty",
+    );
+    refused(
+        &hsm,
+        &["--serial", "1", "--reason", "INC-1\u{1b}[2J"],
+        1,
+        "control or invisible",
+    );
+    refused(
+        &hsm,
+        &["--serial", "1", "--reason", "a\u{202e}b"],
+        1,
+        "control or invisible",
+    );
+    // A mint is still fine: nothing was revoked.
+    assert_eq!(issued_serials(&hsm), [1, 2, 3, 4]);
+
+    // --serial: one record, no serial spent.
+    let shown = revoke_ok(&hsm, &with(&["--serial", "1"]));
+    assert!(
+        shown.contains("serial 1: key ID \"alice-1\", requester alice@laptop"),
+        "{shown}"
+    );
+    assert!(shown.contains("KRL version: 2"), "{shown}");
+    assert!(shown.contains("breakglass-ca krl -o"), "{shown}");
+    let lines = ledger_json(&hsm);
+    assert_eq!(lines.len(), 5);
+    assert!(is_revocation(&lines[4]));
+    assert_eq!(lines[4]["serials"], serde_json::json!([[1, 1]]));
+    assert_eq!(lines[4]["last_serial"], 4);
+    let raw = std::fs::read_to_string(hsm.state.join("ledger.jsonl")).unwrap();
+    assert!(raw
+        .lines()
+        .last()
+        .unwrap()
+        .starts_with("{\"kind\":\"revocation\",\"format\":1,"));
+    // Twice: an error naming the earlier one; --force with nothing left: exit 0, nothing.
+    refused(
+        &hsm,
+        &with(&["--serial", "1"]),
+        1,
+        "serial 1 is already revoked: revocation R1, on ",
+    );
+    let before = snapshot_state(&hsm.state);
+    let out = revoke(&hsm, &with(&["--serial", "1", "--force"]));
+    assert_ok(&out, "revoke --force of what is revoked");
+    assert!(stdout(&out).contains("nothing changed"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("already revoked, skipped: serial 1 (revocation R1)"));
+    assert_eq!(snapshot_state(&hsm.state), before);
+    // --force with a range over it: the rest is recorded.
+    revoke_ok(&hsm, &with(&["--serial", "1-2", "--force"]));
+    assert_eq!(ledger_json(&hsm)[5]["serials"], serde_json::json!([[2, 2]]));
+    // --key-id, --requester-key, combined with a serial: one record.
+    revoke_ok(
+        &hsm,
+        &with(&[
+            "--key-id",
+            "bob-1",
+            "--requester-key",
+            &alice_s,
+            "--serial",
+            "4",
+        ]),
+    );
+    let v = &ledger_json(&hsm)[6];
+    assert_eq!(v["key_ids"], serde_json::json!(["bob-1"]));
+    assert_eq!(v["serials"], serde_json::json!([[4, 4]]));
+    let alice_line = std::fs::read_to_string(&alice).unwrap();
+    let alice_key: Vec<&str> = alice_line.split_whitespace().take(2).collect();
+    assert_eq!(v["requester_keys"][0]["key"], alice_key.join(" "));
+    assert!(verify_ok(&hsm)
+        .contains("the newest 3 revocation record(s) (after serial 4) are not yet covered"));
+
+    // mint refuses a revoked requester key before the PIN (a batch too), changing nothing.
+    let before = snapshot_state(&hsm.state);
+    for keys in [vec![&alice], vec![&dave, &alice]] {
+        let mut c = hsm.cmd();
+        c.args(["mint", "--reason", "INC-8", "-n", "breakglass"])
+            .args(keys);
+        let out = run(&mut c);
+        assert_fails(&out, 1, "was revoked on ");
+        assert!(
+            !stderr(&out).contains("CA token:"),
+            "the token was opened:\n{}",
+            stderr(&out)
+        );
+        assert_eq!(snapshot_state(&hsm.state), before);
+    }
+    // A mint after the revocations chains to them and covers them.
+    let out = hsm.mint(&dave, &["-n", "breakglass", "-o", "-"]);
+    assert_ok(&out, "mint after revocations");
+    assert_eq!(issued_serials(&hsm), [1, 2, 3, 4, 5]);
+    let verified = verify_ok(&hsm);
+    assert!(
+        verified.contains("ledger OK: 5 record(s), serials 1 to 5, and 3 revocation record(s)"),
+        "{verified}"
+    );
+    assert!(
+        verified.contains("3 covered by the token's signature"),
+        "{verified}"
+    );
+    assert!(!verified.contains("warning"), "{verified}");
+    // An exported bundle: verified by the tool and by the auditor's script of docs/ledger.md.
+    let bundle = hsm.path("bundle");
+    assert_ok(
+        &run(hsm.cmd().args(["log", "export", "-o"]).arg(&bundle)),
+        "log export",
+    );
+    let out = run(hsm.cmd().args(["log", "verify", "--bundle"]).arg(&bundle));
+    assert_ok(&out, "log verify --bundle");
+    let out = run_auditor_script(&bundle);
+    assert_ok(&out, "the auditor's script");
+    assert!(
+        stdout(&out).contains("chain intact: 5 record(s); 0 old-format"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("revocations: 3 record(s); the newest 0 not yet covered"),
+        "{}",
+        stdout(&out)
+    );
+    // The script finds a revocation removed from the middle.
+    let text = std::fs::read_to_string(bundle.join("ledger.jsonl")).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 5)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(bundle.join("ledger.jsonl"), kept.join("\n") + "\n").unwrap();
+    let out = run_auditor_script(&bundle);
+    assert!(
+        !out.status.success()
+            && stdout(&out).contains("FAILED: line 6: prev_hash is not the hash of line 5"),
+        "{}",
+        stdout(&out)
+    );
+
+    // log, log --json, log show, status.
+    let out = run(hsm.cmd().arg("log"));
+    assert_ok(&out, "log");
+    let log = stdout(&out);
+    assert!(
+        log.contains("    R1  ") && log.contains("revoked               serial 1  INC-7 test"),
+        "{log}"
+    );
+    assert!(
+        log.contains("R3") && log.contains("key ID \"bob-1\""),
+        "{log}"
+    );
+    let out = run(hsm.cmd().args(["log", "--json"]));
+    assert_eq!(
+        stdout(&out)
+            .lines()
+            .filter(|l| l.starts_with("{\"kind\":\"revocation\""))
+            .count(),
+        3
+    );
+    let out = run(hsm.cmd().args(["log", "show", "2"]));
+    assert_ok(&out, "log show 2");
+    assert!(
+        stdout(&out).contains("REVOKED (its serial) on "),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(hsm.cmd().args(["log", "show", "3"]));
+    assert!(
+        stdout(&out).contains("REVOKED (its key ID)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(hsm.cmd().args(["log", "show", "5"]));
+    assert!(!stdout(&out).contains("REVOKED"), "{}", stdout(&out));
+    let out = run(hsm.cmd().args(["log", "show", "--revocation", "3"]));
+    assert_ok(&out, "log show --revocation 3");
+    assert!(
+        stdout(&out).contains("Revocation R3 (ledger line 7): revoked on "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("covered by the CA token's signature through serial 5"),
+        "{}",
+        stdout(&out)
+    );
+    assert_fails(
+        &run(hsm.cmd().args(["log", "show", "--revocation", "9"])),
+        2,
+        "no revocation R9 in the ledger (R1 to R3)",
+    );
+    let out = run(hsm.cmd().arg("status"));
+    assert_ok(&out, "status");
+    assert!(
+        stdout(&out).contains("revocations:    3 record(s), the newest "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("KRL version 2"), "{}", stdout(&out));
+
+    // The backup CA, then this CA: mint refuses, before the PIN.
+    revoke_ok(&hsm, &with(&["--ca", &backup_s]));
+    assert!(ledger_json(&hsm)[8]["ca_keys"][0]["key"]
+        .as_str()
+        .unwrap()
+        .starts_with("ssh-ed25519 "));
+    refused(
+        &hsm,
+        &with(&["--ca", &backup_s]),
+        1,
+        "is already revoked: revocation R4",
+    );
+    let shown = revoke_ok(&hsm, &["--reason", "INC-9 token lost", "--ca"]);
+    assert!(
+        shown.contains("(this CA, from this state directory's ca.pub)"),
+        "{shown}"
+    );
+    let before = snapshot_state(&hsm.state);
+    let out = hsm.mint(&dave, &["-n", "breakglass", "-o", "-"]);
+    assert_fails(&out, 1, "was revoked on ");
+    assert!(
+        stderr(&out).contains("(reason: INC-9 token lost)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("backup CA"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("CA token:"), "{}", stderr(&out));
+    assert_eq!(snapshot_state(&hsm.state), before);
+    let out = run(hsm.cmd().arg("status"));
+    assert!(
+        stdout(&out).contains("CA revoked:     YES"),
+        "{}",
+        stdout(&out)
+    );
+    verify_ok(&hsm);
+    // The top-level --ca is the token URI, before the command only.
+    let out = run(hsm.cmd().args(["status", "--ca", &hsm.uri()]));
+    assert_fails(&out, 2, "unexpected argument '--ca'");
+}
+
+#[test]
+fn a_retired_ca_of_the_state_directory_can_be_revoked() {
+    if !require(&["softhsm2-util", "ssh-keygen", MODULE]) {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    let old = hsm.init("ecdsa-p256");
+    let old_pub = hsm.path("old.pub");
+    std::fs::write(&old_pub, format!("{old}\n")).unwrap();
+    let out = run(hsm.cmd().args(["--ca", &hsm.uri(), "init", "--force"]));
+    assert_ok(&out, "init --force");
+    let shown = revoke_ok(
+        &hsm,
+        &[
+            "--ca",
+            old_pub.to_str().unwrap(),
+            "--reason",
+            "INC-3 old key",
+        ],
+    );
+    assert!(
+        shown.contains("a retired CA of this state directory"),
+        "{shown}"
+    );
+    verify_ok(&hsm);
+}
+
+/// Kill `revoke` runs with SIGKILL at random moments, and one while it waits for the lock of
+/// a mint at its PIN prompt: every revocation is recorded whole or not at all, the chain stays
+/// intact, no serial is reused, and a mint afterwards chains to them and binds them.
+#[test]
+fn revocations_survive_kill_9() {
+    if !require(&["softhsm2-util", "ssh-keygen", "python3", MODULE]) {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let alice = keygen(hsm.dir.path(), "alice", &["-t", "ed25519"], "alice@laptop");
+    const CERTS: u64 = 22;
+    for _ in 0..CERTS {
+        assert_ok(&hsm.mint(&alice, &["-n", "breakglass", "-o", "-"]), "mint");
+    }
+
+    // 1. A revoke waiting for the lock of a mint at its PIN prompt, killed while it waits:
+    // nothing is written. A second one waits, and records once the mint is done.
+    let (mut first, ready, go) = mint_at_pin_prompt(&hsm, "INC-1 held", &alice);
+    if !wait_for_file(&ready, Duration::from_secs(60)) {
+        let out = wait_bounded(&mut first, Duration::from_secs(100));
+        panic!(
+            "the mint never asked for its PIN:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    let before = snapshot_state(&hsm.state);
+    let waiting = |serial: &str| {
+        hsm.cmd()
+            .args([
+                "revoke",
+                "--serial",
+                serial,
+                "--reason",
+                "INC-2 while a mint waits",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let killed = waiting("1");
+    std::thread::sleep(Duration::from_millis(500));
+    kill_process(Pid::from_child(&killed), Signal::KILL).unwrap();
+    let out = killed.wait_with_output().unwrap();
+    assert!(
+        stderr(&out).contains("Waiting for another mint"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        snapshot_state(&hsm.state),
+        before,
+        "a revoke killed while waiting wrote something"
+    );
+    let mut second = waiting("2");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        second.try_wait().unwrap().is_none(),
+        "the revoke did not wait for the mint's lock"
+    );
+    std::fs::write(&go, "").unwrap();
+    let out = wait_bounded(&mut first, Duration::from_secs(60));
+    assert_ok(&out, "the held mint");
+    let out = wait_bounded(&mut second, Duration::from_secs(60));
+    assert_ok(&out, "the waiting revoke");
+    let lines = ledger_json(&hsm);
+    assert_eq!(lines.len() as u64, CERTS + 2);
+    assert_eq!(
+        lines.last().unwrap()["last_serial"],
+        CERTS + 1,
+        "the revoke came after the mint"
+    );
+
+    // 2. Revokes killed at random moments, each revoking the next serial.
+    let mut rng = Lcg(std::env::var("BREAKGLASS_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(11));
+    // How long a revoke takes here (one that finds nothing to do reads and checks the same),
+    // so the kills fall all over it.
+    let mut times: Vec<u128> = (0..3)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            let out = revoke(&hsm, &["--serial", "2", "--force", "--reason", "timing"]);
+            assert_ok(&out, "timing run");
+            t.elapsed().as_micros()
+        })
+        .collect();
+    times.sort();
+    let span = u64::try_from(times[1] * 4).unwrap().max(1000);
+    let (mut recorded, mut killed_runs) = (0, 0);
+    for serial in 3..=CERTS {
+        let mut c = hsm.cmd();
+        c.args([
+            "revoke",
+            "--serial",
+            &serial.to_string(),
+            "--reason",
+            &format!("INC-{serial} kill"),
+        ]);
+        let child = c
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(rng.next(span)));
+        let _ = kill_process(Pid::from_child(&child), Signal::KILL);
+        let out = child.wait_with_output().unwrap();
+        let revoked = ledger_json_lenient(&hsm)
+            .iter()
+            .any(|v| is_revocation(v) && v["serials"] == serde_json::json!([[serial, serial]]));
+        match out.status.code() {
+            Some(0) => assert!(
+                revoked,
+                "revoke of {serial} said it was done but left no record"
+            ),
+            None => killed_runs += 1,
+            Some(c) => panic!("revoke of {serial}: exit {c}: {}", stderr(&out)),
+        }
+        if revoked {
+            recorded += 1;
+        }
+        // Whatever happened, the ledger verifies (a torn last line is a warning).
+        let out = run(hsm.cmd().args(["log", "verify"]));
+        assert_ok(
+            &out,
+            &format!("log verify after the kill of revoke {serial}"),
+        );
+    }
+    eprintln!(
+        "revocations_survive_kill_9: a revoke takes {} us; {killed_runs} of {} revokes killed, {recorded} recorded",
+        times[1],
+        CERTS - 2
+    );
+    assert!(
+        killed_runs > 0,
+        "no revoke was killed: the test tests nothing"
+    );
+    // 3. A mint after them: no serial reused, every revocation covered.
+    assert_ok(
+        &hsm.mint(&alice, &["-n", "breakglass", "-o", "-"]),
+        "mint after the kills",
+    );
+    let serials = issued_serials(&hsm);
+    assert_eq!(
+        serials,
+        (1..=CERTS + 2).collect::<Vec<_>>(),
+        "a serial was reused or lost"
+    );
+    let verified = verify_ok(&hsm);
+    assert!(!verified.contains("warning"), "{verified}");
+    assert!(
+        verified.contains(&format!("revocations: {} record(s)", recorded + 1)),
+        "{verified}"
+    );
+}
+
+/// The complete lines of the ledger that parse as JSON (a torn last line left out).
+fn ledger_json_lenient(hsm: &Hsm) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(hsm.state.join("ledger.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn a_0_1_0_ledger_is_revoked_into_and_still_verifies() {
+    if !require(&["softhsm2-util", "ssh-keygen", MODULE]) {
+        return;
+    }
+    let hsm = fixture_0_1_0();
+    let before = verify_ok(&hsm);
+    assert!(before.contains("old format"), "{before}");
+    let shown = revoke_ok(
+        &hsm,
+        &["--serial", "2", "--reason", "INC-5 old certificate"],
+    );
+    assert!(shown.contains("serial 2"), "{shown}");
+    let verified = verify_ok(&hsm);
+    assert!(
+        verified.contains("old format (no ledger binding): 3 record(s)"),
+        "{verified}"
+    );
+    assert!(verified.contains("revocations: 1 record(s)"), "{verified}");
+    let key = keygen(hsm.dir.path(), "k", &["-t", "ed25519"], "k@laptop");
+    assert_ok(
+        &hsm.mint(&key, &["-n", "breakglass", "-o", "-"]),
+        "mint after",
+    );
+    let verified = verify_ok(&hsm);
+    assert!(
+        verified.contains("bound: 1 record(s), serials 4 to 4"),
+        "{verified}"
+    );
+    assert!(!verified.contains("warning"), "{verified}");
+    // A program that reads the ledger as 0.2.0 did (every line an issuance record) no longer
+    // can: the format change the version says.
+    let lines = ledger_json(&hsm);
+    assert!(lines[3].get("serial").is_none() && is_revocation(&lines[3]));
+}
