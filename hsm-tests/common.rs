@@ -450,14 +450,16 @@ pub fn restore_dir(snapshot: &[(PathBuf, Vec<u8>)], dir: &Path) {
     }
 }
 
-/// serial -> certificate line, from `log --json`.
+/// serial -> certificate line, from `log --json` (revocation records, which hold no serial,
+/// are skipped).
 pub fn ledger_certs(hsm: &Hsm) -> std::collections::BTreeMap<u64, String> {
     let out = run(hsm.cmd().args(["log", "--json"]));
     assert_ok(&out, "log --json");
     stdout(&out)
         .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] != "revocation")
+        .map(|v| {
             (
                 v["serial"].as_u64().unwrap(),
                 v["certificate"].as_str().unwrap().to_string(),

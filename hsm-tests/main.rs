@@ -19,6 +19,7 @@ mod piv;
 mod qr;
 mod refusals;
 mod requester_keys;
+mod revocation_e2e;
 mod revoke;
 mod selection;
 mod signals;
