@@ -326,7 +326,7 @@ pub fn refuse_for_mint(revs: &[Revocation], ca_fp: &str, requester: Option<&str>
             "this CA ({ca_fp}) was revoked {}; it must not issue certificates",
             v.when_why()
         ))
-        .with_hint("hosts with the new KRL refuse every certificate of this CA: mint with the backup CA's token and its own state directory (--state-dir; docs/runbook.md, \"Lost or exposed token\")"));
+        .with_hint("hosts with the new KRL refuse every certificate of this CA: mint with the backup CA's token and its own state directory (--state-dir; docs/runbook.md, section 3.2)"));
     }
     if let Some(fp) = requester {
         if let Some(v) = revs.iter().find(|v| v.revokes_requester(fp)) {
