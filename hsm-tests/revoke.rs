@@ -219,6 +219,16 @@ fn every_revoke_form_and_every_refusal() {
         "holds a certificate, not a CA public key",
     );
     refused(&hsm, &with(&["--ca", &private_s]), 1, "holds a PRIVATE key");
+    // Red team: an empty FILE (`--ca "$BACKUP"` with the variable unset) revoked this CA,
+    // for good, instead of the backup CA meant.
+    for empty in [&["--ca", ""][..], &["--ca="][..]] {
+        refused(
+            &hsm,
+            &with(empty),
+            2,
+            "the file name is empty (an unset variable?)",
+        );
+    }
     refused(
         &hsm,
         &with(&["--ca", &garbage_s]),

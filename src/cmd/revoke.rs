@@ -10,7 +10,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use ssh_key::public::KeyData;
 use ssh_key::PublicKey;
 
-use crate::cli::RevokeArgs;
+use crate::cli::{CaTarget, RevokeArgs};
 use crate::cmd::{read_input, Globals};
 use crate::config::{Config, CONFIG_FILE};
 use crate::error::{Error, Result};
@@ -181,20 +181,19 @@ fn read_requester_keys(files: &[PathBuf], config: &Config) -> Result<Vec<KeyTarg
 /// backup CA of config.toml or a retired CA of this state directory; each once.
 fn read_ca_keys(
     g: &Globals,
-    files: &[std::ffi::OsString],
+    files: &[CaTarget],
     config: &Config,
     this: &KeyData,
 ) -> Result<Vec<KeyTarget>> {
     let mut out: Vec<KeyTarget> = Vec::new();
-    for file in files {
-        let file = Path::new(file);
-        let (key, from) = if file.as_os_str().is_empty() {
-            (this.clone(), "this state directory's ca.pub".to_string())
-        } else {
+    for target in files {
+        let (key, from) = if let CaTarget::File(file) = target {
             let about = |e: Error| e.about(&format!("--ca {}", file.shown()));
             let text = read_input(file, "CA public key").map_err(about)?;
             let key = key::backup_ca_key(&text, file).map_err(about)?;
             (key.key_data().clone(), file.shown().to_string())
+        } else {
+            (this.clone(), "this state directory's ca.pub".to_string())
         };
         let fp = key::fingerprint(&key);
         let role = if fp == config.fingerprint {
@@ -210,8 +209,7 @@ fn read_ca_keys(
                 g.state_dir.shown()
             ))
             .with_hint(format!(
-                "a backup CA is revoked from the state directory that trusts it: add it first with 'breakglass-ca add-backup-ca {}', then revoke it; or use the state directory of that CA (--state-dir)",
-                file.shown()
+                "a backup CA is revoked from the state directory that trusts it: add it first with 'breakglass-ca add-backup-ca {from}', then revoke it; or use the state directory of that CA (--state-dir)"
             )));
         };
         let target = KeyTarget {
