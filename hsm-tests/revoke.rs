@@ -456,6 +456,18 @@ fn every_revoke_form_and_every_refusal() {
         shown.contains("(this CA, from this state directory's ca.pub)"),
         "{shown}"
     );
+    // Red team: the backup CA's ledger does not hold this revocation; a KRL made there alone
+    // lifts it on hosts. The next step says so, with the command.
+    let ca_pub = hsm.state.join("ca.pub");
+    assert!(
+        shown.contains("revoke this CA there too")
+            && shown.contains(&format!(
+                "add-backup-ca {}', then 'breakglass-ca --state-dir STATE2 revoke --ca {} --reason",
+                ca_pub.display(),
+                ca_pub.display()
+            )),
+        "{shown}"
+    );
     let before = snapshot_state(&hsm.state);
     let out = hsm.mint(&dave, &["-n", "breakglass", "-o", "-"]);
     assert_fails(&out, 1, "was revoked on ");

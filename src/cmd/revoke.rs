@@ -122,7 +122,7 @@ pub fn run(g: &Globals, args: &RevokeArgs) -> Result<()> {
     let merged = Revoked::merge(&config.fingerprint, all);
     let lines = entries.len() + 1;
     drop(locked);
-    ui::print(summary(
+    let mut out = summary(
         &v,
         &issued,
         &requesters,
@@ -130,7 +130,15 @@ pub fn run(g: &Globals, args: &RevokeArgs) -> Result<()> {
         &merged,
         lines,
         earlier.len() + 1,
-    ))
+    );
+    if cas.iter().any(|t| t.role == "this CA") {
+        let ca_pub = g.state_dir.join(crate::config::CA_PUB_FILE);
+        out.push_str(&format!(
+            "\nIts ledger does not hold this revocation: a KRL made there alone would lift it on hosts (install.sh refuses such a KRL). Before any 'krl -o' or 'host-config' there, revoke this CA there too: 'breakglass-ca --state-dir STATE2 add-backup-ca {0}', then 'breakglass-ca --state-dir STATE2 revoke --ca {0} --reason ...' (skip the add-backup-ca if it lists this CA already).",
+            ca_pub.shown()
+        ));
+    }
+    ui::print(out)
 }
 
 /// The reason, as `mint` takes it: trimmed, not empty, plain text on one line.
