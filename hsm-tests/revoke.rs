@@ -486,6 +486,20 @@ fn every_revoke_form_and_every_refusal() {
         stdout(&out)
     );
     verify_ok(&hsm);
+    // Red team: 'pubkey' (the line for TrustedUserCAKeys, runbook 1.4; also -o, json, qr)
+    // printed the revoked CA's line without a word. It still prints it (the backup CA's state
+    // directory needs it to revoke this CA too), with a warning.
+    for format in ["openssh", "json", "fingerprint"] {
+        let out = run(hsm.cmd().args(["pubkey", "--format", format]));
+        assert_ok(&out, "pubkey");
+        assert!(
+            stderr(&out).contains("WARNING: this CA (SHA256:")
+                && stderr(&out).contains("is revoked in the ledger")
+                && stderr(&out).contains("pubkey --bundle"),
+            "{format}: {}",
+            stderr(&out)
+        );
+    }
     // The top-level --ca is the token URI, before the command only.
     let out = run(hsm.cmd().args(["status", "--ca", &hsm.uri()]));
     assert_fails(&out, 2, "unexpected argument '--ca'");
