@@ -309,6 +309,15 @@ impl Revoked {
         }
     }
 
+    /// The newest revocation's time if it is later than `now`: the KRL version would be in
+    /// the future, and hosts refuse every KRL of a lower version (the clock is behind, or that
+    /// record was written with a clock ahead, or forged).
+    pub fn newest_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let newest = DateTime::parse_from_rfc3339(self.newest.as_deref()?).ok()?;
+        let newest = newest.with_timezone(&Utc);
+        (newest > now).then_some(newest)
+    }
+
     /// How many serials the ranges hold.
     pub fn serial_count(&self) -> u64 {
         self.serials
