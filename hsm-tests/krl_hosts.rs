@@ -323,9 +323,9 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("does not revoke every key the installed")
+        err.contains("no longer revokes these CA keys")
             && err.contains(&fingerprint(&hsm))
-            && err.contains("would lift those revocations")
+            && err.contains("would let their certificates in again")
             && err.contains("Nothing was changed."),
         "{err}"
     );
@@ -334,6 +334,30 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
         before,
         "the KRL lifting a revocation changed the tree"
     );
+    // A requester key (no CA of this host) revoked outright may go: another state
+    // directory's ledger cannot revoke a key it never certified, and must not be locked out.
+    let req = keygen(work.path(), "req", &["-t", "ed25519"], "req");
+    let req = ssh_key::PublicKey::from_openssh(read(&req).trim())
+        .unwrap()
+        .key_data()
+        .clone();
+    let with_req = file(
+        "with-req.krl",
+        &krl(v2 + 20, &ca, &[(1, 5)], &[ca.clone(), req]),
+    );
+    assert_ok(
+        &install_krl(&script, Some(&root), &with_req),
+        "install with-req",
+    );
+    let without_req = file(
+        "without-req.krl",
+        &krl(v2 + 30, &ca, &[(1, 5)], std::slice::from_ref(&ca)),
+    );
+    assert_ok(
+        &install_krl(&script, Some(&root), &without_req),
+        "install without-req",
+    );
+    assert_eq!(version_of(&installed), v2 + 30);
 
     // An installed file that is a link, or not a KRL: refused, left as it is.
     let k3 = work.path().join("v3.krl");
@@ -895,7 +919,10 @@ fn a_backup_cas_krl_never_lifts_the_lost_cas_revocation() {
     let o = install_krl(&script, Some(&root), &k2);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("would lift those revocations"), "{err}");
+    assert!(
+        err.contains("would let their certificates in again"),
+        "{err}"
+    );
     assert_eq!(tree(&root), before);
     assert!(revoked(&lost_cert), "the lost CA's revocation was lifted");
     // The backup's ledger revokes the lost CA too (the procedure the refusal names): its KRL
