@@ -178,6 +178,17 @@ pub fn check(line: &str, v: &Revocation, ca_fp: &str) -> std::result::Result<(),
     if v.key_ids.iter().any(String::is_empty) {
         return Err("it revokes an empty key ID".into());
     }
+    // Only what mint's key ID rule lets through (printable ASCII): a NUL cannot go into a KRL.
+    if let Some(id) = v
+        .key_ids
+        .iter()
+        .find(|id| crate::policy::check_key_id(id).is_err())
+    {
+        return Err(format!(
+            "it revokes the key ID \"{}\", which no breakglass-ca certificate can have",
+            Esc(id)
+        ));
+    }
     if !v.key_ids.windows(2).all(|w| w[0] < w[1]) {
         return Err("its key IDs are not sorted and unique as revoke writes them".into());
     }
@@ -471,6 +482,14 @@ mod tests {
                 "empty key ID",
                 Box::new(|v| v.key_ids = vec![String::new()]),
                 "empty key ID",
+            ),
+            // Red team: a key ID no certificate can have (NUL) passed here and in log verify,
+            // but no KRL can hold it: once a mint covered the line, 'krl -o' and
+            // 'host-config' failed for good.
+            (
+                "key ID with NUL",
+                Box::new(|v| v.key_ids = vec!["a\0b".into()]),
+                "which no breakglass-ca certificate can have",
             ),
             (
                 "key IDs twice",
