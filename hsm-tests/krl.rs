@@ -956,3 +956,57 @@ fn krl_help_examples_work_as_printed() {
     }
     assert!(work.join("breakglass-ca.krl").exists());
 }
+
+/// Red team: a revocation dated in the future (a forged newest line, or one written with a
+/// clock far ahead) sets the KRL version; hosts that install that KRL refuse every later
+/// one as older, a whole-CA revocation included. `krl -o` and `host-config` made it without a
+/// word; they now warn before it is published.
+#[test]
+fn a_krl_version_later_than_the_clock_is_warned_about() {
+    if !require(&["softhsm2-util", "ssh-keygen", MODULE]) {
+        return;
+    }
+    let hsm = Hsm::new("krl-ca");
+    hsm.init("ed25519");
+    let user = keygen(hsm.dir.path(), "alice", &["-t", "ed25519"], "alice");
+    assert_ok(&hsm.mint(&user, &["-n", "breakglass", "-o", "-"]), "mint");
+    assert_ok(
+        &run(hsm
+            .cmd()
+            .args(["revoke", "--serial", "1", "--reason", "INC-1"])),
+        "revoke",
+    );
+    let out_dir = hsm.path("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let o = run(tokenless(&hsm, &out_dir).args(["krl", "-o", "now.krl"]));
+    assert_ok(&o, "krl -o");
+    assert!(!stderr(&o).contains("WARNING"), "{}", stderr(&o));
+    // The newest line's time moved to 2099 (it is still a well-formed record).
+    let ledger = hsm.state.join("ledger.jsonl");
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    let at = text.rfind("\"revoked_at\":\"").unwrap() + "\"revoked_at\":\"".len();
+    let mut forged = text.clone();
+    forged.replace_range(at..at + 20, "2099-01-01T00:00:00Z");
+    std::fs::write(&ledger, forged).unwrap();
+    let o = run(tokenless(&hsm, &out_dir).args(["krl", "-o", "future.krl"]));
+    assert_ok(&o, "krl -o");
+    let err = stderr(&o);
+    assert!(
+        err.contains("WARNING: the KRL version 20990101000000 is the newest revocation's time, 2099-01-01T00:00:00Z, later than this computer's clock")
+            && err.contains("refuse every later KRL"),
+        "{err}"
+    );
+    let o = run(hsm.cmd().current_dir(&out_dir).args([
+        "host-config",
+        "--user",
+        "breakglass",
+        "--out",
+        "host",
+    ]));
+    assert_ok(&o, "host-config");
+    assert!(
+        stderr(&o).contains("WARNING: the KRL version 20990101000000"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -315,6 +315,49 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
         stderr(&o)
     );
     assert_eq!(version_of(&installed), v2);
+    // Red team: a higher version that no longer lists the CA key revoked outright (a KRL
+    // from another state directory's ledger, or forged) lifted the whole-CA revocation.
+    let before = tree(&root);
+    let dropped = file("dropped.krl", &krl(v2 + 10, &ca, &[(1, 5)], &[]));
+    let o = install_krl(&script, Some(&root), &dropped);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no longer revokes these CA keys")
+            && err.contains(&fingerprint(&hsm))
+            && err.contains("would let their certificates in again")
+            && err.contains("Nothing was changed."),
+        "{err}"
+    );
+    assert_eq!(
+        tree(&root),
+        before,
+        "the KRL lifting a revocation changed the tree"
+    );
+    // A requester key (no CA of this host) revoked outright may go: another state
+    // directory's ledger cannot revoke a key it never certified, and must not be locked out.
+    let req = keygen(work.path(), "req", &["-t", "ed25519"], "req");
+    let req = ssh_key::PublicKey::from_openssh(read(&req).trim())
+        .unwrap()
+        .key_data()
+        .clone();
+    let with_req = file(
+        "with-req.krl",
+        &krl(v2 + 20, &ca, &[(1, 5)], &[ca.clone(), req]),
+    );
+    assert_ok(
+        &install_krl(&script, Some(&root), &with_req),
+        "install with-req",
+    );
+    let without_req = file(
+        "without-req.krl",
+        &krl(v2 + 30, &ca, &[(1, 5)], std::slice::from_ref(&ca)),
+    );
+    assert_ok(
+        &install_krl(&script, Some(&root), &without_req),
+        "install without-req",
+    );
+    assert_eq!(version_of(&installed), v2 + 30);
 
     // An installed file that is a link, or not a KRL: refused, left as it is.
     let k3 = work.path().join("v3.krl");
@@ -768,4 +811,142 @@ fn a_hosts_own_revoked_keys_line() {
         "{}",
         stderr(&o)
     );
+}
+
+/// Red team: the lost-token switch. The primary CA is revoked in its state directory and that
+/// KRL is on the host; the backup CA's state directory then revokes a serial of its own: its
+/// KRL, of a higher version, holds only its own ledger's revocations, and install.sh took it,
+/// so the host accepted the lost CA's certificates again (its bundle still trusts that CA).
+/// install.sh refuses such a KRL; once the backup's ledger revokes the lost CA too, its KRL
+/// installs and keeps it revoked.
+#[test]
+fn a_backup_cas_krl_never_lifts_the_lost_cas_revocation() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ed25519");
+    hsm.add_token("backup-ca");
+    let state2 = hsm.path("backup-state");
+    let backup = |c: &mut Command| {
+        c.env("BREAKGLASS_CA_STATE_DIR", &state2);
+    };
+    let mut c = hsm.cmd();
+    backup(&mut c);
+    let o = run(c.args([
+        "--ca",
+        &format!("pkcs11:token=backup-ca?module-path={MODULE}"),
+        "init",
+        "--algorithm",
+        "ed25519",
+    ]));
+    assert_ok(&o, "init backup");
+    let backup_pub = hsm.path("backup-ca.pub");
+    std::fs::write(&backup_pub, stdout(&o)).unwrap();
+    assert_ok(
+        &run(hsm.cmd().arg("add-backup-ca").arg(&backup_pub)),
+        "add-backup-ca",
+    );
+    let lost_pub = hsm.ca_pub_file();
+    let work = target_dir();
+    let alice = keygen(work.path(), "alice", &["-t", "ed25519"], "alice");
+    let lost_cert = work.path().join("lost-cert.pub");
+    assert_ok(
+        &hsm.mint(
+            &alice,
+            &["-n", "breakglass", "-o", lost_cert.to_str().unwrap()],
+        ),
+        "mint from the primary",
+    );
+    let out = host_config(
+        &hsm,
+        work.path(),
+        "host",
+        &["--user", "breakglass"],
+        Some(Path::new("/etc/ssh")),
+    );
+    let script = out.join("install.sh");
+    let root = work.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    assert_ok(&sh(&script, Some(&root), &[]), "install.sh");
+    let installed = root.join("etc/ssh/breakglass-ca.krl");
+    let revoked = |cert: &Path| {
+        let o = run(Command::new("ssh-keygen")
+            .args(["-Q", "-f"])
+            .arg(&installed)
+            .arg(cert));
+        stdout(&o).contains("REVOKED")
+    };
+    let krl_out = |state: Option<&Path>, name: &str| {
+        let path = work.path().join(name);
+        let mut c = hsm.cmd();
+        if state.is_some() {
+            backup(&mut c);
+        }
+        assert_ok(&run(c.arg("krl").arg("-o").arg(&path)), "krl -o");
+        path
+    };
+    // The token is lost: revoke it, publish the KRL.
+    assert_ok(
+        &run(hsm
+            .cmd()
+            .args(["revoke", "--ca", "--reason", "INC-9 token lost"])),
+        "revoke --ca",
+    );
+    let k1 = krl_out(None, "lost.krl");
+    assert_ok(&install_krl(&script, Some(&root), &k1), "install lost.krl");
+    assert!(revoked(&lost_cert));
+    // The backup's state directory, in a later second, revokes one of its own serials.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut c = hsm.cmd();
+    backup(&mut c);
+    let backup_cert = work.path().join("backup-cert.pub");
+    assert_ok(
+        &run(c
+            .args(["mint", "--reason", "INC-9", "-n", "breakglass", "-o"])
+            .arg(&backup_cert)
+            .arg(&alice)),
+        "mint from the backup",
+    );
+    let mut c = hsm.cmd();
+    backup(&mut c);
+    assert_ok(
+        &run(c.args(["revoke", "--serial", "1", "--reason", "INC-10 leaked"])),
+        "revoke in the backup",
+    );
+    let k2 = krl_out(Some(&state2), "backup.krl");
+    let before = tree(&root);
+    let o = install_krl(&script, Some(&root), &k2);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("would let their certificates in again"),
+        "{err}"
+    );
+    assert_eq!(tree(&root), before);
+    assert!(revoked(&lost_cert), "the lost CA's revocation was lifted");
+    // The backup's ledger revokes the lost CA too (the procedure the refusal names): its KRL
+    // installs, and both revocations hold.
+    std::thread::sleep(Duration::from_millis(1100));
+    for args in [
+        vec!["add-backup-ca", lost_pub.to_str().unwrap()],
+        vec![
+            "revoke",
+            "--ca",
+            lost_pub.to_str().unwrap(),
+            "--reason",
+            "INC-9 token lost",
+        ],
+    ] {
+        let mut c = hsm.cmd();
+        backup(&mut c);
+        assert_ok(&run(c.args(&args)), &args.join(" "));
+    }
+    let k3 = krl_out(Some(&state2), "backup-2.krl");
+    assert_ok(
+        &install_krl(&script, Some(&root), &k3),
+        "install backup-2.krl",
+    );
+    assert!(revoked(&lost_cert), "the lost CA's revocation was lifted");
+    assert!(revoked(&backup_cert));
 }

@@ -219,6 +219,16 @@ fn every_revoke_form_and_every_refusal() {
         "holds a certificate, not a CA public key",
     );
     refused(&hsm, &with(&["--ca", &private_s]), 1, "holds a PRIVATE key");
+    // Red team: an empty FILE (`--ca "$BACKUP"` with the variable unset) revoked this CA,
+    // for good, instead of the backup CA meant.
+    for empty in [&["--ca", ""][..], &["--ca="][..]] {
+        refused(
+            &hsm,
+            &with(empty),
+            2,
+            "the file name is empty (an unset variable?)",
+        );
+    }
     refused(
         &hsm,
         &with(&["--ca", &garbage_s]),
@@ -446,6 +456,18 @@ fn every_revoke_form_and_every_refusal() {
         shown.contains("(this CA, from this state directory's ca.pub)"),
         "{shown}"
     );
+    // Red team: the backup CA's ledger does not hold this revocation; a KRL made there alone
+    // lifts it on hosts. The next step says so, with the command.
+    let ca_pub = hsm.state.join("ca.pub");
+    assert!(
+        shown.contains("revoke this CA there too")
+            && shown.contains(&format!(
+                "add-backup-ca {}', then 'breakglass-ca --state-dir STATE2 revoke --ca {} --reason",
+                ca_pub.display(),
+                ca_pub.display()
+            )),
+        "{shown}"
+    );
     let before = snapshot_state(&hsm.state);
     let out = hsm.mint(&dave, &["-n", "breakglass", "-o", "-"]);
     assert_fails(&out, 1, "was revoked on ");
@@ -464,6 +486,20 @@ fn every_revoke_form_and_every_refusal() {
         stdout(&out)
     );
     verify_ok(&hsm);
+    // Red team: 'pubkey' (the line for TrustedUserCAKeys, runbook 1.4; also -o, json, qr)
+    // printed the revoked CA's line without a word. It still prints it (the backup CA's state
+    // directory needs it to revoke this CA too), with a warning.
+    for format in ["openssh", "json", "fingerprint"] {
+        let out = run(hsm.cmd().args(["pubkey", "--format", format]));
+        assert_ok(&out, "pubkey");
+        assert!(
+            stderr(&out).contains("WARNING: this CA (SHA256:")
+                && stderr(&out).contains("is revoked in the ledger")
+                && stderr(&out).contains("pubkey --bundle"),
+            "{format}: {}",
+            stderr(&out)
+        );
+    }
     // The top-level --ca is the token URI, before the command only.
     let out = run(hsm.cmd().args(["status", "--ca", &hsm.uri()]));
     assert_fails(&out, 2, "unexpected argument '--ca'");

@@ -380,8 +380,14 @@ pub struct RevokeArgs {
 
     /// Revoke a whole CA: this one when no FILE is given, or the CA whose public key is in
     /// FILE (a backup CA of config.toml, or a retired CA of this state directory).
-    #[arg(long = "ca", value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
-    pub cas: Vec<std::ffi::OsString>,
+    #[arg(
+        long = "ca",
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = THIS_CA,
+        value_parser = clap::builder::TypedValueParser::try_map(clap::builder::OsStringValueParser::new(), ca_target)
+    )]
+    pub cas: Vec<CaTarget>,
 
     /// Why (ticket, incident). Recorded in the ledger.
     #[arg(long, value_name = "TEXT", required = true)]
@@ -393,6 +399,29 @@ pub struct RevokeArgs {
 }
 
 /// `N` or `N-M` (digits only, N <= M).
+/// What one `revoke --ca` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaTarget {
+    /// `--ca` without FILE: this state directory's CA.
+    ThisCa,
+    /// `--ca FILE`: the CA public key in FILE.
+    File(PathBuf),
+}
+
+/// The value of `--ca` given without FILE: a text no command line can hold (an argument
+/// cannot contain NUL), so an empty FILE (`--ca "$UNSET"`) is never taken for this CA.
+const THIS_CA: &str = "\0this CA";
+
+fn ca_target(s: std::ffi::OsString) -> Result<CaTarget, String> {
+    if s == THIS_CA {
+        return Ok(CaTarget::ThisCa);
+    }
+    if s.is_empty() {
+        return Err("the file name is empty (an unset variable?); to revoke this state directory's own CA, give --ca with no value at all".into());
+    }
+    Ok(CaTarget::File(PathBuf::from(s)))
+}
+
 fn serial_range(s: &str) -> Result<(u64, u64), String> {
     let number = |t: &str| {
         if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {

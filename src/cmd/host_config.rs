@@ -63,6 +63,7 @@ pub fn run(g: &Globals, args: &HostConfigArgs) -> Result<()> {
     };
     hostconf::write_tree(&args.out, &host.output_files()?)?;
     summary(g, args, &host, &revoked, config.is_none());
+    crate::cmd::krl::warn_if_version_ahead(&revoked);
     Ok(())
 }
 

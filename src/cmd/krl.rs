@@ -92,6 +92,22 @@ fn build(g: &Globals, ca: &KeyData, generated: u64) -> Result<Built> {
     })
 }
 
+/// The warning for a KRL whose version (the newest revocation's time) is later than this
+/// computer's clock, before it is published: hosts that install it refuse every KRL of a lower
+/// version, so every revocation recorded before that time would stay off them.
+pub(crate) fn warn_if_version_ahead(revoked: &Revoked) {
+    let Some(newest) = revoked.newest_after(Utc::now()) else {
+        return;
+    };
+    say(format!(
+        "WARNING: the KRL version {} is the newest revocation's time, {}, later than this computer's clock ({}): hosts that install this KRL refuse every later KRL of a lower version, so revocations made before then would never reach them. Either this clock is behind (set it to the real time), or that record's time is wrong (written with a clock that was ahead, or forged: 'breakglass-ca log show --revocation {}', 'breakglass-ca log verify', and compare with the copy kept outside this laptop) before publishing it.",
+        revoked.version,
+        crate::issue::rfc3339(newest),
+        crate::issue::rfc3339(Utc::now()),
+        revoked.records
+    ));
+}
+
 fn now() -> u64 {
     u64::try_from(Utc::now().timestamp()).unwrap_or(0)
 }
@@ -138,6 +154,7 @@ fn write(g: &Globals, output: &Path) -> Result<()> {
     say(format!(
         "next: see what OpenSSH reads in it:  ssh-keygen -Q -l -f {name}\n      install it on every host, as root, with the install.sh of the 'host-config' bundle:  sh install.sh --krl {name}"
     ));
+    warn_if_version_ahead(&built.revoked);
     Ok(())
 }
 

@@ -5,7 +5,8 @@
 //! terminal, `png` and `svg` make an image of it for print, and `sheet` makes the printable A4
 //! key sheet, which always lists the backup CAs. The bundle and the sheet leave out the CA
 //! keys the ledger revokes (`revoke --ca`): the bundle names them in `#` comment lines, the
-//! sheet marks them "REVOKED" with their fingerprint, and a note says so.
+//! sheet marks them "REVOKED" with their fingerprint, and a note says so. This CA's line alone
+//! is printed even when revoked (it is how another state directory revokes it), with a warning.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -136,10 +137,27 @@ fn revoked_cas(
     backups: &[CaLine],
 ) -> Result<Vec<KeyData>> {
     let wants_backups = args.bundle || args.format == PubkeyFormat::Sheet;
-    if !wants_backups || own.is_none() {
+    if own.is_none() {
         return Ok(Vec::new());
     }
-    let revoked = crate::cmd::ledger(&g.state_dir).revoked(&primary.fingerprint())?;
+    let ledger = crate::cmd::ledger(&g.state_dir);
+    if !wants_backups {
+        // This CA's line alone, for any use: printed even when revoked (the backup CA's state
+        // directory revokes it from this line too), but never without saying so. A ledger
+        // that cannot be read does not stop it.
+        let revoked_here = ledger
+            .revoked(&primary.fingerprint())
+            .and_then(|r| export::revoked_ca_keys(&r.ca_keys))
+            .is_ok_and(|keys| keys.contains(&primary.key));
+        if revoked_here {
+            say(format!(
+                "WARNING: this CA ({}) is revoked in the ledger ('breakglass-ca log'): hosts must not trust this line; for hosts use 'breakglass-ca pubkey --bundle' or 'host-config', which leave it out",
+                primary.fingerprint()
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    let revoked = ledger.revoked(&primary.fingerprint())?;
     let keys = export::revoked_ca_keys(&revoked.ca_keys)?;
     let what = if args.bundle { "bundle" } else { "sheet" };
     for (i, ca) in std::iter::once(primary).chain(backups).enumerate() {

@@ -10,7 +10,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use ssh_key::public::KeyData;
 use ssh_key::PublicKey;
 
-use crate::cli::RevokeArgs;
+use crate::cli::{CaTarget, RevokeArgs};
 use crate::cmd::{read_input, Globals};
 use crate::config::{Config, CONFIG_FILE};
 use crate::error::{Error, Result};
@@ -122,7 +122,7 @@ pub fn run(g: &Globals, args: &RevokeArgs) -> Result<()> {
     let merged = Revoked::merge(&config.fingerprint, all);
     let lines = entries.len() + 1;
     drop(locked);
-    ui::print(summary(
+    let mut out = summary(
         &v,
         &issued,
         &requesters,
@@ -130,7 +130,15 @@ pub fn run(g: &Globals, args: &RevokeArgs) -> Result<()> {
         &merged,
         lines,
         earlier.len() + 1,
-    ))
+    );
+    if cas.iter().any(|t| t.role == "this CA") {
+        let ca_pub = g.state_dir.join(crate::config::CA_PUB_FILE);
+        out.push_str(&format!(
+            "\nIts ledger does not hold this revocation: a KRL made there alone would lift it on hosts (install.sh refuses such a KRL). Before any 'krl -o' or 'host-config' there, revoke this CA there too: 'breakglass-ca --state-dir STATE2 add-backup-ca {0}', then 'breakglass-ca --state-dir STATE2 revoke --ca {0} --reason ...' (skip the add-backup-ca if it lists this CA already).",
+            ca_pub.shown()
+        ));
+    }
+    ui::print(out)
 }
 
 /// The reason, as `mint` takes it: trimmed, not empty, plain text on one line.
@@ -181,20 +189,19 @@ fn read_requester_keys(files: &[PathBuf], config: &Config) -> Result<Vec<KeyTarg
 /// backup CA of config.toml or a retired CA of this state directory; each once.
 fn read_ca_keys(
     g: &Globals,
-    files: &[std::ffi::OsString],
+    files: &[CaTarget],
     config: &Config,
     this: &KeyData,
 ) -> Result<Vec<KeyTarget>> {
     let mut out: Vec<KeyTarget> = Vec::new();
-    for file in files {
-        let file = Path::new(file);
-        let (key, from) = if file.as_os_str().is_empty() {
-            (this.clone(), "this state directory's ca.pub".to_string())
-        } else {
+    for target in files {
+        let (key, from) = if let CaTarget::File(file) = target {
             let about = |e: Error| e.about(&format!("--ca {}", file.shown()));
             let text = read_input(file, "CA public key").map_err(about)?;
             let key = key::backup_ca_key(&text, file).map_err(about)?;
             (key.key_data().clone(), file.shown().to_string())
+        } else {
+            (this.clone(), "this state directory's ca.pub".to_string())
         };
         let fp = key::fingerprint(&key);
         let role = if fp == config.fingerprint {
@@ -210,8 +217,7 @@ fn read_ca_keys(
                 g.state_dir.shown()
             ))
             .with_hint(format!(
-                "a backup CA is revoked from the state directory that trusts it: add it first with 'breakglass-ca add-backup-ca {}', then revoke it; or use the state directory of that CA (--state-dir)",
-                file.shown()
+                "a backup CA is revoked from the state directory that trusts it: add it first with 'breakglass-ca add-backup-ca {from}', then revoke it; or use the state directory of that CA (--state-dir)"
             )));
         };
         let target = KeyTarget {

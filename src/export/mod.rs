@@ -141,6 +141,9 @@ pub fn backup_cas(
                 .with_hint("fix or remove that entry; add backup CAs with 'breakglass-ca add-backup-ca FILE'")
             };
             let key = key::parse_line(line).map_err(|e| bad(e.to_string()))?;
+            if let Some(why) = key::sshd_cannot_read(&key) {
+                return Err(bad(format!("sshd cannot read its key ({why})")));
+            }
             let (text, replaced) = backup_line(&key)?;
             if let Some(comment) = replaced {
                 note(format!(
@@ -464,5 +467,31 @@ mod tests {
         assert!(bundle
             .iter()
             .all(|l| l.line.bytes().all(|b| (0x20..0x7f).contains(&b))));
+    }
+
+    /// Red team: a revoked CA's key in config.toml in a form sshd cannot read (its ECDSA point
+    /// compressed) is another key to the bundle code, so the bundle and the sheet listed it as
+    /// a trusted backup CA; and as a real backup it would never have worked. A configuration
+    /// error now, naming the entry.
+    #[test]
+    fn a_backup_ca_line_sshd_cannot_read_is_refused() {
+        let compressed = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAAAhAvg1Q+KGCuYkBhj62eL5GTpL+Nz3uo3gA6grASzJ/8Bu vault-b";
+        let config = Config {
+            ca: "pkcs11:token=t".parse().unwrap(),
+            algorithm: "ed25519".into(),
+            fingerprint: "SHA256:x".into(),
+            created: String::new(),
+            backup_ca_pubkeys: vec![format!("{ED} vault-a"), compressed.into()],
+            checkpoints: true,
+            policy: Default::default(),
+        };
+        let err = backup_cas(Some(&config), Path::new("/state"), &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("backup_ca_pubkeys entry 2 in /state/config.toml")
+                && err.contains("compressed point"),
+            "{err}"
+        );
     }
 }

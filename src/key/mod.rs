@@ -179,6 +179,19 @@ pub fn parse_line(line: &str) -> Result<PublicKey, ssh_key::Error> {
     PublicKey::from_openssh(line.trim())
 }
 
+/// Why sshd could not read `key` at all, if it could not: its wire blob checked as every
+/// requester key is (an ECDSA point uncompressed and on its curve, an RSA key sshd takes, an
+/// Ed25519 point that decodes). For CA key lines that go into bundles: `ssh-key` reads some
+/// encodings (a compressed ECDSA point) that sshd skips, which would make another key of the
+/// same CA key for every comparison here, a revoked one included.
+pub fn sshd_cannot_read(key: &PublicKey) -> Option<String> {
+    match requester::check_public_key(key) {
+        Ok(()) => None,
+        Err(Error::Message { message, .. }) => Some(message.replacen("the requester's ", "", 1)),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
 /// The backup CA key `add-backup-ca` reads from `file`: exactly one public key line (`#`
 /// comments and blank lines allowed), not a private key or a certificate, of an algorithm a
 /// CA key can have.
@@ -219,6 +232,12 @@ pub fn backup_ca_key(text: &str, file: &Path) -> Result<PublicKey> {
         ))
         .with_hint("a CA key is ecdsa-p256, ecdsa-p384, ed25519 or RSA with 2048, 3072 or 4096 bits, made on a token with 'breakglass-ca init'"));
     }
+    if let Some(why) = sshd_cannot_read(&key) {
+        return Err(Error::refused(format!(
+            "{name} holds a key sshd cannot read, so hosts would never trust it: its {why}"
+        ))
+        .with_hint(hint));
+    }
     Ok(key)
 }
 
@@ -227,6 +246,9 @@ mod tests {
     use super::*;
 
     const P256: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPg1Q+KGCuYkBhj62eL5GTpL+Nz3uo3gA6grASzJ/8BuUX+8Lzh/y3w03WgmRPUQ7/PgOKfUhmp3NoHNj0geaAw= breakglass-ca";
+
+    /// [`P256`]'s key with its point in compressed form (OpenSSH reads only uncompressed ones).
+    const P256_COMPRESSED: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAAAhAvg1Q+KGCuYkBhj62eL5GTpL+Nz3uo3gA6grASzJ/8Bu vault";
 
     #[test]
     fn algorithm_names_round_trip() {
@@ -294,6 +316,9 @@ mod tests {
             ("ssh-ed25519-cert-v01@openssh.com AAAA x\n", "certificate"),
             ("ssh-ed25519 AAAA!!\n", "not an OpenSSH public key"),
             (&format!("{P256}\n{P256}\n"), "2 key lines"),
+            // Red team: the same P-256 key with its point compressed, which sshd cannot read:
+            // a backup CA that never works (and a revoked CA's variant the bundle kept).
+            (P256_COMPRESSED, "compressed point"),
         ] {
             let err = backup_ca_key(text, f).unwrap_err().to_string();
             assert!(err.contains(why), "{text}: {err}");

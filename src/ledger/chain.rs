@@ -152,7 +152,11 @@ impl<'a> Walk<'a> {
 }
 
 /// The last link of the chain: the newest line continues the one before it (or the genesis
-/// value if it is serial 1 alone). `tail` is the end of a ledger, read from a line start.
+/// value if it is serial 1 alone); and the serials of every line of `tail` follow each other,
+/// so the next serial, which the newest line names, is anchored to the newest issuance record
+/// of the tail (a revocation's `last_serial` is signed by no one until a certificate follows
+/// it). `tail` is the end of a ledger, read from a line start, holding its newest issuance
+/// record if it has one.
 pub(super) fn check_last_link(tail: &[(String, Entry)], ca_fingerprint: &str) -> Result<()> {
     let Some((_, last)) = tail.last() else {
         return Ok(());
@@ -161,28 +165,35 @@ pub(super) fn check_last_link(tail: &[(String, Entry)], ca_fingerprint: &str) ->
         Entry::Issued(r) => format!("record serial {}", r.serial),
         Entry::Revoked(_) => "the newest revocation record".to_string(),
     };
-    let expected = match tail.len().checked_sub(2).and_then(|i| tail.get(i)) {
-        Some((line, before)) => {
-            let follows = match last {
-                Entry::Issued(r) => before.serial_after().checked_add(1) == Some(r.serial),
-                Entry::Revoked(v) => before.serial_after() == v.last_serial,
-            };
-            if !follows {
-                return Err(broken(match last {
-                    Entry::Issued(r) => format!(
-                        "record serial {} follows serial {}; records were removed, inserted or reordered",
-                        r.serial,
-                        before.serial_after()
-                    ),
-                    Entry::Revoked(v) => format!(
-                        "the newest revocation record says the newest serial before it is {}, but it follows serial {}; records were removed, inserted or reordered",
-                        v.last_serial,
-                        before.serial_after()
-                    ),
-                }));
-            }
-            hex_sha256(line.as_bytes())
+    for (i, pair) in tail.windows(2).enumerate() {
+        let (before, next) = (&pair[0].1, &pair[1].1);
+        let follows = match next {
+            Entry::Issued(r) => before.serial_after().checked_add(1) == Some(r.serial),
+            Entry::Revoked(v) => before.serial_after() == v.last_serial,
+        };
+        if !follows {
+            let newest = i + 2 == tail.len();
+            return Err(broken(match next {
+                Entry::Issued(r) => format!(
+                    "record serial {} follows serial {}; records were removed, inserted or reordered",
+                    r.serial,
+                    before.serial_after()
+                ),
+                Entry::Revoked(v) => format!(
+                    "{} says the newest serial before it is {}, but it follows serial {}; records were removed, inserted or reordered",
+                    if newest {
+                        "the newest revocation record"
+                    } else {
+                        "a revocation record near the end"
+                    },
+                    v.last_serial,
+                    before.serial_after()
+                ),
+            }));
         }
+    }
+    let expected = match tail.len().checked_sub(2).and_then(|i| tail.get(i)) {
+        Some((line, _)) => hex_sha256(line.as_bytes()),
         None if matches!(last, Entry::Issued(r) if r.serial == 1) => genesis_hash(ca_fingerprint),
         None => return Ok(()),
     };

@@ -16,6 +16,16 @@ pub(super) const TAIL_CHUNK: u64 = 64 * 1024;
 /// The end of the file, from a line start, holding at least three line ends (the whole file
 /// if it has fewer); and the offset it starts at.
 pub(super) fn read_tail(file: &File, path: &Path) -> Result<(Vec<u8>, u64)> {
+    read_tail_holding(file, path, &|_| true)
+}
+
+/// [`read_tail`], reading further back until `enough` says the end read (from a line start)
+/// suffices, or to the start of the file.
+pub(super) fn read_tail_holding(
+    file: &File,
+    path: &Path,
+    enough: &dyn Fn(&[u8]) -> bool,
+) -> Result<(Vec<u8>, u64)> {
     let io = |e| Error::file("read", path, e);
     let len = file.metadata().map_err(io)?.len();
     if len > fsx::limit::LEDGER {
@@ -36,8 +46,10 @@ pub(super) fn read_tail(file: &File, path: &Path) -> Result<(Vec<u8>, u64)> {
         if bytes.iter().filter(|b| **b == b'\n').count() >= 3 {
             // drop the partial first line
             let first = bytes.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
-            let mut bytes = bytes;
-            return Ok((bytes.split_off(first), start + first as u64));
+            if enough(&bytes[first..]) {
+                let mut bytes = bytes;
+                return Ok((bytes.split_off(first), start + first as u64));
+            }
         }
         chunk = chunk.saturating_mul(4);
     }

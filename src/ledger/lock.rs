@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::chain::{chain_heads, check_last_link, hex_sha256, next_serial};
 use super::checkpoint;
-use super::jsonl::{self, append_line, read_tail};
+use super::jsonl::{self, append_line, read_tail_holding};
 use super::record::{damaged, parse_ledger, Entry, Record, KIND_PREFIX};
 use super::revocation::Revocation;
 use super::{genesis_hash, Ledger};
@@ -229,8 +229,10 @@ impl<'a> Locked<'a> {
         let guard = ledger.exclusive()?;
         let path = ledger.path();
         let file = fsx::open_private(&path, OpenOptions::new().read(true).append(true))?;
+        // The end read holds the newest issuance record (a line of no other kind), if there
+        // is one: the next serial is checked against it, never taken from revocations alone.
         let (seen, seen_start) = match &file {
-            Some(f) => read_tail(f, &path)?,
+            Some(f) => read_tail_holding(f, &path, &holds_an_issuance)?,
             None => (Vec::new(), 0),
         };
         // Only the end of the ledger is read, so a mint costs the same at serial 10 or 100,000.
@@ -499,6 +501,14 @@ impl<'a> Locked<'a> {
     pub fn append_checkpoint(&mut self, cp: &checkpoint::Checkpoint) -> Result<()> {
         checkpoint::append(&self.ledger.dir, cp)
     }
+}
+
+/// Whether the end of a ledger `bytes` (from a line start) holds a complete line that is not a
+/// revocation: an issuance record (or damage, which the parser reports).
+fn holds_an_issuance(bytes: &[u8]) -> bool {
+    let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    lines.pop(); // after the last newline: not a complete line
+    lines.iter().any(|l| !l.starts_with(KIND_PREFIX))
 }
 
 /// Every revocation record of the ledger `file` (at `path`) up to `end`: the whole file read
@@ -1064,8 +1074,11 @@ mod tests {
     fn many_revocations_after_the_last_issuance_are_continued_from_the_tail() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::new(dir.path());
-        for _ in 0..20 {
-            issue(&ledger, "CA");
+        for _ in 0..200 {
+            let mut locked = ledger.lock("CA").unwrap();
+            let mut r = record(locked.tail(), "CA");
+            r.reason = "x".repeat(1000);
+            locked.append(&r).unwrap();
         }
         for i in 0..100u32 {
             let at = format!("2026-12-01T10:{:02}:{:02}Z", i / 60, i % 60);
@@ -1073,28 +1086,36 @@ mod tests {
                 v.reason = format!("{i} {}", "x".repeat(1000))
             });
         }
-        assert!(std::fs::metadata(ledger.path()).unwrap().len() > 2 * jsonl::TAIL_CHUNK);
+        assert!(std::fs::metadata(ledger.path()).unwrap().len() > 4 * jsonl::TAIL_CHUNK);
         let locked = ledger.lock("CA").unwrap();
-        assert_eq!(locked.tail().serial, 21);
+        assert_eq!(locked.tail().serial, 201);
         assert_eq!(locked.revocations().len(), 100);
         assert_eq!(
             locked.tail().last_issued_at.as_deref(),
             Some("2026-12-01T10:01:39Z")
+        );
+        assert!(locked.seen_start > 0, "the end read is not the whole file");
+        assert!(
+            locked.seen.len() as u64 > 2 * jsonl::TAIL_CHUNK,
+            "it reaches serial 200"
         );
         drop(locked);
         // A cut in the middle of the revocations breaks the last link only when it is
         // the last one; the walk finds it anywhere.
         let text = std::fs::read_to_string(ledger.path()).unwrap();
         let mut lines: Vec<&str> = text.lines().collect();
-        lines.remove(60);
+        lines.remove(260);
         std::fs::write(ledger.path(), lines.join("\n") + "\n").unwrap();
-        assert!(ledger.lock("CA").is_ok(), "mint reads only the tail");
+        assert!(
+            ledger.lock("CA").is_ok(),
+            "mint checks only the newest link"
+        );
         let err = chain_heads(&ledger.read().unwrap(), "CA")
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("revocation record (line 61)")
-                && err.contains("revocation record on line 60 was edited"),
+            err.contains("revocation record (line 261)")
+                && err.contains("revocation record on line 260 was edited"),
             "{err}"
         );
     }
@@ -1213,5 +1234,63 @@ mod tests {
                 assert_eq!(snapshot(dir.path()), before);
             }
         }
+    }
+
+    /// Red team: a large ledger (read from its tail) whose newest lines are revocations: the
+    /// older one's `last_serial` turned back and a forged one appended after it, chained.
+    /// Only the newest link was checked, so the next mint took serial 51 again although the
+    /// token-signed records 51 to 200 are still in the ledger.
+    #[test]
+    fn revocations_at_the_end_cannot_turn_the_next_serial_back() {
+        let (dir, ledger) = with_records(200);
+        assert!(std::fs::metadata(ledger.path()).unwrap().len() > jsonl::TAIL_CHUNK);
+        let genuine = revoke(&ledger, "CA", "2026-12-01T10:00:00Z", |_| {});
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let mut edited = genuine.clone();
+        edited.last_serial = 50;
+        edited.serials = vec![(50, 50)];
+        let edited_line = edited.line().unwrap();
+        let mut forged = edited.clone();
+        forged.revoked_at = "2026-12-01T10:00:01Z".into();
+        forged.prev_hash = hex_sha256(edited_line.as_bytes());
+        *lines.last_mut().unwrap() = edited_line;
+        lines.push(forged.line().unwrap());
+        std::fs::write(ledger.path(), lines.join("\n") + "\n").unwrap();
+        let before = snapshot(dir.path());
+        let err = ledger.lock("CA").err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("follows serial 200")),
+            "{err:?}"
+        );
+        assert_eq!(snapshot(dir.path()), before);
+        // The same with revocations so long that the end read holds no issuance record.
+        let (_dir, ledger) = with_records(3);
+        for (i, last) in [3u64, 3].into_iter().enumerate() {
+            revoke(&ledger, "CA", &format!("2026-12-01T10:00:0{i}Z"), |v| {
+                v.reason = "y".repeat(100_000);
+                v.last_serial = last;
+            });
+        }
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let mut prev = lines[2].clone();
+        for line in lines.iter_mut().skip(3) {
+            let Entry::Revoked(mut v) = Entry::parse_line(line.as_bytes()).unwrap() else {
+                panic!()
+            };
+            (v.last_serial, v.serials) = (1, vec![(1, 1)]);
+            v.prev_hash = hex_sha256(prev.as_bytes());
+            *line = v.line().unwrap();
+            prev = line.clone();
+        }
+        std::fs::write(ledger.path(), lines.join("\n") + "\n").unwrap();
+        let err = ledger.lock("CA").err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("follows serial 3")),
+            "{err:?}"
+        );
     }
 }

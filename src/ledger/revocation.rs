@@ -178,6 +178,17 @@ pub fn check(line: &str, v: &Revocation, ca_fp: &str) -> std::result::Result<(),
     if v.key_ids.iter().any(String::is_empty) {
         return Err("it revokes an empty key ID".into());
     }
+    // Only what mint's key ID rule lets through (printable ASCII): a NUL cannot go into a KRL.
+    if let Some(id) = v
+        .key_ids
+        .iter()
+        .find(|id| crate::policy::check_key_id(id).is_err())
+    {
+        return Err(format!(
+            "it revokes the key ID \"{}\", which no breakglass-ca certificate can have",
+            Esc(id)
+        ));
+    }
     if !v.key_ids.windows(2).all(|w| w[0] < w[1]) {
         return Err("its key IDs are not sorted and unique as revoke writes them".into());
     }
@@ -307,6 +318,15 @@ impl Revoked {
             version: newest.map_or(0, krl_version),
             newest: newest.map(str::to_string),
         }
+    }
+
+    /// The newest revocation's time if it is later than `now`: the KRL version would be in
+    /// the future, and hosts refuse every KRL of a lower version (the clock is behind, or that
+    /// record was written with a clock ahead, or forged).
+    pub fn newest_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let newest = DateTime::parse_from_rfc3339(self.newest.as_deref()?).ok()?;
+        let newest = newest.with_timezone(&Utc);
+        (newest > now).then_some(newest)
     }
 
     /// How many serials the ranges hold.
@@ -462,6 +482,14 @@ mod tests {
                 "empty key ID",
                 Box::new(|v| v.key_ids = vec![String::new()]),
                 "empty key ID",
+            ),
+            // Red team: a key ID no certificate can have (NUL) passed here and in log verify,
+            // but no KRL can hold it: once a mint covered the line, 'krl -o' and
+            // 'host-config' failed for good.
+            (
+                "key ID with NUL",
+                Box::new(|v| v.key_ids = vec!["a\0b".into()]),
+                "which no breakglass-ca certificate can have",
             ),
             (
                 "key IDs twice",
