@@ -245,7 +245,7 @@ fn check_key(
     };
 
     if let Some(p) = &output {
-        g.check_output(p)?;
+        g.check_output(p, crate::cmd::Instead::Certificate)?;
     }
     Ok((subject, requester, output))
 }
