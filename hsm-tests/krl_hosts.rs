@@ -347,8 +347,9 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
         before,
         "the KRL lifting a revocation changed the tree"
     );
-    // A requester key (no CA of this host) revoked outright may go: another state
-    // directory's ledger cannot revoke a key it never certified, and must not be locked out.
+    // A requester key (no CA of this host) revoked outright may go: only the CA keys of the
+    // host's bundle are held to the rule (the runbook carries requester keys over to the
+    // backup CA's ledger: 'log --revoked-keys', 'revoke --requester-key FILE').
     let req = keygen(work.path(), "req", &["-t", "ed25519"], "req");
     let req = ssh_key::PublicKey::from_openssh(read(&req).trim())
         .unwrap()

@@ -30,6 +30,9 @@ pub mod limit {
     pub const LEDGER: u64 = 1024 * 1024 * 1024;
     /// A KRL file (`krl --check -f`): a ledger's KRL is a few KiB; OpenSSH reads up to 128 MiB.
     pub const KRL: u64 = 16 * 1024 * 1024;
+    /// A list of public key lines (`revoke --requester-key FILE`): as much as one ledger line
+    /// can hold (thousands of keys).
+    pub const KEY_LIST: u64 = 1024 * 1024;
 }
 
 /// Read at most `limit` bytes from `reader`; more is an error naming `what`.
