@@ -1003,3 +1003,148 @@ fn a_0_1_0_ledger_is_revoked_into_and_still_verifies() {
     let lines = ledger_json(&hsm);
     assert!(lines[3].get("serial").is_none() && is_revocation(&lines[3]));
 }
+
+/// Red team: anyone who can write the ledger can append a revocation (no token is needed),
+/// e.g. of the backup CA, and the next mint's ledger binding signs it into the chain for good.
+/// `mint` lists the revocation records it is about to cover before the PIN prompt (on a real
+/// pseudo-terminal: before "PIN for"), every field from the ledger escaped (a hostile
+/// `revoked_by`, a reason with a backslash); the mint after it lists none; many are cut to the
+/// first five and a count.
+#[test]
+fn mint_shows_the_revocations_it_signs_before_the_pin() {
+    if !require(&["softhsm2-util", "ssh-keygen", "python3", MODULE]) {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let dir = hsm.dir.path();
+    // A backup CA trusted by this state directory.
+    hsm.add_token("backup-ca");
+    let out = run(hsm
+        .cmd()
+        .env("BREAKGLASS_CA_STATE_DIR", hsm.path("backup-state"))
+        .args([
+            "--ca",
+            &format!("pkcs11:token=backup-ca?module-path={MODULE}"),
+            "init",
+            "--algorithm",
+            "ed25519",
+        ]));
+    assert_ok(&out, "init backup");
+    let backup_pub = hsm.path("backup-ca.pub");
+    std::fs::write(&backup_pub, stdout(&out)).unwrap();
+    assert_ok(
+        &run(hsm.cmd().arg("add-backup-ca").arg(&backup_pub)),
+        "add-backup-ca",
+    );
+    let backup_fp = {
+        let o = run(std::process::Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(&backup_pub));
+        stdout(&o).split_whitespace().nth(1).unwrap().to_string()
+    };
+    let alice = keygen(dir, "alice", &["-t", "ed25519"], "alice@laptop");
+    assert_ok(
+        &hsm.mint(&alice, &["-n", "breakglass", "-o", "-"]),
+        "mint 1",
+    );
+    // R1 by the custodian; R2, the backup CA, "by" someone with an escape sequence.
+    revoke_ok(
+        &hsm,
+        &["--serial", "1", "--reason", "INC-60 \\e[31m not red"],
+    );
+    revoke_ok(
+        &hsm,
+        &[
+            "--ca",
+            backup_pub.to_str().unwrap(),
+            "--reason",
+            "INC-61 rotation",
+        ],
+    );
+    let ledger = hsm.state.join("ledger.jsonl");
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    let last = text.lines().last().unwrap();
+    let by = serde_json::from_str::<serde_json::Value>(last).unwrap()["revoked_by"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forged = last.replacen(
+        &format!("\"revoked_by\":\"{by}\""),
+        "\"revoked_by\":\"mallory\\u001b[2J\\u202e\"",
+        1,
+    );
+    assert_ne!(forged, last);
+    std::fs::write(&ledger, text.replacen(last, &forged, 1)).unwrap();
+    verify_ok(&hsm);
+
+    // The mint on a pseudo-terminal, the PIN typed at its prompt.
+    let bob = keygen(dir, "bob", &["-t", "ed25519"], "bob@laptop");
+    let (mut child, ready, go) = mint_at_pin_prompt(&hsm, "INC-62", &bob);
+    std::fs::write(&go, "").unwrap();
+    let out = wait_bounded(&mut child, Duration::from_secs(100));
+    let screen = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(ready.exists(), "no PIN prompt:\n{screen}");
+    let at = |needle: &str| {
+        screen
+            .find(needle)
+            .unwrap_or_else(|| panic!("no '{needle}' on the screen:\n{screen}"))
+    };
+    let prompt = at("PIN for");
+    for needle in [
+        "Revocations:    this mint signs 2 revocation record(s) written since the last certificate",
+        "  R1  ",
+        "serial 1  (reason: INC-60 \\\\e[31m not red)",
+        "  R2  ",
+        &format!("by mallory\\e[2J\\u{{202e}}:  CA {backup_fp}  (reason: INC-61 rotation)"),
+    ] {
+        assert!(
+            at(needle) < prompt,
+            "'{needle}' after the PIN prompt:\n{screen}"
+        );
+    }
+    assert!(
+        !screen.contains('\u{1b}') && !screen.contains('\u{202e}'),
+        "a raw escape reached the terminal:\n{screen:?}"
+    );
+    assert!(screen.contains("Issued serial 2 "), "{screen}");
+    let shown: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.starts_with("Revocations:") || l.starts_with("  R"))
+        .collect();
+
+    // The next mint covers nothing new: no such lines.
+    let carol = keygen(dir, "carol", &["-t", "ed25519"], "carol@laptop");
+    let out = hsm.mint(&carol, &["-n", "breakglass", "-o", "-"]);
+    assert_ok(&out, "mint 3");
+    assert!(!stderr(&out).contains("Revocations:"), "{}", stderr(&out));
+
+    // Seven revocations (requester keys never certified): the first five, then a count.
+    for i in 0..7 {
+        let k = keygen(dir, &format!("k{i}"), &["-t", "ed25519"], "k");
+        revoke_ok(
+            &hsm,
+            &[
+                "--requester-key",
+                k.to_str().unwrap(),
+                "--reason",
+                &format!("INC-7{i}"),
+            ],
+        );
+    }
+    let dave = keygen(dir, "dave", &["-t", "ed25519"], "dave@laptop");
+    let out = hsm.mint(&dave, &["-n", "breakglass", "-o", "-"]);
+    assert_ok(&out, "mint 4");
+    let err = stderr(&out);
+    let prompt = err.find("CA token:").unwrap();
+    assert!(
+        err.find("this mint signs 7 revocation record(s)").unwrap() < prompt
+            && err.contains("  R7  ")
+            && err.contains("(reason: INC-74)")
+            && !err.contains("(reason: INC-75)")
+            && err.contains("  ... and 2 more (R8 to R9; 'breakglass-ca log' lists R3 to R9)"),
+        "{err}"
+    );
+    eprintln!("mint before the PIN:\n{}", shown.join("\n"));
+}
