@@ -1010,3 +1010,70 @@ fn a_krl_version_later_than_the_clock_is_warned_about() {
         stderr(&o)
     );
 }
+
+/// An `-o` that is not a plain file (a symbolic link, a directory) is refused with a hint
+/// that fits the command: `krl -o` has no "leave -o out" (that is an error there) and its
+/// `-o -` is for a pipe only; `mint` writes KEY-cert.pub without -o; `pubkey` prints without
+/// -o; `pubkey --format png` writes a file only. Nothing is written anywhere.
+#[test]
+fn a_refused_output_path_gets_the_hint_of_its_command() {
+    if !require(&["softhsm2-util", "ssh-keygen", MODULE]) {
+        return;
+    }
+    let hsm = Hsm::new("krl-ca");
+    hsm.init("ed25519");
+    let user = keygen(hsm.dir.path(), "alice", &["-t", "ed25519"], "alice");
+    let out = hsm.path("out");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::symlink(hsm.path("elsewhere"), out.join("link")).unwrap();
+    std::fs::create_dir(out.join("dir")).unwrap();
+    let before = (snapshot_state(&hsm.state), snapshot_state(&out));
+    let user_s = user.to_str().unwrap();
+    // (command, what the hint must say, what it must not say)
+    let cases: [(&[&str], &str, &str); 4] = [
+        (
+            &["krl", "-o"],
+            "a KRL is binary: -o - writes it into a pipe only, never onto a terminal",
+            "leave -o out",
+        ),
+        (
+            &["mint", "--reason", "INC-1", "-n", "breakglass", user_s, "-o"],
+            "leave -o out to write KEY-cert.pub beside KEY.pub, or use -o - to print the certificate",
+            "for the terminal",
+        ),
+        (
+            &["pubkey", "-o"],
+            "to print it instead, leave -o out or use -o -",
+            "KRL",
+        ),
+        (
+            &["pubkey", "--format", "png", "-o"],
+            "the image is binary and goes into a file only",
+            "leave -o out",
+        ),
+    ];
+    for (args, want, not) in cases {
+        for (target, why) in [
+            ("link", "is a symbolic link, not a regular file"),
+            ("dir", "exists and is not a regular file"),
+        ] {
+            let o = run(hsm.cmd().current_dir(&out).args(args).arg(target));
+            assert_fails(&o, 2, why);
+            let hint = stderr(&o)
+                .lines()
+                .find(|l| l.starts_with("hint: "))
+                .unwrap_or_else(|| panic!("{args:?} {target}: no hint:\n{}", stderr(&o)))
+                .to_string();
+            assert!(
+                hint.contains(want) && !hint.contains(not),
+                "{args:?} {target}: {hint}"
+            );
+        }
+    }
+    assert_eq!(
+        (snapshot_state(&hsm.state), snapshot_state(&out)),
+        before,
+        "a refused output changed something"
+    );
+    assert!(!hsm.path("elsewhere").exists());
+}

@@ -84,6 +84,19 @@ fn version_of(path: &Path) -> u64 {
     u64::from_be_bytes(bytes[12..20].try_into().unwrap())
 }
 
+/// The KRL version of 2026-12-01T10:33:16Z plus `seconds`: YYYYMMDDHHMMSS as a number.
+fn version_at(seconds: u64) -> u64 {
+    let base = chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
+        .unwrap()
+        .and_hms_opt(10, 33, 16)
+        .unwrap();
+    (base + chrono::Duration::seconds(seconds as i64))
+        .format("%Y%m%d%H%M%S")
+        .to_string()
+        .parse()
+        .unwrap()
+}
+
 /// `sh SCRIPT ARGS...` with `ROOT` set to `root` (an image tree) or unset (the live host,
 /// with this machine's sshd on PATH), at most 60 s.
 fn sh(script: &Path, root: Option<&Path>, args: &[&OsStr]) -> Output {
@@ -334,8 +347,9 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
         before,
         "the KRL lifting a revocation changed the tree"
     );
-    // A requester key (no CA of this host) revoked outright may go: another state
-    // directory's ledger cannot revoke a key it never certified, and must not be locked out.
+    // A requester key (no CA of this host) revoked outright may go: only the CA keys of the
+    // host's bundle are held to the rule (the runbook carries requester keys over to the
+    // backup CA's ledger: 'log --revoked-keys', 'revoke --requester-key FILE').
     let req = keygen(work.path(), "req", &["-t", "ed25519"], "req");
     let req = ssh_key::PublicKey::from_openssh(read(&req).trim())
         .unwrap()
@@ -391,6 +405,243 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
         .filter(|n| n.contains(".tmp.") || n.contains(".prev."))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// `script` with the KRL inside it replaced by `krl` (its base64 between the heredoc
+/// markers): a script whose KRL was crafted, or made from another state directory.
+fn with_krl_inside(script: &Path, krl: &[u8], to: &Path) {
+    use base64ct::Encoding;
+    let text = read(script);
+    let start = text
+        .find("<<'BREAKGLASS_CA_EOF' || refuse \"cannot decode the KRL inside this script.\"\n")
+        .unwrap();
+    let start = start + text[start..].find('\n').unwrap() + 1;
+    let end = start + text[start..].find("BREAKGLASS_CA_EOF\n").unwrap();
+    let encoded = base64ct::Base64::encode_string(krl);
+    std::fs::write(to, format!("{}{encoded}\n{}", &text[..start], &text[end..])).unwrap();
+}
+
+/// install.sh refuses a KRL whose version is neither 0 nor a plausible UTC time
+/// YYYYMMDDHHMMSS (a crafted 2^64-1, installed, would keep every later KRL out), with
+/// `--krl` and as the KRL inside the whole script, changing nothing; the edges of the rule
+/// install. Then the same version: a KRL identical apart from its generated date is "nothing
+/// to do"; one with other contents (two state directories that revoked in the same second) is
+/// refused, exit 1, naming both SHA-256s and what to do, with `--krl` and as the whole
+/// script's, the tree unchanged. A host that installed a crafted version before this check is
+/// told so when a KRL is refused as older.
+#[test]
+fn install_sh_refuses_implausible_versions_and_a_same_version_with_other_contents() {
+    if !tools() || !require(&["cmp", "sha256sum"]) {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let work = target_dir();
+    let w = work.path();
+    let out = host_config(
+        &hsm,
+        w,
+        "host",
+        &["--user", "breakglass"],
+        Some(Path::new("/etc/ssh")),
+    );
+    let script = out.join("install.sh");
+    let root = w.join("root");
+    std::fs::create_dir(&root).unwrap();
+    assert_ok(&sh(&script, Some(&root), &[]), "ROOT=DIR sh install.sh");
+    let installed = root.join("etc/ssh/breakglass-ca.krl");
+    let ca = ca_key(&hsm);
+    let file = |name: &str, bytes: &[u8]| {
+        let p = w.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+
+    // Implausible versions: refused, with --krl and inside the whole script.
+    let before = tree(&root);
+    for (i, version) in [
+        u64::MAX,
+        1u64 << 63,
+        1,
+        2026120110331,   // 13 digits
+        202612011033160, // 15 digits
+        19991231235959,  // before 2000
+        20261301103316,  // month 13
+        20260001103316,  // month 0
+        20261200103316,  // day 0
+        20261232103316,  // day 32
+        20261201243316,  // hour 24
+        20261201106016,  // minute 60
+        20261201103360,  // second 60
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let bytes = krl(version, &ca, &[(1, 1)], &[]);
+        let o = install_krl(&script, Some(&root), &file(&format!("bad-{i}.krl"), &bytes));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{version}: {err}");
+        assert!(
+            err.contains(&format!(
+                "is KRL version {version}, which no breakglass-ca KRL has"
+            )) && err.contains("YYYYMMDDHHMMSS")
+                && err.contains("Nothing was changed."),
+            "{version}: {err}"
+        );
+        assert_eq!(tree(&root), before, "{version} changed the tree");
+        let crafted = w.join(format!("install-{i}.sh"));
+        with_krl_inside(&script, &bytes, &crafted);
+        let o = sh(&crafted, Some(&root), &[]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "whole script, {version}: {err}");
+        assert!(
+            err.contains(&format!(
+                "the KRL inside this script is KRL version {version}, which no breakglass-ca KRL has"
+            )),
+            "{version}: {err}"
+        );
+        assert_eq!(tree(&root), before, "the whole script with {version}");
+    }
+    let refusal = {
+        let o = install_krl(
+            &script,
+            Some(&root),
+            &file("max.krl", &krl(u64::MAX, &ca, &[], &[])),
+        );
+        stderr(&o)
+            .lines()
+            .find(|l| l.contains("which no breakglass-ca"))
+            .unwrap()
+            .to_string()
+    };
+    // The edges of the rule install (each higher than the one before).
+    for version in [20000101000000, 20261231235959, 99991231235959] {
+        let k = file(
+            &format!("ok-{version}.krl"),
+            &krl(version, &ca, &[(1, 1)], &[]),
+        );
+        assert_ok(
+            &install_krl(&script, Some(&root), &k),
+            &format!("install.sh --krl of version {version}"),
+        );
+        assert_eq!(version_of(&installed), version);
+    }
+
+    // A host that installed a crafted version before this check: told so.
+    let frozen = krl(u64::MAX, &ca, &[], &[]);
+    std::fs::write(&installed, &frozen).unwrap();
+    let o = install_krl(
+        &script,
+        Some(&root),
+        &file("later.krl", &krl(20270101000000, &ca, &[], &[])),
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("older than the installed")
+            && err.contains(
+                "But no breakglass-ca KRL has the installed version 18446744073709551615"
+            )
+            && err.contains(&format!(
+                "cp FILE {0}.new && mv {0}.new {0}",
+                installed.display()
+            )),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&installed).unwrap(), frozen);
+
+    // The same version.
+    let v = 20270101000000;
+    let ours = krl(v, &ca, &[(1, 1)], &[]);
+    let k = file("same.krl", &ours);
+    // The recovery the refusal names, as printed (FILE: the current KRL).
+    let recipe = format!("cp FILE {0}.new && mv {0}.new {0}", installed.display());
+    assert_ok(
+        &run(Command::new("sh")
+            .arg("-c")
+            .arg(recipe.replacen("FILE", k.to_str().unwrap(), 1))),
+        "the recovery by hand",
+    );
+    assert_eq!(std::fs::read(&installed).unwrap(), ours);
+    // Identical apart from the generated date: nothing to do.
+    let mut redated = ours.clone();
+    redated[20..28].copy_from_slice(&2_000_000_000u64.to_be_bytes());
+    assert_ne!(redated, ours);
+    let before = tree(&root);
+    let o = install_krl(&script, Some(&root), &file("redated.krl", &redated));
+    assert_ok(&o, "install.sh --krl, the same KRL made later");
+    assert!(
+        stderr(&o).contains(&format!("is already KRL version {v}: nothing to do")),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(tree(&root), before);
+    // Other contents, the same version: refused, naming both SHA-256s.
+    let sha = |b: &[u8]| {
+        use sha2::Digest;
+        base16ct::lower::encode_string(&sha2::Sha256::digest(b))
+    };
+    let mut others: Vec<(&str, Vec<u8>)> = vec![
+        ("another serial", krl(v, &ca, &[(1, 2)], &[])),
+        (
+            "the CA revoked",
+            krl(v, &ca, &[(1, 1)], std::slice::from_ref(&ca)),
+        ),
+    ];
+    let mut other_comment = ours.clone();
+    let at = other_comment.windows(4).position(|x| x == b"test").unwrap();
+    other_comment[at..at + 4].copy_from_slice(b"TEST");
+    others.push(("another comment", other_comment));
+    for (what, bytes) in &others {
+        let o = install_krl(&script, Some(&root), &file("other.krl", bytes));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            err.contains(&format!(
+                "is KRL version {v}, the same as the installed {}",
+                installed.display()
+            )) && err.contains(&format!("installed: SHA-256 {}", sha(&ours)))
+                && err.contains(&format!("new:       SHA-256 {}", sha(bytes)))
+                && err.contains("Run 'breakglass-ca revoke' again in the state")
+                && err.contains("Nothing was changed."),
+            "{what}: {err}"
+        );
+        assert_eq!(tree(&root), before, "{what} changed the tree");
+    }
+    let same_second = stderr(&install_krl(
+        &script,
+        Some(&root),
+        &file("other.krl", &others[0].1),
+    ));
+    // The whole script whose KRL has the installed version but other contents: refused.
+    let crafted = w.join("install-same-version.sh");
+    with_krl_inside(&script, &others[1].1, &crafted);
+    let o = sh(&crafted, Some(&root), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "the KRL inside this script is KRL version {v}, the same as the installed"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(tree(&root), before);
+    // ... and with the very same KRL inside, it installs the other files as usual.
+    let crafted = w.join("install-same-krl.sh");
+    with_krl_inside(&script, &ours, &crafted);
+    assert_ok(
+        &sh(&crafted, Some(&root), &[]),
+        "the whole script, the same KRL",
+    );
+    assert_eq!(std::fs::read(&installed).unwrap(), ours);
+    let leftovers: Vec<String> = std::fs::read_dir(root.join("etc/ssh"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp.") || n.contains(".prev."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    eprintln!("install.sh --krl of version 2^64-1: {refusal}");
+    eprintln!("install.sh --krl, the same version with other contents:\n{same_second}");
 }
 
 /// `install.sh --krl` on a live host (fake sshd and systemctl on PATH): it checks `sshd -t`
@@ -699,7 +950,9 @@ fn krl_swaps_during_logins_never_fail_a_login() {
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let version = 20261201103316 + i;
+                // One second later each time, as revoke's versions are (a plausible
+                // YYYYMMDDHHMMSS: install.sh refuses any other).
+                let version = version_at(i);
                 let serials: Vec<(u64, u64)> =
                     (0..=i).map(|j| (100 + 3 * j, 100 + 3 * j)).collect();
                 let path = dir.join(format!("swap-{i}.krl"));

@@ -659,7 +659,10 @@ fn revoked_line(sshd: &Sshd, host: &Host, cert: &Path) -> String {
 /// of the same CA still logs in. The lost-token flow: `revoke --ca` in the primary's state
 /// directory; in the backup's, `add-backup-ca` with the primary's ca.pub, `revoke --ca` of
 /// it, `krl -o`, `install.sh --krl`: every certificate of the primary is refused (also one
-/// minted just before), the backup's logs in, the primary's older KRL is refused; `mint` from
+/// minted just before), the backup's logs in, the primary's older KRL is refused; the
+/// requester keys the primary's ledger revoked are carried over (`log --revoked-keys` there,
+/// `revoke --requester-key FILE` in the backup's): the backup CA's certificate for one is
+/// refused ("revoked by file") and `mint` from the backup refuses them; `mint` from
 /// the primary's state directory is refused with the state unchanged; `host-config` from the
 /// backup's leaves the primary out of `breakglass-ca.pub` and carries the KRL, and its
 /// `install.sh` on a fresh host gives the same verdicts; `pubkey --bundle` and the key sheet
@@ -759,6 +762,26 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
         .unwrap_or_else(|| panic!("no Accepted line for b:\n{}", sshd.log_text()))
         .to_string();
 
+    // Two requester keys revoked in the primary's ledger: g, which the backup CA certified
+    // too, and h, which only the primary did. The primary's KRL is not published yet.
+    let g = mint(&backup, "g");
+    let h = mint(&primary, "h");
+    for k in [&g, &h] {
+        assert!(login(&sshd, k), "{}", sshd.log_text());
+    }
+    let pub_of = |k: &(PathBuf, PathBuf)| k.0.with_extension("pub");
+    revoke(
+        &primary,
+        &[
+            "--requester-key",
+            pub_of(&g).to_str().unwrap(),
+            "--requester-key",
+            pub_of(&h).to_str().unwrap(),
+            "--reason",
+            "INC-82 laptops stolen",
+        ],
+    );
+
     // The token is lost. A certificate minted just before.
     let d = mint(&primary, "d");
     assert!(login(&sshd, &d), "{}", sshd.log_text());
@@ -780,8 +803,32 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
             "INC-81 token lost",
         ],
     );
+    let vb_ca = revoke_version(&printed);
+    assert!(
+        vb_ca > v1,
+        "the backup's KRL version {vb_ca} is not above {v1}"
+    );
+    // Runbook 3.2, step 2: the requester keys revoked in the primary's ledger, carried over
+    // (no token, no jq): each KRL holds one ledger's revocations.
+    let o = run(primary
+        .cmd()
+        .env_remove("BREAKGLASS_CA_PIN_FILE")
+        .args(["log", "--revoked-keys"]));
+    assert_ok(&o, "log --revoked-keys in the primary's state directory");
+    let carried = w.join("carried-keys.pub");
+    std::fs::write(&carried, &o.stdout).unwrap();
+    assert_eq!(read(&carried).lines().count(), 2, "{}", read(&carried));
+    let printed = revoke(
+        &backup,
+        &[
+            "--requester-key",
+            carried.to_str().unwrap(),
+            "--reason",
+            "INC-81 carried over from the lost CA",
+        ],
+    );
     let vb = revoke_version(&printed);
-    assert!(vb > v1, "the backup's KRL version {vb} is not above {v1}");
+    assert!(vb > vb_ca, "{vb} {vb_ca}");
     let kb = w.join("backup.krl");
     krl_o(&backup, &kb);
     let o = host.install_krl(&bundle, &kb);
@@ -798,6 +845,15 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
         "sshd refused the backup CA:\n{}",
         sshd.log_text()
     );
+    // The carried keys: the backup CA's certificate for g is refused, as is h's.
+    for (name, k) in [("g", &g), ("h", &h)] {
+        assert!(
+            !login(&sshd, k),
+            "sshd accepted {name}, whose key the lost CA's ledger revoked"
+        );
+    }
+    let g_line = revoked_line(&sshd, &host, &g.1);
+    revoked_line(&sshd, &host, &h.1);
     let d_line = revoked_line(&sshd, &host, &d.1);
     revoked_line(&sshd, &host, &b.1);
     // The primary's older KRL is refused; the file stays the backup's.
@@ -837,6 +893,21 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
     );
     assert!(!cert_path(&e_pub).exists());
     let mint_refusal = stderr(&o).lines().next().unwrap().to_string();
+    // mint from the backup refuses the carried keys, before the PIN, nothing changed.
+    let before = snapshot_state(&backup.state);
+    let mut carried_refusal = String::new();
+    for k in [&g, &h] {
+        let o = backup.mint(&pub_of(k), &["-n", &me, "-o", "-"]);
+        assert_fails(&o, 1, "was revoked on ");
+        assert!(
+            stderr(&o).contains("(reason: INC-81 carried over from the lost CA)")
+                && !stderr(&o).contains("CA token:"),
+            "{}",
+            stderr(&o)
+        );
+        carried_refusal = stderr(&o).lines().next().unwrap().to_string();
+    }
+    assert_eq!(snapshot_state(&backup.state), before);
 
     // host-config from the backup's state directory, installed on a fresh host.
     let host2 = Host::new(&me);
@@ -881,6 +952,7 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
         );
         assert!(keygen_q(&host2.krl(), &k.1).0, "{name}");
     }
+    assert!(!login(&sshd2, &g), "the fresh host accepted g");
     let d_line2 = revoked_line(&sshd2, &host2, &d.1);
     assert!(!keygen_q(&host2.krl(), &c.1).0);
 
@@ -953,6 +1025,8 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
     eprintln!("sshd logged (primary revoked, minted just before): {d_line}");
     eprintln!("sshd logged on the fresh host: {d_line2}");
     eprintln!("mint from the primary: {mint_refusal}");
+    eprintln!("sshd logged (g's key carried over from the lost CA's ledger): {g_line}");
+    eprintln!("mint from the backup of a carried key: {carried_refusal}");
     eprintln!("breakglass-ca.pub from the backup:\n{trusted}");
 }
 

@@ -82,7 +82,6 @@ fn every_revoke_form_and_every_refusal() {
     let dir = hsm.dir.path();
     let alice = keygen(dir, "alice", &["-t", "ed25519"], "alice@laptop");
     let bob = keygen(dir, "bob", &["-t", "ed25519"], "bob@laptop");
-    let carol = keygen(dir, "carol", &["-t", "ed25519"], "carol@laptop");
     let dave = keygen(dir, "dave", &["-t", "ed25519"], "dave@laptop");
     for (key, id) in [(&alice, "alice-1"), (&alice, "alice-2"), (&bob, "bob-1")] {
         let out = hsm.mint(key, &["-n", "breakglass", "-I", id, "-o", "-"]);
@@ -126,8 +125,7 @@ fn every_revoke_form_and_every_refusal() {
     let garbage = hsm.path("garbage.pub");
     std::fs::write(&garbage, "ssh-ed25519 AAAA!!!! x\n").unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (alice_s, carol_s, cert_s, private_s, garbage_s) =
-        (s(&alice), s(&carol), s(&cert), s(&private), s(&garbage));
+    let (alice_s, cert_s, private_s, garbage_s) = (s(&alice), s(&cert), s(&private), s(&garbage));
     let (stranger_s, backup_s) = (s(&stranger_pub), s(&backup_pub));
     let r = ["--reason", "INC-7 test"];
     fn with<'a>(a: &[&'a str]) -> Vec<&'a str> {
@@ -172,12 +170,8 @@ fn every_revoke_form_and_every_refusal() {
         1,
         "no certificate in the ledger has the key ID \"nobody\"",
     );
-    refused(
-        &hsm,
-        &with(&["--requester-key", &carol_s]),
-        1,
-        "no certificate in the ledger was issued for the key",
-    );
+    // (A requester key this CA never certified is revoked, not refused: see
+    // a_requester_key_never_certified_and_a_file_of_keys_are_revoked.)
     refused(
         &hsm,
         &with(&["--requester-key", &private_s]),
@@ -505,6 +499,280 @@ fn every_revoke_form_and_every_refusal() {
     assert_fails(&out, 2, "unexpected argument '--ca'");
 }
 
+/// `revoke --requester-key` of a key this CA never certified revokes it (a compromised key
+/// revoked ahead, or one carried over from the lost CA's ledger), with a note, and mint then
+/// refuses it; a file of several key lines (blank lines and `#` comments skipped, a key
+/// twice kept once) is one record; a certificate, a private key, garbage or the CA's own key
+/// on any line is refused naming the line, as is a file without a key line or one too large,
+/// the state directory unchanged. `log --revoked-keys` prints every revoked requester key as
+/// an OpenSSH line with its fingerprint (nothing and a note for none), which `revoke
+/// --requester-key` in another state directory takes as it is.
+#[test]
+fn a_requester_key_never_certified_and_a_file_of_keys_are_revoked() {
+    if !require(&["softhsm2-util", "ssh-keygen", MODULE]) {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let dir = hsm.dir.path();
+    let alice = keygen(dir, "alice", &["-t", "ed25519"], "alice@laptop");
+    let carol = keygen(dir, "carol", &["-t", "ed25519"], "carol@laptop");
+    let dave = keygen(dir, "dave", &["-t", "ecdsa"], "dave@laptop");
+    let erin = keygen(dir, "erin", &["-t", "rsa", "-b", "3072"], "erin@laptop");
+    assert_ok(&hsm.mint(&alice, &["-n", "breakglass"]), "mint alice");
+    let fp = |p: &Path| {
+        let o = run(std::process::Command::new("ssh-keygen").arg("-lf").arg(p));
+        stdout(&o).split_whitespace().nth(1).unwrap().to_string()
+    };
+    let line = |p: &Path| std::fs::read_to_string(p).unwrap().trim().to_string();
+    let key_part = |p: &Path| {
+        line(p)
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+
+    // A key never certified: revoked, with a note; mint refuses it before the PIN.
+    let out = revoke(
+        &hsm,
+        &[
+            "--requester-key",
+            &s(&carol),
+            "--reason",
+            "INC-20 key leaked",
+        ],
+    );
+    assert_ok(&out, "revoke --requester-key of a key never certified");
+    let (shown, err) = (stdout(&out), stderr(&out));
+    assert!(
+        shown.contains(&format!(
+            "requester key {} (ssh-ed25519, carol@laptop): every certificate for it, from any CA; no certificate of this CA was issued for it",
+            fp(&carol)
+        )),
+        "{shown}"
+    );
+    assert!(
+        err.contains(&format!(
+            "note: no certificate of this CA was issued for {}; revoked anyway: hosts with the KRL refuse every certificate for it, from any CA, and mint refuses it",
+            fp(&carol)
+        )),
+        "{err}"
+    );
+    let v = ledger_json(&hsm).pop().unwrap();
+    assert_eq!(v["requester_keys"][0]["key"], key_part(&carol));
+    assert_eq!(v["requester_keys"][0]["fingerprint"], fp(&carol));
+    let before = snapshot_state(&hsm.state);
+    let o = hsm.mint(&carol, &["-n", "breakglass", "-o", "-"]);
+    assert_fails(
+        &o,
+        1,
+        &format!("the requester's key {} was revoked on ", fp(&carol)),
+    );
+    assert!(!stderr(&o).contains("CA token:"), "{}", stderr(&o));
+    assert_eq!(snapshot_state(&hsm.state), before);
+
+    // A file of several keys: one record; alice's certificate named, the others noted.
+    let list = hsm.path("keys.pub");
+    std::fs::write(
+        &list,
+        format!(
+            "# compromised on INC-21\n\n  {}  \n{}\n# alice too\n{}\n{}\n",
+            line(&dave),
+            line(&erin),
+            line(&alice),
+            line(&dave)
+        ),
+    )
+    .unwrap();
+    let out = revoke(
+        &hsm,
+        &["--requester-key", &s(&list), "--reason", "INC-21 laptops"],
+    );
+    assert_ok(&out, "revoke --requester-key of a key list");
+    let (shown, err) = (stdout(&out), stderr(&out));
+    assert!(
+        shown.contains(&format!(
+            "requester key {} (ssh-ed25519, alice@laptop): every certificate for it, from any CA; in this ledger serial(s) 1",
+            fp(&alice)
+        )),
+        "{shown}"
+    );
+    for k in [&dave, &erin] {
+        assert!(
+            err.contains(&format!(
+                "note: no certificate of this CA was issued for {}",
+                fp(k)
+            )),
+            "{err}"
+        );
+    }
+    assert_eq!(err.matches("note: no certificate").count(), 2, "{err}");
+    let v = ledger_json(&hsm).pop().unwrap();
+    let mut want = vec![key_part(&alice), key_part(&dave), key_part(&erin)];
+    want.sort();
+    let got: Vec<String> = v["requester_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(ledger_json(&hsm).len(), 3, "one record for the whole file");
+    verify_ok(&hsm);
+
+    // Refusals naming the line, nothing changed.
+    let ca_line = std::fs::read_to_string(hsm.state.join("ca.pub")).unwrap();
+    let private = std::fs::read_to_string(dir.join("alice")).unwrap();
+    let cert = std::fs::read_to_string(cert_path(&alice)).unwrap();
+    let fresh = keygen(dir, "fresh", &["-t", "ed25519"], "fresh@laptop");
+    let fresh_line = line(&fresh);
+    let bad = |name: &str, text: &str| {
+        let p = hsm.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let cases = [
+        (
+            bad("cert.list", &format!("{fresh_line}\n\n{cert}")),
+            ", line 3: this is a certificate, not a public key",
+        ),
+        (
+            bad("private.list", &format!("{fresh_line}\n{private}")),
+            ", line 2: this is a PRIVATE key",
+        ),
+        (
+            bad(
+                "garbage.list",
+                &format!("{fresh_line}\nssh-ed25519 AAAA!!!! x\n"),
+            ),
+            ", line 2: the requester's public key cannot be read",
+        ),
+        (
+            bad("ca.list", &format!("# keys\n{fresh_line}\n{ca_line}")),
+            ", line 3: this is the CA's own key, not a requester's",
+        ),
+        (
+            bad("empty.list", "# nothing here\n\n"),
+            "holds no public key line",
+        ),
+    ];
+    for (file, needle) in &cases {
+        refused(
+            &hsm,
+            &["--requester-key", &s(file), "--reason", "INC-22"],
+            1,
+            needle,
+        );
+    }
+    let big = hsm.path("big.list");
+    std::fs::write(&big, format!("{fresh_line}\n").repeat(20_000)).unwrap();
+    refused(
+        &hsm,
+        &["--requester-key", &s(&big), "--reason", "INC-22"],
+        2,
+        "is larger than 1024 KiB",
+    );
+    // Already revoked: refused; --force records the rest.
+    let again = bad("again.list", &format!("{}\n{fresh_line}\n", line(&carol)));
+    refused(
+        &hsm,
+        &["--requester-key", &s(&again), "--reason", "INC-23"],
+        1,
+        &format!(
+            "the requester key {} is already revoked: revocation R1",
+            fp(&carol)
+        ),
+    );
+    assert_ok(
+        &revoke(
+            &hsm,
+            &[
+                "--requester-key",
+                &s(&again),
+                "--reason",
+                "INC-23",
+                "--force",
+            ],
+        ),
+        "revoke --force",
+    );
+
+    // log --revoked-keys: every one, as OpenSSH lines with their fingerprints.
+    let o = run(hsm.cmd().args(["log", "--revoked-keys"]));
+    assert_ok(&o, "log --revoked-keys");
+    let printed = stdout(&o);
+    let mut want: Vec<String> = [&alice, &carol, &dave, &erin, &fresh]
+        .iter()
+        .map(|k| format!("{} {}", key_part(k), fp(k)))
+        .collect();
+    want.sort();
+    assert_eq!(
+        printed,
+        want.iter().map(|l| format!("{l}\n")).collect::<String>()
+    );
+    assert!(
+        stderr(&o).contains("revokes 5 requester key(s)"),
+        "{}",
+        stderr(&o)
+    );
+    let carried = hsm.path("carried-keys.pub");
+    std::fs::write(&carried, &printed).unwrap();
+    // ssh-keygen reads it as a list of public keys, with the fingerprints as comments.
+    let o = run(std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&carried));
+    assert_ok(&o, "ssh-keygen -lf carried-keys.pub");
+    assert_eq!(stdout(&o).lines().count(), 5, "{}", stdout(&o));
+    assert_fails(
+        &run(hsm.cmd().args(["log", "--revoked-keys", "--json"])),
+        2,
+        "cannot be used with",
+    );
+
+    // Another state directory (a second CA): nothing revoked yet, then all carried over in one
+    // record, exactly the same keys.
+    hsm.add_token("backup-ca");
+    let state2 = hsm.path("state2");
+    let backup = |args: &[&str]| run(hsm.cmd().env("BREAKGLASS_CA_STATE_DIR", &state2).args(args));
+    assert_ok(
+        &backup(&[
+            "--ca",
+            &format!("pkcs11:token=backup-ca?module-path={MODULE}"),
+            "init",
+        ]),
+        "init backup",
+    );
+    let o = backup(&["log", "--revoked-keys"]);
+    assert_ok(&o, "log --revoked-keys, nothing revoked");
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains("revokes no requester key: nothing printed"),
+        "{}",
+        stderr(&o)
+    );
+    let o = backup(&[
+        "revoke",
+        "--requester-key",
+        &s(&carried),
+        "--reason",
+        "INC-24 carried over from the lost CA",
+    ]);
+    assert_ok(&o, "revoke --requester-key carried-keys.pub in the backup");
+    assert_eq!(
+        stderr(&o)
+            .matches("note: no certificate of this CA")
+            .count(),
+        5,
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("more requester key"), "{}", stderr(&o));
+    let o = backup(&["log", "--revoked-keys"]);
+    assert_eq!(stdout(&o), printed);
+}
+
 #[test]
 fn a_retired_ca_of_the_state_directory_can_be_revoked() {
     if !require(&["softhsm2-util", "ssh-keygen", MODULE]) {
@@ -734,4 +1002,149 @@ fn a_0_1_0_ledger_is_revoked_into_and_still_verifies() {
     // can: the format change the version says.
     let lines = ledger_json(&hsm);
     assert!(lines[3].get("serial").is_none() && is_revocation(&lines[3]));
+}
+
+/// Red team: anyone who can write the ledger can append a revocation (no token is needed),
+/// e.g. of the backup CA, and the next mint's ledger binding signs it into the chain for good.
+/// `mint` lists the revocation records it is about to cover before the PIN prompt (on a real
+/// pseudo-terminal: before "PIN for"), every field from the ledger escaped (a hostile
+/// `revoked_by`, a reason with a backslash); the mint after it lists none; many are cut to the
+/// first five and a count.
+#[test]
+fn mint_shows_the_revocations_it_signs_before_the_pin() {
+    if !require(&["softhsm2-util", "ssh-keygen", "python3", MODULE]) {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let dir = hsm.dir.path();
+    // A backup CA trusted by this state directory.
+    hsm.add_token("backup-ca");
+    let out = run(hsm
+        .cmd()
+        .env("BREAKGLASS_CA_STATE_DIR", hsm.path("backup-state"))
+        .args([
+            "--ca",
+            &format!("pkcs11:token=backup-ca?module-path={MODULE}"),
+            "init",
+            "--algorithm",
+            "ed25519",
+        ]));
+    assert_ok(&out, "init backup");
+    let backup_pub = hsm.path("backup-ca.pub");
+    std::fs::write(&backup_pub, stdout(&out)).unwrap();
+    assert_ok(
+        &run(hsm.cmd().arg("add-backup-ca").arg(&backup_pub)),
+        "add-backup-ca",
+    );
+    let backup_fp = {
+        let o = run(std::process::Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(&backup_pub));
+        stdout(&o).split_whitespace().nth(1).unwrap().to_string()
+    };
+    let alice = keygen(dir, "alice", &["-t", "ed25519"], "alice@laptop");
+    assert_ok(
+        &hsm.mint(&alice, &["-n", "breakglass", "-o", "-"]),
+        "mint 1",
+    );
+    // R1 by the custodian; R2, the backup CA, "by" someone with an escape sequence.
+    revoke_ok(
+        &hsm,
+        &["--serial", "1", "--reason", "INC-60 \\e[31m not red"],
+    );
+    revoke_ok(
+        &hsm,
+        &[
+            "--ca",
+            backup_pub.to_str().unwrap(),
+            "--reason",
+            "INC-61 rotation",
+        ],
+    );
+    let ledger = hsm.state.join("ledger.jsonl");
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    let last = text.lines().last().unwrap();
+    let by = serde_json::from_str::<serde_json::Value>(last).unwrap()["revoked_by"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forged = last.replacen(
+        &format!("\"revoked_by\":\"{by}\""),
+        "\"revoked_by\":\"mallory\\u001b[2J\\u202e\"",
+        1,
+    );
+    assert_ne!(forged, last);
+    std::fs::write(&ledger, text.replacen(last, &forged, 1)).unwrap();
+    verify_ok(&hsm);
+
+    // The mint on a pseudo-terminal, the PIN typed at its prompt.
+    let bob = keygen(dir, "bob", &["-t", "ed25519"], "bob@laptop");
+    let (mut child, ready, go) = mint_at_pin_prompt(&hsm, "INC-62", &bob);
+    std::fs::write(&go, "").unwrap();
+    let out = wait_bounded(&mut child, Duration::from_secs(100));
+    let screen = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(ready.exists(), "no PIN prompt:\n{screen}");
+    let at = |needle: &str| {
+        screen
+            .find(needle)
+            .unwrap_or_else(|| panic!("no '{needle}' on the screen:\n{screen}"))
+    };
+    let prompt = at("PIN for");
+    for needle in [
+        "Revocations:    this mint signs 2 revocation record(s) written since the last certificate",
+        "  R1  ",
+        "serial 1  (reason: INC-60 \\\\e[31m not red)",
+        "  R2  ",
+        &format!("by mallory\\e[2J\\u{{202e}}:  CA {backup_fp}  (reason: INC-61 rotation)"),
+    ] {
+        assert!(
+            at(needle) < prompt,
+            "'{needle}' after the PIN prompt:\n{screen}"
+        );
+    }
+    assert!(
+        !screen.contains('\u{1b}') && !screen.contains('\u{202e}'),
+        "a raw escape reached the terminal:\n{screen:?}"
+    );
+    assert!(screen.contains("Issued serial 2 "), "{screen}");
+    let shown: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.starts_with("Revocations:") || l.starts_with("  R"))
+        .collect();
+
+    // The next mint covers nothing new: no such lines.
+    let carol = keygen(dir, "carol", &["-t", "ed25519"], "carol@laptop");
+    let out = hsm.mint(&carol, &["-n", "breakglass", "-o", "-"]);
+    assert_ok(&out, "mint 3");
+    assert!(!stderr(&out).contains("Revocations:"), "{}", stderr(&out));
+
+    // Seven revocations (requester keys never certified): the first five, then a count.
+    for i in 0..7 {
+        let k = keygen(dir, &format!("k{i}"), &["-t", "ed25519"], "k");
+        revoke_ok(
+            &hsm,
+            &[
+                "--requester-key",
+                k.to_str().unwrap(),
+                "--reason",
+                &format!("INC-7{i}"),
+            ],
+        );
+    }
+    let dave = keygen(dir, "dave", &["-t", "ed25519"], "dave@laptop");
+    let out = hsm.mint(&dave, &["-n", "breakglass", "-o", "-"]);
+    assert_ok(&out, "mint 4");
+    let err = stderr(&out);
+    let prompt = err.find("CA token:").unwrap();
+    assert!(
+        err.find("this mint signs 7 revocation record(s)").unwrap() < prompt
+            && err.contains("  R7  ")
+            && err.contains("(reason: INC-74)")
+            && !err.contains("(reason: INC-75)")
+            && err.contains("  ... and 2 more (R8 to R9; 'breakglass-ca log' lists R3 to R9)"),
+        "{err}"
+    );
+    eprintln!("mint before the PIN:\n{}", shown.join("\n"));
 }

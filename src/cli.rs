@@ -96,6 +96,12 @@ pub struct LogArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Print every requester key the ledger revokes, one OpenSSH public key line each (its
+    /// fingerprint as comment), to carry them over to the backup CA's state directory with
+    /// 'revoke --requester-key FILE' (docs/runbook.md, section 3.2). Nothing for none.
+    #[arg(long, conflicts_with = "json")]
+    pub revoked_keys: bool,
+
     #[command(subcommand)]
     pub action: Option<LogAction>,
 }
@@ -356,10 +362,13 @@ Examples:
   breakglass-ca revoke --requester-key alice.pub --reason 'INC-1235 laptop stolen'
   breakglass-ca revoke --ca --reason 'INC-1236 token lost'
   breakglass-ca revoke --ca backup-ca.pub --reason 'INC-1237 backup token lost'
+  breakglass-ca revoke --requester-key carried-keys.pub --reason 'INC-1238 carried over'
 
 Options can repeat and be combined: one command writes one revocation record. Then write
 the KRL and put it on every host: breakglass-ca krl -o breakglass-ca.krl (docs/runbook.md,
-\"Revoke a certificate\").";
+\"Revoke a certificate\"). A --requester-key FILE may hold several key lines, e.g. what
+'breakglass-ca log --revoked-keys' prints in the lost CA's state directory after a lost
+token (docs/runbook.md, section 3.2).";
 
 #[derive(Debug, Args)]
 #[command(after_help = REVOKE_AFTER_HELP)]
@@ -374,7 +383,10 @@ pub struct RevokeArgs {
     #[arg(long = "key-id", value_name = "ID")]
     pub key_ids: Vec<String>,
 
-    /// Revoke every certificate for the public key in this file, from any CA; repeatable.
+    /// Revoke every certificate for the public key in this file, from any CA (also a key no
+    /// certificate of this CA was issued for: revoked ahead); a file of several key lines
+    /// (blank lines and # comments skipped, as 'log --revoked-keys' writes it) revokes each;
+    /// repeatable.
     #[arg(long = "requester-key", value_name = "FILE")]
     pub requester_keys: Vec<PathBuf>,
 

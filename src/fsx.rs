@@ -30,6 +30,9 @@ pub mod limit {
     pub const LEDGER: u64 = 1024 * 1024 * 1024;
     /// A KRL file (`krl --check -f`): a ledger's KRL is a few KiB; OpenSSH reads up to 128 MiB.
     pub const KRL: u64 = 16 * 1024 * 1024;
+    /// A list of public key lines (`revoke --requester-key FILE`): as much as one ledger line
+    /// can hold (thousands of keys).
+    pub const KEY_LIST: u64 = 1024 * 1024;
 }
 
 /// Read at most `limit` bytes from `reader`; more is an error naming `what`.
@@ -204,7 +207,7 @@ fn write_file(
     // Everything from here on is relative to the directory opened above.
     let base = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
     let target = base.join(name);
-    check_replaceable_as(&target, path)?;
+    check_replaceable_as(&target, path, NOT_A_PLAIN_FILE)?;
     // The name shows which file a leftover temporary belongs to; kept short for NAME_MAX.
     let short: String = name.to_string_lossy().chars().take(64).collect();
     let mut tmp = tempfile::Builder::new()
@@ -237,7 +240,7 @@ impl NewFile {
     /// A new temporary file for `path` (which must be a plain file path, see
     /// [`check_replaceable`]), in the same directory.
     pub fn create(path: &Path) -> Result<Self> {
-        check_replaceable(path)?;
+        check_replaceable(path, NOT_A_PLAIN_FILE)?;
         let dir = parent_dir(path);
         let name = path.file_name().ok_or_else(|| {
             Error::usage(format!("{} does not name a file", path.shown()))
@@ -297,15 +300,20 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// The hint for a path that is not a plain file, when nothing better fits (a command's `-o`
+/// says what it offers instead of a file: `cmd::Instead`).
+pub const NOT_A_PLAIN_FILE: &str =
+    "give the path of a plain file, or move away what is there (nothing was replaced)";
+
 /// Refuse an output path that is not a plain file: renaming over a device, a FIFO or a
-/// symlink would replace it with a plain file, and opening one would follow it.
-pub fn check_replaceable(path: &Path) -> Result<()> {
-    check_replaceable_as(path, path)
+/// symlink would replace it with a plain file, and opening one would follow it. `hint` is the
+/// refusal's hint.
+pub fn check_replaceable(path: &Path, hint: &str) -> Result<()> {
+    check_replaceable_as(path, path, hint)
 }
 
 /// [`check_replaceable`] of `path`, named `shown` in messages.
-fn check_replaceable_as(path: &Path, shown: &Path) -> Result<()> {
-    let hint = "give a plain file path; for the terminal, leave -o out or use -o -";
+fn check_replaceable_as(path: &Path, shown: &Path, hint: &str) -> Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => Err(Error::usage(format!(
             "{} is a symbolic link, not a regular file; refusing to follow it",

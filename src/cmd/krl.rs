@@ -126,7 +126,7 @@ fn write(g: &Globals, output: &Path) -> Result<()> {
         return Err(Error::usage("a KRL is binary: refusing to write it to the terminal")
             .with_hint("write it to a file with -o FILE (e.g. -o breakglass-ca.krl), or send it into a pipe: breakglass-ca krl -o - | ssh HOST 'cat > breakglass-ca.krl'"));
     }
-    g.check_output(output)?;
+    g.check_output(output, crate::cmd::Instead::Pipe)?;
     let ca = this_ca(g)?;
     let built = build(g, &ca, now())?;
     let name = if to_stdout {

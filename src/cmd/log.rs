@@ -20,6 +20,7 @@ use crate::ui::{self, say};
 
 pub fn run(g: &Globals, args: &LogArgs) -> Result<()> {
     match &args.action {
+        None if args.revoked_keys => revoked_keys(g),
         None => list(g, args.json),
         Some(LogAction::Show {
             serial: Some(serial),
@@ -100,6 +101,41 @@ fn list(g: &Globals, json: bool) -> Result<()> {
                 g.state_dir.join(LEDGER_FILE).shown()
             ));
         }
+    }
+    crate::cmd::write_stdout(&out)
+}
+
+/// `log --revoked-keys`: every requester key the ledger revokes, as OpenSSH public key lines
+/// with their fingerprint as comment (sorted, each once), on stdout; a note on stderr. No
+/// token: the CA comes from config.toml. The lines are what `revoke --requester-key FILE`
+/// reads in another state directory.
+fn revoked_keys(g: &Globals) -> Result<()> {
+    let config = g.config()?.ok_or_else(|| {
+        Error::usage(format!(
+            "{} holds no CA configuration, so it has no ledger to read revocations from",
+            g.state_dir.shown()
+        ))
+        .with_hint("point --state-dir (or BREAKGLASS_CA_STATE_DIR) at the directory where 'breakglass-ca init' was run")
+    })?;
+    let revoked = crate::cmd::ledger(&g.state_dir).revoked(&config.fingerprint)?;
+    let mut out = String::new();
+    for line in &revoked.requester_keys {
+        let key = crate::key::parse_line(line)
+            .map_err(|e| Error::ssh("a revoked requester key cannot be read", e))?;
+        out.push_str(&format!(
+            "{line} {}\n",
+            crate::key::fingerprint(key.key_data())
+        ));
+    }
+    match revoked.requester_keys.len() {
+        0 => say(format!(
+            "note: the ledger of the CA {} revokes no requester key: nothing printed",
+            Esc(&config.fingerprint)
+        )),
+        n => say(format!(
+            "note: the ledger of the CA {} revokes {n} requester key(s); revoke them in another state directory with 'breakglass-ca --state-dir STATE2 revoke --requester-key FILE --reason ...'",
+            Esc(&config.fingerprint)
+        )),
     }
     crate::cmd::write_stdout(&out)
 }

@@ -15,7 +15,7 @@ use crate::cmd::{write_stdout, Globals, NOTHING_ISSUED};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::issue::{self, Batch, MintRequest, Signed, SystemClock};
-use crate::ledger::Tail;
+use crate::ledger::{Revocation, Tail};
 use crate::policy::{self, Policy, ValidityRequest, Window};
 use crate::signals::Deferral;
 use crate::text::Esc;
@@ -89,6 +89,9 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     let signals = Deferral::new();
     let (uri, mut ca) = g.open_ca(Some(&config), true)?;
     show_request(&keys, &preview, forced.as_deref(), locked.tail().serial);
+    for line in uncovered_lines(locked.revocations(), locked.tail().serial) {
+        say(line);
+    }
     if keys.len() > 1 {
         show_signatures(keys.len(), &ca.info());
     }
@@ -245,7 +248,7 @@ fn check_key(
     };
 
     if let Some(p) = &output {
-        g.check_output(p)?;
+        g.check_output(p, crate::cmd::Instead::Certificate)?;
     }
     Ok((subject, requester, output))
 }
@@ -349,6 +352,48 @@ fn show_request(keys: &[Key], preview: &Window, forced: Option<&str>, first: u64
     if let Some(note) = forced {
         say(format!("NOTE: {note}"));
     }
+}
+
+/// How many of the revocation records a mint will cover are listed one by one.
+const REVOCATIONS_SHOWN: usize = 5;
+
+/// The revocation records this mint signs into the chain for good, for the pre-PIN screen:
+/// those after the newest issuance record (`next` is the serial about to be issued), which
+/// the first certificate's ledger binding covers. Anyone who can write the ledger can append
+/// one (no token is needed to revoke), e.g. of the backup CA: the custodian sees it before
+/// signing. Every field from the ledger is escaped; many are cut to the first few and a count.
+fn uncovered_lines(revs: &[Revocation], next: u64) -> Vec<String> {
+    let newest = next.saturating_sub(1);
+    let after: Vec<(usize, &Revocation)> = revs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i + 1, v))
+        .filter(|(_, v)| v.last_serial == newest)
+        .collect();
+    let Some(((first, _), (last, _))) = after.first().zip(after.last()) else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!(
+        "Revocations:    this mint signs {} revocation record(s) written since the last certificate into the ledger for good (its ledger binding covers them). If you did not make or expect one, do not type the PIN: press Ctrl-C (nothing is issued) and check it: 'breakglass-ca log show --revocation K'",
+        after.len()
+    )];
+    for (k, v) in after.iter().take(REVOCATIONS_SHOWN) {
+        lines.push(format!(
+            "  R{k}  {}  by {}:  {}  (reason: {})",
+            Esc(&v.revoked_at),
+            Esc(&v.revoked_by),
+            Esc(&crate::cmd::log::what(v, 4)),
+            Esc(&v.reason)
+        ));
+    }
+    if after.len() > REVOCATIONS_SHOWN {
+        let (from, _) = after[REVOCATIONS_SHOWN];
+        lines.push(format!(
+            "  ... and {} more (R{from} to R{last}; 'breakglass-ca log' lists R{first} to R{last})",
+            after.len() - REVOCATIONS_SHOWN
+        ));
+    }
+    lines
 }
 
 /// A batch: how many signatures the token will make, and how many touches a YubiKey with touch
@@ -523,6 +568,58 @@ fn show_options(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn revocation(last_serial: u64, by: &str, reason: &str) -> Revocation {
+        Revocation {
+            kind: crate::ledger::revocation::RecordKind::Revocation,
+            format: 1,
+            serials: vec![(1, 1), (3, 5)],
+            key_ids: vec!["k".into()],
+            requester_keys: Vec::new(),
+            ca_keys: vec![crate::ledger::RevokedKey {
+                key: "ssh-ed25519 AAAA".into(),
+                fingerprint: "SHA256:backup".into(),
+            }],
+            reason: reason.into(),
+            revoked_at: "2026-12-01T10:33:16Z".into(),
+            revoked_by: by.into(),
+            host: "h".into(),
+            tool_version: "0.3.0".into(),
+            ca_fingerprint: "SHA256:this".into(),
+            last_serial,
+            prev_hash: "x".into(),
+        }
+    }
+
+    #[test]
+    fn the_revocations_a_mint_covers_are_shown_escaped_and_cut_short() {
+        // R1 before serial 2, R2 and R3 after it: serial 3 is next.
+        let revs = vec![
+            revocation(1, "alice", "old"),
+            revocation(2, "mallory\u{1b}[2J", "INC-1 \\e[31m"),
+            revocation(2, "bob", "INC-2"),
+        ];
+        let lines = uncovered_lines(&revs, 3);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].starts_with("Revocations:    this mint signs 2 revocation record(s)"));
+        assert_eq!(
+            lines[1],
+            "  R2  2026-12-01T10:33:16Z  by mallory\\e[2J:  serial 1, serials 3-5, key ID \"k\", CA SHA256:backup  (reason: INC-1 \\\\e[31m)"
+        );
+        assert!(lines[2].starts_with("  R3  "), "{}", lines[2]);
+        // Nothing after the newest certificate: nothing shown.
+        assert!(uncovered_lines(&revs, 4).is_empty());
+        assert!(uncovered_lines(&[], 1).is_empty());
+        // No certificate yet: every revocation is covered by the first one.
+        let revs: Vec<Revocation> = (0..8).map(|_| revocation(0, "a", "r")).collect();
+        let lines = uncovered_lines(&revs, 1);
+        assert_eq!(lines.len(), 1 + REVOCATIONS_SHOWN + 1, "{lines:?}");
+        assert!(lines[0].contains("signs 8 revocation record(s)"));
+        assert_eq!(
+            lines.last().unwrap(),
+            "  ... and 3 more (R6 to R8; 'breakglass-ca log' lists R1 to R8)"
+        );
+    }
 
     #[test]
     fn output_follows_ssh_keygen() {

@@ -82,12 +82,13 @@ impl Globals {
     }
 
     /// Check an output file path before anything is done (`-` is stdout): a plain file or
-    /// nothing there yet, in a directory that exists, outside the state directory.
-    pub fn check_output(&self, path: &Path) -> Result<()> {
+    /// nothing there yet, in a directory that exists, outside the state directory. `instead`
+    /// says what the command offers instead of a file, for the refusal's hint.
+    pub fn check_output(&self, path: &Path, instead: Instead) -> Result<()> {
         if path == Path::new("-") {
             return Ok(());
         }
-        fsx::check_replaceable(path)?;
+        fsx::check_replaceable(path, instead.hint())?;
         fsx::check_outside_state_dir(path, &self.state_dir)
     }
 
@@ -126,6 +127,34 @@ impl Globals {
             || format!("before signing: {NOTHING_ISSUED}"),
             || "nothing to clean up: run the same mint again when ready".into(),
         )
+    }
+}
+
+/// What a command offers instead of an `-o FILE` that is refused (a symbolic link, a
+/// directory, a device): the hint differs, since leaving `-o` out or giving `-o -` does
+/// different things per command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Instead {
+    /// Leaving `-o` out, or `-o -`, prints it (`pubkey`).
+    Print,
+    /// Leaving `-o` out writes KEY-cert.pub beside KEY.pub; `-o -` prints it (`mint`).
+    Certificate,
+    /// Binary: `-o -` writes it into a pipe, never onto a terminal; no `-o` is an error
+    /// (`krl -o`).
+    Pipe,
+    /// Binary, into a file only (`pubkey --format png`).
+    FileOnly,
+}
+
+impl Instead {
+    /// The hint for a refused output path: the one place it is worded.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Instead::Print => "give the path of a plain file (nothing was replaced); to print it instead, leave -o out or use -o -",
+            Instead::Certificate => "give the path of a plain file (nothing was replaced), or leave -o out to write KEY-cert.pub beside KEY.pub, or use -o - to print the certificate",
+            Instead::Pipe => "give the path of a plain file (nothing was replaced), e.g. -o breakglass-ca.krl; a KRL is binary: -o - writes it into a pipe only, never onto a terminal",
+            Instead::FileOnly => "give the path of a plain file (nothing was replaced), e.g. -o ca-qr.png: the image is binary and goes into a file only",
+        }
     }
 }
 

@@ -32,7 +32,11 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
     let output = args.output.as_deref();
     let state_dir = g.state_dir.as_path();
     if let Some(p) = file_of(output) {
-        g.check_output(p)?;
+        let instead = match args.format {
+            PubkeyFormat::Png => crate::cmd::Instead::FileOnly,
+            _ => crate::cmd::Instead::Print,
+        };
+        g.check_output(p, instead)?;
     }
     let config = g.config()?;
     let (uri, key) = g.open_ca(config.as_ref(), false)?;

@@ -27,7 +27,12 @@ struct KeyTarget {
     from: String,
     /// For a CA: which one it is (this CA, a backup CA, a retired CA).
     role: &'static str,
+    /// The comment of its line in the file (untrusted text), for the summary.
+    comment: String,
 }
+
+/// How many notes of one kind are printed before the rest are counted.
+const NOTES_SHOWN: usize = 5;
 
 pub fn run(g: &Globals, args: &RevokeArgs) -> Result<()> {
     let reason = check_reason(&args.reason)?;
@@ -88,7 +93,15 @@ pub fn run(g: &Globals, args: &RevokeArgs) -> Result<()> {
         &mut skipped,
     )?;
     let key_ids = check_key_ids(key_ids, &issued, &earlier, args.force, &mut skipped)?;
-    let requesters = check_requesters(requesters, &issued, &earlier, args.force, &mut skipped)?;
+    let mut never_issued: Vec<String> = Vec::new();
+    let requesters = check_requesters(
+        requesters,
+        &issued,
+        &earlier,
+        args.force,
+        &mut skipped,
+        &mut never_issued,
+    )?;
     let cas = check_cas(cas, &earlier, args.force, &mut skipped)?;
     for s in &skipped {
         ui::say(format!("already revoked, skipped: {s}"));
@@ -117,6 +130,15 @@ pub fn run(g: &Globals, args: &RevokeArgs) -> Result<()> {
     let appended = locked.append_revocation(&v)?;
     if let Some(repaired) = &appended.repaired {
         ui::say(format!("NOTE: {repaired}"));
+    }
+    for fp in never_issued.iter().take(NOTES_SHOWN) {
+        ui::say(format!("note: no certificate of this CA was issued for {fp}; revoked anyway: hosts with the KRL refuse every certificate for it, from any CA, and mint refuses it"));
+    }
+    if never_issued.len() > NOTES_SHOWN {
+        ui::say(format!(
+            "note: and {} more requester key(s) no certificate of this CA was issued for, revoked the same way",
+            never_issued.len() - NOTES_SHOWN
+        ));
     }
     let all: Vec<&Revocation> = earlier.iter().map(|(_, v)| *v).chain([&v]).collect();
     let merged = Revoked::merge(&config.fingerprint, all);
@@ -159,30 +181,67 @@ fn check_reason(reason: &str) -> Result<String> {
     Ok(reason)
 }
 
-/// Each `--requester-key FILE` read (bounded) and checked as `mint` checks a requester key:
-/// a public key line, not a private key, a certificate or garbage; each once.
+/// Each `--requester-key FILE` read (bounded) as a list of public key lines, like an
+/// `authorized_keys` file (blank lines and `#` comments skipped; `log --revoked-keys` writes
+/// one), each line checked as `mint` checks a requester key: a public key, not a private key,
+/// a certificate or garbage, and not this CA's own key (a refusal names the line); each key
+/// once.
 fn read_requester_keys(files: &[PathBuf], config: &Config) -> Result<Vec<KeyTarget>> {
     let mut out: Vec<KeyTarget> = Vec::new();
     for file in files {
         let about = |e: Error| e.about(&format!("--requester-key {}", file.shown()));
-        let text = read_input(file, "requester's public key").map_err(about)?;
-        let key = key::parse_requester_key(&text).map_err(about)?;
-        if key::fingerprint(key.key_data()) == config.fingerprint {
-            return Err(about(
-                Error::refused("this is the CA's own key, not a requester's")
-                    .with_hint("to revoke the whole CA, use --ca"),
-            ));
-        }
-        let target = KeyTarget {
-            key: RevokedKey::of(key.key_data())?,
-            from: file.shown().to_string(),
-            role: "requester key",
-        };
-        if !out.iter().any(|k| k.key == target.key) {
-            out.push(target);
+        let text =
+            crate::fsx::read_text(file, crate::fsx::limit::KEY_LIST, "requester's public key")
+                .map_err(about)?;
+        let on_line =
+            |n: usize, e: Error| e.about(&format!("--requester-key {}, line {n}", file.shown()));
+        for (n, line) in key_list_lines(&text, on_line).map_err(about)? {
+            let about = |e: Error| on_line(n, e);
+            let key = key::parse_requester_key(line).map_err(about)?;
+            if key::fingerprint(key.key_data()) == config.fingerprint {
+                return Err(about(
+                    Error::refused("this is the CA's own key, not a requester's")
+                        .with_hint("to revoke the whole CA, use --ca"),
+                ));
+            }
+            let target = KeyTarget {
+                key: RevokedKey::of(key.key_data())?,
+                from: format!("{}, line {n}", file.shown()),
+                role: "requester key",
+                comment: key.comment().to_string(),
+            };
+            if !out.iter().any(|k| k.key == target.key) {
+                out.push(target);
+            }
         }
     }
     Ok(out)
+}
+
+/// The key lines of a requester key list with their line numbers (from 1): each line
+/// trimmed, blank lines and `#` comments skipped. A private key anywhere in it is refused
+/// first, naming its line (`on_line` says where); a list without any key line is refused.
+fn key_list_lines(
+    text: &str,
+    on_line: impl Fn(usize, Error) -> Error,
+) -> Result<Vec<(usize, &str)>> {
+    let numbered = || text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
+    if let Some((n, _)) = numbered().find(|(_, l)| key::holds_private_key(l)) {
+        return Err(on_line(
+            n,
+            Error::refused("this is a PRIVATE key: it must never leave the requester's machine")
+                .with_hint("the requester should generate a new key pair (this one is exposed) and send only the .pub file"),
+        ));
+    }
+    let lines: Vec<(usize, &str)> = numbered()
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    if lines.is_empty() {
+        return Err(Error::refused("it holds no public key line").with_hint(
+            "give the requester's .pub file, or a file of public key lines, one per line (as 'breakglass-ca log --revoked-keys' writes it)",
+        ));
+    }
+    Ok(lines)
 }
 
 /// Each `--ca [FILE]`: this CA (no FILE), else the CA key in FILE, which must be this CA, a
@@ -203,6 +262,7 @@ fn read_ca_keys(
         } else {
             (this.clone(), "this state directory's ca.pub".to_string())
         };
+        let comment = String::new();
         let fp = key::fingerprint(&key);
         let role = if fp == config.fingerprint {
             "this CA"
@@ -224,6 +284,7 @@ fn read_ca_keys(
             key: RevokedKey::of(&key)?,
             from,
             role,
+            comment,
         };
         if !out.iter().any(|k| k.key == target.key) {
             out.push(target);
@@ -362,29 +423,31 @@ fn check_key_ids(
     Ok(out)
 }
 
+/// The requester keys given, checked against the earlier revocations. A key no certificate of
+/// this CA was issued for is revoked too (a compromised key revoked ahead, or one carried over
+/// from another state directory's ledger): its fingerprint goes into `never_issued`.
 fn check_requesters(
     given: Vec<KeyTarget>,
     issued: &[&Record],
     earlier: &[(usize, &Revocation)],
     force: bool,
     skipped: &mut Vec<String>,
+    never_issued: &mut Vec<String>,
 ) -> Result<Vec<KeyTarget>> {
     let mut out = Vec::new();
     for t in given {
         let fp = &t.key.fingerprint;
-        if !issued.iter().any(|r| r.requester_fingerprint == *fp) {
-            return Err(Error::refused(format!(
-                "no certificate in the ledger was issued for the key {fp} ({})",
-                t.from
-            ))
-            .with_hint("check you have the right .pub file ('ssh-keygen -lf FILE' and 'breakglass-ca log'); a key this CA never certified needs no revocation here"));
-        }
         match earlier_by(earlier, |v| v.revokes_requester(fp)) {
             Some((k, v)) if !force => {
                 return Err(already(&format!("the requester key {fp}"), k, v))
             }
             Some((k, _)) => skipped.push(format!("requester key {fp} (revocation R{k})")),
-            None => out.push(t),
+            None => {
+                if !issued.iter().any(|r| r.requester_fingerprint == *fp) {
+                    never_issued.push(fp.clone());
+                }
+                out.push(t)
+            }
         }
     }
     Ok(out)
@@ -436,6 +499,7 @@ fn revocation_time(locked: &Locked<'_>, newest: Option<&Revocation>) -> Result<D
     };
     for _ in 0..3 {
         let now = Utc::now().trunc_subsecs(0);
+        check_clock_plausible(now)?;
         if let Some(then) = line.filter(|t| now < *t) {
             return Err(too_early(now, "newest ledger record", then));
         }
@@ -453,6 +517,21 @@ fn revocation_time(locked: &Locked<'_>, newest: Option<&Revocation>) -> Result<D
         Error::refused("the clock did not move past the newest revocation's second")
             .with_hint("check this laptop's clock, then revoke again"),
     )
+}
+
+/// A revocation time hosts accept as a KRL version: install.sh takes 0 or a time
+/// YYYYMMDDHHMMSS from the year 2000 on, so a clock before that (a laptop whose clock battery
+/// died) is refused rather than recorded.
+fn check_clock_plausible(now: DateTime<Utc>) -> Result<()> {
+    use chrono::Datelike;
+    if now.year() >= 2000 {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "this laptop's clock ({}) is before the year 2000",
+        rfc3339(now)
+    ))
+    .with_hint("set the clock to the real time (compare with a phone), then revoke again: the KRL version is the revocation's time, and hosts refuse a KRL dated before 2000"))
 }
 
 /// The OS user running this: the name of the real uid in /etc/passwd, else `uid N`.
@@ -539,17 +618,27 @@ fn summary(
             .collect();
         let name = certs
             .last()
-            .map(|r| Esc(&r.requester_comment).to_string())
-            .unwrap_or_default();
+            .map(|r| r.requester_comment.as_str())
+            .unwrap_or(&t.comment);
+        let name = match name.is_empty() {
+            true => String::new(),
+            false => format!(", {}", Esc(name)),
+        };
+        let here = match certs.is_empty() {
+            true => "no certificate of this CA was issued for it".to_string(),
+            false => format!(
+                "in this ledger serial(s) {}",
+                certs
+                    .iter()
+                    .map(|r| r.serial.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         out.push_str(&format!(
-            "  requester key {} ({}, {name}): every certificate for it, from any CA; in this ledger serial(s) {}\n",
+            "  requester key {} ({}{name}): every certificate for it, from any CA; {here}\n",
             t.key.fingerprint,
             key::key_type(&t.key.key),
-            certs
-                .iter()
-                .map(|r| r.serial.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
         ));
     }
     for t in cas {
@@ -571,4 +660,42 @@ fn summary(
         out.push_str("\nThis CA is revoked: mint now refuses to issue from it. Switch to the backup CA's state directory (docs/runbook.md).");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_before_2000_is_refused() {
+        let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+        check_clock_plausible(at("2000-01-01T00:00:00Z")).unwrap();
+        check_clock_plausible(at("2026-12-01T10:33:16Z")).unwrap();
+        let err = check_clock_plausible(at("1999-12-31T23:59:59Z")).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("(1999-12-31T23:59:59Z) is before the year 2000"));
+        assert!(check_clock_plausible(at("1970-01-01T00:00:00Z")).is_err());
+    }
+
+    #[test]
+    fn a_key_list_is_read_like_authorized_keys() {
+        let at = |n: usize, e: Error| e.about(&format!("line {n}"));
+        let text = "# carried over\n\n  ssh-ed25519 AAAA a  \n#x\nssh-rsa BBBB b\n";
+        assert_eq!(
+            key_list_lines(text, at).unwrap(),
+            [(3, "ssh-ed25519 AAAA a"), (5, "ssh-rsa BBBB b")]
+        );
+        let err = key_list_lines(
+            "ssh-ed25519 AAAA\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n",
+            at,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 2: this is a PRIVATE key"), "{err}");
+        for empty in ["", "\n\n", "# only a comment\n"] {
+            let err = key_list_lines(empty, at).unwrap_err().to_string();
+            assert!(err.contains("holds no public key line"), "{err}");
+        }
+    }
 }
