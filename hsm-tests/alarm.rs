@@ -987,3 +987,190 @@ fn install_sh_refuses_a_hook_sshd_would_not_run() {
         0o755
     );
 }
+
+/// The example alert command of docs/hosts.md, section 5.2, exactly as printed but for its
+/// webhook URL (a listener of this test on 127.0.0.1), installed as the section says (group
+/// of nobody, 0750): one emergency login posts one `text=HOST: emergency certificate: …`
+/// with the syslog line's text.
+#[test]
+fn the_documented_webhook_command_pages() {
+    if !tools() || !require(&["curl"]) {
+        return;
+    }
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/hosts.md")).unwrap();
+    let start = doc
+        .find("```sh\n#!/bin/sh\n# /usr/local/sbin/breakglass-page")
+        .expect("docs/hosts.md holds the example alert command")
+        + "```sh\n".len();
+    let script = &doc[start..start + doc[start..].find("```").unwrap()];
+    let url_line = "URL='https://hooks.example.org/services/T000/B000/XXXXXXXX'\n";
+    assert!(script.contains(url_line), "{script}");
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let server = std::thread::spawn(move || -> Vec<String> {
+        use std::io::{Read, Write};
+        let mut bodies = Vec::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) && bodies.is_empty() {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            };
+            conn.set_nonblocking(false).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = conn.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                req.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&req).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    if body.len() >= len {
+                        assert!(head.starts_with("POST /hook "), "{head}");
+                        bodies.push(body.to_string());
+                        break;
+                    }
+                }
+            }
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+        bodies
+    });
+
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let me = current_user();
+    let host = Host::new(false);
+    let page = host.w().join("bin/breakglass-page");
+    std::fs::write(
+        &page,
+        script.replace(url_line, &format!("URL='http://127.0.0.1:{port}/hook'\n")),
+    )
+    .unwrap();
+    let o = run(Command::new("sh")
+        .arg("-c")
+        .arg("chgrp \"$(id -gn nobody)\" \"$1\" && chmod 0750 \"$1\"")
+        .arg("sh")
+        .arg(&page));
+    assert_ok(&o, "chgrp/chmod as docs/hosts.md says");
+    let page = page.display().to_string();
+    let bundle = host_config(
+        &hsm,
+        host.w(),
+        "bundle",
+        &["--user", &me, "--alert-command", &page],
+        Some(&host.ssh_dir),
+    );
+    host.install_ok(&bundle);
+    let sshd = host.sshd();
+    let keys = host.w().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let pubkey = keygen(&keys, "carol", &["-t", "ed25519"], "carol@laptop");
+    assert_ok(&hsm.mint(&pubkey, &["-n", &me]), "mint");
+    let (ok, _) = login(sshd.port, &pubkey.with_extension(""), &cert_path(&pubkey));
+    assert!(ok, "login refused:\n{}", sshd.log_text());
+    let bodies = server.join().unwrap();
+    assert_eq!(
+        bodies.len(),
+        1,
+        "no page arrived; syslog:\n{}",
+        host.syslog.all()
+    );
+    let text = form_value(&bodies[0], "text");
+    let alert = host
+        .syslog
+        .wait_for(33, "emergency certificate: ", 1, Duration::from_secs(10));
+    let hostname = stdout(&run(Command::new("uname").arg("-n")));
+    assert_eq!(text, format!("{}: {}", hostname.trim(), alert[0]));
+    assert!(
+        host.syslog
+            .messages(33)
+            .iter()
+            .all(|m| !m.contains("failed")),
+        "{}",
+        host.syslog.all()
+    );
+}
+
+/// The value of `key` in an `application/x-www-form-urlencoded` body.
+fn form_value(body: &str, key: &str) -> String {
+    let raw = body
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in {body}"));
+    let bytes = raw.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                out.push(u8::from_str_radix(&raw[i + 1..i + 3], 16).unwrap());
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The `host-config --help` examples, run as printed (each in a directory of its own): the
+/// first gives the hook with syslog and no command, the second the hook with the command, the
+/// third no hook and the snippet of 0.3.0.
+#[test]
+fn host_config_help_examples_run_as_printed() {
+    if !require(&["softhsm2-util", MODULE]) {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    hsm.init("ecdsa-p256");
+    let help = stdout(&run(hsm.cmd().args(["host-config", "--help"])));
+    let examples: Vec<&str> = help
+        .lines()
+        .filter_map(|l| l.strip_prefix("  breakglass-ca "))
+        .collect();
+    assert_eq!(examples.len(), 3, "{help}");
+    for (i, example) in examples.iter().enumerate() {
+        let cwd = hsm.path(&format!("example-{i}"));
+        std::fs::create_dir(&cwd).unwrap();
+        let o = run(hsm
+            .cmd()
+            .env_remove("BREAKGLASS_CA_PIN_FILE")
+            .current_dir(&cwd)
+            .args(example.split(' ')));
+        assert_ok(&o, example);
+        let out = cwd.join("host-bundle");
+        let hook = out.join("breakglass-ca-alert");
+        let snippet = read(&out.join("sshd_config.d/breakglass-ca.conf"));
+        match i {
+            0 => {
+                let h = read(&hook);
+                assert!(h.contains("\nALERT_SYSLOG=yes\n") && h.contains("\nALERT_COMMAND=''\n"));
+            }
+            1 => assert!(read(&hook).contains("\nALERT_COMMAND='/usr/local/sbin/page'\n")),
+            _ => {
+                assert!(!hook.exists());
+                assert!(snippet.contains(
+                    "\n    AuthorizedPrincipalsFile /etc/ssh/breakglass-ca-principals/%u\n"
+                ));
+                assert!(!snippet.contains("AuthorizedPrincipalsCommand"));
+            }
+        }
+        assert!(
+            stderr(&o).contains("breakglass-ca-alert") == (i < 2),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

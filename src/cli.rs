@@ -220,7 +220,7 @@ pub struct AddBackupCaArgs {
 const HOST_CONFIG_AFTER_HELP: &str = "\
 Examples:
   breakglass-ca host-config --user breakglass --out host-bundle
-  breakglass-ca host-config --user breakglass --alert-command /usr/local/sbin/breakglass-page --out host-bundle
+  breakglass-ca host-config --user breakglass --alert-command /usr/local/sbin/page --out host-bundle
   breakglass-ca host-config --user breakglass --no-alert-syslog --out host-bundle
 
 The alarm (on by default): sshd runs <ssh-dir>/breakglass-ca-alert each time it checks a

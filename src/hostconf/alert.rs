@@ -229,9 +229,9 @@ put_exec() {
     say "installed $1"
 }
 
-# hook_check: sshd runs the hook only if it and every directory above it belong to root and
-# no one else may write to them; otherwise it refuses every certificate login to these
-# accounts. And AuthorizedPrincipalsFile must name no file (one there would be read before
+# hook_check: OpenSSH runs the hook only if it and every directory above it belong to root
+# and no one else may write to them; otherwise sshd refuses every certificate login to these
+# accounts ("Unsafe AuthorizedPrincipalsCommand"). And AuthorizedPrincipalsFile must name no file (one there would be read before
 # the hook, and a principal in it would skip the alarm). Says what is wrong, and fails.
 hook_check() {
     ok=0
@@ -255,13 +255,14 @@ hook_check() {
             say "ERROR: cannot read the owner and mode of $p."
             ok=1
         elif [ "$owner" != 0 ]; then
-            say "ERROR: $p belongs to user id $owner, not root: sshd would refuse to run the alarm hook."
+            say "ERROR: $p belongs to user id $owner, not root: sshd refuses to run the alarm hook"
+            say "below it, and with it every certificate login to these accounts."
             ok=1
         else
             case $perms in
                 ?????w* | ????????w*)
-                    say "ERROR: $p can be written by others than root ($perms): sshd would refuse"
-                    say "to run the alarm hook."
+                    say "ERROR: $p can be written by others than root ($perms): OpenSSH refuses to"
+                    say "run the alarm hook below it, and with it every certificate login to these accounts."
                     ok=1
                     ;;
             esac
