@@ -130,6 +130,19 @@ fn summary(
         ),
     };
     row(KRL_FILE, &krl);
+    if let Some(a) = &host.alert {
+        let mut what = Vec::new();
+        if a.syslog {
+            what.push("syslog auth.alert (tag breakglass-ca)".to_string());
+        }
+        if let Some(c) = &a.command {
+            what.push(format!("runs {c} as nobody, at most {}s", a.timeout_secs));
+        }
+        row(
+            ALERT_HOOK,
+            &format!("the alarm at every certificate use: {}", what.join("; ")),
+        );
+    }
     row(
         INSTALL_SH,
         "on a host, as root: sh install.sh; into an image tree: ROOT=DIR sh install.sh",
@@ -137,23 +150,8 @@ fn summary(
     row("", "a newer KRL alone, later: sh install.sh --krl FILE");
     row(CLOUD_INIT, "the same files as a #cloud-config fragment");
     match &host.alert {
-        None => row(
-            "(no alarm)",
-            "--no-alert-syslog and no --alert-command: no alarm hook",
-        ),
-        Some(a) => {
-            let mut what = Vec::new();
-            if a.syslog {
-                what.push("syslog auth.alert (tag breakglass-ca)".to_string());
-            }
-            if let Some(c) = &a.command {
-                what.push(format!("runs {c} as nobody, at most {}s", a.timeout_secs));
-            }
-            row(
-                ALERT_HOOK,
-                &format!("the alarm at every certificate use: {}", what.join("; ")),
-            );
-        }
+        None => say("Note: no alarm hook (--no-alert-syslog and no --alert-command): sshd's own log is the only record of emergency logins on the host."),
+        Some(_) => say("The alarm: a dry-run login must show 'breakglass-ca: emergency certificate:' in the host's syslog (journalctl -t breakglass-ca)."),
     }
     if no_config {
         say(format!(
