@@ -351,10 +351,37 @@ mod tests {
     use std::io::Write;
     use std::process::{Command, Stdio};
 
-    /// `awk PROGRAM ARGS` with `input` on stdin and `env` set; stdout. `None` without awk
-    /// (outside CI).
+    /// The awks the hook may meet: `awk` (mawk on Debian, gawk on RHEL), and mawk and gawk
+    /// by name where they are installed.
+    const AWKS: [&str; 3] = ["awk", "mawk", "gawk"];
+
+    /// `awk PROGRAM ARGS` with `input` on stdin and `env` set, with every awk of [`AWKS`]
+    /// there is, which must all print the same; stdout. `None` without awk (outside CI).
     fn awk(program: &str, args: &[&str], env: &[(&str, &str)], input: &[u8]) -> Option<String> {
-        let mut c = Command::new("awk");
+        let mut got: Option<String> = None;
+        for name in AWKS {
+            if name != "awk" && Command::new(name).arg("BEGIN {}").output().is_err() {
+                continue;
+            }
+            let Some(out) = awk_with(name, program, args, env, input) else {
+                continue;
+            };
+            if let Some(first) = &got {
+                assert_eq!(&out, first, "{name} prints something else than awk");
+            }
+            got = Some(out);
+        }
+        got
+    }
+
+    fn awk_with(
+        name: &str,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        input: &[u8],
+    ) -> Option<String> {
+        let mut c = Command::new(name);
         c.args(args)
             .arg(program)
             .env("LC_ALL", "C")
