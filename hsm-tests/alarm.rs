@@ -436,12 +436,12 @@ fn login(port: u16, key: &Path, cert: &Path) -> (bool, Duration) {
 }
 
 /// What the hook's escape makes of a key ID (docs/hosts.md, section 5.2): letters, digits and
-/// `. _ - : @ # + = , /` kept, every other byte as `\xHH`, at most 200 bytes, then `...`.
+/// `. _ - : @ # + = , /` kept, every other byte as `\xHH`, at most 160 bytes, then `...`.
 fn escaped(bytes: &[u8]) -> String {
     let safe = |b: u8| b.is_ascii_alphanumeric() || b"._-:@#+=,/".contains(&b);
     let mut s: String = bytes
         .iter()
-        .take(200)
+        .take(160)
         .map(|&b| {
             if safe(b) {
                 (b as char).to_string()
@@ -450,7 +450,7 @@ fn escaped(bytes: &[u8]) -> String {
             }
         })
         .collect();
-    if bytes.len() > 200 {
+    if bytes.len() > 160 {
         s.push_str("...");
     }
     s
@@ -778,10 +778,12 @@ fn a_failing_hanging_or_missing_command_never_stops_the_login_use_pam_yes() {
 /// Key IDs that would run commands if anything in the hook evaluated them: one minted with
 /// `-I` (all mint accepts: `$(`, backticks, `;`, quotes, `%`, a backslash), one signed by
 /// `ssh-keygen -s` with a file CA trusted as a backup CA (spaces, double quotes, a line feed,
-/// control bytes, UTF-8, `%` tokens, over 200 bytes). Both log in; nothing runs (no canary
+/// control bytes, UTF-8, `%` tokens, over 160 bytes), and one of 255 `%` (the longest escaped
+/// form: the syslog line still ends with its last field). Both log in; nothing runs (no canary
 /// file appears); the alert command gets the exact bytes in BREAKGLASS_KEY_ID_RAW and the
 /// escaped form in BREAKGLASS_KEY_ID; the syslog line holds the escaped form only (every
-/// datagram printable ASCII); the backup CA's certificate alerts too, as `ca_role=backup`.
+/// datagram printable ASCII, every line whole); the backup CA's certificate alerts too, as
+/// `ca_role=backup`.
 #[test]
 fn hostile_key_ids_run_nothing_and_are_logged_escaped() {
     if !tools() {
@@ -849,15 +851,27 @@ fn hostile_key_ids_run_nothing_and_are_logged_escaped() {
         .args(["-n", &me, "-V", "-5m:+30m", "-z", "77"])
         .arg(&b));
     assert_ok(&o, "ssh-keygen -s file CA");
+    let longest = vec![b'%'; 255];
+    let c = keygen(&keys, "c", &["-t", "ed25519"], "c@laptop");
+    let o = run(Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&file_ca)
+        .arg("-I")
+        .arg(<OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+            &longest,
+        ))
+        .args(["-n", &me, "-V", "-5m:+30m", "-z", "78"])
+        .arg(&c));
+    assert_ok(&o, "ssh-keygen -s file CA, 255 %");
 
-    for (pubkey, serial) in [(&a, "1"), (&b, "77")] {
+    for (pubkey, serial) in [(&a, "1"), (&b, "77"), (&c, "78")] {
         let (ok, _) = login(sshd.port, &pubkey.with_extension(""), &cert_path(pubkey));
         assert!(ok, "serial {serial} refused:\n{}", sshd.log_text());
     }
-    let records = host.wait_records(2);
+    let records = host.wait_records(3);
     let alerts = host
         .syslog
-        .wait_for(33, "emergency certificate: ", 2, Duration::from_secs(10));
+        .wait_for(33, "emergency certificate: ", 3, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(300));
     for n in 1..=5 {
         assert!(
@@ -879,7 +893,8 @@ fn hostile_key_ids_run_nothing_and_are_logged_escaped() {
             "this",
             fingerprint(&hsm),
         ),
-        ("77", signed_id.clone(), "backup", file_ca_fp),
+        ("77", signed_id.clone(), "backup", file_ca_fp.clone()),
+        ("78", longest.clone(), "backup", file_ca_fp),
     ] {
         let env = records
             .iter()
@@ -899,6 +914,19 @@ fn hostile_key_ids_run_nothing_and_are_logged_escaped() {
         );
     }
     assert!(escaped(&signed_id).ends_with("AAA..."));
+    // The longest escaped form: 160 bytes as \x25, and the line is whole (logger keeps 1 KiB).
+    assert_eq!(escaped(&longest), format!("{}...", r"\x25".repeat(160)));
+    let again = host.syslog.wait_for(
+        38,
+        &format!("key_id={}", escaped(&longest)),
+        1,
+        Duration::from_secs(10),
+    );
+    for line in alerts.iter().chain(&again) {
+        let pid = line.rsplit_once(" sshd_pid=").unwrap().1;
+        assert!(pid.parse::<u32>().is_ok(), "cut short: {line}");
+        assert!(line.len() < 1024, "{} characters: {line}", line.len());
+    }
     eprintln!("sshd:\n{}\nsyslog:\n{}", sshd.log_text(), host.syslog.all());
 }
 
