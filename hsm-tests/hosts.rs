@@ -19,7 +19,9 @@ fn tools() -> bool {
 }
 
 /// `breakglass-ca host-config ARGS --out DIR/NAME`, without any PIN source; with
-/// `--ssh-dir` = `--out` unless `ssh_dir` says otherwise. Returns the output directory.
+/// `--ssh-dir` = `--out` unless `ssh_dir` says otherwise, and `--no-alert-syslog` unless ARGS
+/// name an alarm option (these tests are about trust and KRLs, on the snippet without the
+/// alarm hook; `alarm.rs` tests the alarm). Returns the output directory.
 pub(crate) fn host_config(
     hsm: &Hsm,
     dir: &Path,
@@ -31,8 +33,11 @@ pub(crate) fn host_config(
     let mut c = hsm.cmd();
     c.env_remove("BREAKGLASS_CA_PIN_FILE")
         .arg("host-config")
-        .args(args)
-        .arg("--ssh-dir")
+        .args(args);
+    if !args.iter().any(|a| a.contains("alert")) {
+        c.arg("--no-alert-syslog");
+    }
+    c.arg("--ssh-dir")
         .arg(ssh_dir.unwrap_or(&out))
         .arg("--out")
         .arg(&out);
@@ -1089,6 +1094,7 @@ fn hostile_backup_ca_comments_never_reach_a_generated_file() {
             .cmd()
             .env_remove("BREAKGLASS_CA_PIN_FILE")
             .args(["host-config", "--user", &me, "--user", "breakglass"])
+            .arg("--no-alert-syslog")
             .arg("--ssh-dir")
             .arg(ssh_dir.unwrap_or(&out))
             .arg("--out")

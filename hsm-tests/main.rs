@@ -4,6 +4,7 @@
 mod common;
 mod sshd;
 
+mod alarm;
 mod algorithms;
 mod batch;
 mod corpus;

@@ -223,7 +223,25 @@ pub struct AddBackupCaArgs {
     pub file: PathBuf,
 }
 
+const HOST_CONFIG_AFTER_HELP: &str = "\
+Examples:
+  breakglass-ca host-config --user breakglass --out host-bundle
+  breakglass-ca host-config --user breakglass --alert-command /usr/local/sbin/page --out host-bundle
+  breakglass-ca host-config --user breakglass --no-alert-syslog --out host-bundle
+
+The alarm (on by default): sshd runs <ssh-dir>/breakglass-ca-alert each time it checks a
+certificate for these accounts (when it is offered, and again when it is used: the alarm
+fires once per connection and certificate, for failed attempts too). The hook prints the
+principals and lets sshd go on at once; in the background it logs to syslog (auth.alert, tag
+breakglass-ca) and runs the alert command as user nobody, killed after --alert-timeout, with
+BREAKGLASS_USER, BREAKGLASS_SERIAL, BREAKGLASS_KEY_ID, BREAKGLASS_CLIENT_ADDR,
+BREAKGLASS_CA_FINGERPRINT, BREAKGLASS_MESSAGE and more (docs/hosts.md, section 5.2). A
+failing, hanging or missing command never delays or stops the login; its failure is logged
+to syslog. --no-alert-syslog without --alert-command: no hook, AuthorizedPrincipalsFile as
+before.";
+
 #[derive(Debug, Args)]
+#[command(after_help = HOST_CONFIG_AFTER_HELP)]
 pub struct HostConfigArgs {
     /// Account that emergency certificates may log in as; repeat for several (e.g. breakglass
     /// and root). Each gets its own Match block.
@@ -242,6 +260,25 @@ pub struct HostConfigArgs {
     /// Where to write the bundle now (it must not exist yet).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+
+    /// Run this program on the host at every use of an emergency certificate, as user nobody,
+    /// with the details in BREAKGLASS_* variables: an absolute path, no arguments (wrap them
+    /// in a script). Its failures are logged to syslog and never stop the login.
+    #[arg(long, value_name = "CMD")]
+    pub alert_command: Option<PathBuf>,
+
+    /// The alert command's hard time limit; it is killed then. Default 10s, at most 5m.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub alert_timeout: Option<Duration>,
+
+    /// Log every use of an emergency certificate to syslog (auth.alert, tag breakglass-ca).
+    /// On by default.
+    #[arg(long, overrides_with = "no_alert_syslog")]
+    pub alert_syslog: bool,
+
+    /// Do not log the uses to syslog (the alert command's failures still are).
+    #[arg(long, overrides_with = "alert_syslog")]
+    pub no_alert_syslog: bool,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

@@ -10,7 +10,8 @@ use crate::config::CONFIG_FILE;
 use crate::error::{Error, Result};
 use crate::export;
 use crate::hostconf::{
-    self, HostConfig, BUNDLE, CLOUD_INIT, INSTALL_SH, KRL_FILE, PRINCIPALS_DIR, SNIPPET,
+    self, Alert, HostConfig, ALERT_HOOK, BUNDLE, CLOUD_INIT, DEFAULT_ALERT_TIMEOUT_SECS,
+    INSTALL_SH, KRL_FILE, PRINCIPALS_DIR, SNIPPET,
 };
 use crate::krl::Krl;
 use crate::ledger::Revoked;
@@ -21,6 +22,10 @@ use crate::ui::say;
 
 /// Longest user name accepted (the common `useradd` limit).
 const MAX_USER_LEN: usize = 32;
+/// Longest `--alert-command` path accepted.
+const MAX_COMMAND_LEN: usize = 200;
+/// Longest `--alert-timeout` accepted, in seconds.
+const MAX_ALERT_TIMEOUT_SECS: u64 = 300;
 
 pub fn run(g: &Globals, args: &HostConfigArgs) -> Result<()> {
     let users = check_users(&args.users)?;
@@ -30,6 +35,7 @@ pub fn run(g: &Globals, args: &HostConfigArgs) -> Result<()> {
         Some(check_principals(&args.principals)?)
     };
     let ssh_dir = check_ssh_dir(&args.ssh_dir)?;
+    let alert = check_alert(args)?;
     g.check_output_dir(&args.out)?;
     if std::fs::symlink_metadata(&args.out).is_ok() {
         return Err(Error::usage(format!(
@@ -60,6 +66,7 @@ pub fn run(g: &Globals, args: &HostConfigArgs) -> Result<()> {
         cas,
         revoked_cas,
         krl,
+        alert,
     };
     hostconf::write_tree(&args.out, &host.output_files()?)?;
     summary(g, args, &host, &revoked, config.is_none());
@@ -123,12 +130,29 @@ fn summary(
         ),
     };
     row(KRL_FILE, &krl);
+    if let Some(a) = &host.alert {
+        let mut what = Vec::new();
+        if a.syslog {
+            what.push("syslog auth.alert (tag breakglass-ca)".to_string());
+        }
+        if let Some(c) = &a.command {
+            what.push(format!("runs {c} as nobody, at most {}s", a.timeout_secs));
+        }
+        row(
+            ALERT_HOOK,
+            &format!("the alarm at every certificate use: {}", what.join("; ")),
+        );
+    }
     row(
         INSTALL_SH,
         "on a host, as root: sh install.sh; into an image tree: ROOT=DIR sh install.sh",
     );
     row("", "a newer KRL alone, later: sh install.sh --krl FILE");
     row(CLOUD_INIT, "the same files as a #cloud-config fragment");
+    match &host.alert {
+        None => say("Note: no alarm hook (--no-alert-syslog and no --alert-command): sshd's own log is the only record of emergency logins on the host."),
+        Some(_) => say("The alarm: a dry-run login must show 'breakglass-ca: emergency certificate:' in the host's syslog (journalctl -t breakglass-ca)."),
+    }
     if no_config {
         say(format!(
             "Note: no {CONFIG_FILE} in {}, so no backup CAs are included.",
@@ -142,6 +166,65 @@ fn summary(
     say(format!(
         "Next: bake these into the image (docs/hosts.md), then on a host check: sshd -T -C user={first},host=x,addr=127.0.0.1 | grep -iE 'trustedusercakeys|revokedkeys'"
     ));
+}
+
+/// The alarm from `--alert-command`, `--alert-timeout` and `--[no-]alert-syslog`; `None`
+/// with neither syslog nor a command.
+fn check_alert(args: &HostConfigArgs) -> Result<Option<Alert>> {
+    let command = args
+        .alert_command
+        .as_deref()
+        .map(check_alert_command)
+        .transpose()?;
+    let timeout_secs = match args.alert_timeout {
+        None => DEFAULT_ALERT_TIMEOUT_SECS,
+        Some(_) if command.is_none() => {
+            return Err(Error::usage(
+                "--alert-timeout is the alert command's time limit, but no --alert-command is given",
+            )
+            .with_hint("add --alert-command CMD, or leave --alert-timeout out"))
+        }
+        Some(t) if t.as_secs() > MAX_ALERT_TIMEOUT_SECS => {
+            return Err(Error::usage(format!(
+                "--alert-timeout {}s is longer than {MAX_ALERT_TIMEOUT_SECS}s",
+                t.as_secs()
+            ))
+            .with_hint("the command only has to hand the alarm on (a webhook, a queue): e.g. --alert-timeout 10s"))
+        }
+        Some(t) => t.as_secs(),
+    };
+    let syslog = !args.no_alert_syslog;
+    if !syslog && command.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Alert {
+        syslog,
+        command,
+        timeout_secs,
+    }))
+}
+
+/// An absolute path of plain characters, no `.` or `..` component, no trailing slash: it goes
+/// into a shell script (quoted) and into YAML, and is run as it is, without arguments.
+fn check_alert_command(path: &Path) -> Result<String> {
+    let text = path.to_str().unwrap_or_default();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._+-".contains(c);
+    let parts_ok = text
+        .split('/')
+        .skip(1)
+        .all(|p| !p.is_empty() && p != "." && p != "..");
+    if !text.starts_with('/')
+        || !text.chars().all(plain)
+        || !parts_ok
+        || text.len() > MAX_COMMAND_LEN
+    {
+        return Err(Error::usage(format!(
+            "--alert-command {} is not usable: it must be an absolute path of letters, digits and / . _ + - (no arguments, no . or .. component, at most {MAX_COMMAND_LEN} bytes)",
+            path.shown()
+        ))
+        .with_hint("give the program's full path, e.g. --alert-command /usr/local/sbin/breakglass-page; for arguments, write a small script that adds them"));
+    }
+    Ok(text.to_string())
 }
 
 /// Account names: `[a-z_][a-z0-9_-]*`, at most 32 bytes, like `useradd` accepts by default.
@@ -243,6 +326,93 @@ mod tests {
         }
         let two = check_users(&["a".into(), "b".into(), "a".into()]).unwrap();
         assert_eq!(two, ["a", "b"]);
+    }
+
+    fn args(extra: &[&str]) -> HostConfigArgs {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(
+            [
+                "breakglass-ca",
+                "host-config",
+                "--user",
+                "breakglass",
+                "--out",
+                "x",
+            ]
+            .iter()
+            .chain(extra),
+        )
+        .unwrap();
+        match cli.command {
+            crate::cli::Command::HostConfig(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn alert_options() {
+        let on = check_alert(&args(&[])).unwrap().unwrap();
+        assert_eq!(
+            on,
+            Alert {
+                syslog: true,
+                command: None,
+                timeout_secs: 10
+            }
+        );
+        assert_eq!(check_alert(&args(&["--no-alert-syslog"])).unwrap(), None);
+        assert!(check_alert(&args(&["--no-alert-syslog", "--alert-syslog"]))
+            .unwrap()
+            .is_some());
+        let cmd = check_alert(&args(&[
+            "--alert-command",
+            "/usr/local/sbin/page",
+            "--alert-timeout",
+            "2m",
+            "--no-alert-syslog",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(cmd.command.as_deref(), Some("/usr/local/sbin/page"));
+        assert_eq!((cmd.timeout_secs, cmd.syslog), (120, false));
+        for bad in [
+            &["--alert-timeout", "5s"][..],
+            &["--alert-command", "/x", "--alert-timeout", "6m"],
+        ] {
+            assert_eq!(
+                check_alert(&args(bad)).unwrap_err().exit_code(),
+                2,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn alert_command_paths() {
+        for good in ["/usr/local/sbin/breakglass-page", "/opt/x_1/a.b+c-d", "/p"] {
+            assert_eq!(check_alert_command(Path::new(good)).unwrap(), good);
+        }
+        let long = format!("/{}", "a".repeat(200));
+        for bad in [
+            "page",
+            "./page",
+            "/",
+            "/usr/bin/",
+            "/usr//bin/x",
+            "/usr/./x",
+            "/usr/../x",
+            "/usr/bin/curl -m 5",
+            "/x;id",
+            "/x$(id)",
+            "/x'y",
+            "/x%u",
+            "/x\ny",
+            "/é",
+            &long,
+        ] {
+            let err = check_alert_command(Path::new(bad)).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+        }
     }
 
     #[test]

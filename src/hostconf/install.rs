@@ -8,7 +8,10 @@
 //! before any file is written), and at its place among the files the script puts it in place
 //! (`krl_commit`). Its other placeholders: the `@CA_KEYS@` comment lines, `@KRL_VERSION@`,
 //! `@SSH_DIR@`, the `@BUNDLE@`, `@KRL@`, `@PRINCIPALS_DIR@` and `@SNIPPET@` names, and the
-//! accounts as `@USERS@` (a `for` list) and `@USER_PATTERN@` (a `case` pattern).
+//! accounts as `@USERS@` (a `for` list) and `@USER_PATTERN@` (a `case` pattern). With the
+//! alarm, `@ALERT_FUNCTIONS@`, `@ALERT_CHECK@` and `@ALERT_SSHD_CHECK@` hold its parts
+//! ([`super::alert::install_parts`]; nothing without it), and the hook, mode 0755, goes in
+//! with `put_exec`.
 
 use base64ct::{Base64, Encoding};
 
@@ -42,7 +45,8 @@ pub(super) fn render(host: &HostConfig, files: &[OutFile]) -> Result<String> {
         check_host_file(f)?;
         match &f.content {
             Content::Text(text) => heredocs.push_str(&format!(
-                "\nput \"$DEST/{}\" <<'{EOF_MARK}'\n{text}{EOF_MARK}\n",
+                "\n{} \"$DEST/{}\" <<'{EOF_MARK}'\n{text}{EOF_MARK}\n",
+                if f.mode == 0o755 { "put_exec" } else { "put" },
                 f.path
             )),
             Content::Bytes(bytes) if f.path == KRL_FILE && krl.is_none() => {
@@ -65,6 +69,7 @@ pub(super) fn render(host: &HostConfig, files: &[OutFile]) -> Result<String> {
         .with_hint("report this as a bug in breakglass-ca"));
     };
     let users: Vec<&str> = host.user_names().collect();
+    let (alert_functions, alert_check, alert_sshd_check) = super::alert::install_parts(host)?;
     let version = host.krl.version.to_string();
     fill(
         "install.sh",
@@ -81,6 +86,9 @@ pub(super) fn render(host: &HostConfig, files: &[OutFile]) -> Result<String> {
             ("USER_PATTERN", &users.join("|")),
             ("USERS", &users.join(" ")),
             ("BUNDLE", BUNDLE),
+            ("ALERT_FUNCTIONS", &alert_functions),
+            ("ALERT_CHECK", &alert_check),
+            ("ALERT_SSHD_CHECK", &alert_sshd_check),
         ],
     )
 }

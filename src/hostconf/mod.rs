@@ -11,7 +11,9 @@
 //!   KRL atomically and never an older version), checks them with `sshd -t` and reloads sshd,
 //!   or with `--krl FILE` installs a newer KRL alone ([`install`], from the template
 //!   `install.sh.in`);
-//! - `cloud-init.yaml`: the same files as a `#cloud-config` fragment ([`cloud_init`]).
+//! - `cloud-init.yaml`: the same files as a `#cloud-config` fragment ([`cloud_init`]);
+//! - with the alarm (`--alert-command`, `--alert-syslog`, on by default), `breakglass-ca-alert`:
+//!   the hook sshd runs as the accounts' `AuthorizedPrincipalsCommand` ([`alert`]).
 //!
 //! Every file is generated from the accounts, principals, ssh directory, CA lines and the KRL
 //! only, so the same inputs give byte-identical output (reproducible images). The command
@@ -28,6 +30,9 @@ use crate::fsx;
 use crate::krl::Krl;
 use crate::text;
 
+pub use alert::{Alert, DEFAULT_TIMEOUT_SECS as DEFAULT_ALERT_TIMEOUT_SECS};
+
+mod alert;
 mod cloud_init;
 mod install;
 mod snippet;
@@ -41,6 +46,11 @@ pub const BUNDLE: &str = "breakglass-ca.pub";
 pub const PRINCIPALS_DIR: &str = "breakglass-ca-principals";
 /// The KRL's name inside `<ssh-dir>` (the snippet's `RevokedKeys`).
 pub const KRL_FILE: &str = "breakglass-ca.krl";
+/// The alarm hook's name inside `<ssh-dir>`.
+pub const ALERT_HOOK: &str = "breakglass-ca-alert";
+/// The snippet's `AuthorizedPrincipalsFile` with the alarm, inside `<ssh-dir>`: a file that
+/// must not exist (see [`alert::match_lines`]).
+pub const NO_PRINCIPALS_FILE: &str = "breakglass-ca-principals/.none";
 /// `install.sh` inside `--out`.
 pub const INSTALL_SH: &str = "install.sh";
 /// `cloud-init.yaml` inside `--out`.
@@ -99,6 +109,8 @@ pub struct HostConfig {
     pub revoked_cas: Vec<KeyData>,
     /// The KRL for `RevokedKeys`, from the ledger.
     pub krl: Krl,
+    /// The alarm hook, or `None` (no syslog, no command): the snippet as before the alarm.
+    pub alert: Option<Alert>,
 }
 
 impl HostConfig {
@@ -144,7 +156,8 @@ impl HostConfig {
     }
 
     /// The files installed on the host, relative to the ssh directory, in the order they are
-    /// installed: the snippet last, so sshd never reads it before the files it names exist.
+    /// installed: the snippet last, so sshd never reads it before the files it names exist
+    /// (the alarm hook just before it).
     fn host_files(&self) -> Result<Vec<OutFile>> {
         let mut files = vec![OutFile {
             path: BUNDLE.to_string(),
@@ -163,6 +176,13 @@ impl HostConfig {
             content: Content::Bytes(self.krl.encode()?),
             mode: 0o644,
         });
+        if let Some(a) = &self.alert {
+            files.push(OutFile {
+                path: ALERT_HOOK.to_string(),
+                content: Content::Text(alert::render(self, a)?),
+                mode: 0o755,
+            });
+        }
         files.push(OutFile {
             path: SNIPPET.to_string(),
             content: Content::Text(snippet::render(self)?),
@@ -275,6 +295,16 @@ pub(crate) mod tests {
             cas: vec![ca(P256)],
             revoked_cas: Vec::new(),
             krl: empty_krl(),
+            alert: None,
+        }
+    }
+
+    /// The alarm as `--alert-command /usr/local/sbin/breakglass-page` gives it.
+    pub(crate) fn sample_alert() -> Alert {
+        Alert {
+            syslog: true,
+            command: Some("/usr/local/sbin/breakglass-page".into()),
+            timeout_secs: 10,
         }
     }
 
@@ -298,8 +328,10 @@ pub(crate) mod tests {
     /// The whole output for three fixed inputs, byte for byte (the files in `testdata/` were
     /// made by 0.2.0's host-config code, then given the KRL lines of issue 11 by hand: the
     /// `RevokedKeys` line and its comment, the KRL file, and install.sh's KRL steps; the
-    /// third, with a revoked backup CA, by this code): a change to any generated text shows
-    /// here first. `BREAKGLASS_WRITE_TESTDATA=1` writes them again, to review with git diff.
+    /// third, with a revoked backup CA, by this code; the fourth, with the alarm hook, by this
+    /// code, whose three others stayed byte for byte as they were without the alarm): a change
+    /// to any generated text shows here first. `BREAKGLASS_WRITE_TESTDATA=1` writes them
+    /// again, to review with git diff.
     #[test]
     fn output_is_pinned_byte_for_byte() {
         let mut two_cas = sample();
@@ -310,6 +342,7 @@ pub(crate) mod tests {
             cas: vec![ca(P256)],
             revoked_cas: Vec::new(),
             krl: empty_krl(),
+            alert: None,
         };
         let mut revoked = sample();
         revoked.users.truncate(1);
@@ -317,6 +350,8 @@ pub(crate) mod tests {
         revoked.revoked_cas = vec![revoked.cas[1].key.clone()];
         revoked.krl.version = 20261201103316;
         revoked.krl.generated = GENERATED;
+        let mut alarm = two_cas.clone();
+        alarm.alert = Some(sample_alert());
         let cases = [
             (&two_cas, "sample.out", include_str!("testdata/sample.out")),
             (&other, "other.out", include_str!("testdata/other.out")),
@@ -325,6 +360,7 @@ pub(crate) mod tests {
                 "revoked.out",
                 include_str!("testdata/revoked.out"),
             ),
+            (&alarm, "alert.out", include_str!("testdata/alert.out")),
         ];
         if std::env::var_os("BREAKGLASS_WRITE_TESTDATA").is_some() {
             for (host, file, _) in &cases {

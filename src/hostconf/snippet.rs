@@ -8,7 +8,11 @@
 //! value replaces a global `RevokedKeys` of the host's own for these accounts (sshd before
 //! 10.3 takes one file). A `Match` block read earlier that sets `RevokedKeys` wins over this
 //! one; `install.sh` checks with `sshd -T` that it does not.
+//!
+//! With the alarm, the principals come from the hook ([`alert::match_lines`]) instead of
+//! `AuthorizedPrincipalsFile`; without it, the snippet is what it was before the alarm.
 
+use super::alert;
 use super::template::fill;
 use super::{HostConfig, BUNDLE, KRL_FILE, PRINCIPALS_DIR};
 use crate::error::Result;
@@ -24,6 +28,7 @@ const HEADER: &str = "\
 # that sshd logs every certificate's key ID and serial:
 #   Accepted certificate ID \"KEYID\" (serial N) signed by ECDSA CA SHA256:... via ...
 # Any login to these accounts is an emergency: alert on those lines (docs/hosts.md).
+@ALARM@
 #
 # RevokedKeys @KRL_PATH@ is the KRL (the ledger's revocations).
 # sshd reads it at every login and refuses every public-key login to these accounts while it
@@ -40,7 +45,7 @@ const MATCH_BLOCK: &str = "
 Match User @USER@
     TrustedUserCAKeys @BUNDLE_PATH@
     RevokedKeys @KRL_PATH@
-    AuthorizedPrincipalsFile @PRINCIPALS_PATH@/%u
+@PRINCIPALS_LINES@
     AuthorizedKeysFile none
     PubkeyAuthentication yes
     AuthenticationMethods publickey
@@ -50,6 +55,10 @@ Match User @USER@
 pub(super) fn render(host: &HostConfig) -> Result<String> {
     let bundle = host.host_path(BUNDLE);
     let krl = host.host_path(KRL_FILE);
+    let alarm = match &host.alert {
+        None => String::new(),
+        Some(a) => alert::snippet_comment(host, a),
+    };
     let mut s = fill(
         "sshd_config snippet",
         HEADER,
@@ -58,9 +67,16 @@ pub(super) fn render(host: &HostConfig) -> Result<String> {
             ("KRL_PATH", &krl),
             ("CA_KEYS", &host.ca_comment("#")),
             ("SSH_DIR", &host.ssh_dir),
+            ("ALARM", &alarm),
         ],
     )?;
-    let principals = host.host_path(PRINCIPALS_DIR);
+    let principals_lines = match &host.alert {
+        None => format!(
+            "    AuthorizedPrincipalsFile {}/%u\n",
+            host.host_path(PRINCIPALS_DIR)
+        ),
+        Some(_) => alert::match_lines(host),
+    };
     for user in host.user_names() {
         s.push_str(&fill(
             "sshd_config Match block",
@@ -69,7 +85,7 @@ pub(super) fn render(host: &HostConfig) -> Result<String> {
                 ("USER", user),
                 ("BUNDLE_PATH", &bundle),
                 ("KRL_PATH", &krl),
-                ("PRINCIPALS_PATH", &principals),
+                ("PRINCIPALS_LINES", &principals_lines),
             ],
         )?);
     }
