@@ -662,3 +662,275 @@ fn retired(dir: &Path) -> Result<Vec<(String, Option<Book>)>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::correlate::Source;
+    use super::super::event::Cert;
+    use super::super::tests::{fixture_state, CA, KEY};
+    use super::*;
+
+    fn at(t: &str) -> Option<DateTime<Utc>> {
+        time(t)
+    }
+
+    fn login(serial: u64, key_id: &str, user: &str, t: &str) -> Event {
+        Event {
+            user: Some(user.into()),
+            from: Some("192.0.2.1".into()),
+            key_fingerprint: Some(KEY.into()),
+            cert: Some(Cert {
+                key_id: key_id.into(),
+                serial,
+                ca_type: "ECDSA".into(),
+                ca_fingerprint: CA.into(),
+            }),
+            ..Event::blank(
+                Kind::Login,
+                at(t),
+                Some("h".into()),
+                Some(1),
+                Source { input: 0, line: 1 },
+            )
+        }
+    }
+
+    fn kinds(j: &Judged) -> Vec<AlarmKind> {
+        j.alarms.iter().map(|a| a.kind).collect()
+    }
+
+    const ID7: &str = "alice@laptop#7:INC-1234-bastion";
+
+    #[test]
+    fn each_alarm_of_the_issue_and_what_is_not_one() {
+        let (_dir, l) = fixture_state();
+        let ok = l.judge(login(7, ID7, "root", "2026-12-01T12:00:00Z"));
+        assert_eq!((ok.verdict, kinds(&ok)), (Verdict::Ok, vec![]));
+        assert_eq!(ok.record.as_ref().unwrap().requester, "alice");
+        assert_eq!(ok.ca.as_ref().unwrap().0, Role::This);
+        // The window's edges, to the second.
+        for t in ["2026-12-01T11:54:59Z", "2026-12-01T12:30:00Z"] {
+            assert_eq!(
+                l.judge(login(7, ID7, "root", t)).verdict,
+                Verdict::Ok,
+                "{t}"
+            );
+        }
+        let cases: Vec<(Event, Vec<AlarmKind>)> = vec![
+            (
+                login(7, ID7, "root", "2026-12-01T11:54:58Z"),
+                vec![AlarmKind::OutsideWindow],
+            ),
+            (
+                login(7, ID7, "root", "2026-12-01T12:30:01Z"),
+                vec![AlarmKind::OutsideWindow],
+            ),
+            (
+                login(7, ID7, "admin", "2026-12-01T12:00:00Z"),
+                vec![AlarmKind::NotAPrincipal],
+            ),
+            (
+                login(7, "alice#7:forged", "root", "2026-12-01T12:00:00Z"),
+                vec![AlarmKind::KeyIdMismatch],
+            ),
+            (
+                login(4242, ID7, "root", "2026-12-01T12:00:00Z"),
+                vec![AlarmKind::NotInLedger],
+            ),
+            (
+                login(0, ID7, "root", "2026-12-01T12:00:00Z"),
+                vec![AlarmKind::SerialZero],
+            ),
+            // Serial 10 was revoked at 11:00.
+            (
+                login(
+                    10,
+                    "alice@laptop#10:INC-1234-bastion",
+                    "breakglass",
+                    "2026-12-01T12:00:00Z",
+                ),
+                vec![AlarmKind::RevokedAccepted],
+            ),
+        ];
+        for (e, want) in cases {
+            let j = l.judge(e.clone());
+            assert_eq!(kinds(&j), want, "{e:?}");
+            assert_eq!(j.verdict, Verdict::Alarm);
+        }
+        let j = l.judge(login(4242, ID7, "root", "2026-12-01T12:00:00Z"));
+        assert!(
+            j.alarms[0].text.contains("its key ID is that of serial 7"),
+            "{}",
+            j.alarms[0].text
+        );
+        // Another key under a ledger serial.
+        let mut e = login(7, ID7, "root", "2026-12-01T12:00:00Z");
+        e.key_fingerprint = Some("SHA256:AAAAbbbbCCCCddddEEEEffffGGGGhhhhIIIIjjjjKKK".into());
+        assert_eq!(kinds(&l.judge(e)), vec![AlarmKind::KeyMismatch]);
+        // Everything at once, in a fixed order.
+        let j = l.judge(login(7, "x", "admin", "2020-01-01T00:00:00Z"));
+        assert_eq!(
+            kinds(&j),
+            vec![
+                AlarmKind::KeyIdMismatch,
+                AlarmKind::OutsideWindow,
+                AlarmKind::NotAPrincipal
+            ]
+        );
+        // A revoked certificate refused, or accepted before its revocation: no alarm.
+        let mut e = login(
+            10,
+            "alice@laptop#10:INC-1234-bastion",
+            "breakglass",
+            "2026-12-01T12:00:00Z",
+        );
+        e.kind = Kind::Refused;
+        assert_eq!(l.judge(e).verdict, Verdict::Refused);
+        // An offer outside the window is an alarm too (the host accepted it), with no user.
+        let mut e = login(7, ID7, "root", "2026-12-02T00:00:00Z");
+        (e.kind, e.user) = (Kind::Offer, None);
+        assert_eq!(kinds(&l.judge(e)), vec![AlarmKind::OutsideWindow]);
+        // No time (sshd -E): the window is not checked, a revocation is a note.
+        let mut e = login(10, "alice@laptop#10:INC-1234-bastion", "breakglass", "x");
+        e.time = None;
+        let j = l.judge(e);
+        assert_eq!(j.verdict, Verdict::Ok);
+        assert!(
+            j.notes
+                .iter()
+                .any(|n| n.contains("whether it was accepted after that is unknown")),
+            "{:?}",
+            j.notes
+        );
+        // Another CA: counted, not alarmed; an MD5 fingerprint: unknown.
+        let mut e = login(0, "x", "root", "2026-12-01T12:00:00Z");
+        e.cert.as_mut().unwrap().ca_fingerprint =
+            "SHA256:AAAAbbbbCCCCddddEEEEffffGGGGhhhhIIIIjjjjKKK".into();
+        assert_eq!(l.judge(e.clone()).verdict, Verdict::OtherCa);
+        e.cert.as_mut().unwrap().ca_fingerprint = "MD5:aa".into();
+        assert_eq!(l.judge(e).verdict, Verdict::Unknown);
+    }
+
+    #[test]
+    fn a_revocation_line_alone_names_the_requesters_of_its_key() {
+        let (_dir, l) = fixture_state();
+        let e = Event {
+            key_fingerprint: Some(KEY.into()),
+            reason: Some("revoked (RevokedKeys)".into()),
+            ..Event::blank(
+                Kind::Refused,
+                None,
+                None,
+                None,
+                Source { input: 0, line: 1 },
+            )
+        };
+        let j = l.judge(e);
+        assert_eq!(j.verdict, Verdict::Refused);
+        assert_eq!(
+            j.requesters.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+            vec![7, 8, 9, 10]
+        );
+        assert_eq!(j.requester().as_deref(), Some("alice"));
+    }
+
+    /// A primary with a backup CA in its config.toml and a retired CA: the backup's
+    /// certificates are an alarm until its state directory is given too.
+    #[test]
+    fn backup_and_retired_cas() {
+        use crate::config::Config;
+        const BACKUP: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKxEVhjAC7XvMi3ATHVkan6Fvgrdj2gtNMUWxQh47jrQ backup";
+        let backup_fp = crate::key::fingerprint(crate::key::parse_line(BACKUP).unwrap().key_data());
+        let (primary, _) = fixture_state();
+        Config {
+            ca: "pkcs11:token=t".parse().unwrap(),
+            algorithm: "ecdsa-p256".into(),
+            fingerprint: CA.into(),
+            created: String::new(),
+            backup_ca_pubkeys: vec![BACKUP.into()],
+            checkpoints: false,
+            policy: Default::default(),
+        }
+        .save(primary.path())
+        .unwrap();
+        // A retired CA (the fixture's ledger under the backup key's name).
+        let retired_fp = crate::key::fingerprint(
+            crate::key::parse_line(crate::ledger::testing::CAROL)
+                .unwrap()
+                .key_data(),
+        );
+        std::fs::write(
+            primary
+                .path()
+                .join("ca-retired-20261101T000000.000000000Z.pub"),
+            crate::ledger::testing::CAROL,
+        )
+        .unwrap();
+        let old = crate::ledger::Ledger::new(&primary.path().join("old"));
+        std::fs::create_dir(primary.path().join("old")).unwrap();
+        crate::ledger::testing::issue(&old, &retired_fp);
+        std::fs::rename(
+            primary.path().join("old/ledger.jsonl"),
+            primary
+                .path()
+                .join("ledger-retired-20261101T000000.000000000Z.jsonl"),
+        )
+        .unwrap();
+        let with = |dirs: &[PathBuf]| Ledgers::load(dirs, &mut |_| {}).unwrap();
+        let l = with(&[primary.path().to_path_buf()]);
+        let roles: Vec<(Role, bool)> = l
+            .cas()
+            .iter()
+            .map(|c| (c.role, c.ledger_path().is_some()))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                (Role::This, true),
+                (Role::Retired, true),
+                (Role::Backup, false)
+            ]
+        );
+        let mut e = login(1, "k1", "breakglass", "2026-11-22T00:05:00Z");
+        e.key_fingerprint = Some("SHA256:r".into());
+        e.cert.as_mut().unwrap().ca_fingerprint = retired_fp.clone();
+        let j = l.judge(e.clone());
+        assert_eq!(
+            (j.verdict, j.ca.as_ref().unwrap().0),
+            (Verdict::Ok, Role::Retired)
+        );
+        e.cert.as_mut().unwrap().ca_fingerprint = backup_fp.clone();
+        let j = l.judge(e.clone());
+        assert_eq!(kinds(&j), vec![AlarmKind::NoLedger]);
+        assert!(
+            j.alarms[0].text.contains("add --state-dir"),
+            "{}",
+            j.alarms[0].text
+        );
+        // The backup's own state directory: its ledger is read, the alarm is the serial's.
+        let b = tempfile::tempdir().unwrap();
+        std::fs::write(b.path().join("ca.pub"), BACKUP).unwrap();
+        let l = with(&[primary.path().to_path_buf(), b.path().to_path_buf()]);
+        assert_eq!(kinds(&l.judge(e.clone())), vec![AlarmKind::NotInLedger]);
+        crate::ledger::testing::issue(&crate::ledger::Ledger::new(b.path()), &backup_fp);
+        let l = with(&[primary.path().to_path_buf(), b.path().to_path_buf()]);
+        assert_eq!(l.judge(e).verdict, Verdict::Ok);
+        // The same CA twice is refused; a directory without a CA too.
+        let err = Ledgers::load(
+            &[
+                b.path().to_path_buf(),
+                b.path().join("..").join(b.path().file_name().unwrap()),
+            ],
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("has a ledger in"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = Ledgers::load(&[empty.path().to_path_buf()], &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("holds no CA"), "{err}");
+        // A damaged ledger is an error, never a silently smaller ledger.
+        std::fs::write(b.path().join("ledger.jsonl"), "{\"serial\":\n").unwrap();
+        let err = Ledgers::load(&[b.path().to_path_buf()], &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("is damaged at line 1"), "{err}");
+    }
+}

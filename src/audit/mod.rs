@@ -359,3 +359,348 @@ fn emit_to(
     }
     out(Output::Event(Box::new(ledgers.judge(e))));
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::Path;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::ledger::testing;
+    use crate::ledger::Ledger;
+
+    pub(crate) const FIXTURES: &str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/hsm-tests/fixtures/audit");
+    /// The fixtures' CA and client key.
+    pub(crate) const CA: &str = "SHA256:WI/LiSarIc7EmOVHRvrofSsBIPuTMvEt4izrrj9GjWY";
+    pub(crate) const KEY: &str = "SHA256:mTGpH0uxv8yXVg1xikpVN3A3HHctu5tSWlVePjuBRZs";
+
+    /// A state directory with the fixtures' `ca.pub` and records 1..=10, the key IDs of 7 to
+    /// 10 those of the fixtures' certificates (7 for principal root, valid 11:55 to 12:30 on
+    /// 2026-12-01), serial 10 revoked at 11:00.
+    pub(crate) fn fixture_state() -> (tempfile::TempDir, Ledgers) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            Path::new(FIXTURES).join("ca.pub"),
+            dir.path().join("ca.pub"),
+        )
+        .unwrap();
+        let ledger = Ledger::new(dir.path());
+        for _ in 0..10 {
+            let mut locked = ledger.lock(CA).unwrap();
+            let mut r = testing::record(locked.tail(), CA);
+            if r.serial >= 7 {
+                r.key_id = format!("alice@laptop#{}:INC-1234-bastion", r.serial);
+                r.requester_fingerprint = KEY.into();
+                r.valid_after = "2026-12-01T11:55:00Z".into();
+                r.valid_before = "2026-12-01T12:30:00Z".into();
+                r.principals = vec![if r.serial == 7 { "root" } else { "breakglass" }.into()];
+            }
+            locked.append(&r).unwrap();
+        }
+        testing::revoke(&ledger, CA, "2026-12-01T11:00:00Z", |v| {
+            v.serials = vec![(10, 10)];
+            v.requester_keys.clear();
+        });
+        let ledgers = Ledgers::load(&[dir.path().to_path_buf()], &mut |_| {}).unwrap();
+        (dir, ledgers)
+    }
+
+    pub(crate) fn now() -> DateTime<Local> {
+        Local
+            .from_local_datetime(
+                &chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
+                    .unwrap()
+                    .and_hms_opt(13, 0, 0)
+                    .unwrap(),
+            )
+            .unwrap()
+    }
+
+    /// Audit `bytes` as one input; the events (sorted by where they are) and the unparseable
+    /// lines' reasons.
+    pub(crate) fn audit(
+        ledgers: &Ledgers,
+        bytes: &[u8],
+        host: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> (Vec<Judged>, Vec<&'static str>, Stats) {
+        let mut a = Auditor::new(ledgers, Options { now: now(), since });
+        let mut events = Vec::new();
+        let mut bad = Vec::new();
+        let mut take = |o: Output<'_>| match o {
+            Output::Event(j) => events.push(*j),
+            Output::Unparseable { why, .. } => bad.push(why),
+        };
+        a.read(0, bytes, host, "test", &mut take).unwrap();
+        a.finish(&mut take);
+        events.sort_by_key(|j| j.event.source);
+        (events, bad, a.stats().clone())
+    }
+
+    /// What must be the same whatever the format (the -E run had other ports and PIDs).
+    type Seen = (
+        Kind,
+        Verdict,
+        Option<String>,
+        Option<u64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+
+    fn seen(j: &Judged) -> Seen {
+        let e = &j.event;
+        (
+            e.kind,
+            j.verdict,
+            e.cert.as_ref().map(|c| c.key_id.clone()),
+            e.cert.as_ref().map(|c| c.serial),
+            e.reason.clone(),
+            e.user.clone(),
+            e.key_fingerprint.clone(),
+        )
+    }
+
+    #[test]
+    fn every_format_of_the_real_sshd_lines_gives_the_same_events() {
+        let (_dir, ledgers) = fixture_state();
+        let evil = "evil (serial 5) CA ECDSA SHA256:abc\nAccepted x\\y\u{1b}[2J".to_string();
+        let root = Some("root".to_string());
+        let key = Some(KEY.to_string());
+        let id = |n: u64| Some(format!("alice@laptop#{n}:INC-1234-bastion"));
+        let expected: Vec<Seen> = vec![
+            (
+                Kind::Login,
+                Verdict::Ok,
+                id(7),
+                Some(7),
+                None,
+                root.clone(),
+                key.clone(),
+            ),
+            (
+                Kind::Refused,
+                Verdict::Refused,
+                id(8),
+                Some(8),
+                Some("Certificate does not contain an authorized principal".into()),
+                root.clone(),
+                key.clone(),
+            ),
+            (
+                Kind::Refused,
+                Verdict::Refused,
+                id(9),
+                Some(9),
+                Some("Certificate invalid: expired".into()),
+                root.clone(),
+                key.clone(),
+            ),
+            (
+                Kind::Login,
+                Verdict::Alarm,
+                Some(evil),
+                Some(0),
+                None,
+                root.clone(),
+                key.clone(),
+            ),
+            (
+                Kind::Refused,
+                Verdict::Refused,
+                id(10),
+                Some(10),
+                Some("revoked (RevokedKeys)".into()),
+                root.clone(),
+                key.clone(),
+            ),
+            (
+                Kind::Refused,
+                Verdict::OtherCa,
+                Some("mallory#3".into()),
+                Some(3),
+                None,
+                root.clone(),
+                key.clone(),
+            ),
+            (
+                Kind::Offer,
+                Verdict::Offer,
+                id(7),
+                Some(7),
+                None,
+                None,
+                None,
+            ),
+        ];
+        for (file, host) in [
+            ("sshd-E.log", Some("web-1")),
+            ("auth.log", None),
+            ("auth-rfc3339.log", None),
+            ("journal-short.txt", None),
+            ("journal-short-iso.txt", None),
+            ("journal.json", None),
+        ] {
+            let bytes = std::fs::read(Path::new(FIXTURES).join(file)).unwrap();
+            let (events, bad, stats) = audit(&ledgers, &bytes, host, None);
+            let got: Vec<Seen> = events.iter().map(seen).collect();
+            assert_eq!(got, expected, "{file}");
+            assert!(bad.is_empty(), "{file}: {bad:?}");
+            assert_eq!(stats.without_host, 0, "{file}");
+            assert!(events
+                .iter()
+                .all(|j| j.event.host.as_deref() == Some("web-1")));
+            let alarm = &events[3].alarms;
+            assert_eq!(alarm.len(), 1, "{file}: {alarm:?}");
+            assert_eq!(alarm[0].kind, AlarmKind::SerialZero);
+            if file == "sshd-E.log" {
+                assert_eq!(stats.joined, 3, "the evil key ID's newline, three times");
+                assert!(events
+                    .iter()
+                    .all(|j| j.event.time.is_none() && j.event.pid.is_none()));
+                continue;
+            }
+            // 12:00:33 UTC for the login, from the syslog prefix or the journal.
+            let t = events[0].event.time.unwrap();
+            assert_eq!(
+                t.format("%Y-%m-%d %H:%M:%S").to_string(),
+                "2026-12-01 12:00:33",
+                "{file}"
+            );
+            assert_eq!(events[0].event.pid, Some(26749));
+            assert_eq!(events[0].event.port, Some(45588));
+            assert_eq!(events[4].revoked.as_ref().unwrap().how, "its serial");
+        }
+    }
+
+    #[test]
+    fn since_leaves_out_earlier_events_but_not_timeless_ones() {
+        let (_dir, ledgers) = fixture_state();
+        let bytes = std::fs::read(Path::new(FIXTURES).join("auth-rfc3339.log")).unwrap();
+        let since = DateTime::parse_from_rfc3339("2026-12-01T12:00:34Z")
+            .unwrap()
+            .to_utc();
+        let (events, _, stats) = audit(&ledgers, &bytes, None, Some(since));
+        assert_eq!((events.len(), stats.before_since), (6, 1));
+        let bytes = std::fs::read(Path::new(FIXTURES).join("sshd-E.log")).unwrap();
+        let (events, _, _) = audit(&ledgers, &bytes, None, Some(since));
+        assert_eq!(events.len(), 7);
+        assert!(events.iter().all(|j| j.event.host.is_none()));
+    }
+
+    #[test]
+    fn hostile_lines_never_panic_never_mislead() {
+        let (_dir, ledgers) = fixture_state();
+        let good = format!("Dec  1 12:00:33 web-1 sshd[1]: Accepted publickey for root from 127.0.0.1 port 1 ssh2: ED25519-CERT {KEY} ID alice@laptop#7:INC-1234-bastion (serial 7) CA ECDSA {CA}");
+        let mut log: Vec<u8> = Vec::new();
+        // A key ID holding another certificate's tail: serial 7 of our CA claimed, 4242 true.
+        log.extend_from_slice(format!("Dec  1 12:00:34 web-1 sshd[2]: Accepted publickey for root from 10.0.0.1 port 2 ssh2: ED25519-CERT {KEY} ID alice@laptop#7:INC-1234-bastion (serial 7) CA ECDSA {CA} (serial 4242) CA ECDSA {CA}\n").as_bytes());
+        // Escape sequences, NUL, invalid UTF-8 in the fields.
+        log.extend_from_slice(
+            &format!("Dec  1 12:00:35 web-1 sshd[3]: Accepted publickey for r\x1b[2Joot\0 from 10.0.0.\u{1} port 3 ssh2: ED25519-CERT {KEY} ID a\x1b]0;x\x07\0\u{2} (serial 7) CA ECDSA {CA}\n")
+                .replace('\u{1}', "\u{fffd}")
+                .into_bytes()
+                .iter()
+                .map(|b| if *b == 2 { 0xfe } else { *b })
+                .collect::<Vec<u8>>(),
+        );
+        // A huge line that mentions certificates.
+        log.extend_from_slice(b"Accepted certificate ID \"");
+        log.extend(std::iter::repeat_n(b'A', MAX_LINE * 3));
+        log.extend_from_slice(b"\" (serial 1)\n");
+        // Cut short (sshd's syslog limit): a login that cannot be named.
+        log.extend_from_slice(&good.as_bytes()[..good.len() - 20]);
+        log.push(b'\n');
+        // Garbage that mentions certificates, a bare NUL line, a forged journal line.
+        log.extend_from_slice(b"Certificate \xff\0\n\0\0Certificate\n\n{\"MESSAGE\":[1,2,999]}\n");
+        log.extend_from_slice(br#"{"SYSLOG_IDENTIFIER":"sshd","_COMM":"logger","MESSAGE":"Accepted publickey for root from 1.2.3.4 port 1 ssh2: ED25519-CERT x"}"#);
+        log.push(b'\n');
+        log.extend_from_slice(good.as_bytes());
+        let (events, bad, stats) = audit(&ledgers, &log, None, None);
+        assert_eq!(stats.lines, 10);
+        assert_eq!(stats.too_long, 1);
+        let serials: Vec<Option<u64>> = events
+            .iter()
+            .map(|j| j.event.cert.as_ref().map(|c| c.serial))
+            .collect();
+        assert_eq!(serials, vec![Some(4242), Some(7), None, Some(7)]);
+        assert_eq!(events[0].alarms[0].kind, AlarmKind::NotInLedger);
+        assert!(events[0]
+            .event
+            .cert
+            .as_ref()
+            .unwrap()
+            .key_id
+            .ends_with(&format!("(serial 7) CA ECDSA {CA}")));
+        // The hostile fields, decoded, are judged as they are (no such key ID) and kept raw
+        // for the renderer, which escapes them.
+        let e = &events[1];
+        assert_eq!(e.alarms[0].kind, AlarmKind::KeyIdMismatch);
+        assert_eq!(e.event.user.as_deref(), Some("r\u{1b}[2Joot\0"));
+        assert_eq!(e.event.from.as_deref(), Some("10.0.0.\u{fffd}"));
+        assert_eq!(events[2].alarms[0].kind, AlarmKind::UnreadableLogin);
+        assert_eq!(events[3].verdict, Verdict::Ok);
+        assert_eq!(
+            bad,
+            vec![
+                "longer than 64 KiB",
+                "a certificate login sshd's line does not fully show",
+                "not exactly one of sshd's certificate messages",
+                "not in a known log format",
+            ]
+        );
+        // Every alarm text is safe to show.
+        for j in &events {
+            for a in &j.alarms {
+                assert!(crate::text::is_safe(&a.text), "{}", a.text);
+            }
+        }
+    }
+
+    #[test]
+    fn an_sshd_e_file_with_lf_only_lines_is_read_line_by_line() {
+        let (_dir, ledgers) = fixture_state();
+        // A copy whose CRs were stripped: every line stands alone (nothing is joined).
+        let bytes = std::fs::read(Path::new(FIXTURES).join("sshd-E.log")).unwrap();
+        let stripped: Vec<u8> = bytes.into_iter().filter(|b| *b != b'\r').collect();
+        let (events, bad, stats) = audit(&ledgers, &stripped, Some("h"), None);
+        assert_eq!(stats.joined, 0);
+        // The evil key ID's lines are each cut: two offers and the login unreadable.
+        assert!(events.iter().any(|j| j
+            .alarms
+            .iter()
+            .any(|a| a.kind == AlarmKind::UnreadableLogin)));
+        assert!(!bad.is_empty());
+    }
+
+    #[test]
+    fn a_compressed_log_is_refused_with_the_way_to_read_it() {
+        let (_dir, ledgers) = fixture_state();
+        let mut a = Auditor::new(
+            &ledgers,
+            Options {
+                now: now(),
+                since: None,
+            },
+        );
+        let err = a
+            .read(
+                0,
+                &[0x1f, 0x8b, 8, 0, 0][..],
+                None,
+                "auth.log.2.gz",
+                &mut |_| {},
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("auth.log.2.gz is compressed"),
+            "{err}"
+        );
+        assert!(err
+            .hint()
+            .unwrap()
+            .contains("zcat auth.log.2.gz | breakglass-ca audit -"));
+    }
+}
