@@ -5,6 +5,7 @@ mod common;
 mod sshd;
 
 mod algorithms;
+mod audit;
 mod batch;
 mod corpus;
 mod hardening;

@@ -97,6 +97,19 @@ const REASONS: &[&str] = &[
     "Refused by certificate principals options",
 ];
 
+/// sshd's other messages about a certificate's contents (`auth-options.c`, `sshd.c`): an
+/// extension it does not know (every breakglass-ca certificate carries
+/// `ledger-binding-v1@breakglass-ca`, so sshd logs this at each check), or the detail of a
+/// refusal whose reason follows on its own line. No verdict in them.
+const DETAILS: &[&str] = &[
+    "Certificate extension \"",
+    "Certificate critical option \"",
+    "Certificate option \"",
+    "Certificate has multiple ",
+    "Certificate source-address ",
+    "Certificate file is not a certificate",
+];
+
 /// The prefixes of syslog levels sshd writes before a message in syslog (`error: `…); on
 /// stderr (`-E`) there are none.
 const LEVELS: &[&[u8]] = &[
@@ -141,7 +154,14 @@ pub fn parse(msg: &[u8]) -> Parsed {
         }
     }
     if let Some(rest) = msg.strip_prefix(b"Accepted certificate ID \"") {
-        return found(cert_accepted(rest));
+        return match cert_accepted(rest) {
+            Some(m) => Parsed::Message(m),
+            // Host-based authentication with a host certificate: not a user certificate.
+            None if !contains(rest, b"\" (serial ") && contains(rest, b"\" signed by ") => {
+                Parsed::Irrelevant
+            }
+            None => Parsed::Unparseable { login: false },
+        };
     }
     if let Some(rest) = msg.strip_prefix(b"Refusing certificate ID \"") {
         return found(cert_refused(rest));
@@ -162,6 +182,9 @@ pub fn parse(msg: &[u8]) -> Parsed {
     }
     if msg.starts_with(b"Certificate invalid: ") || REASONS.iter().any(|r| msg == r.as_bytes()) {
         return Parsed::Message(Message::Reason(text(msg)));
+    }
+    if DETAILS.iter().any(|d| msg.starts_with(d.as_bytes())) {
+        return Parsed::Irrelevant;
     }
     if msg.starts_with(b"Certificate ") {
         return Parsed::Unparseable { login: false };
@@ -286,14 +309,25 @@ fn cert_accepted(s: &[u8]) -> Option<Message> {
     None
 }
 
+/// `N) signed by TYPE CA FP via FILE` (TrustedUserCAKeys), or `N) signed by CA TYPE FP
+/// found at FILE:LINE` (a `cert-authority` line of authorized_keys).
 fn accepted_tail(s: &[u8]) -> Option<(Cert, String)> {
     let close = s.iter().position(|b| *b == b')')?;
     let serial = number(&s[..close])?;
     let s = s[close..].strip_prefix(b") signed by ")?;
-    let (ca_type, s) = word(s)?;
-    let s = s.strip_prefix(b"CA ")?;
-    let (fp, s) = word(s)?;
-    let via = s.strip_prefix(b"via ")?;
+    let (ca_type, fp, via) = match s.strip_prefix(b"CA ") {
+        Some(s) => {
+            let (ca_type, s) = word(s)?;
+            let (fp, s) = word(s)?;
+            (ca_type, fp, s.strip_prefix(b"found at ")?)
+        }
+        None => {
+            let (ca_type, s) = word(s)?;
+            let s = s.strip_prefix(b"CA ")?;
+            let (fp, s) = word(s)?;
+            (ca_type, fp, s.strip_prefix(b"via ")?)
+        }
+    };
     if !is_type(ca_type) || !is_fingerprint(fp) || via.is_empty() {
         return None;
     }
@@ -326,14 +360,23 @@ fn cert_refused(s: &[u8]) -> Option<Message> {
     None
 }
 
+/// `N signed by TYPE CA FP: REASON`, or (an authorized_keys `cert-authority`, 10.1 and
+/// later) `N signed by TYPE CA FP via FILE:LINE: REASON`.
 fn refused_tail(s: &[u8]) -> Option<(Cert, String)> {
     let (serial, s) = word(s)?;
     let serial = number(serial)?;
     let s = s.strip_prefix(b"signed by ")?;
     let (ca_type, s) = word(s)?;
     let s = s.strip_prefix(b"CA ")?;
-    let colon = find(s, b": ")?;
-    let (fp, reason) = (&s[..colon], &s[colon + 2..]);
+    // FP, then `: REASON` or ` via LOC: REASON` (LOC holds a ':' but no ': ').
+    let sp = s.iter().position(|b| *b == b' ')?;
+    let (fp, reason) = match s[..sp].strip_suffix(b":") {
+        Some(fp) => (fp, &s[sp + 1..]),
+        None => {
+            let via = s[sp..].strip_prefix(b" via ")?;
+            (&s[..sp], &via[find(via, b": ")? + 2..])
+        }
+    };
     if !is_type(ca_type) || !is_fingerprint(fp) || reason.is_empty() {
         return None;
     }
@@ -576,6 +619,21 @@ mod tests {
                 reason: "Certificate invalid: expired".into()
             }
         );
+        // An authorized_keys cert-authority line (9.2 and 10.x), refused (10.1 and later).
+        assert_eq!(
+            msg(&format!("Accepted certificate ID \"a b\" (serial 5) signed by CA ECDSA {CA} found at /root/.ssh/authorized_keys:3")),
+            Message::CertAccepted {
+                cert: cert("a b", 5),
+                via: "/root/.ssh/authorized_keys:3".into()
+            }
+        );
+        assert_eq!(
+            msg(&format!("error: Refusing certificate ID \"a\" serial=5 signed by ECDSA CA {CA} via /root/.ssh/authorized_keys:3: Certificate invalid: expired")),
+            Message::CertRefused {
+                cert: cert("a", 5),
+                reason: "Certificate invalid: expired".into()
+            }
+        );
         // A security key's signature count after the CA.
         assert!(matches!(
             msg(&format!("Accepted publickey for u from 10.0.0.1 port 1 ssh2: ED25519-SK-CERT {KEY} ID a (serial 9) CA ED25519 {CA}, signature count = 4")),
@@ -586,6 +644,9 @@ mod tests {
             &format!("Failed publickey for root from 127.0.0.1 port 43106 ssh2: ED25519 {KEY}"),
             &format!("Accepted publickey for root from 127.0.0.1 port 1 ssh2: ED25519 {KEY}"),
             "Connection closed by authenticating user root 127.0.0.1 port 43106 [preauth]",
+            "Certificate extension \"ledger-binding-v1@breakglass-ca\" is not supported",
+            "error: Certificate critical option \"x\" is not supported",
+            &format!("Accepted certificate ID \"h\" signed by ECDSA CA {CA} from root@host1"),
             "",
         ] {
             assert_eq!(

@@ -1,0 +1,466 @@
+//! `audit` against a real sshd: a loopback sshd (127.0.0.1) configured only from
+//! `host-config`'s output, installed with its `install.sh` into a host tree under `target/`
+//! (as on a live host: the real `sshd -t` and `sshd -T`, fake `systemctl`), `LogLevel
+//! VERBOSE` and `-E FILE`. Logins with a ledger certificate, with certificates signed by the
+//! same token key through `ssh-keygen -s CA.pub -D MODULE` (serial 4242, and serial 0: in no
+//! ledger), a wrong principal, an expired certificate and a revoked one (`revoke`, `krl -o`,
+//! `install.sh --krl`). `audit` on sshd's log reports each, exits 1 for the rogue
+//! certificates, writes nothing to the state directory, and its `--json` parses. The log,
+//! converted to auth.log (classic and RFC 3339), journalctl's short output and
+//! `journalctl -o json`, gives the same events.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::common::*;
+use crate::hosts::{fingerprint, host_config, read, sshd_config};
+use crate::sshd::{current_user, free_port, Sshd};
+
+fn tools() -> bool {
+    require(&["softhsm2-util", "ssh-keygen", "ssh", "sshd", MODULE])
+}
+
+/// A new directory under `target/`.
+fn target_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+/// A host: an ssh directory under `target/` with its own `sshd_config` that only sets the
+/// listener, host key, `LogLevel VERBOSE` and `UsePAM`, and `Include`s the snippet that
+/// `install.sh` installs; `systemctl` and `service` are fakes that record their calls.
+struct Host {
+    _dir: tempfile::TempDir,
+    ssh_dir: PathBuf,
+    port: u16,
+    config: PathBuf,
+    bin: PathBuf,
+    calls: PathBuf,
+}
+
+impl Host {
+    fn new(user: &str) -> Host {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = target_dir();
+        let ssh_dir = dir.path().join("etc-ssh");
+        std::fs::create_dir(&ssh_dir).unwrap();
+        let port = free_port();
+        let config = sshd_config(&ssh_dir, port, &ssh_dir, user, true);
+        let bin = dir.path().join("fake-bin");
+        std::fs::create_dir(&bin).unwrap();
+        let calls = dir.path().join("calls.log");
+        for name in ["systemctl", "service"] {
+            let p = bin.join(name);
+            std::fs::write(
+                &p,
+                format!("#!/bin/sh\necho \"{name} $*\" >>\"$FAKE_CALLS\"\n"),
+            )
+            .unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Host {
+            _dir: dir,
+            ssh_dir,
+            port,
+            config,
+            bin,
+            calls,
+        }
+    }
+
+    /// `sh BUNDLE/install.sh ARGS` as on a live host (ROOT unset), at most 60 s.
+    fn install(&self, bundle: &Path, args: &[&OsStr]) -> Output {
+        let mut c = Command::new("sh");
+        c.arg(bundle.join("install.sh"))
+            .args(args)
+            .env_remove("ROOT")
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    self.bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("FAKE_CALLS", &self.calls)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        wait_bounded(&mut child, Duration::from_secs(60))
+    }
+
+    fn sshd(&self) -> Sshd {
+        Sshd::from_config(target_dir(), self.port, &self.config)
+    }
+}
+
+/// `ssh-keygen -s CA.pub -D MODULE`: a certificate signed by the token's CA key outside
+/// breakglass-ca (the PIN through SSH_ASKPASS), so in no ledger.
+fn rogue(
+    hsm: &Hsm,
+    dir: &Path,
+    ca_pub: &Path,
+    pubkey: &Path,
+    id: &str,
+    principal: &str,
+    serial: u64,
+) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let askpass = dir.join("askpass");
+    std::fs::write(&askpass, format!("#!/bin/sh\necho {PIN}\n")).unwrap();
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let copy = dir.join(format!("rogue-{serial}.pub"));
+    std::fs::copy(pubkey, &copy).unwrap();
+    let o = run(Command::new("ssh-keygen")
+        .env("SOFTHSM2_CONF", &hsm.conf)
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .arg("-s")
+        .arg(ca_pub)
+        .args(["-D", MODULE, "-I", id, "-n", principal, "-z"])
+        .arg(serial.to_string())
+        .args(["-V", "-5m:+30m"])
+        .arg(&copy)
+        .stdin(Stdio::null()));
+    assert_ok(&o, "ssh-keygen -s CA.pub -D MODULE");
+    cert_path(&copy)
+}
+
+/// `breakglass-ca audit ARGS` (no PIN source at all).
+fn audit(hsm: &Hsm, args: &[&OsStr]) -> Output {
+    run(hsm
+        .cmd()
+        .env_remove("BREAKGLASS_CA_PIN_FILE")
+        .arg("audit")
+        .args(args))
+}
+
+/// The `--json` events, parsed, in the order written.
+fn json_events(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| {
+            assert!(l.is_ascii(), "{l}");
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+        })
+        .collect()
+}
+
+/// What an event must keep whatever the format (not its time, PID, line or log).
+fn essence(v: &serde_json::Value) -> String {
+    let keys = [
+        "event",
+        "verdict",
+        "alarms",
+        "user",
+        "from",
+        "port",
+        "key_type",
+        "key_fingerprint",
+        "key_id",
+        "serial",
+        "ca_type",
+        "ca_fingerprint",
+        "ca",
+        "sshd_reason",
+        "revoked_by_file",
+        "record",
+        "host",
+    ];
+    keys.iter()
+        .map(|k| format!("{k}={}", v[k]))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// sshd's `-E` messages (CR LF each; a raw LF inside one stays in it).
+fn messages(log: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(log);
+    let mut out: Vec<String> = text.split("\r\n").map(str::to_string).collect();
+    if out.last().is_some_and(String::is_empty) {
+        out.pop();
+    }
+    out
+}
+
+/// The -E messages as other formats would carry them, for host `web-1`: a PID per
+/// connection (a new one at each `Connection from`), times one second apart from `start`,
+/// the message escaped as sshd escapes it for syslog (a newline as `\n`, a tab as `\t`, a
+/// CR as `\r`) and error-level lines with syslog's `error: `.
+fn convert(msgs: &[String], start: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, Vec<u8>)> {
+    let (mut classic, mut rfc, mut short, mut json) =
+        (String::new(), String::new(), String::new(), String::new());
+    short.push_str("-- Boot 0123456789abcdef0123456789abcdef --\n");
+    let mut pid = 1000u32;
+    for (i, m) in msgs.iter().enumerate() {
+        if m.starts_with("Connection from ") {
+            pid += 1;
+        }
+        let mut m = m
+            .replace('\n', "\\n")
+            .replace('\t', "\\t")
+            .replace('\r', "\\r");
+        if m.starts_with("Certificate ") || m.starts_with("Authentication key ") {
+            m = format!("error: {m}");
+        }
+        let t = start + chrono::Duration::seconds(i as i64);
+        let local = t.with_timezone(&chrono::Local);
+        classic.push_str(&format!(
+            "{} web-1 sshd[{pid}]: {m}\n",
+            local.format("%b %e %H:%M:%S")
+        ));
+        short.push_str(&format!(
+            "{} web-1 sshd[{pid}]: {m}\n",
+            local.format("%b %d %H:%M:%S")
+        ));
+        rfc.push_str(&format!(
+            "{} web-1 sshd[{pid}]: {m}\n",
+            t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        ));
+        let entry = serde_json::json!({
+            "__REALTIME_TIMESTAMP": t.timestamp_micros().to_string(),
+            "_HOSTNAME": "web-1",
+            "_PID": pid.to_string(),
+            "SYSLOG_IDENTIFIER": "sshd",
+            "_COMM": "sshd",
+            "MESSAGE": if m.contains("serial 0)") { serde_json::json!(m.as_bytes()) } else { serde_json::json!(m) },
+        });
+        json.push_str(&format!("{entry}\n"));
+    }
+    vec![
+        ("auth.log", classic.into_bytes()),
+        ("auth-rfc3339.log", rfc.into_bytes()),
+        ("journal-short.txt", short.into_bytes()),
+        ("journal.json", json.into_bytes()),
+    ]
+}
+
+#[test]
+fn audit_reports_each_certificate_a_real_sshd_logged() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("audit-ca");
+    hsm.init("ecdsa-p256");
+    let ca_pub = hsm.ca_pub_file();
+    let ca_fp = fingerprint(&hsm);
+    let me = current_user();
+    let work = target_dir();
+    let w = work.path();
+    let keys = w.join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let host = Host::new(&me);
+    let bundle = host_config(&hsm, w, "bundle", &["--user", &me], Some(&host.ssh_dir));
+    let o = host.install(&bundle, &[]);
+    assert_ok(&o, "sh install.sh");
+    let sshd = host.sshd();
+    let login = |key: &Path, cert: &Path| sshd.login(&key.with_extension(""), cert);
+    let mint = |name: &str, extra: &[&str]| {
+        let pubkey = keygen(&keys, name, &["-t", "ed25519"], &format!("{name}@laptop"));
+        let o = hsm.mint(&pubkey, extra);
+        assert_ok(&o, &format!("mint {name}"));
+        (pubkey.clone(), cert_path(&pubkey))
+    };
+
+    // 1: a ledger certificate logs in.
+    let (a, a_cert) = mint("alice", &["-n", &me]);
+    assert!(login(&a, &a_cert), "{}", sshd.log_text());
+    // Signed by the same token key outside breakglass-ca: serial 4242 (its key ID claims
+    // serial 1's in sshd's own words) and serial 0 (a newline and an escape in its key ID).
+    let claim = format!("alice@laptop#1:INC-42 (serial 1) CA ECDSA {ca_fp}");
+    let r4242 = rogue(&hsm, w, &ca_pub, &a, &claim, &me, 4242);
+    assert!(login(&a, &r4242), "{}", sshd.log_text());
+    let r0 = rogue(
+        &hsm,
+        w,
+        &ca_pub,
+        &a,
+        "zero\nAccepted publickey for x\x1b[2J",
+        &me,
+        0,
+    );
+    assert!(login(&a, &r0), "{}", sshd.log_text());
+    // 2: a principal the host does not list.
+    let (b, b_cert) = mint("bob", &["-n", "nobody-here"]);
+    assert!(!login(&b, &b_cert));
+    // 3: expired: a window that ended an hour ago.
+    let past = (chrono::Utc::now() - chrono::Duration::hours(2))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let (c, c_cert) = mint(
+        "carol",
+        &[
+            "-n",
+            &me,
+            "--not-before",
+            &past,
+            "-V",
+            "15m",
+            "--force-window",
+        ],
+    );
+    assert!(!login(&c, &c_cert));
+    // 4: revoked, and the KRL installed.
+    let (d, d_cert) = mint("dave", &["-n", &me]);
+    assert_ok(
+        &run(hsm
+            .cmd()
+            .args(["revoke", "--serial", "4", "--reason", "INC-43 leaked"])),
+        "revoke",
+    );
+    let krl = w.join("breakglass-ca.krl");
+    assert_ok(
+        &run(hsm
+            .cmd()
+            .env_remove("BREAKGLASS_CA_PIN_FILE")
+            .arg("krl")
+            .arg("-o")
+            .arg(&krl)),
+        "krl -o",
+    );
+    assert_ok(
+        &host.install(&bundle, &[OsStr::new("--krl"), krl.as_os_str()]),
+        "install.sh --krl",
+    );
+    assert!(!login(&d, &d_cert));
+    let log = std::fs::read(&sshd.log).unwrap();
+    drop(sshd);
+
+    // The table: exit 1 (the rogue certificates), alarms first; the state directory intact.
+    let before = snapshot_state(&hsm.state);
+    let o = audit(
+        &hsm,
+        &[
+            OsStr::new("--host"),
+            OsStr::new("test-host"),
+            sshd_log(w, &log).as_os_str(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        snapshot_state(&hsm.state),
+        before,
+        "audit changed the state directory"
+    );
+    let table = stdout(&o);
+    let err = stderr(&o);
+    eprintln!("audit (table):\n{table}{err}");
+    assert!(
+        err.contains("error: ALARM: 2 certificate event(s)"),
+        "{err}"
+    );
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("- ")).collect();
+    assert_eq!(rows.len(), 6, "{table}");
+    let row = |serial: &str| {
+        *rows
+            .iter()
+            .find(|r| r.split_whitespace().nth(4) == Some(serial))
+            .unwrap_or_else(|| panic!("no row for serial {serial}:\n{table}"))
+    };
+    assert!(
+        rows[0].contains(" 4242 ") && rows[0].ends_with("ALARM not-in-ledger"),
+        "{table}"
+    );
+    assert!(
+        rows[1].contains(" 0 ") && rows[1].ends_with("ALARM serial-zero"),
+        "{table}"
+    );
+    assert!(
+        row("1").ends_with(" ok")
+            && row("1").contains("alice@laptop")
+            && row("1").contains("INC-42 test"),
+        "{table}"
+    );
+    assert!(
+        row("2").ends_with("refused: Certificate does not contain an authorized principal"),
+        "{table}"
+    );
+    assert!(
+        row("3").ends_with("refused: Certificate invalid: expired"),
+        "{table}"
+    );
+    assert!(
+        row("4").ends_with("refused: revoked (RevokedKeys)"),
+        "{table}"
+    );
+    // Nothing untrusted reaches the terminal raw: the rogue key IDs are escaped.
+    assert!(
+        !table.contains('\x1b') && table.contains("zero\\nAccepted publickey for x\\e[2J"),
+        "{table}"
+    );
+
+    // --json: one object per event, ASCII, the same verdicts.
+    let o = audit(
+        &hsm,
+        &[
+            OsStr::new("--json"),
+            OsStr::new("--host"),
+            OsStr::new("test-host"),
+            sshd_log(w, &log).as_os_str(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let events = json_events(&o);
+    eprintln!(
+        "audit --json, first line:\n{}",
+        stdout(&o).lines().next().unwrap()
+    );
+    let by_serial = |s: u64| {
+        events
+            .iter()
+            .find(|v| v["serial"] == s)
+            .unwrap_or_else(|| panic!("no event for serial {s}: {events:?}"))
+    };
+    assert_eq!(events.len(), 6);
+    assert_eq!(by_serial(1)["verdict"], "ok");
+    assert_eq!(by_serial(1)["event"], "login");
+    assert_eq!(by_serial(1)["record"]["requester"], "alice@laptop");
+    assert_eq!(by_serial(1)["ca_fingerprint"], ca_fp.as_str());
+    assert_eq!(by_serial(4242)["alarms"][0]["kind"], "not-in-ledger");
+    assert_eq!(by_serial(4242)["key_id"], claim.as_str());
+    assert_eq!(by_serial(0)["alarms"][0]["kind"], "serial-zero");
+    assert_eq!(
+        by_serial(0)["key_id"],
+        "zero\nAccepted publickey for x\u{1b}[2J"
+    );
+    assert_eq!(by_serial(2)["verdict"], "refused");
+    assert_eq!(by_serial(3)["sshd_reason"], "Certificate invalid: expired");
+    assert_eq!(
+        by_serial(4)["revoked_by_file"],
+        host.ssh_dir.join("breakglass-ca.krl").to_str().unwrap()
+    );
+    assert_eq!(by_serial(4)["revoked"]["how"], "its serial");
+
+    // The same lines as auth.log, journalctl and journald JSON: the same events.
+    let want: Vec<String> = {
+        let mut v: Vec<String> = events.iter().map(essence).collect();
+        v.sort();
+        v.iter()
+            .map(|s| s.replace("\"test-host\"", "\"web-1\""))
+            .collect()
+    };
+    let start = chrono::Utc::now() - chrono::Duration::seconds(120);
+    for (name, bytes) in convert(&messages(&log), start) {
+        let file = w.join(name);
+        std::fs::write(&file, &bytes).unwrap();
+        let o = audit(&hsm, &[OsStr::new("--json"), file.as_os_str()]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+        let mut got: Vec<String> = json_events(&o).iter().map(essence).collect();
+        got.sort();
+        assert_eq!(got, want, "{name}:\n{}", read(&file));
+        assert!(
+            json_events(&o).iter().all(|v| v["time"].is_string()),
+            "{name}"
+        );
+    }
+}
+
+/// sshd's -E log, copied where the test can name it.
+fn sshd_log(dir: &Path, log: &[u8]) -> PathBuf {
+    let p = dir.join("sshd-E.log");
+    std::fs::write(&p, log).unwrap();
+    p
+}
