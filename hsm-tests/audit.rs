@@ -464,3 +464,124 @@ fn sshd_log(dir: &Path, log: &[u8]) -> PathBuf {
     std::fs::write(&p, log).unwrap();
     p
 }
+
+/// `--state-dir` more than once: every command but `audit` refuses it. `audit` with the
+/// primary's state directory alone: a login with the backup CA's certificate is an alarm
+/// (no ledger given for that CA); with both, it is the backup ledger's record. A certificate
+/// of a CA retired by `init --force` is found in the retired ledger.
+#[test]
+fn audit_reads_the_backup_and_retired_ledgers_of_several_state_directories() {
+    if !tools() {
+        return;
+    }
+    let primary = Hsm::new("primary-ca");
+    primary.init("ecdsa-p256");
+    let backup = Hsm::new("backup-ca");
+    backup.init("ed25519");
+    let work = target_dir();
+    let w = work.path();
+    let key = keygen(w, "alice", &["-t", "ed25519"], "alice@laptop");
+    let cert_of = |hsm: &Hsm, name: &str| {
+        let out = w.join(format!("{name}-cert.pub"));
+        let o = hsm.mint(&key, &["-n", "breakglass", "-o", out.to_str().unwrap()]);
+        assert_ok(&o, &format!("mint {name}"));
+        out
+    };
+    let old_cert = cert_of(&primary, "old");
+    let old_fp = fingerprint(&primary);
+    let o = run(primary
+        .cmd()
+        .args(["--ca", &primary.uri(), "init", "--force"]));
+    assert_ok(&o, "init --force");
+    assert_ne!(fingerprint(&primary), old_fp);
+    let backup_pub = backup.ca_pub_file();
+    assert_ok(
+        &run(primary.cmd().arg("add-backup-ca").arg(&backup_pub)),
+        "add-backup-ca",
+    );
+    let backup_cert = cert_of(&backup, "backup");
+
+    // sshd's INFO line for a login with `cert` (its key, key ID, serial and CA from
+    // ssh-keygen -L), at now, in RFC 3339 syslog form.
+    let line = |cert: &Path, pid: u32| {
+        let listed = ssh_keygen_list(cert);
+        let field = |name: &str| {
+            listed
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        let key_fp = field("Public key: ").split(' ').nth(1).unwrap().to_string();
+        let ca = field("Signing CA: ");
+        let mut ca = ca.split(' ');
+        let ca_type = match ca.next().unwrap() {
+            "ED25519" => "ED25519",
+            _ => "ECDSA",
+        };
+        let ca_fp = ca.next().unwrap();
+        let id = field("Key ID: ");
+        let id = id.trim_matches('"');
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00");
+        format!(
+            "{now} web-1 sshd[{pid}]: Accepted publickey for breakglass from 192.0.2.7 port 4{pid} ssh2: ED25519-CERT {key_fp} ID {id} (serial {}) CA {ca_type} {ca_fp}\n",
+            field("Serial: ")
+        )
+    };
+    let log = w.join("auth.log");
+    std::fs::write(&log, line(&old_cert, 11) + &line(&backup_cert, 12)).unwrap();
+
+    // Every other command refuses a second --state-dir.
+    for args in [&["status"][..], &["log"], &["krl", "-o", "x.krl"]] {
+        let o = run(primary
+            .cmd()
+            .arg("--state-dir")
+            .arg(&primary.state)
+            .arg("--state-dir")
+            .arg(&backup.state)
+            .args(args));
+        assert_fails(
+            &o,
+            2,
+            "--state-dir was given 2 times; only 'audit' reads several state directories",
+        );
+    }
+
+    let audit_json = |dirs: &[&Path]| {
+        let mut c = primary.cmd();
+        c.env_remove("BREAKGLASS_CA_STATE_DIR");
+        for d in dirs {
+            c.arg("--state-dir").arg(d);
+        }
+        run(c.arg("audit").arg("--json").arg(&log))
+    };
+    let o = audit_json(&[&primary.state]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let events = json_events(&o);
+    assert_eq!(events[0]["verdict"], "ok", "{events:?}");
+    assert_eq!(events[0]["ca"], "retired");
+    assert_eq!(events[0]["record"]["requester"], "alice@laptop");
+    assert_eq!(events[1]["verdict"], "alarm");
+    assert_eq!(events[1]["ca"], "backup");
+    assert_eq!(events[1]["alarms"][0]["kind"], "no-ledger");
+    assert!(
+        events[1]["alarms"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("add --state-dir"),
+        "{events:?}"
+    );
+    // Both state directories (the same one twice is read once).
+    let o = audit_json(&[&primary.state, &backup.state, &primary.state]);
+    assert_ok(&o, "audit with both state directories");
+    let events = json_events(&o);
+    assert_eq!(events[1]["verdict"], "ok", "{events:?}");
+    assert_eq!(events[1]["ca"], "this");
+    assert_eq!(events[1]["state_dir"], backup.state.to_str().unwrap());
+    let err = stderr(&o);
+    assert!(
+        err.contains("2 login(s)") && err.contains("0 ALARM(S)"),
+        "{err}"
+    );
+}
