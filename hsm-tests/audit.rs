@@ -501,33 +501,9 @@ fn audit_reads_the_backup_and_retired_ledgers_of_several_state_directories() {
     );
     let backup_cert = cert_of(&backup, "backup");
 
-    // sshd's INFO line for a login with `cert` (its key, key ID, serial and CA from
-    // ssh-keygen -L), at now, in RFC 3339 syslog form.
     let line = |cert: &Path, pid: u32| {
-        let listed = ssh_keygen_list(cert);
-        let field = |name: &str| {
-            listed
-                .lines()
-                .find_map(|l| l.trim().strip_prefix(name))
-                .unwrap()
-                .trim()
-                .to_string()
-        };
-        let key_fp = field("Public key: ").split(' ').nth(1).unwrap().to_string();
-        let ca = field("Signing CA: ");
-        let mut ca = ca.split(' ');
-        let ca_type = match ca.next().unwrap() {
-            "ED25519" => "ED25519",
-            _ => "ECDSA",
-        };
-        let ca_fp = ca.next().unwrap();
-        let id = field("Key ID: ");
-        let id = id.trim_matches('"');
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00");
-        format!(
-            "{now} web-1 sshd[{pid}]: Accepted publickey for breakglass from 192.0.2.7 port 4{pid} ssh2: ED25519-CERT {key_fp} ID {id} (serial {}) CA {ca_type} {ca_fp}\n",
-            field("Serial: ")
-        )
+        format!("{now} web-1 sshd[{pid}]: {}\n", info_line(cert, pid))
     };
     let log = w.join("auth.log");
     std::fs::write(&log, line(&old_cert, 11) + &line(&backup_cert, 12)).unwrap();
@@ -584,4 +560,128 @@ fn audit_reads_the_backup_and_retired_ledgers_of_several_state_directories() {
         err.contains("2 login(s)") && err.contains("0 ALARM(S)"),
         "{err}"
     );
+}
+
+/// sshd's INFO message for a login as breakglass with `cert` (its key, key ID, serial and CA
+/// read back with ssh-keygen -L), from port 4PID.
+fn info_line(cert: &Path, pid: u32) -> String {
+    let listed = ssh_keygen_list(cert);
+    let field = |name: &str| {
+        listed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let key_fp = field("Public key: ").split(' ').nth(1).unwrap().to_string();
+    let ca = field("Signing CA: ");
+    let mut ca = ca.split(' ');
+    let ca_type = match ca.next().unwrap() {
+        "ED25519" => "ED25519",
+        _ => "ECDSA",
+    };
+    let ca_fp = ca.next().unwrap();
+    let id = field("Key ID: ");
+    format!(
+        "Accepted publickey for breakglass from 192.0.2.7 port 4{pid} ssh2: ED25519-CERT {key_fp} ID {} (serial {}) CA {ca_type} {ca_fp}",
+        id.trim_matches('"'),
+        field("Serial: ")
+    )
+}
+
+/// Every laptop example of `audit --help` works as printed: one login with a ledger
+/// certificate, no alarm (exit 0), in a directory holding the logs it names and a HOME with
+/// the primary's and the backup's state directories.
+#[test]
+fn audit_help_examples_work_as_printed() {
+    if !require(&["softhsm2-util", "ssh-keygen", "sh", "gzip", "zcat", MODULE]) {
+        return;
+    }
+    let primary = Hsm::new("primary-ca");
+    primary.init("ecdsa-p256");
+    let backup = Hsm::new("backup-ca");
+    backup.init("ed25519");
+    assert_ok(
+        &run(primary.cmd().arg("add-backup-ca").arg(backup.ca_pub_file())),
+        "add-backup-ca",
+    );
+    let home = target_dir();
+    let work = home.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let key = keygen(&work, "alice", &["-t", "ed25519"], "alice@laptop");
+    let cert = |hsm: &Hsm, name: &str| {
+        let out = work.join(format!("{name}-cert.pub"));
+        assert_ok(
+            &hsm.mint(&key, &["-n", "breakglass", "-o", out.to_str().unwrap()]),
+            "mint",
+        );
+        out
+    };
+    let a = cert(&primary, "a");
+    for (from, to) in [(&primary.state, "ca-primary"), (&backup.state, "ca-backup")] {
+        assert_ok(
+            &run(Command::new("cp")
+                .arg("-a")
+                .arg(from)
+                .arg(home.path().join(to))),
+            "cp -a",
+        );
+    }
+    let now = chrono::Utc::now();
+    let msgs = [info_line(&a, 21)];
+    let journal = serde_json::json!({
+        "__REALTIME_TIMESTAMP": now.timestamp_micros().to_string(),
+        "_HOSTNAME": "web-1", "_PID": "21", "SYSLOG_IDENTIFIER": "sshd", "_COMM": "sshd",
+        "MESSAGE": msgs[0],
+    });
+    std::fs::write(work.join("web-1.json"), format!("{journal}\n")).unwrap();
+    let classic = format!(
+        "{} web-2 sshd[22]: {}\n",
+        now.with_timezone(&chrono::Local).format("%b %e %H:%M:%S"),
+        info_line(&a, 22)
+    );
+    std::fs::write(work.join("web-2-auth.log"), &classic).unwrap();
+    std::fs::write(
+        work.join("web-3-sshd-E.log"),
+        format!("{}\r\n", info_line(&a, 23)),
+    )
+    .unwrap();
+    let gz = run(Command::new("sh")
+        .current_dir(&work)
+        .args(["-c", "gzip -c web-2-auth.log > web-2-auth.log.2.gz"]));
+    assert_ok(&gz, "gzip");
+    let help = stdout(&run(primary.cmd().args(["audit", "--help"])));
+    let examples: Vec<&str> = help
+        .split("Then, on the laptop (no token, no PIN; nothing is written):\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{help}"))
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(examples.len(), 6, "{help}");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_breakglass-ca"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    for example in examples {
+        let mut sh = primary.cmd_with("sh");
+        sh.env_remove("BREAKGLASS_CA_PIN_FILE")
+            .env("HOME", home.path())
+            .env("PATH", &path)
+            .current_dir(&work)
+            .args(["-c", example]);
+        let o = run(&mut sh);
+        assert_ok(&o, example);
+        let err = stderr(&o);
+        assert!(
+            !err.contains("event(s): 0 login(s)") && err.contains("; 0 ALARM(S)"),
+            "{example}: {err}"
+        );
+    }
+    let events = std::fs::read_to_string(work.join("web-1-events.jsonl")).unwrap();
+    assert_eq!(events.lines().count(), 1, "{events}");
+    assert!(events.contains("\"verdict\":\"ok\""), "{events}");
 }

@@ -495,24 +495,28 @@ pub struct KrlArgs {
 }
 
 const AUDIT_AFTER_HELP: &str = "\
-Examples (as root on a host, or on copies of its logs):
-  breakglass-ca audit /var/log/auth.log
-  journalctl -u ssh -u sshd -o json | breakglass-ca audit -
-  breakglass-ca audit --since 24h /var/log/auth.log.1 /var/log/auth.log
-  breakglass-ca --state-dir ~/ca-primary --state-dir ~/ca-backup audit central/auth.log
-  breakglass-ca audit --host web-1 --json sshd-e.log > events.jsonl
+Get the logs of each host (or of the central log host) onto the custodian laptop, e.g.:
+  journalctl -u ssh -u sshd -o json --since -2d > web-1.json     # on web-1
+  cp /var/log/auth.log web-2-auth.log                             # on web-2
+Then, on the laptop (no token, no PIN; nothing is written):
+  breakglass-ca audit web-1.json web-2-auth.log
+  breakglass-ca audit --since 24h web-1.json
+  breakglass-ca --state-dir ~/ca-primary --state-dir ~/ca-backup audit web-1.json
+  breakglass-ca audit --host web-3 web-3-sshd-E.log
+  breakglass-ca audit --json web-1.json > web-1-events.jsonl
+  zcat web-2-auth.log.2.gz | breakglass-ca audit -
 
-It reads /var/log/auth.log (and /var/log/secure), 'journalctl' output (the default form,
--o short-iso, -o json) and 'sshd -E FILE' logs, of any number of hosts, and matches each
-certificate sshd logged with the ledgers of our CAs: this state directory's CA, its retired
-CAs, and its backup CAs (give each backup CA's state directory with another --state-dir).
-Alarms come first. Exit 0: no alarm; 1: at least one alarm (or an error); 2: usage error.
+It reads auth.log/secure (classic or RFC 3339 times), journalctl's output (default,
+-o short-iso, -o json) and 'sshd -E FILE' logs, and checks every certificate sshd logged
+against the ledgers of our CAs: the state directory's CA, its retired CAs and its backup CAs
+(give each backup CA's state directory with another --state-dir). Give the logs of a host in
+time order. Alarms are listed first. Exit 0: no alarm; 1: ALARM (or an error); 2: usage.
 
-ALARM means: a serial or key ID of our CA that no ledger holds (the token was used outside
-breakglass-ca, or a ledger was cut), a login outside its certificate's window (a host
-clock), as a user its principals do not list, a revoked certificate that was accepted,
-serial 0, or a backup CA whose ledger was not given. Certificates of other CAs are counted.
-sshd logs the serial of a refusal only at LogLevel VERBOSE (docs/hosts.md, section 5).";
+ALARM: a serial or key ID of our CA that no ledger holds (the token was used outside
+breakglass-ca, or a ledger was cut); a login outside its certificate's window (a host clock);
+as a user its principals do not list; a revoked certificate accepted after its revocation;
+serial 0; a backup CA whose ledger was not given. Other CAs' certificates are only counted.
+sshd logs the serial of a refusal only at LogLevel VERBOSE. See docs/hosts.md, section 5.";
 
 /// `--since`: an RFC 3339 time, or a duration back from now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
