@@ -324,6 +324,8 @@ impl Ledgers {
                 }
             };
             let path = dir.join(LEDGER_FILE);
+            // No lock (as 'log' reads it): never blocked by a mint waiting at its PIN prompt;
+            // a record being appended is a torn last line, left out.
             let bytes = crate::ledger::Ledger::new(dir).read_bytes()?;
             let b = book(&path, bytes, &fp)?;
             out.add(fp, Role::This, dir, Some(b))?;
@@ -481,9 +483,11 @@ impl Ledgers {
             } else {
                 j.notes.push("sshd did not say which certificate (before OpenSSH 10.1 the serial is in the 'Failed publickey' line, logged at LogLevel VERBOSE)".into());
             }
-            j.verdict = match e.kind {
-                Kind::Refused => Verdict::Refused,
-                Kind::Login | Kind::Offer => Verdict::Unknown,
+            // A refusal of a key of the ledgers (revoked by file): theirs; anything else
+            // names no CA.
+            j.verdict = match (e.kind, j.requesters.is_empty()) {
+                (Kind::Refused, false) => Verdict::Refused,
+                _ => Verdict::Unknown,
             };
             return j;
         };
@@ -832,6 +836,20 @@ mod tests {
             vec![7, 8, 9, 10]
         );
         assert_eq!(j.requester().as_deref(), Some("alice"));
+        // A reason alone (LogLevel INFO logs no Failed line): no CA to compare.
+        let e = Event {
+            reason: Some("Certificate invalid: expired".into()),
+            ..Event::blank(
+                Kind::Refused,
+                None,
+                None,
+                None,
+                Source { input: 0, line: 1 },
+            )
+        };
+        let j = l.judge(e);
+        assert_eq!(j.verdict, Verdict::Unknown);
+        assert!(j.notes[0].contains("LogLevel VERBOSE"), "{:?}", j.notes);
     }
 
     /// A primary with a backup CA in its config.toml and a retired CA: the backup's

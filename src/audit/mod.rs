@@ -158,7 +158,8 @@ impl<'l> Auditor<'l> {
     }
 
     /// Read one input (number `input`, for [`Source`]) to its end. `host` names the host of
-    /// lines that carry none. Events and unparseable lines go to `out` as they are found.
+    /// lines that carry none; `name` is how messages name the input (shown as it is: the
+    /// caller escapes a path). Events and unparseable lines go to `out` as they are found.
     pub fn read(
         &mut self,
         input: usize,
@@ -185,14 +186,11 @@ impl<'l> Auditor<'l> {
             let Some(too_long) = next else { break };
             line_no += 1;
             if line_no == 1 && lines.buf.starts_with(&[0x1f, 0x8b]) {
-                return Err(Error::usage(format!(
-                    "{} is compressed (gzip)",
-                    crate::text::escape(name)
-                ))
-                .with_hint(format!(
-                    "decompress it into the audit: zcat {} | breakglass-ca audit -",
-                    crate::text::escape(name)
-                )));
+                return Err(
+                    Error::usage(format!("{name} is compressed (gzip)")).with_hint(format!(
+                        "decompress it into the audit: zcat {name} | breakglass-ca audit -"
+                    )),
+                );
             }
             let mut ends_cr = false;
             if lines.buf.last() == Some(&b'\r') && !too_long {
