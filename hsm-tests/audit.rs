@@ -685,3 +685,96 @@ fn audit_help_examples_work_as_printed() {
     assert_eq!(events.lines().count(), 1, "{events}");
     assert!(events.contains("\"verdict\":\"ok\""), "{events}");
 }
+
+/// Hostile log lines through the binary: escape sequences, C1 controls, a bidi override,
+/// NUL, DEL, invalid UTF-8 in every field sshd would log, a key ID holding another
+/// certificate's tail, a 200 KB line, a journal entry with an array MESSAGE: no panic, every
+/// line of stdout and stderr safe for a terminal (also with --verbose, which shows the
+/// unreadable lines), the JSON ASCII and parseable, the serial sshd wrote last the one judged.
+/// No token: the state directory holds only the fixtures' `ca.pub`.
+#[test]
+fn hostile_logs_never_reach_the_terminal_raw() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm-tests/fixtures/audit");
+    let state = target_dir();
+    std::fs::copy(fixtures.join("ca.pub"), state.path().join("ca.pub")).unwrap();
+    let ca = "SHA256:WI/LiSarIc7EmOVHRvrofSsBIPuTMvEt4izrrj9GjWY";
+    let key = "SHA256:mTGpH0uxv8yXVg1xikpVN3A3HHctu5tSWlVePjuBRZs";
+    let nasty = "\x1b[2J\x1b]0;owned\x07\u{9b}1A\u{202e}\0\x7f\r";
+    let mut log: Vec<u8> = std::fs::read(fixtures.join("auth.log")).unwrap();
+    for (i, field) in [nasty, "a\u{2028}b", "\\033[1m"].iter().enumerate() {
+        log.extend_from_slice(
+            format!(
+                "Dec  1 12:01:0{i} web-1{field} sshd[9{i}]: Accepted publickey for root{field} from 10.0.0.{field} port 1 ssh2: ED25519-CERT {key} ID x{field} (serial 1) CA ECDSA {ca} (serial 77{i}) CA ECDSA {ca}\n"
+            )
+            .as_bytes(),
+        );
+    }
+    log.extend_from_slice(b"Dec  1 12:02:00 web-1 sshd[99]: Accepted certificate ID \"\xff\xfe\x1b[31m\" (serial 3) signed by ECDSA CA ");
+    log.extend_from_slice(ca.as_bytes());
+    log.extend_from_slice(b" via /etc/ssh/\x1b[0m\xc0.pub\n");
+    log.extend_from_slice(
+        b"Dec  1 12:02:01 web-1 sshd[98]: Certificate invalid: \x1b[2J\xe2\x80\xae\n",
+    );
+    log.extend_from_slice(b"Accepted certificate ID \"");
+    log.extend(std::iter::repeat_n(b'\x1b', 200_000));
+    log.extend_from_slice(b"\n{\"SYSLOG_IDENTIFIER\":\"sshd\",\"_HOSTNAME\":\"h\\u001b[2J\",\"MESSAGE\":[27,91,50,74,67,101,114,116,105,102,105,99,97,116,101,32,255]}\n");
+    let file = state.path().join("hostile.log");
+    std::fs::write(&file, &log).unwrap();
+    let audit = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_breakglass-ca"));
+        c.env("BREAKGLASS_CA_STATE_DIR", state.path())
+            .env_remove("BREAKGLASS_CA_PIN_FILE")
+            .arg("audit")
+            .args(args)
+            .arg(&file)
+            .stdin(Stdio::null());
+        run(&mut c)
+    };
+    let safe = |what: &str, bytes: &[u8]| {
+        let text =
+            String::from_utf8(bytes.to_vec()).unwrap_or_else(|_| panic!("{what}: not UTF-8"));
+        for line in text.lines() {
+            assert!(
+                !line
+                    .chars()
+                    .any(|c| c.is_control() || ('\u{2028}'..='\u{202e}').contains(&c)),
+                "{what}: raw control or bidi character in {line:?}"
+            );
+        }
+        assert!(!text.contains("panicked"), "{what}: {text}");
+        text
+    };
+    for args in [&[][..], &["--verbose"]] {
+        let o = audit(args);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let out = safe("stdout", &o.stdout);
+        let err = safe("stderr", &o.stderr);
+        assert!(
+            out.contains("770") && out.contains("771") && out.contains("772"),
+            "{out}"
+        );
+        if args.is_empty() {
+            assert!(err.contains("--verbose shows them"), "{err}");
+        } else {
+            assert!(
+                err.contains("unparseable: ") && err.contains("\\e"),
+                "{err}"
+            );
+        }
+    }
+    let o = audit(&["--json"]);
+    safe("stderr", &o.stderr);
+    let events = json_events(&o);
+    let serials: Vec<u64> = events.iter().filter_map(|v| v["serial"].as_u64()).collect();
+    for s in [770, 771, 772] {
+        assert!(serials.contains(&s), "{serials:?}");
+        let v = events.iter().find(|v| v["serial"] == s).unwrap();
+        assert_eq!(v["alarms"][0]["kind"], "not-in-ledger", "{v}");
+    }
+    let first = events.iter().find(|v| v["serial"] == 770).unwrap();
+    assert_eq!(first["user"], format!("root{nasty}").as_str());
+    assert!(first["key_id"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("(serial 1) CA ECDSA {ca}")));
+}
