@@ -55,6 +55,7 @@ pub enum Output<'a> {
 /// What was read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Lines read (an `sshd -E` message that a raw newline split counts once).
     pub lines: u64,
     /// Lines that are sshd certificate messages.
     pub certificate_lines: u64,
@@ -182,7 +183,7 @@ impl<'l> Auditor<'l> {
         loop {
             let next = lines
                 .next()
-                .map_err(|e| Error::io(format!("cannot read {}", crate::text::escape(name)), e))?;
+                .map_err(|e| Error::io(format!("cannot read {name}"), e))?;
             let Some(too_long) = next else { break };
             line_no += 1;
             if line_no == 1 && lines.buf.starts_with(&[0x1f, 0x8b]) {

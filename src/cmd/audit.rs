@@ -23,10 +23,12 @@ pub fn run(g: &Globals, args: &AuditArgs) -> Result<()> {
     let now = Local::now();
     let since = args.since.map(|s| match s {
         Since::At(t) => t,
-        Since::Ago(d) => {
-            now.with_timezone(&Utc)
-                - chrono::Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2))
-        }
+        // A duration longer than any time can go back (99999999h): since the beginning.
+        Since::Ago(d) => i64::try_from(d.as_secs())
+            .ok()
+            .and_then(chrono::Duration::try_seconds)
+            .and_then(|d| now.with_timezone(&Utc).checked_sub_signed(d))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
     });
     let names: Vec<String> = args
         .logs
@@ -519,7 +521,7 @@ fn summary(
     if s.joined > 0 {
         say(format!("note: {} line(s) of an sshd -E log were parts of messages with a raw newline (in a key ID), joined back", s.joined));
     }
-    if c.events == 0 {
+    if s.certificate_lines == 0 {
         say("note: no certificate event found: are these sshd's logs (journalctl -u ssh, /var/log/auth.log)?");
     }
 }
