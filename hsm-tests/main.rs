@@ -6,6 +6,7 @@ mod sshd;
 
 mod alarm;
 mod algorithms;
+mod audit;
 mod batch;
 mod corpus;
 mod hardening;

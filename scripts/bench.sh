@@ -25,6 +25,13 @@
 # encoding (examples/krl_size.rs, the library's KRL module) beside `ssh-keygen -k` for the same
 # spec lines, in bytes and as a ratio, and whether `ssh-keygen -Q -l` reads each.
 #
+# Then `audit` on a generated log of a million lines (BENCH_AUDIT_LINES): 20 hosts, mostly
+# non-certificate sshd, cron, kernel and systemd lines in the classic auth.log format, and about
+# 0.4% certificate logins (each the 7 lines sshd 9.2 writes at LogLevel VERBOSE) of a generated
+# 2,000-record ledger, 1% of them with serials in no ledger (alarms). Lines per second (goal
+# >= 500,000, whole process, median of 3) and peak RSS, for a file and for the same log four
+# times through stdin (memory stays flat: only events and pending connections are kept).
+#
 # Environment:
 #   BENCH_WARMUP   warm-up runs per command, not measured (default 5)
 #   BENCH_RUNS     measured runs per command (default 50)
@@ -41,6 +48,9 @@
 #                  record to verify), so the default is "0"
 #   BENCH_KRL      1 (default): the KRL sizes at the end; only: the KRL sizes alone (no
 #                  token, no timing); 0: skip them
+#   BENCH_AUDIT    1 (default): the audit rate at the end; only: the audit rate alone (no
+#                  token); 0: skip it
+#   BENCH_AUDIT_LINES  lines of the generated log (default 1000000)
 set -euo pipefail
 
 # libpcsclite-dev and pkg-config: the binary links the PC/SC library (YubiKey support).
@@ -62,6 +72,8 @@ BENCH_MINT_RUNS=${BENCH_MINT_RUNS:-20}
 BENCH_LEDGER_CHECKPOINTS=${BENCH_LEDGER_CHECKPOINTS-0}
 BENCH_BATCH_RUNS=${BENCH_BATCH_RUNS:-10}
 BENCH_KRL=${BENCH_KRL:-1}
+BENCH_AUDIT=${BENCH_AUDIT:-1}
+BENCH_AUDIT_LINES=${BENCH_AUDIT_LINES:-1000000}
 MARKER=.breakglass-ca-bench
 
 [[ $BENCH_WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a number, not '$BENCH_WARMUP'"
@@ -71,6 +83,8 @@ MARKER=.breakglass-ca-bench
 [[ $BENCH_MINT_RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_MINT_RUNS must be a number >= 1"
 [[ $BENCH_LEDGER_CHECKPOINTS =~ ^[01\ ]*$ ]] || die "BENCH_LEDGER_CHECKPOINTS must be 1, 0 or '1 0'"
 [[ $BENCH_KRL =~ ^(0|1|only)$ ]] || die "BENCH_KRL must be 1, 0 or only, not '$BENCH_KRL'"
+[[ $BENCH_AUDIT =~ ^(0|1|only)$ ]] || die "BENCH_AUDIT must be 1, 0 or only, not '$BENCH_AUDIT'"
+[[ $BENCH_AUDIT_LINES =~ ^[1-9][0-9]*$ ]] || die "BENCH_AUDIT_LINES must be a number >= 1"
 
 # fresh_bench_dir: delete (if this script made it) and recreate $BENCH_DIR, absolute.
 fresh_bench_dir() {
@@ -142,6 +156,150 @@ for i, (name, runs) in enumerate(patterns):
 PY
 }
 
+# audit_rate: `audit` on a generated log of BENCH_AUDIT_LINES lines against a generated ledger.
+audit_rate() {
+    step "audit: $BENCH_AUDIT_LINES generated auth.log lines against a generated ledger"
+    local dir=$BENCH_DIR/audit
+    mkdir -p -- "$dir"
+    mkdir -m 0700 "$dir/state"
+    ssh-keygen -q -t ecdsa -b 256 -N '' -C bench-audit-ca -f "$dir/ca" </dev/null
+    cp -- "$dir/ca.pub" "$dir/state/ca.pub"
+    export BIN AUDIT_DIR=$dir AUDIT_LINES=$BENCH_AUDIT_LINES
+    AUDIT_CA=$(ssh-keygen -l -f "$dir/ca.pub" | cut -d' ' -f2)
+    export AUDIT_CA
+    set +e
+    python3 - <<'PY'
+import datetime, json, os, random, re, statistics, subprocess, sys
+
+e = os.environ
+BIN, D, N, CA = e["BIN"], e["AUDIT_DIR"], int(e["AUDIT_LINES"]), e["AUDIT_CA"]
+STATE, LOG = f"{D}/state", f"{D}/auth.log"
+GOAL = 500_000
+rng = random.Random(20261201)
+RECORDS = 2000
+# A day of log ending an hour ago, in local time as rsyslog writes it (the year rule of a
+# classic syslog time puts it in this year).
+start = (datetime.datetime.now(datetime.timezone.utc)
+         - datetime.timedelta(days=1, hours=1)).replace(microsecond=0)
+SPAN = 86400
+
+def fp(k):  # a 43-character unpadded base64 fingerprint
+    a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    return "SHA256:" + "".join(a[(k * 7 + i * 13 + (k >> 3)) % 64] for i in range(43))
+
+def iso(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+def stamp(t):
+    return t.astimezone().strftime("%b %e %H:%M:%S")
+
+# The ledger: what audit reads of it (it checks no signature: log verify does).
+records = []
+with open(f"{STATE}/ledger.jsonl", "w") as f:
+    for s in range(1, RECORDS + 1):
+        t = start + datetime.timedelta(seconds=SPAN * s // RECORDS)
+        r = {"format": 2, "serial": s, "key_id": f"user{s % 50}@laptop#{s}:INC-{1000 + s}",
+             "principals": ["breakglass"], "valid_after": iso(t - datetime.timedelta(minutes=5)),
+             "valid_before": iso(t + datetime.timedelta(minutes=10)),
+             "requester_key_type": "ssh-ed25519", "requester_fingerprint": fp(s % 50),
+             "requester_comment": f"user{s % 50}@laptop", "reason": f"INC-{1000 + s} bench",
+             "critical_options": {}, "extensions": ["permit-pty"], "certificate_sha256": fp(s),
+             "certificate": "ssh-ed25519-cert-v01@openssh.com AAAA", "ca_fingerprint": CA,
+             "issued_at": iso(t), "host": "laptop", "tool_version": "bench", "prev_hash": "0" * 64,
+             "metadata": "bench"}
+        f.write(json.dumps(r, separators=(",", ":")) + "\n")
+        records.append((s, r["key_id"], t, r["requester_fingerprint"]))
+os.chmod(f"{STATE}/ledger.jsonl", 0o600)
+
+hosts = [f"web-{i}" for i in range(20)]
+noise = [
+    'sshd[{p}]: Connection from 198.51.100.{a} port {port} on 10.0.0.5 port 22 rdomain ""',
+    "sshd[{p}]: Invalid user admin from 203.0.113.{a} port {port}",
+    "sshd[{p}]: Failed password for invalid user admin from 203.0.113.{a} port {port} ssh2",
+    "sshd[{p}]: Received disconnect from 203.0.113.{a} port {port}:11: Bye Bye [preauth]",
+    "sshd[{p}]: Disconnected from invalid user admin 203.0.113.{a} port {port} [preauth]",
+    "sshd[{p}]: Accepted publickey for deploy from 10.0.0.{a} port {port} ssh2: ED25519 " + fp(9999),
+    "sshd[{p}]: pam_unix(sshd:session): session opened for user deploy(uid=1001) by (uid=0)",
+    "sshd[{p}]: Connection closed by authenticating user root 203.0.113.{a} port {port} [preauth]",
+    "CRON[{p}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",
+    "CRON[{p}]: (root) CMD (test -x /usr/sbin/anacron || ( cd / && run-parts --report /etc/cron.daily ))",
+    'kernel: [{p}.123456] audit: type=1400 audit({p}.000:12): apparmor="STATUS" operation="profile_load"',
+    "systemd[1]: Started session-{p}.scope - Session {p} of User deploy.",
+    "systemd-logind[412]: New session {p} of user deploy.",
+]
+lines = logins = rogue = 0
+with open(LOG, "w") as out:
+    while lines < N:
+        h, p = rng.choice(hosts), rng.randrange(1000, 99999)
+        if rng.random() < 0.004 and N - lines >= 7:
+            s, kid, t, kfp = records[rng.randrange(RECORDS)]
+            if rng.random() < 0.01:
+                s, kid, rogue = 900_000 + lines, "rogue", rogue + 1
+            via = f"signed by ECDSA CA {CA} via /etc/ssh/breakglass-ca.pub"
+            ext = 'Certificate extension "ledger-binding-v1@breakglass-ca" is not supported'
+            for m in (
+                'Connection from 198.51.100.7 port 40000 on 10.0.0.5 port 22 rdomain ""',
+                ext,
+                f'Accepted certificate ID "{kid}" (serial {s}) {via}',
+                "Postponed publickey for breakglass from 198.51.100.7 port 40000 ssh2 [preauth]",
+                ext,
+                f'Accepted certificate ID "{kid}" (serial {s}) {via}',
+                f"Accepted publickey for breakglass from 198.51.100.7 port 40000 ssh2: "
+                f"ED25519-CERT {kfp} ID {kid} (serial {s}) CA ECDSA {CA}",
+            ):
+                out.write(f"{stamp(t)} {h} sshd[{p}]: {m}\n")
+            lines += 7
+            logins += 1
+            continue
+        t = start + datetime.timedelta(seconds=SPAN * lines // N)
+        line = rng.choice(noise).format(p=p, a=rng.randrange(1, 254), port=rng.randrange(1024, 65535))
+        out.write(f"{stamp(t)} {h} {line}\n")
+        lines += 1
+size = os.path.getsize(LOG)
+print(f"log: {lines} lines ({size / 1e6:.0f} MB), {logins} certificate logins of which "
+      f"{rogue} with serials in no ledger; ledger: {RECORDS} records")
+
+def run(argv, stdin=None, copies=1):
+    p = subprocess.run(["/usr/bin/time", "-v"] + argv, stdin=stdin, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    if p.returncode != (1 if rogue else 0) or f"{rogue * copies} ALARM(S)" not in p.stderr:
+        sys.exit(f"bench.sh: error: {' '.join(argv)} (exit {p.returncode}):\n{p.stderr}")
+    if f"read {lines * copies} line(s)" not in p.stderr:
+        sys.exit(f"bench.sh: error: audit did not read every line:\n{p.stderr}")
+    m = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", p.stderr)
+    h, mi, s = m.groups()
+    wall = int(h or 0) * 3600 + int(mi) * 60 + float(s)
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
+    return wall, rss / 1024
+
+with open(LOG, "rb") as f:  # into the page cache
+    while f.read(1 << 20):
+        pass
+ok = True
+print(f"\naudit, whole process, median of 3 runs, {os.cpu_count()} CPU(s) (goal >= {GOAL:,} lines/s):")
+for name, argv in (("table", []), ("--json", ["--json"])):
+    runs = [run([BIN, "--state-dir", STATE, "audit"] + argv + [LOG]) for _ in range(3)]
+    wall = statistics.median(r[0] for r in runs)
+    rate = lines / max(wall, 0.001)
+    ok &= rate >= GOAL
+    print(f"  {name:7s} {lines} lines: {wall:6.2f} s  {rate:12,.0f} lines/s  peak RSS "
+          f"{max(r[1] for r in runs):6.1f} MiB  {'MET' if rate >= GOAL else 'NOT MET'}")
+cat = subprocess.Popen(["cat", LOG, LOG, LOG, LOG], stdout=subprocess.PIPE)
+wall, rss = run([BIN, "--state-dir", STATE, "audit", "--json", "-"], stdin=cat.stdout, copies=4)
+cat.wait()
+print(f"  --json  the log 4 times through stdin ({4 * lines} lines): {wall:6.2f} s  "
+      f"peak RSS {rss:6.1f} MiB (memory flat: events stream out)")
+sys.exit(0 if ok or e.get("BENCH_ENFORCE") != "1" else 3)
+PY
+    local rc=$?
+    set -e
+    case $rc in
+    0) ;;
+    3) die "goal missed (BENCH_ENFORCE=1)" ;;
+    *) exit "$rc" ;;
+    esac
+}
+
 # --- set-up -----------------------------------------------------------------------------------
 step "Packages (${PACKAGES[*]})"
 ensure_packages "${PACKAGES[@]}"
@@ -153,6 +311,12 @@ if [[ $BENCH_KRL == only ]]; then
     fresh_bench_dir
     krl_sizes
     note "scratch files: $BENCH_DIR/krl"
+    exit 0
+fi
+if [[ $BENCH_AUDIT == only ]]; then
+    fresh_bench_dir
+    audit_rate
+    note "scratch files: $BENCH_DIR/audit"
     exit 0
 fi
 if [[ -n ${BENCH_SIZES// /} ]]; then
@@ -494,5 +658,8 @@ PY
 fi
 if [[ $BENCH_KRL == 1 ]]; then
     krl_sizes
+fi
+if [[ $BENCH_AUDIT == 1 ]]; then
+    audit_rate
 fi
 note "scratch files (token, state, certificates): $BENCH_DIR"

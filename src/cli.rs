@@ -36,14 +36,15 @@ pub struct Cli {
     pub ca: Option<String>,
 
     /// Configuration and issuance ledger. Default: $XDG_STATE_HOME/breakglass-ca, else
-    /// ~/.local/state/breakglass-ca.
+    /// ~/.local/state/breakglass-ca. Only 'audit' takes it more than once (one per CA).
     #[arg(
         long,
         global = true,
         env = "BREAKGLASS_CA_STATE_DIR",
-        value_name = "DIR"
+        value_name = "DIR",
+        action = clap::ArgAction::Append
     )]
-    pub state_dir: Option<PathBuf>,
+    pub state_dir: Vec<PathBuf>,
 
     /// Read the token PIN from the first line of this file (instead of a prompt).
     #[arg(
@@ -87,6 +88,9 @@ pub enum Command {
     /// Write the OpenSSH KRL (revocation list) from the ledger's revocations for hosts'
     /// RevokedKeys, or check whether a certificate is revoked. No token, no PIN.
     Krl(KrlArgs),
+    /// Check sshd logs against the ledgers: every certificate login, offer and refusal, and
+    /// an ALARM (exit 1) for what no ledger accounts for. No token, no PIN.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -537,4 +541,75 @@ pub struct KrlArgs {
     /// the KRL the ledger gives now.
     #[arg(short = 'f', long = "krl", value_name = "KRL", requires = "check")]
     pub krl: Option<PathBuf>,
+}
+
+const AUDIT_AFTER_HELP: &str = "\
+Get the logs of each host (or of the central log host) onto the custodian laptop, e.g.:
+  journalctl -u ssh -u sshd -o json --since -2d > web-1.json     # on web-1
+  cp /var/log/auth.log web-2-auth.log                             # on web-2
+Then, on the laptop (no token, no PIN; nothing is written):
+  breakglass-ca audit web-1.json web-2-auth.log
+  breakglass-ca audit --since 24h web-1.json
+  breakglass-ca --state-dir ~/ca-primary --state-dir ~/ca-backup audit web-1.json
+  breakglass-ca audit --host web-3 web-3-sshd-E.log
+  breakglass-ca audit --json web-1.json > web-1-events.jsonl
+  zcat web-2-auth.log.2.gz | breakglass-ca audit -
+
+It reads auth.log/secure (classic or RFC 3339 times), journalctl's output (default,
+-o short-iso, -o json) and 'sshd -E FILE' logs, and checks every certificate sshd logged
+against the ledgers of our CAs: the state directory's CA, its retired CAs and its backup CAs
+(give each backup CA's state directory with another --state-dir). Give the logs of a host in
+time order. Alarms are listed first. Exit 0: no alarm; 1: ALARM (or an error); 2: usage.
+
+ALARM: a serial or key ID of our CA that no ledger holds (the token was used outside
+breakglass-ca, or a ledger was cut); a login outside its certificate's window (a host clock);
+as a user its principals do not list; a revoked certificate accepted after its revocation;
+serial 0; a backup CA whose ledger was not given. Other CAs' certificates are only counted.
+sshd logs the serial of a refusal only at LogLevel VERBOSE. See docs/hosts.md, section 5.";
+
+/// `--since`: an RFC 3339 time, or a duration back from now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Since {
+    At(DateTime<Utc>),
+    Ago(Duration),
+}
+
+fn since(s: &str) -> Result<Since, String> {
+    if let Ok(d) = s.parse::<Duration>() {
+        return Ok(Since::Ago(d));
+    }
+    rfc3339(s).map(Since::At).map_err(|_| {
+        format!(
+            "'{}' is neither a duration back from now (90m, 24h) nor an RFC 3339 time (2026-12-01T10:00:00Z)",
+            crate::text::Esc(s)
+        )
+    })
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = AUDIT_AFTER_HELP)]
+pub struct AuditArgs {
+    /// One JSON object per certificate event (ASCII), in log order, for a SIEM; the summary
+    /// still goes to stderr.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only events at or after TIME: RFC 3339 (2026-12-01T10:00:00Z) or a duration back from
+    /// now (90m, 24h). Lines without a time (sshd -E) are always kept.
+    #[arg(long, value_name = "TIME", value_parser = since)]
+    pub since: Option<Since>,
+
+    /// The host of lines that name none (sshd -E output). Once: for every LOG; or once per
+    /// LOG, in the same order.
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+
+    /// Also show (escaped) the lines that look like sshd certificate lines but could not be
+    /// read, and notes on each event.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Log files to read, in time order ('-' for stdin).
+    #[arg(value_name = "LOG", required = true)]
+    pub logs: Vec<PathBuf>,
 }

@@ -3,6 +3,7 @@
 //! unlocking it with the PIN after showing the custodian what was selected.
 
 pub mod add_backup_ca;
+pub mod audit;
 pub mod host_config;
 pub mod init;
 pub mod inspect;
@@ -36,6 +37,9 @@ pub const NOTHING_ISSUED: &str = "nothing was issued, the token and ledger are i
 pub struct Globals {
     pub ca: Option<String>,
     pub state_dir: PathBuf,
+    /// Every `--state-dir` given (`audit` reads several), `state_dir` first; just
+    /// `state_dir` when none was given.
+    pub state_dirs: Vec<PathBuf>,
     pub pin_file: Option<PathBuf>,
 }
 
@@ -199,9 +203,22 @@ pub fn write_output_in(output: Option<&Path>, state_dir: &Path, text: &str) -> R
 pub fn run(cli: Cli) -> Result<()> {
     // Before anything else, whatever the command: no PIN may ever end up in a core dump.
     pin::forbid_core_dumps()?;
+    if cli.state_dir.len() > 1 && !matches!(cli.command, Command::Audit(_)) {
+        return Err(Error::usage(format!(
+            "--state-dir was given {} times; only 'audit' reads several state directories",
+            cli.state_dir.len()
+        ))
+        .with_hint("give --state-dir once: the state directory of the CA this command is for"));
+    }
+    let state_dir = config::state_dir(cli.state_dir.first().map(PathBuf::as_path))?;
+    let mut state_dirs = cli.state_dir;
+    if state_dirs.is_empty() {
+        state_dirs.push(state_dir.clone());
+    }
     let globals = Globals {
         ca: cli.ca.filter(|s| !s.trim().is_empty()),
-        state_dir: config::state_dir(cli.state_dir.as_deref())?,
+        state_dir,
+        state_dirs,
         pin_file: cli.pin_file,
     };
     match cli.command {
@@ -216,6 +233,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::HostConfig(a) => host_config::run(&globals, &a),
         Command::Revoke(a) => revoke::run(&globals, &a),
         Command::Krl(a) => krl::run(&globals, &a),
+        Command::Audit(a) => audit::run(&globals, &a),
     }
 }
 
