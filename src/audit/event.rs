@@ -293,16 +293,24 @@ fn info_tail_at(s: &[u8]) -> Option<Cert> {
 /// After `Accepted certificate ID "`: `KEYID" (serial N) signed by TYPE CA FP via FILE`, the
 /// last such anchor (FILE is the host's own setting, the key ID anything).
 fn cert_accepted(s: &[u8]) -> Option<Message> {
+    let (key_id, (cert, via)) = quoted_key_id(s, b"\" (serial ", accepted_tail)?;
+    Some(Message::CertAccepted {
+        cert: Cert { key_id, ..cert },
+        via,
+    })
+}
+
+/// A quoted key ID (anything, `"` included) before the last `anchor` whose rest `tail`
+/// accepts: the key ID's text and what `tail` made of the rest.
+fn quoted_key_id<T>(
+    s: &[u8],
+    anchor: &[u8],
+    tail: impl Fn(&[u8]) -> Option<T>,
+) -> Option<(String, T)> {
     let mut end = s.len();
-    while let Some(at) = rfind(&s[..end], b"\" (serial ") {
-        if let Some((cert, via)) = accepted_tail(&s[at + 10..]) {
-            return Some(Message::CertAccepted {
-                cert: Cert {
-                    key_id: text(&s[..at]),
-                    ..cert
-                },
-                via,
-            });
+    while let Some(at) = rfind(&s[..end], anchor) {
+        if let Some(rest) = tail(&s[at + anchor.len()..]) {
+            return Some((text(&s[..at]), rest));
         }
         end = at;
     }
@@ -344,20 +352,11 @@ fn accepted_tail(s: &[u8]) -> Option<(Cert, String)> {
 
 /// After `Refusing certificate ID "`: `KEYID" serial=N signed by TYPE CA FP: REASON`.
 fn cert_refused(s: &[u8]) -> Option<Message> {
-    let mut end = s.len();
-    while let Some(at) = rfind(&s[..end], b"\" serial=") {
-        if let Some((cert, reason)) = refused_tail(&s[at + 9..]) {
-            return Some(Message::CertRefused {
-                cert: Cert {
-                    key_id: text(&s[..at]),
-                    ..cert
-                },
-                reason,
-            });
-        }
-        end = at;
-    }
-    None
+    let (key_id, (cert, reason)) = quoted_key_id(s, b"\" serial=", refused_tail)?;
+    Some(Message::CertRefused {
+        cert: Cert { key_id, ..cert },
+        reason,
+    })
 }
 
 /// `N signed by TYPE CA FP: REASON`, or (an authorized_keys `cert-authority`, 10.1 and
