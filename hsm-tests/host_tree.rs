@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
-use crate::hosts::sshd_config;
+use crate::hosts::{host_config, sshd_config};
 use crate::sshd::{free_port, Sshd};
 
 /// What the tests that run install.sh on a host tree with a real sshd need; `extra` are the
@@ -168,4 +168,24 @@ impl LiveHost {
     pub fn sshd(&self) -> Sshd {
         Sshd::from_config(target_dir(), self.port, &self.config)
     }
+}
+
+/// `host-config --user breakglass --ssh-dir /etc/ssh` into `w/host`, then `ROOT=w/root sh
+/// install.sh` into an image tree, which must succeed: (its install.sh, the root).
+pub fn installed_image(hsm: &Hsm, w: &Path) -> (PathBuf, PathBuf) {
+    let out = host_config(
+        hsm,
+        w,
+        "host",
+        &["--user", "breakglass"],
+        Some(Path::new("/etc/ssh")),
+    );
+    let script = out.join("install.sh");
+    let root = w.join("root");
+    std::fs::create_dir(&root).unwrap();
+    assert_ok(
+        &sh(&script, Some(&root), None, &[]),
+        "ROOT=DIR sh install.sh",
+    );
+    (script, root)
 }

@@ -22,7 +22,7 @@ use breakglass_ca::krl::{CertificateSection, Krl};
 use ssh_key::public::KeyData;
 
 use crate::common::*;
-use crate::host_tree::{fake_first_on_path, require_host_tools, sh};
+use crate::host_tree::{fake_first_on_path, installed_image, require_host_tools, sh};
 use crate::hosts::{
     fake_tools, fingerprint, host_config, read, sshd_config, sshd_effective, sshd_t, tree,
 };
@@ -402,20 +402,7 @@ fn install_sh_refuses_implausible_versions_and_a_same_version_with_other_content
     hsm.init("ecdsa-p256");
     let work = target_dir();
     let w = work.path();
-    let out = host_config(
-        &hsm,
-        w,
-        "host",
-        &["--user", "breakglass"],
-        Some(Path::new("/etc/ssh")),
-    );
-    let script = out.join("install.sh");
-    let root = w.join("root");
-    std::fs::create_dir(&root).unwrap();
-    assert_ok(
-        &sh(&script, Some(&root), None, &[]),
-        "ROOT=DIR sh install.sh",
-    );
+    let (script, root) = installed_image(&hsm, w);
     let installed = root.join("etc/ssh/breakglass-ca.krl");
     let ca = ca_key(&hsm);
     let file = |name: &str, bytes: &[u8]| {

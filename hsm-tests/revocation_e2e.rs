@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::common::*;
-use crate::host_tree::{require_host_tools, sh, LiveHost};
+use crate::host_tree::{installed_image, require_host_tools, sh, LiveHost};
 use crate::hosts::{fingerprint, host_config, key_part, read, tree};
 use crate::sshd::{current_user, Sshd};
 
@@ -904,20 +904,7 @@ fn install_sh_orders_the_krls_of_krl_o() {
         let k = keygen(w, n, &["-t", "ed25519"], &format!("{n}@laptop"));
         assert_ok(&hsm.mint(&k, &["-n", "breakglass"]), "mint");
     }
-    let bundle = host_config(
-        &hsm,
-        w,
-        "bundle",
-        &["--user", "breakglass"],
-        Some(Path::new("/etc/ssh")),
-    );
-    let script = bundle.join("install.sh");
-    let root = w.join("root");
-    std::fs::create_dir(&root).unwrap();
-    assert_ok(
-        &sh(&script, Some(&root), None, &[]),
-        "ROOT=DIR sh install.sh",
-    );
+    let (script, root) = installed_image(&hsm, w);
     let installed = root.join("etc/ssh/breakglass-ca.krl");
     assert_eq!(krl_version_of(&installed), 0);
     let krl = |f: &Path| {
