@@ -27,8 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use crate::host_tree::{assert_installed_live, require_host_tools, sh, FakeReload};
 use crate::hosts::{cloud_init_entries, fingerprint, host_config, read, sshd_config};
-use crate::sshd::{current_user, free_port};
+use crate::sshd::{current_user, free_port, ssh_login_command};
 
 /// The alert commands' time limit in these tests.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -37,22 +38,8 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 const MARGIN: Duration = Duration::from_secs(3);
 
 fn tools() -> bool {
-    require(&[
-        "softhsm2-util",
-        "ssh-keygen",
-        "ssh",
-        "sshd",
-        "base64",
-        "od",
-        "sync",
-        "unshare",
-        "mount",
-        "logger",
-        "setpriv",
-        "setsid",
-        "timeout",
-        MODULE,
-    ]) && require_root("the alarm tests run sshd in a private mount namespace")
+    require_host_tools(&["unshare", "mount", "logger", "setpriv", "setsid", "timeout"])
+        && require_root("the alarm tests run sshd in a private mount namespace")
 }
 
 /// A syslog socket: every datagram sent to it, kept in order.
@@ -195,23 +182,20 @@ struct Host {
     ssh_dir: PathBuf,
     port: u16,
     config: PathBuf,
-    fake: PathBuf,
-    calls: PathBuf,
+    fake: FakeReload,
     records: PathBuf,
     syslog: Syslog,
 }
 
 impl Host {
     fn new(use_pam: bool) -> Host {
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let dir = target_dir();
         let w = dir.path();
         let mode = |p: &Path, m: u32| {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
         };
         mode(w, 0o755);
-        for d in [
-            "etc-ssh", "run", "run/sshd", "dev", "bin", "records", "fake-bin",
-        ] {
+        for d in ["etc-ssh", "run", "run/sshd", "dev", "bin", "records"] {
             std::fs::create_dir(w.join(d)).unwrap();
             mode(&w.join(d), 0o755);
         }
@@ -250,19 +234,9 @@ impl Host {
                 r = records.display()
             ),
         );
-        for name in ["systemctl", "service"] {
-            let p = w.join("fake-bin").join(name);
-            std::fs::write(
-                &p,
-                format!("#!/bin/sh\necho \"{name} $*\" >>\"$FAKE_CALLS\"\n"),
-            )
-            .unwrap();
-            mode(&p, 0o755);
-        }
         let syslog = Syslog::bind(w.join("syslog.sock"));
         Host {
-            fake: w.join("fake-bin"),
-            calls: w.join("calls.log"),
+            fake: FakeReload::new(w),
             dir,
             ssh_dir,
             port,
@@ -282,33 +256,11 @@ impl Host {
 
     /// `sh install.sh` from `bundle` as on a live host (ROOT unset), at most 60 s.
     fn install(&self, bundle: &Path) -> Output {
-        let mut c = Command::new("sh");
-        c.arg(bundle.join("install.sh"))
-            .env_remove("ROOT")
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    self.fake.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env("FAKE_CALLS", &self.calls)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        wait_bounded(&mut child, Duration::from_secs(60))
+        sh(&bundle.join("install.sh"), None, Some(&self.fake), &[])
     }
 
     fn install_ok(&self, bundle: &Path) {
-        let o = self.install(bundle);
-        assert_ok(&o, "sh install.sh (live, real sshd -t and -T)");
-        assert!(
-            stderr(&o).contains("sshd checked and reloaded"),
-            "{}",
-            stderr(&o)
-        );
+        assert_installed_live(&self.install(bundle), &self.fake);
     }
 
     /// Start sshd on this host's configuration in its private mount namespace.
@@ -396,34 +348,8 @@ impl Host {
 /// it got in, and how long it took.
 fn login(port: u16, key: &Path, cert: &Path) -> (bool, Duration) {
     let start = Instant::now();
-    let mut c = Command::new("ssh");
-    c.arg("-i")
-        .arg(key)
-        .arg("-o")
-        .arg(format!("CertificateFile={}", cert.display()))
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "IdentityAgent=none",
-            "-o",
-            "ConnectTimeout=10",
-            "-o",
-            "LogLevel=ERROR",
-            "-p",
-        ])
-        .arg(port.to_string())
-        .arg(format!("{}@127.0.0.1", current_user()))
-        .arg("true")
-        .stdin(Stdio::null())
+    let mut c = ssh_login_command(key, cert, port, &current_user());
+    c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
@@ -953,7 +879,7 @@ fn install_sh_refuses_a_hook_sshd_would_not_run() {
     let snippet = host.ssh_dir.join("sshd_config.d/breakglass-ca.conf");
     let set_mode =
         |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
-    let calls = || std::fs::read_to_string(&host.calls).unwrap_or_default();
+    let calls = || host.fake.calls_text();
 
     set_mode(&host.ssh_dir, 0o775);
     let o = host.install(&bundle);

@@ -12,88 +12,14 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use crate::common::*;
-use crate::hosts::{fingerprint, host_config, read, sshd_config};
-use crate::sshd::{current_user, free_port, Sshd};
+use crate::host_tree::{require_host_tools, LiveHost};
+use crate::hosts::{fingerprint, host_config, read};
+use crate::sshd::current_user;
 
 fn tools() -> bool {
-    require(&["softhsm2-util", "ssh-keygen", "ssh", "sshd", MODULE])
-}
-
-/// A new directory under `target/`.
-fn target_dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
-}
-
-/// A host: an ssh directory under `target/` with its own `sshd_config` that only sets the
-/// listener, host key, `LogLevel VERBOSE` and `UsePAM`, and `Include`s the snippet that
-/// `install.sh` installs; `systemctl` and `service` are fakes that record their calls.
-struct Host {
-    _dir: tempfile::TempDir,
-    ssh_dir: PathBuf,
-    port: u16,
-    config: PathBuf,
-    bin: PathBuf,
-    calls: PathBuf,
-}
-
-impl Host {
-    fn new(user: &str) -> Host {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = target_dir();
-        let ssh_dir = dir.path().join("etc-ssh");
-        std::fs::create_dir(&ssh_dir).unwrap();
-        let port = free_port();
-        let config = sshd_config(&ssh_dir, port, &ssh_dir, user, true);
-        let bin = dir.path().join("fake-bin");
-        std::fs::create_dir(&bin).unwrap();
-        let calls = dir.path().join("calls.log");
-        for name in ["systemctl", "service"] {
-            let p = bin.join(name);
-            std::fs::write(
-                &p,
-                format!("#!/bin/sh\necho \"{name} $*\" >>\"$FAKE_CALLS\"\n"),
-            )
-            .unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        Host {
-            _dir: dir,
-            ssh_dir,
-            port,
-            config,
-            bin,
-            calls,
-        }
-    }
-
-    /// `sh BUNDLE/install.sh ARGS` as on a live host (ROOT unset), at most 60 s.
-    fn install(&self, bundle: &Path, args: &[&OsStr]) -> Output {
-        let mut c = Command::new("sh");
-        c.arg(bundle.join("install.sh"))
-            .args(args)
-            .env_remove("ROOT")
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    self.bin.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env("FAKE_CALLS", &self.calls)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        wait_bounded(&mut child, Duration::from_secs(60))
-    }
-
-    fn sshd(&self) -> Sshd {
-        Sshd::from_config(target_dir(), self.port, &self.config)
-    }
+    require_host_tools(&[])
 }
 
 /// `ssh-keygen -s CA.pub -D MODULE`: a certificate signed by the token's CA key outside
@@ -252,7 +178,7 @@ fn audit_reports_each_certificate_a_real_sshd_logged() {
     let w = work.path();
     let keys = w.join("keys");
     std::fs::create_dir(&keys).unwrap();
-    let host = Host::new(&me);
+    let host = LiveHost::new(&me);
     let bundle = host_config(&hsm, w, "bundle", &["--user", &me], Some(&host.ssh_dir));
     let o = host.install(&bundle, &[]);
     assert_ok(&o, "sh install.sh");

@@ -467,3 +467,22 @@ pub fn ledger_certs(hsm: &Hsm) -> std::collections::BTreeMap<u64, String> {
         })
         .collect()
 }
+
+/// A new directory under `target/` (`CARGO_TARGET_TMPDIR`), for trees sshd reads and
+/// install.sh writes (not /tmp).
+pub fn target_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+/// The version in a KRL file's header: the big-endian u64 at byte 12.
+pub fn krl_version_of(path: &Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    u64::from_be_bytes(bytes[12..20].try_into().unwrap())
+}
+
+/// `breakglass-ca revoke ARGS`, which must succeed; returns stdout.
+pub fn revoke_ok(hsm: &Hsm, args: &[&str]) -> String {
+    let out = run(hsm.cmd().arg("revoke").args(args));
+    assert_ok(&out, &format!("revoke {}", args.join(" ")));
+    stdout(&out)
+}

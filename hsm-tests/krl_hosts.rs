@@ -22,27 +22,14 @@ use breakglass_ca::krl::{CertificateSection, Krl};
 use ssh_key::public::KeyData;
 
 use crate::common::*;
+use crate::host_tree::{fake_first_on_path, installed_image, require_host_tools, sh};
 use crate::hosts::{
     fake_tools, fingerprint, host_config, read, sshd_config, sshd_effective, sshd_t, tree,
 };
 use crate::sshd::{current_user, free_port, Sshd};
 
 fn tools() -> bool {
-    require(&[
-        "softhsm2-util",
-        "ssh-keygen",
-        "ssh",
-        "sshd",
-        "base64",
-        "od",
-        "sync",
-        MODULE,
-    ])
-}
-
-/// A new directory under `target/`.
-fn target_dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+    require_host_tools(&[])
 }
 
 /// The CA key of `hsm`, from `pubkey`.
@@ -78,12 +65,6 @@ fn krl(version: u64, ca: &KeyData, serials: &[(u64, u64)], explicit: &[KeyData])
     k.encode().unwrap()
 }
 
-/// The version in a KRL's header: the big-endian u64 at byte 12.
-fn version_of(path: &Path) -> u64 {
-    let bytes = std::fs::read(path).unwrap();
-    u64::from_be_bytes(bytes[12..20].try_into().unwrap())
-}
-
 /// The KRL version of 2026-12-01T10:33:16Z plus `seconds`: YYYYMMDDHHMMSS as a number.
 fn version_at(seconds: u64) -> u64 {
     let base = chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
@@ -97,26 +78,9 @@ fn version_at(seconds: u64) -> u64 {
         .unwrap()
 }
 
-/// `sh SCRIPT ARGS...` with `ROOT` set to `root` (an image tree) or unset (the live host,
-/// with this machine's sshd on PATH), at most 60 s.
-fn sh(script: &Path, root: Option<&Path>, args: &[&OsStr]) -> Output {
-    let mut c = Command::new("sh");
-    c.arg(script)
-        .args(args)
-        .env_remove("ROOT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(r) = root {
-        c.env("ROOT", r);
-    }
-    let mut child = c.spawn().unwrap();
-    wait_bounded(&mut child, Duration::from_secs(60))
-}
-
 /// `sh SCRIPT --krl FILE`.
 fn install_krl(script: &Path, root: Option<&Path>, file: &Path) -> Output {
-    sh(script, root, &[OsStr::new("--krl"), file.as_os_str()])
+    sh(script, root, None, &[OsStr::new("--krl"), file.as_os_str()])
 }
 
 /// install.sh into an image tree: it installs host-config's KRL (version 0, 0644, the bytes
@@ -146,7 +110,7 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
     // host-config's KRL: empty, version 0, read by ssh-keygen.
     let generated = std::fs::read(out.join("breakglass-ca.krl")).unwrap();
     assert_eq!(&generated[..12], b"SSHKRL\n\0\0\0\0\x01");
-    assert_eq!(version_of(&out.join("breakglass-ca.krl")), 0);
+    assert_eq!(krl_version_of(&out.join("breakglass-ca.krl")), 0);
     let listed = run(Command::new("ssh-keygen")
         .args(["-Q", "-l", "-f"])
         .arg(out.join("breakglass-ca.krl")));
@@ -161,7 +125,7 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
     let root = work.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let installed = root.join("etc/ssh/breakglass-ca.krl");
-    let o = sh(&script, Some(&root), &[]);
+    let o = sh(&script, Some(&root), None, &[]);
     assert_ok(&o, "ROOT=DIR sh install.sh");
     assert!(
         stderr(&o).contains(&format!(
@@ -176,7 +140,7 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
         std::fs::metadata(&installed).unwrap().permissions().mode() & 0o7777,
         0o644
     );
-    let o = sh(&script, Some(&root), &[]);
+    let o = sh(&script, Some(&root), None, &[]);
     assert_ok(&o, "ROOT=DIR sh install.sh, again");
     assert!(
         stderr(&o).contains("is already KRL version 0: nothing to do"),
@@ -201,7 +165,7 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
         std::fs::read(&installed).unwrap(),
         std::fs::read(&k1).unwrap()
     );
-    assert_eq!(version_of(&installed), v1);
+    assert_eq!(krl_version_of(&installed), v1);
 
     // Refusals: nothing changes.
     let bad = work.path().join("bad");
@@ -295,7 +259,7 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
     // Usage errors.
     for args in [vec!["--krl"], vec!["--bogus", "x"], vec!["--krl", "a", "b"]] {
         let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-        let o = sh(&script, Some(&root), &args);
+        let o = sh(&script, Some(&root), None, &args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("usage:"), "{}", stderr(&o));
     }
@@ -305,7 +269,7 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
     let bundle = root.join("etc/ssh/breakglass-ca.pub");
     std::fs::write(&bundle, format!("{}# local change\n", read(&bundle))).unwrap();
     let before = tree(&root);
-    let o = sh(&script, Some(&root), &[]);
+    let o = sh(&script, Some(&root), None, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
@@ -327,7 +291,7 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
         "{}",
         stderr(&o)
     );
-    assert_eq!(version_of(&installed), v2);
+    assert_eq!(krl_version_of(&installed), v2);
     // Red team: a higher version that no longer lists the CA key revoked outright (a KRL
     // from another state directory's ledger, or forged) lifted the whole-CA revocation.
     let before = tree(&root);
@@ -371,7 +335,7 @@ fn install_sh_installs_the_krl_and_never_an_older_one() {
         &install_krl(&script, Some(&root), &without_req),
         "install without-req",
     );
-    assert_eq!(version_of(&installed), v2 + 30);
+    assert_eq!(krl_version_of(&installed), v2 + 30);
 
     // An installed file that is a link, or not a KRL: refused, left as it is.
     let k3 = work.path().join("v3.krl");
@@ -438,17 +402,7 @@ fn install_sh_refuses_implausible_versions_and_a_same_version_with_other_content
     hsm.init("ecdsa-p256");
     let work = target_dir();
     let w = work.path();
-    let out = host_config(
-        &hsm,
-        w,
-        "host",
-        &["--user", "breakglass"],
-        Some(Path::new("/etc/ssh")),
-    );
-    let script = out.join("install.sh");
-    let root = w.join("root");
-    std::fs::create_dir(&root).unwrap();
-    assert_ok(&sh(&script, Some(&root), &[]), "ROOT=DIR sh install.sh");
+    let (script, root) = installed_image(&hsm, w);
     let installed = root.join("etc/ssh/breakglass-ca.krl");
     let ca = ca_key(&hsm);
     let file = |name: &str, bytes: &[u8]| {
@@ -491,7 +445,7 @@ fn install_sh_refuses_implausible_versions_and_a_same_version_with_other_content
         assert_eq!(tree(&root), before, "{version} changed the tree");
         let crafted = w.join(format!("install-{i}.sh"));
         with_krl_inside(&script, &bytes, &crafted);
-        let o = sh(&crafted, Some(&root), &[]);
+        let o = sh(&crafted, Some(&root), None, &[]);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "whole script, {version}: {err}");
         assert!(
@@ -524,7 +478,7 @@ fn install_sh_refuses_implausible_versions_and_a_same_version_with_other_content
             &install_krl(&script, Some(&root), &k),
             &format!("install.sh --krl of version {version}"),
         );
-        assert_eq!(version_of(&installed), version);
+        assert_eq!(krl_version_of(&installed), version);
     }
 
     // A host that installed a crafted version before this check: told so.
@@ -616,7 +570,7 @@ fn install_sh_refuses_implausible_versions_and_a_same_version_with_other_content
     // The whole script whose KRL has the installed version but other contents: refused.
     let crafted = w.join("install-same-version.sh");
     with_krl_inside(&script, &others[1].1, &crafted);
-    let o = sh(&crafted, Some(&root), &[]);
+    let o = sh(&crafted, Some(&root), None, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains(&format!(
@@ -630,7 +584,7 @@ fn install_sh_refuses_implausible_versions_and_a_same_version_with_other_content
     let crafted = w.join("install-same-krl.sh");
     with_krl_inside(&script, &ours, &crafted);
     assert_ok(
-        &sh(&crafted, Some(&root), &[]),
+        &sh(&crafted, Some(&root), None, &[]),
         "the whole script, the same KRL",
     );
     assert_eq!(std::fs::read(&installed).unwrap(), ours);
@@ -676,18 +630,10 @@ fn install_sh_krl_on_a_live_host_checks_that_sshd_uses_it() {
     let run_krl = |file: &Path, env: &[(&str, &str)]| {
         let _ = std::fs::remove_file(&calls);
         let mut c = Command::new("sh");
-        c.arg(&script)
+        fake_first_on_path(&mut c, &bin, &calls)
+            .arg(&script)
             .arg("--krl")
             .arg(file)
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    bin.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env("FAKE_CALLS", &calls)
             .env_remove("ROOT")
             .stdin(Stdio::null());
         for (k, v) in env {
@@ -701,16 +647,8 @@ fn install_sh_krl_on_a_live_host_checks_that_sshd_uses_it() {
         ("FAKE_REVOKED", revoked.as_str()),
     ];
     let mut c = Command::new("sh");
-    c.arg(&script)
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .env("FAKE_CALLS", &calls)
+    fake_first_on_path(&mut c, &bin, &calls)
+        .arg(&script)
         .env_remove("ROOT")
         .envs(all)
         .stdin(Stdio::null());
@@ -731,7 +669,7 @@ fn install_sh_krl_on_a_live_host_checks_that_sshd_uses_it() {
     }
     assert!(!calls_text.contains("systemctl"), "{calls_text}");
     assert_eq!(
-        version_of(&ssh_dir.join("breakglass-ca.krl")),
+        krl_version_of(&ssh_dir.join("breakglass-ca.krl")),
         20261201103316
     );
 
@@ -747,7 +685,7 @@ fn install_sh_krl_on_a_live_host_checks_that_sshd_uses_it() {
     );
     assert!(!calls_text.contains("systemctl"), "{calls_text}");
     assert_eq!(
-        version_of(&ssh_dir.join("breakglass-ca.krl")),
+        krl_version_of(&ssh_dir.join("breakglass-ca.krl")),
         20261201103317
     );
 
@@ -760,7 +698,7 @@ fn install_sh_krl_on_a_live_host_checks_that_sshd_uses_it() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("the KRL is in place"), "{}", stderr(&o));
     assert_eq!(
-        version_of(&ssh_dir.join("breakglass-ca.krl")),
+        krl_version_of(&ssh_dir.join("breakglass-ca.krl")),
         20261201103318
     );
 }
@@ -986,7 +924,7 @@ fn krl_swaps_during_logins_never_fail_a_login() {
         done.len()
     );
     let last = done.last().unwrap().0;
-    assert_eq!(version_of(&out.join("breakglass-ca.krl")), last);
+    assert_eq!(krl_version_of(&out.join("breakglass-ca.krl")), last);
     let log = sshd.log_text();
     assert!(!log.contains("Error checking authentication key"), "{log}");
     eprintln!("40 logins, {} KRL swaps, none failed", done.len());
@@ -1121,7 +1059,7 @@ fn a_backup_cas_krl_never_lifts_the_lost_cas_revocation() {
     let script = out.join("install.sh");
     let root = work.path().join("root");
     std::fs::create_dir(&root).unwrap();
-    assert_ok(&sh(&script, Some(&root), &[]), "install.sh");
+    assert_ok(&sh(&script, Some(&root), None, &[]), "install.sh");
     let installed = root.join("etc/ssh/breakglass-ca.krl");
     let revoked = |cert: &Path| {
         let o = run(Command::new("ssh-keygen")

@@ -2,6 +2,7 @@
 //! `breakglass-ca` binary, `ssh-keygen -L` as a second opinion, and a real sshd on 127.0.0.1.
 
 mod common;
+mod host_tree;
 mod sshd;
 
 mod alarm;

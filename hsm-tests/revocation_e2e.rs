@@ -15,40 +15,18 @@
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use crate::common::*;
-use crate::hosts::{fingerprint, host_config, key_part, read, sshd_config, tree};
-use crate::sshd::{current_user, free_port, Sshd};
+use crate::host_tree::{installed_image, require_host_tools, sh, LiveHost};
+use crate::hosts::{fingerprint, host_config, key_part, read, tree};
+use crate::sshd::{current_user, Sshd};
 
 /// The bytes of the generated date in a KRL header (after magic, format and version).
 const DATE: std::ops::Range<usize> = 20..28;
 
 fn tools() -> bool {
-    require(&[
-        "softhsm2-util",
-        "ssh-keygen",
-        "ssh",
-        "sshd",
-        "base64",
-        "od",
-        "sync",
-        "sha256sum",
-        MODULE,
-    ])
-}
-
-/// A new directory under `target/`.
-fn target_dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
-}
-
-/// `breakglass-ca revoke ARGS`, which must succeed; returns stdout.
-fn revoke(hsm: &Hsm, args: &[&str]) -> String {
-    let out = run(hsm.cmd().arg("revoke").args(args));
-    assert_ok(&out, &format!("revoke {}", args.join(" ")));
-    stdout(&out)
+    require_host_tools(&["sha256sum"])
 }
 
 /// The KRL version `revoke` printed (`KRL version: N (...)`).
@@ -163,12 +141,6 @@ fn our_check(hsm: &Hsm, cert: &Path, krl: Option<&Path>) -> bool {
         }
         _ => panic!("krl --check {}: {out}{err}", cert.display()),
     }
-}
-
-/// The version in a KRL file's header: the big-endian u64 at byte 12.
-fn version_of(path: &Path) -> u64 {
-    let bytes = std::fs::read(path).unwrap();
-    u64::from_be_bytes(bytes[12..20].try_into().unwrap())
 }
 
 /// The SHA256 fingerprint `ssh-keygen -l` gives for a key or certificate file.
@@ -409,7 +381,7 @@ fn ssh_keygen_reads_what_each_revoke_form_revokes() {
         } = st;
         let mut full = args.clone();
         full.extend(["--reason", "INC-77 e2e"]);
-        let printed = revoke(&primary, &full);
+        let printed = revoke_ok(&primary, &full);
         let version = revoke_version(&printed);
         assert!(
             version > last_version,
@@ -434,7 +406,7 @@ fn ssh_keygen_reads_what_each_revoke_form_revokes() {
         let ours = d.join(format!("step{n}-{step}.krl"));
         let said = krl_o(&primary, &ours);
         assert!(said.contains(&format!("  version:   {version} ")), "{said}");
-        assert_eq!(version_of(&ours), version);
+        assert_eq!(krl_version_of(&ours), version);
 
         // ssh-keygen -k from the equivalent spec lines.
         spec.push_str(&spec_lines);
@@ -521,126 +493,10 @@ fn ssh_keygen_reads_what_each_revoke_form_revokes() {
     }
 }
 
-/// A directory of fake `systemctl` and `service` commands that record their calls (the real
-/// sshd stays on PATH for install.sh's `sshd -t` and `sshd -T`).
-fn fake_reload(dir: &Path) -> (PathBuf, PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
-    let bin = dir.join("fake-bin");
-    std::fs::create_dir(&bin).unwrap();
-    let calls = dir.join("calls.log");
-    for name in ["systemctl", "service"] {
-        let p = bin.join(name);
-        std::fs::write(
-            &p,
-            format!("#!/bin/sh\necho \"{name} $*\" >>\"$FAKE_CALLS\"\n"),
-        )
-        .unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    (bin, calls)
-}
-
-/// `sh SCRIPT ARGS...` at most 60 s: with `ROOT` set to `root`, or unset (a live host) with
-/// the fake reload commands of `fake` first on PATH.
-fn sh(
-    script: &Path,
-    root: Option<&Path>,
-    fake: Option<&(PathBuf, PathBuf)>,
-    args: &[&OsStr],
-) -> Output {
-    let mut c = Command::new("sh");
-    c.arg(script)
-        .args(args)
-        .env_remove("ROOT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(r) = root {
-        c.env("ROOT", r);
-    }
-    if let Some((bin, calls)) = fake {
-        c.env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .env("FAKE_CALLS", calls);
-    }
-    let mut child = c.spawn().unwrap();
-    wait_bounded(&mut child, Duration::from_secs(60))
-}
-
-/// A host: an ssh directory under `target/` with its own `sshd_config` (listener, host key,
-/// logging, the `Include` of `sshd_config.d`), where `install.sh` installs as on a live host.
-struct Host {
-    _dir: tempfile::TempDir,
-    ssh_dir: PathBuf,
-    port: u16,
-    config: PathBuf,
-    fake: (PathBuf, PathBuf),
-}
-
-impl Host {
-    fn new(user: &str) -> Host {
-        let dir = target_dir();
-        let ssh_dir = dir.path().join("etc-ssh");
-        std::fs::create_dir(&ssh_dir).unwrap();
-        let port = free_port();
-        let config = sshd_config(&ssh_dir, port, &ssh_dir, user, true);
-        let fake = fake_reload(dir.path());
-        Host {
-            _dir: dir,
-            ssh_dir,
-            port,
-            config,
-            fake,
-        }
-    }
-
-    fn krl(&self) -> PathBuf {
-        self.ssh_dir.join("breakglass-ca.krl")
-    }
-
-    /// `sh install.sh` from `bundle` (ROOT unset): installed, checked by the real `sshd -t`
-    /// and `sshd -T`, and reloaded (the fake).
-    fn install(&self, bundle: &Path) {
-        let o = sh(&bundle.join("install.sh"), None, Some(&self.fake), &[]);
-        assert_ok(&o, "sh install.sh (live, real sshd -t and -T)");
-        assert!(
-            stderr(&o).contains("sshd checked and reloaded"),
-            "{}",
-            stderr(&o)
-        );
-        assert!(
-            read(&self.fake.1).contains("systemctl reload ssh"),
-            "{}",
-            read(&self.fake.1)
-        );
-    }
-
-    /// `sh install.sh --krl FILE` with the install.sh of `bundle` (ROOT unset).
-    fn install_krl(&self, bundle: &Path, file: &Path) -> Output {
-        sh(
-            &bundle.join("install.sh"),
-            None,
-            Some(&self.fake),
-            &[OsStr::new("--krl"), file.as_os_str()],
-        )
-    }
-
-    /// Start a real sshd on this host's configuration.
-    fn sshd(&self) -> Sshd {
-        Sshd::from_config(target_dir(), self.port, &self.config)
-    }
-}
-
 /// sshd's log line saying `cert` was refused by this host's KRL: `Authentication key
 /// ED25519-CERT SHA256:… revoked by file …/breakglass-ca.krl` (sshd 9.2 names the
 /// certificate's own key, also when its signing CA is what the KRL lists).
-fn revoked_line(sshd: &Sshd, host: &Host, cert: &Path) -> String {
+fn revoked_line(sshd: &Sshd, host: &LiveHost, cert: &Path) -> String {
     let want = format!(
         "Authentication key ED25519-CERT {} revoked by file {}",
         keygen_fp(cert),
@@ -688,7 +544,7 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
     let w = work.path();
 
     // The host, from the primary's host-config.
-    let host = Host::new(&me);
+    let host = LiveHost::new(&me);
     let bundle = host_config(
         &primary,
         w,
@@ -696,8 +552,8 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
         &["--user", &me],
         Some(&host.ssh_dir),
     );
-    host.install(&bundle);
-    assert_eq!(version_of(&host.krl()), 0);
+    host.install_ok(&bundle);
+    assert_eq!(krl_version_of(&host.krl()), 0);
     let sshd = host.sshd();
 
     let keys = w.join("keys");
@@ -721,7 +577,7 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
     }
 
     // One certificate, by serial.
-    let printed = revoke(
+    let printed = revoke_ok(
         &primary,
         &[
             "--serial",
@@ -770,7 +626,7 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
         assert!(login(&sshd, k), "{}", sshd.log_text());
     }
     let pub_of = |k: &(PathBuf, PathBuf)| k.0.with_extension("pub");
-    revoke(
+    revoke_ok(
         &primary,
         &[
             "--requester-key",
@@ -785,7 +641,7 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
     // The token is lost. A certificate minted just before.
     let d = mint(&primary, "d");
     assert!(login(&sshd, &d), "{}", sshd.log_text());
-    revoke(&primary, &["--ca", "--reason", "INC-81 token lost"]);
+    revoke_ok(&primary, &["--ca", "--reason", "INC-81 token lost"]);
     // The backup's state directory: trust the primary's key there (to revoke it), revoke it.
     let listed = read(&backup.state.join("config.toml"));
     if !listed.contains(&key_part(&read(&primary_pub))) {
@@ -794,7 +650,7 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
             "add-backup-ca PRIMARY in the backup's state directory",
         );
     }
-    let printed = revoke(
+    let printed = revoke_ok(
         &backup,
         &[
             "--ca",
@@ -818,7 +674,7 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
     let carried = w.join("carried-keys.pub");
     std::fs::write(&carried, &o.stdout).unwrap();
     assert_eq!(read(&carried).lines().count(), 2, "{}", read(&carried));
-    let printed = revoke(
+    let printed = revoke_ok(
         &backup,
         &[
             "--requester-key",
@@ -910,7 +766,7 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
     assert_eq!(snapshot_state(&backup.state), before);
 
     // host-config from the backup's state directory, installed on a fresh host.
-    let host2 = Host::new(&me);
+    let host2 = LiveHost::new(&me);
     let bundle2 = host_config(
         &backup,
         w,
@@ -928,7 +784,7 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
         format!("{backup_line}\n# REVOKED, do not trust: {primary_fp} (ecdsa-p256, backup CA)\n")
     );
     let krl2 = bundle2.join("breakglass-ca.krl");
-    assert_eq!(version_of(&krl2), vb);
+    assert_eq!(krl_version_of(&krl2), vb);
     let mut host_krl = std::fs::read(&krl2).unwrap();
     let ours = std::fs::read(&kb).unwrap();
     host_krl[DATE].copy_from_slice(&ours[DATE]);
@@ -936,7 +792,7 @@ fn sshd_honours_revocations_and_the_lost_token_switch() {
         host_krl, ours,
         "host-config's KRL is not krl -o's (the date aside)"
     );
-    host2.install(&bundle2);
+    host2.install_ok(&bundle2);
     assert_eq!(
         std::fs::read(host2.krl()).unwrap(),
         std::fs::read(&krl2).unwrap()
@@ -1048,22 +904,9 @@ fn install_sh_orders_the_krls_of_krl_o() {
         let k = keygen(w, n, &["-t", "ed25519"], &format!("{n}@laptop"));
         assert_ok(&hsm.mint(&k, &["-n", "breakglass"]), "mint");
     }
-    let bundle = host_config(
-        &hsm,
-        w,
-        "bundle",
-        &["--user", "breakglass"],
-        Some(Path::new("/etc/ssh")),
-    );
-    let script = bundle.join("install.sh");
-    let root = w.join("root");
-    std::fs::create_dir(&root).unwrap();
-    assert_ok(
-        &sh(&script, Some(&root), None, &[]),
-        "ROOT=DIR sh install.sh",
-    );
+    let (script, root) = installed_image(&hsm, w);
     let installed = root.join("etc/ssh/breakglass-ca.krl");
-    assert_eq!(version_of(&installed), 0);
+    assert_eq!(krl_version_of(&installed), 0);
     let krl = |f: &Path| {
         sh(
             &script,
@@ -1073,13 +916,13 @@ fn install_sh_orders_the_krls_of_krl_o() {
         )
     };
 
-    revoke(&hsm, &["--serial", "1", "--reason", "INC-90 one"]);
+    revoke_ok(&hsm, &["--serial", "1", "--reason", "INC-90 one"]);
     let k1 = w.join("k1.krl");
     krl_o(&hsm, &k1);
-    revoke(&hsm, &["--serial", "2", "--reason", "INC-90 two"]);
+    revoke_ok(&hsm, &["--serial", "2", "--reason", "INC-90 two"]);
     let k2 = w.join("k2.krl");
     krl_o(&hsm, &k2);
-    let (v1, v2) = (version_of(&k1), version_of(&k2));
+    let (v1, v2) = (krl_version_of(&k1), krl_version_of(&k2));
     assert!(v2 > v1, "{v2} {v1}");
 
     let o = krl(&k2);
@@ -1119,7 +962,7 @@ fn install_sh_orders_the_krls_of_krl_o() {
     // The same one twice, and one written again from the same ledger: no-ops.
     let k2b = w.join("k2-again.krl");
     krl_o(&hsm, &k2b);
-    assert_eq!(version_of(&k2b), v2);
+    assert_eq!(krl_version_of(&k2b), v2);
     for f in [&k2, &k2b] {
         let o = krl(f);
         assert_ok(&o, "install.sh --krl, the same version");
@@ -1142,12 +985,12 @@ fn install_sh_orders_the_krls_of_krl_o() {
     assert_eq!(tree(&root), before);
 
     // A later one installs.
-    revoke(&hsm, &["--serial", "3", "--reason", "INC-90 three"]);
+    revoke_ok(&hsm, &["--serial", "3", "--reason", "INC-90 three"]);
     let k3 = w.join("k3.krl");
     krl_o(&hsm, &k3);
     let o = krl(&k3);
     assert_ok(&o, "install.sh --krl k3");
-    let v3 = version_of(&k3);
+    let v3 = krl_version_of(&k3);
     assert!(
         stderr(&o).contains(&format!("(KRL version {v3}, was {v2})")),
         "{}",
@@ -1230,12 +1073,12 @@ fn log_verify_counts_revocations_and_warns_only_about_the_newest() {
     mint(&alice, "a1");
     mint(&bob, "b2");
     expect("no revocation", 2, 0, 0);
-    revoke(&hsm, &["--serial", "1", "--reason", "INC-70 one"]);
+    revoke_ok(&hsm, &["--serial", "1", "--reason", "INC-70 one"]);
     let newest = expect("one revocation, the newest line", 2, 1, 1);
     mint(&carol, "c3");
     let covered = expect("a mint after it", 3, 1, 0);
-    revoke(&hsm, &["--key-id", "b2", "--reason", "INC-70 two"]);
-    revoke(
+    revoke_ok(&hsm, &["--key-id", "b2", "--reason", "INC-70 two"]);
+    revoke_ok(
         &hsm,
         &[
             "--requester-key",
@@ -1248,7 +1091,7 @@ fn log_verify_counts_revocations_and_warns_only_about_the_newest() {
     mint(&carol, "c4");
     mint(&alice, "a5");
     expect("two mints after them", 5, 3, 0);
-    revoke(&hsm, &["--serial", "4-5", "--reason", "INC-70 four"]);
+    revoke_ok(&hsm, &["--serial", "4-5", "--reason", "INC-70 four"]);
     let last = expect("one more at the end", 5, 4, 1);
     // `status` counts them too.
     let o = run(hsm.cmd().arg("status"));

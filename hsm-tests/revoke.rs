@@ -18,12 +18,6 @@ fn revoke(hsm: &Hsm, args: &[&str]) -> Output {
     run(hsm.cmd().arg("revoke").args(args))
 }
 
-fn revoke_ok(hsm: &Hsm, args: &[&str]) -> String {
-    let out = revoke(hsm, args);
-    assert_ok(&out, &format!("revoke {}", args.join(" ")));
-    stdout(&out)
-}
-
 /// A refusal: the exit code, the message, a hint, and the state directory unchanged.
 fn refused(hsm: &Hsm, args: &[&str], code: i32, needle: &str) {
     let before = snapshot_state(&hsm.state);

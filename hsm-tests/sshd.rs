@@ -33,6 +33,39 @@ pub fn needs_pam(user: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('!'))
 }
 
+/// `ssh -i KEY -o CertificateFile=CERT -p PORT USER@127.0.0.1 true`, with no configuration
+/// file, known hosts, agent or prompt, and a 10 s connect timeout.
+pub fn ssh_login_command(key: &Path, cert: &Path, port: u16, user: &str) -> Command {
+    let mut c = Command::new("ssh");
+    c.arg("-i")
+        .arg(key)
+        .arg("-o")
+        .arg(format!("CertificateFile={}", cert.display()))
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "IdentityAgent=none",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "LogLevel=ERROR",
+            "-p",
+        ])
+        .arg(port.to_string())
+        .arg(format!("{user}@127.0.0.1"))
+        .arg("true");
+    c
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -140,33 +173,7 @@ impl Sshd {
     /// Try to log in with the private key `key` and its certificate `cert`; true on success.
     /// The client's own error output goes to the test's stderr, for diagnosis.
     pub fn login(&self, key: &Path, cert: &Path) -> bool {
-        let out = Command::new("ssh")
-            .arg("-i")
-            .arg(key)
-            .arg("-o")
-            .arg(format!("CertificateFile={}", cert.display()))
-            .args([
-                "-F",
-                "/dev/null",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "IdentityAgent=none",
-                "-o",
-                "ConnectTimeout=10",
-                "-o",
-                "LogLevel=ERROR",
-                "-p",
-            ])
-            .arg(self.port.to_string())
-            .arg(format!("{}@127.0.0.1", self.user))
-            .arg("true")
+        let out = ssh_login_command(key, cert, self.port, &self.user)
             .stdin(Stdio::null())
             .output()
             .unwrap();
