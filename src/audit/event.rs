@@ -126,6 +126,7 @@ pub fn parse(msg: &[u8]) -> Parsed {
     while let Some(rest) = msg.strip_suffix(b"\r") {
         msg = rest;
     }
+    let cut = maybe_cut(msg);
     for level in LEVELS {
         if let Some(rest) = msg.strip_prefix(*level) {
             msg = rest;
@@ -145,7 +146,7 @@ pub fn parse(msg: &[u8]) -> Parsed {
             if !contains(rest, b"-CERT ") {
                 return Parsed::Irrelevant;
             }
-            return match publickey(outcome, rest) {
+            return match publickey(outcome, rest).filter(|_| !cut) {
                 Some(m) => Parsed::Message(m),
                 None => Parsed::Unparseable {
                     login: outcome == Outcome::Accepted,
@@ -154,7 +155,7 @@ pub fn parse(msg: &[u8]) -> Parsed {
         }
     }
     if let Some(rest) = msg.strip_prefix(b"Accepted certificate ID \"") {
-        return match cert_accepted(rest) {
+        return match cert_accepted(rest).filter(|_| !cut) {
             Some(m) => Parsed::Message(m),
             // Host-based authentication with a host certificate: not a user certificate.
             None if !contains(rest, b"\" (serial ") && contains(rest, b"\" signed by ") => {
@@ -164,7 +165,7 @@ pub fn parse(msg: &[u8]) -> Parsed {
         };
     }
     if let Some(rest) = msg.strip_prefix(b"Refusing certificate ID \"") {
-        return found(cert_refused(rest));
+        return found(cert_refused(rest).filter(|_| !cut));
     }
     if let Some(rest) = msg.strip_prefix(b"Authentication key ") {
         return match revoked(rest, b" revoked by file ", false) {
@@ -190,6 +191,16 @@ pub fn parse(msg: &[u8]) -> Parsed {
         return Parsed::Unparseable { login: false };
     }
     Parsed::Irrelevant
+}
+
+/// sshd cuts what it logs: at 500 bytes in syslog (`syslog(pri, "%.500s", …)`, and so in
+/// the journal), at 1021 on stderr (`-E`). A certificate line that long may have lost its
+/// real tail, and then its last `(serial N) CA …` is text of the key ID: a rogue
+/// certificate's key ID could name a ledger serial so. Such a line names no certificate.
+pub const SSHD_CUT: usize = 500;
+
+fn maybe_cut(msg: &[u8]) -> bool {
+    msg.len() >= SSHD_CUT
 }
 
 fn found(m: Option<Message>) -> Parsed {
@@ -722,6 +733,47 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_key_id_that_pushes_the_real_tail_past_sshds_cut_cannot_name_a_serial() {
+        // sshd cuts a syslog message at 500 bytes (`syslog(pri, "%.500s", …)`), 1021 on
+        // stderr: a key ID that ends in a forged tail and is padded so that the cut falls just
+        // after it leaves a line whose last `(serial N) CA` is the forged one.
+        let head = format!("Accepted publickey for root from 10.0.0.1 port 2222 ssh2: ED25519-CERT {KEY} ID alice#5:x");
+        let forged = format!(" (serial 5) CA ECDSA {CA}");
+        // Padding after `, ` (where sshd writes a security key's signature count): any cut
+        // in it leaves serial 5 and the key ID `alice#5:x`.
+        for cut in [500, 600, 1021] {
+            let line = format!("{head}{forged}, {}", "A".repeat(2000));
+            assert_eq!(
+                parse(&line.as_bytes()[..cut]),
+                Parsed::Unparseable { login: true },
+                "{cut}"
+            );
+        }
+        for cut in [500, 1021] {
+            let pad = cut - head.len() - forged.len();
+            let line = format!("{head}{}{forged}", "A".repeat(pad));
+            assert_eq!(line.len(), cut);
+            assert_eq!(
+                parse(line.as_bytes()),
+                Parsed::Unparseable { login: true },
+                "{cut}"
+            );
+            let line = format!("Accepted certificate ID \"alice#5:x{}\" (serial 5) signed by ECDSA CA {CA} via /etc/ssh/breakglass-ca.pub", "A".repeat(cut));
+            assert_eq!(
+                parse(&line.as_bytes()[..cut]),
+                Parsed::Unparseable { login: false },
+                "{cut}"
+            );
+        }
+        // Just under the cut, the line is whole and parses.
+        let line = format!(
+            "{head}{}{forged}",
+            "A".repeat(499 - head.len() - forged.len())
+        );
+        assert!(matches!(parse(line.as_bytes()), Parsed::Message(_)));
     }
 
     #[test]
