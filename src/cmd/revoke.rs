@@ -195,7 +195,13 @@ fn read_requester_keys(files: &[PathBuf], config: &Config) -> Result<Vec<KeyTarg
                 .map_err(about)?;
         let on_line =
             |n: usize, e: Error| e.about(&format!("--requester-key {}, line {n}", file.shown()));
-        for (n, line) in key_list_lines(&text, on_line).map_err(about)? {
+        let lines = key_list_lines(&text, on_line)?;
+        if lines.is_empty() {
+            return Err(about(Error::refused("it holds no public key line").with_hint(
+                "give the requester's .pub file, or a file of public key lines, one per line (as 'breakglass-ca log --revoked-keys' writes it)",
+            )));
+        }
+        for (n, line) in lines {
             let about = |e: Error| on_line(n, e);
             let key = key::parse_requester_key(line).map_err(about)?;
             if key::fingerprint(key.key_data()) == config.fingerprint {
@@ -220,7 +226,7 @@ fn read_requester_keys(files: &[PathBuf], config: &Config) -> Result<Vec<KeyTarg
 
 /// The key lines of a requester key list with their line numbers (from 1): each line
 /// trimmed, blank lines and `#` comments skipped. A private key anywhere in it is refused
-/// first, naming its line (`on_line` says where); a list without any key line is refused.
+/// first, naming its line (`on_line` says where); the caller refuses a list without any.
 fn key_list_lines(
     text: &str,
     on_line: impl Fn(usize, Error) -> Error,
@@ -233,15 +239,9 @@ fn key_list_lines(
                 .with_hint("the requester should generate a new key pair (this one is exposed) and send only the .pub file"),
         ));
     }
-    let lines: Vec<(usize, &str)> = numbered()
+    Ok(numbered()
         .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    if lines.is_empty() {
-        return Err(Error::refused("it holds no public key line").with_hint(
-            "give the requester's .pub file, or a file of public key lines, one per line (as 'breakglass-ca log --revoked-keys' writes it)",
-        ));
-    }
-    Ok(lines)
+        .collect())
 }
 
 /// Each `--ca [FILE]`: this CA (no FILE), else the CA key in FILE, which must be this CA, a
@@ -694,8 +694,7 @@ mod tests {
         .to_string();
         assert!(err.contains("line 2: this is a PRIVATE key"), "{err}");
         for empty in ["", "\n\n", "# only a comment\n"] {
-            let err = key_list_lines(empty, at).unwrap_err().to_string();
-            assert!(err.contains("holds no public key line"), "{err}");
+            assert!(key_list_lines(empty, at).unwrap().is_empty());
         }
     }
 }
