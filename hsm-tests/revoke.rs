@@ -128,42 +128,28 @@ fn every_revoke_form_and_every_refusal() {
 
     // Refusals: nothing written, nothing changed.
     refused(&hsm, &r, 2, "nothing to revoke");
-    refused(
-        &hsm,
-        &with(&["--serial", "0"]),
-        1,
-        "serial 0 was never issued by this CA",
-    );
-    refused(
-        &hsm,
-        &with(&["--serial", "99"]),
-        1,
-        "serial 99 was never issued by this CA: the newest serial is 4",
-    );
-    refused(
-        &hsm,
-        &with(&["--serial", "2-5"]),
-        1,
-        "serial 5 was never issued",
-    );
-    refused(
-        &hsm,
-        &with(&["--serial", "5-3"]),
-        2,
-        "the range 5-3 is empty",
-    );
-    refused(
-        &hsm,
-        &with(&["--serial", "x"]),
-        2,
-        "is not a serial or a range",
-    );
-    refused(
-        &hsm,
-        &with(&["--key-id", "nobody"]),
-        1,
-        "no certificate in the ledger has the key ID \"nobody\"",
-    );
+    for (args, code, message) in [
+        (
+            &["--serial", "0"][..],
+            1,
+            "serial 0 was never issued by this CA",
+        ),
+        (
+            &["--serial", "99"][..],
+            1,
+            "serial 99 was never issued by this CA: the newest serial is 4",
+        ),
+        (&["--serial", "2-5"][..], 1, "serial 5 was never issued"),
+        (&["--serial", "5-3"][..], 2, "the range 5-3 is empty"),
+        (&["--serial", "x"][..], 2, "is not a serial or a range"),
+        (
+            &["--key-id", "nobody"][..],
+            1,
+            "no certificate in the ledger has the key ID \"nobody\"",
+        ),
+    ] {
+        refused(&hsm, &with(args), code, message);
+    }
     // (A requester key this CA never certified is revoked, not refused: see
     // a_requester_key_never_certified_and_a_file_of_keys_are_revoked.)
     refused(

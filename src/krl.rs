@@ -1877,37 +1877,25 @@ mod tests {
             vec![(10, 10), (12, 12)]
         );
         // A bitmap running past the largest serial, or setting serial 0.
-        let mut body = u64s(&[u64::MAX]);
-        body.extend(s(&[0x03]));
-        let b = [
-            header(0, 0, ""),
-            any_ca_section(&sub(KRL_SECTION_CERT_SERIAL_BITMAP, &body)),
-        ]
-        .concat();
-        assert!(Krl::decode(&b)
+        let bitmap = |offset: u64, bits: u8| {
+            let mut body = u64s(&[offset]);
+            body.extend(s(&[bits]));
+            [
+                header(0, 0, ""),
+                any_ca_section(&sub(KRL_SECTION_CERT_SERIAL_BITMAP, &body)),
+            ]
+            .concat()
+        };
+        assert!(Krl::decode(&bitmap(u64::MAX, 0x03))
             .unwrap_err()
             .to_string()
             .contains("past the largest serial"));
-        let mut body = u64s(&[0]);
-        body.extend(s(&[0x03]));
-        let b = [
-            header(0, 0, ""),
-            any_ca_section(&sub(KRL_SECTION_CERT_SERIAL_BITMAP, &body)),
-        ]
-        .concat();
-        assert!(Krl::decode(&b)
+        assert!(Krl::decode(&bitmap(0, 0x03))
             .unwrap_err()
             .to_string()
             .contains("serial 0"));
-        let mut body = u64s(&[0]);
-        body.extend(s(&[0x02]));
-        let b = [
-            header(0, 0, ""),
-            any_ca_section(&sub(KRL_SECTION_CERT_SERIAL_BITMAP, &body)),
-        ]
-        .concat();
         assert_eq!(
-            Krl::decode(&b).unwrap().certificates[0].serials,
+            Krl::decode(&bitmap(0, 0x02)).unwrap().certificates[0].serials,
             vec![(1, 1)]
         );
     }
