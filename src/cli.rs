@@ -24,15 +24,9 @@ The PIN is read from --pin-file, BREAKGLASS_CA_PIN_FILE, or typed at a prompt; n
 #[derive(Debug, Parser)]
 #[command(name = "breakglass-ca", version, about = ABOUT, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Where the CA key lives: pkcs11:token=LABEL;object=LABEL?module-path=/path/module.so
-    /// or yubikey:slot-id=9c. Default: the `ca` line of config.toml. Give it before the
-    /// command (breakglass-ca --ca URI status).
-    #[arg(
-        long,
-        env = "BREAKGLASS_CA",
-        hide_env_values = true,
-        value_name = "URI"
-    )]
+    /// Accepted before the command too, as 0.1-0.3 scripts give it (hidden: the commands that
+    /// open the token show it).
+    #[arg(long, hide = true, value_name = "URI")]
     pub ca: Option<String>,
 
     /// Configuration and issuance ledger. Default: $XDG_STATE_HOME/breakglass-ca, else
@@ -41,22 +35,36 @@ pub struct Cli {
         long,
         global = true,
         env = "BREAKGLASS_CA_STATE_DIR",
+        hide_env_values = true,
         value_name = "DIR",
         action = clap::ArgAction::Append
     )]
     pub state_dir: Vec<PathBuf>,
 
-    /// Read the token PIN from the first line of this file (instead of a prompt).
-    #[arg(
-        long,
-        global = true,
-        env = "BREAKGLASS_CA_PIN_FILE",
-        value_name = "PATH"
-    )]
+    /// Accepted before the command too, as 0.1-0.3 scripts give it (hidden: the commands that
+    /// use the PIN show it).
+    #[arg(long, hide = true, value_name = "PATH")]
     pub pin_file: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Command {
+    /// The `--ca` and `--pin-file` given after the command (or from their environment
+    /// variables), on the commands that take them.
+    pub fn token_options(&mut self) -> (Option<String>, Option<PathBuf>) {
+        let (ca, pin) = match self {
+            Command::Init(a) => (&mut a.token, Some(&mut a.pin)),
+            Command::Mint(a) => (&mut a.token, Some(&mut a.pin)),
+            Command::Pubkey(a) => (&mut a.token, None),
+            Command::HostConfig(a) => (&mut a.token, None),
+            Command::Status(a) => (&mut a.token, None),
+            Command::Attest(a) => (&mut a.token, None),
+            _ => return (None, None),
+        };
+        (ca.ca.take(), pin.and_then(|p| p.pin_file.take()))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,11 +78,11 @@ pub enum Command {
     /// Show a certificate like `ssh-keygen -L` and check its signature, its CA and validity.
     Inspect(InspectArgs),
     /// Show the token, the CA key, the PIN state and the last serial issued.
-    Status,
+    Status(StatusArgs),
     /// The issuance ledger: list it, show one record, verify it, export it for an auditor.
     Log(LogArgs),
     /// Print the token's attestation that the CA key was generated on it (YubiKey), as PEM.
-    Attest,
+    Attest(AttestArgs),
     /// Trust a second CA (a backup token in another vault) alongside this one: its line goes
     /// into the bundle, the sheet and the host configuration.
     AddBackupCa(AddBackupCaArgs),
@@ -91,6 +99,45 @@ pub enum Command {
     /// Check sshd logs against the ledgers: every certificate login, offer and refusal, and
     /// an ALARM (exit 1) for what no ledger accounts for. No token, no PIN.
     Audit(AuditArgs),
+}
+
+/// `--ca`, on the commands that open the CA key.
+#[derive(Debug, Default, Args)]
+pub struct CaArg {
+    /// Where the CA key lives: pkcs11:token=LABEL;object=LABEL?module-path=/path/module.so
+    /// or yubikey:slot-id=9c. Default: the `ca` line of config.toml.
+    #[arg(
+        long,
+        env = "BREAKGLASS_CA",
+        hide_env_values = true,
+        value_name = "URI"
+    )]
+    pub ca: Option<String>,
+}
+
+/// `--pin-file`, on the commands that log in to the token.
+#[derive(Debug, Default, Args)]
+pub struct PinFileArg {
+    /// Read the token PIN from the first line of this file (instead of a prompt).
+    #[arg(
+        long,
+        env = "BREAKGLASS_CA_PIN_FILE",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
+    pub pin_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub token: CaArg,
+}
+
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    #[command(flatten)]
+    pub token: CaArg,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +189,12 @@ pub enum LogAction {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
+    #[command(flatten)]
+    pub token: CaArg,
+
+    #[command(flatten)]
+    pub pin: PinFileArg,
+
     /// Key algorithm: ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-3072 or rsa-4096 on a
     /// PKCS#11 token; ecdsa-p256, ecdsa-p384 or rsa-2048 on a YubiKey.
     #[arg(long, default_value = "ecdsa-p256", value_name = "ALG")]
@@ -207,6 +260,9 @@ pub enum PubkeyFormat {
 
 #[derive(Debug, Args)]
 pub struct PubkeyArgs {
+    #[command(flatten)]
+    pub token: CaArg,
+
     #[arg(long, value_enum, default_value = "openssh", value_name = "F")]
     pub format: PubkeyFormat,
 
@@ -247,6 +303,9 @@ before.";
 #[derive(Debug, Args)]
 #[command(after_help = HOST_CONFIG_AFTER_HELP)]
 pub struct HostConfigArgs {
+    #[command(flatten)]
+    pub token: CaArg,
+
     /// Account that emergency certificates may log in as; repeat for several (e.g. breakglass
     /// and root). Each gets its own Match block.
     #[arg(long = "user", value_name = "NAME", required = true)]
@@ -313,6 +372,12 @@ the whole batch before the PIN is asked.";
 #[derive(Debug, Args)]
 #[command(after_help = MINT_AFTER_HELP)]
 pub struct MintArgs {
+    #[command(flatten)]
+    pub token: CaArg,
+
+    #[command(flatten)]
+    pub pin: PinFileArg,
+
     /// Account(s) the certificate may log in as; repeat or separate with commas. Required.
     #[arg(short = 'n', long = "principal", value_name = "PRINCIPAL")]
     pub principals: Vec<String>,

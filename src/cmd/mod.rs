@@ -215,25 +215,38 @@ pub fn run(cli: Cli) -> Result<()> {
     if state_dirs.is_empty() {
         state_dirs.push(state_dir.clone());
     }
+    let mut command = cli.command;
+    let (ca, pin_file) = command.token_options();
     let globals = Globals {
-        ca: cli.ca.filter(|s| !s.trim().is_empty()),
+        ca: once("--ca", cli.ca, ca)?.filter(|s| !s.trim().is_empty()),
         state_dir,
         state_dirs,
-        pin_file: cli.pin_file,
+        pin_file: once("--pin-file", cli.pin_file, pin_file)?,
     };
-    match cli.command {
+    match command {
         Command::Init(a) => init::run(&globals, &a),
         Command::Pubkey(a) => pubkey::run(&globals, &a),
         Command::Mint(a) => mint::run(&globals, &a),
         Command::Inspect(a) => inspect::run(&globals, &a),
-        Command::Status => status::run(&globals),
+        Command::Status(_) => status::run(&globals),
         Command::Log(a) => log::run(&globals, &a),
-        Command::Attest => status::attest(&globals),
+        Command::Attest(_) => status::attest(&globals),
         Command::AddBackupCa(a) => add_backup_ca::run(&globals, &a),
         Command::HostConfig(a) => host_config::run(&globals, &a),
         Command::Revoke(a) => revoke::run(&globals, &a),
         Command::Krl(a) => krl::run(&globals, &a),
         Command::Audit(a) => audit::run(&globals, &a),
+    }
+}
+
+/// An option given before the command (as 0.1-0.3 scripts do) or after it: one value.
+fn once<T: PartialEq>(name: &str, before: Option<T>, after: Option<T>) -> Result<Option<T>> {
+    match (before, after) {
+        (Some(b), Some(a)) if a != b => Err(Error::usage(format!(
+            "{name} was given twice with different values (before the command, and after it or in its environment variable)"
+        ))
+        .with_hint(format!("give {name} once, after the command"))),
+        (b, a) => Ok(a.or(b)),
     }
 }
 
