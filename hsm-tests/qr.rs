@@ -139,15 +139,23 @@ fn ssh_keygen_fingerprints(file: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Rebuild the modules from the terminal rendering (ANSI colours, half blocks) and decode.
-fn decode_terminal(text: &str) -> Vec<(u16, String)> {
+const ANSI_DARK_ON_LIGHT: &str = "\x1b[30;47m";
+const ANSI_RESET: &str = "\x1b[0m";
+
+/// Rebuild the modules from the text rendering (half blocks, a block for each dark module) and
+/// decode. `colours`: every line must be black on white (ANSI), as on a terminal; else no line
+/// may hold an escape sequence, as in a file or a pipe.
+fn decode_terminal(text: &str, colours: bool) -> Vec<(u16, String)> {
     let mut grid: Vec<Vec<bool>> = Vec::new();
     for line in text.lines() {
-        assert!(
-            line.starts_with("\x1b[30;47m") && line.ends_with("\x1b[0m"),
-            "not black on white: {line:?}"
-        );
-        let body = &line["\x1b[30;47m".len()..line.len() - "\x1b[0m".len()];
+        let body = if colours {
+            line.strip_prefix(ANSI_DARK_ON_LIGHT)
+                .and_then(|l| l.strip_suffix(ANSI_RESET))
+                .unwrap_or_else(|| panic!("not black on white: {line:?}"))
+        } else {
+            assert!(!line.contains('\x1b'), "an escape sequence: {line:?}");
+            line
+        };
         let (top, bottom): (Vec<bool>, Vec<bool>) = body
             .chars()
             .map(|c| match c {
@@ -162,6 +170,7 @@ fn decode_terminal(text: &str) -> Vec<(u16, String)> {
         grid.push(bottom);
     }
     let side = grid[0].len();
+    assert!(grid.iter().all(|row| row.len() == side), "ragged lines");
     // The 4-module quiet zone: two text lines of light on top, four columns on each side.
     assert!(grid[..4].iter().flatten().all(|d| !d));
     assert!(grid.iter().all(|row| row[..4].iter().all(|d| !d)));
@@ -172,6 +181,25 @@ fn decode_terminal(text: &str) -> Vec<(u16, String)> {
         .map(|i| if grid[i / w / px][i % w / px] { 0 } else { 255 })
         .collect();
     decode(w, h, &luma)
+}
+
+/// `breakglass-ca pubkey ARGS` on a pseudo-terminal (`script`), which is its stdout and
+/// stderr: what the custodian's terminal receives, with `\r\n` made `\n`.
+fn pubkey_on_terminal(hsm: &Hsm, args: &[&str]) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut line = quote(env!("CARGO_BIN_EXE_breakglass-ca"));
+    line.push_str(" pubkey");
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let mut c = hsm.cmd_with("script");
+    c.env_remove("BREAKGLASS_CA_PIN_FILE")
+        .env("TERM", "xterm")
+        .args(["-qec", &line, "/dev/null"]);
+    let out = run(&mut c);
+    assert_ok(&out, &format!("script -qec {line}"));
+    stdout(&out).replace("\r\n", "\n")
 }
 
 /// Every export of one CA algorithm decodes to exactly the `pubkey` line.
@@ -188,11 +216,14 @@ fn qr_round_trip(algorithm: &str) {
     assert_eq!(line, line.trim(), "no stray whitespace in the line");
     eprintln!("{algorithm}: {} bytes", line.len());
 
-    // The terminal QR code.
+    // The QR code in text: into a pipe (and a file), plain half blocks.
     let out = pubkey_ok(&hsm, &["--format", "qr"]);
-    let decoded = decode_terminal(&stdout(&out));
-    assert_eq!(decoded.len(), 1, "{algorithm}: terminal QR");
-    assert_eq!(decoded[0].1, line, "{algorithm}: terminal QR");
+    let decoded = decode_terminal(&stdout(&out), false);
+    assert_eq!(decoded.len(), 1, "{algorithm}: QR code in text");
+    assert_eq!(decoded[0].1, line, "{algorithm}: QR code in text");
+    let text_file = hsm.path("qr.txt");
+    pubkey_ok(&hsm, &["--format", "qr", "-o", text_file.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&text_file).unwrap(), stdout(&out));
 
     // PNG: 8 px per module, level Q.
     let png_path = hsm.path("ca.png");
@@ -294,6 +325,41 @@ fn qr_rsa4096() {
     qr_round_trip("rsa-4096");
 }
 
+/// On a terminal, `--format qr` draws the code in black on white (ANSI colours on every line of
+/// it), and it decodes; the same command into a pipe gives the same blocks without any escape
+/// sequence.
+#[test]
+fn qr_on_a_terminal_has_colours_and_in_a_pipe_none() {
+    if !tools() || !require(&["script"]) {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    let line = hsm.init("ecdsa-p256");
+    let screen = pubkey_on_terminal(&hsm, &["--format", "qr"]);
+    let code: String = screen
+        .lines()
+        .filter(|l| l.starts_with(ANSI_DARK_ON_LIGHT))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let rest: Vec<&str> = screen
+        .lines()
+        .filter(|l| !l.starts_with(ANSI_DARK_ON_LIGHT))
+        .collect();
+    assert!(
+        rest.iter().all(|l| !l.contains('\x1b')),
+        "escape sequences outside the code: {rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("QR code of the CA public key line")),
+        "{screen}"
+    );
+    assert_eq!(decode_terminal(&code, true), vec![(1, line.clone())]);
+    let piped = stdout(&pubkey_ok(&hsm, &["--format", "qr"]));
+    let plain = code.replace(ANSI_DARK_ON_LIGHT, "").replace(ANSI_RESET, "");
+    assert_eq!(piped, plain);
+}
+
 /// Add backup CA lines to config.toml (as `add-backup-ca` would).
 fn add_backups(hsm: &Hsm, lines: &[String]) {
     let mut config = Config::load(&hsm.state).unwrap().unwrap();
@@ -369,7 +435,7 @@ fn bundle_and_backup_cas() {
     let (w, h, luma) = render_svg(&svg, 5.0, false);
     assert_eq!(decode(w, h, &luma), vec![(ECC_Q, all.join("\n"))]);
     let terminal = stdout(&pubkey_ok(&hsm, &["--format", "qr", "--bundle"]));
-    let decoded = decode_terminal(&terminal);
+    let decoded = decode_terminal(&terminal, false);
     assert_eq!(decoded.len(), 1);
     assert_eq!(decoded[0].1, all.join("\n"));
 

@@ -248,7 +248,8 @@ pub enum PubkeyFormat {
     Fingerprint,
     /// Line, fingerprint, algorithm and URI as JSON.
     Json,
-    /// A QR code of the line, on this terminal.
+    /// A QR code of the line in text: black on white on a terminal; plain half blocks (dark
+    /// on light, no colours) into a file or a pipe.
     Qr,
     /// A QR code of the line as a PNG image (needs -o).
     Png,
