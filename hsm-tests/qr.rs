@@ -447,8 +447,8 @@ fn bundle_and_backup_cas() {
     );
     let sheet = std::fs::read_to_string(&sheet_path).unwrap();
     assert_eq!(svg_text(&sheet, "primary-fingerprint"), expected_fps[0]);
-    assert_eq!(svg_text(&sheet, "backup-fingerprint-1"), expected_fps[1]);
-    assert_eq!(svg_text(&sheet, "backup-fingerprint-2"), expected_fps[2]);
+    assert_eq!(sheet_backup_fingerprint(&sheet, 1), expected_fps[1]);
+    assert_eq!(sheet_backup_fingerprint(&sheet, 2), expected_fps[2]);
     let smallest = ["primary-qr", "backup-qr-1", "backup-qr-2"]
         .iter()
         .map(|id| sheet_module_mm(&sheet, id))
@@ -584,4 +584,145 @@ fn sheet_shows_hostile_labels_and_config_text_escaped() {
         svg_text(&svg, "primary-created"),
         "2026-01-01\\e[1A\\u{202e}\u{fffd}forged"
     );
+}
+
+/// Backup CA `k`'s fingerprint on the sheet: one text, or (backups in columns) its lines
+/// `backup-fingerprint-K`, `-K-2`... together.
+fn sheet_backup_fingerprint(svg: &str, k: usize) -> String {
+    let mut all = svg_text(svg, &format!("backup-fingerprint-{k}"));
+    for j in 2.. {
+        let id = format!("backup-fingerprint-{k}-{j}");
+        if !svg.contains(&format!("id=\"{id}\"")) {
+            return all;
+        }
+        all.push_str(&svg_text(svg, &id));
+    }
+    all
+}
+
+/// `add-backup-ca --label TEXT` names the backup's token: the label becomes its line's
+/// comment (bundle) and the sheet's "Token:" of that backup; a backup without one gets a field
+/// to fill in by hand. A label that is not plain text is refused, and so is a key already
+/// listed without --label, both leaving the state directory as it was; --label on a listed key
+/// relabels it. An RSA-4096 primary (the largest QR code) with three such backups still fits
+/// the page, with the custodian's and witness's signature fields, and all four QR codes decode
+/// from the rendering.
+#[test]
+fn backup_labels_on_the_sheet_of_an_rsa_primary_with_three_backups() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    let primary = hsm.init("rsa-4096");
+    let keys = hsm.path("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let b1 = keygen(&keys, "b1", &["-t", "ecdsa", "-b", "384"], "breakglass-ca");
+    let b2 = keygen(&keys, "b2", &["-t", "ecdsa", "-b", "256"], "breakglass-ca");
+    let b3 = keygen(&keys, "b3", &["-t", "ed25519"], "breakglass-ca");
+    let add = |args: &[&str], file: &Path| {
+        run(hsm
+            .cmd()
+            .env_remove("BREAKGLASS_CA_PIN_FILE")
+            .arg("add-backup-ca")
+            .args(args)
+            .arg(file))
+    };
+    let out = add(&["--label", "YubiKey 5 serial 23456789, vault B"], &b1);
+    assert_ok(&out, "add-backup-ca --label");
+    assert!(
+        stderr(&out).contains("token 'YubiKey 5 serial 23456789, vault B'"),
+        "{}",
+        stderr(&out)
+    );
+    let out = add(&[], &b2);
+    assert_ok(&out, "add-backup-ca");
+    assert!(stderr(&out).contains("--label TEXT"), "{}", stderr(&out));
+    let before = snapshot_state(&hsm.state);
+    let out = add(&[], &b2);
+    assert_fails(&out, 1, "is already listed");
+    assert!(stderr(&out).contains("--label TEXT"), "{}", stderr(&out));
+    for bad in [
+        "vault #2",
+        "tab\there",
+        "",
+        "\u{202e}olleh",
+        &"x".repeat(65),
+    ] {
+        let out = add(&["--label", bad], &b2);
+        assert_fails(&out, 2, "cannot name the token");
+        assert!(!stderr(&out).contains('\u{202e}'));
+    }
+    assert_eq!(
+        snapshot_state(&hsm.state),
+        before,
+        "a refusal changed the state"
+    );
+    let out = add(&["--label", "vault C"], &b2);
+    assert_ok(&out, "relabel");
+    assert!(
+        stderr(&out).contains("now labelled 'vault C'"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ok(&add(&[], &b3), "add-backup-ca");
+    let config = Config::load(&hsm.state).unwrap().unwrap();
+    assert_eq!(config.backup_ca_pubkeys.len(), 3);
+    assert!(config.backup_ca_pubkeys[0].ends_with(" YubiKey 5 serial 23456789, vault B"));
+    assert!(config.backup_ca_pubkeys[1].ends_with(" vault C"));
+    let bundle = stdout(&pubkey_ok(&hsm, &["--bundle"]));
+    assert_eq!(
+        bundle.lines().nth(2),
+        Some(config.backup_ca_pubkeys[1].as_str())
+    );
+
+    let sheet_path = hsm.path("sheet.svg");
+    let out = pubkey_ok(
+        &hsm,
+        &["--format", "sheet", "-o", sheet_path.to_str().unwrap()],
+    );
+    assert!(
+        stderr(&out).contains("with 3 backup CA(s)"),
+        "{}",
+        stderr(&out)
+    );
+    let sheet = std::fs::read_to_string(&sheet_path).unwrap();
+    assert_eq!(
+        svg_text(&sheet, "backup-token-1"),
+        "Token: YubiKey 5 serial 23456789, vault B"
+    );
+    assert_eq!(svg_text(&sheet, "backup-token-2"), "Token: vault C");
+    assert_eq!(svg_text(&sheet, "backup-token-3"), "Token:");
+    assert!(sheet.contains("id=\"backup-token-3-blank\""));
+    for id in [
+        "signature-custodian-name",
+        "signature-witness-signature",
+        "signature-witness-date",
+    ] {
+        assert!(sheet.contains(&format!("<line id=\"{id}\"")), "{id}");
+    }
+    let fps = ssh_keygen_fingerprints(&{
+        let f = hsm.path("bundle.pub");
+        std::fs::write(&f, &bundle).unwrap();
+        f
+    });
+    assert_eq!(svg_text(&sheet, "primary-fingerprint"), fps[0]);
+    for (k, fp) in fps.iter().enumerate().skip(1) {
+        assert_eq!(&sheet_backup_fingerprint(&sheet, k), fp, "backup {k}");
+    }
+    let smallest = ["primary-qr", "backup-qr-1", "backup-qr-2", "backup-qr-3"]
+        .iter()
+        .map(|id| sheet_module_mm(&sheet, id))
+        .fold(f32::MAX, f32::min);
+    assert!(smallest >= 0.6, "{smallest}");
+    let (w, h, luma) = render_svg(&sheet, 5.0 / smallest, false);
+    let mut found: Vec<String> = decode(w, h, &luma).into_iter().map(|(_, s)| s).collect();
+    found.sort();
+    let mut want: Vec<String> = bundle.lines().map(str::to_string).collect();
+    want.sort();
+    assert_eq!(found, want, "the sheet's four QR codes");
+    assert!(want.contains(&primary));
+    if let Some(path) = std::env::var_os("BREAKGLASS_SHEET_PNG_LABELS") {
+        let (w, h, luma) = render_svg(&sheet, 5.0, true);
+        write_png(Path::new(&path), w, h, &luma);
+    }
 }

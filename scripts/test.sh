@@ -20,7 +20,7 @@ set -euo pipefail
 # - the pseudo-terminal driver of hsm-tests/signals.rs: python3
 # - the card key through a second PKCS#11 middleware (hsm-tests/piv.rs; OpenSC's is in opensc): ykcs11
 TEST_PACKAGES=(softhsm2 opensc openssh-server openssh-client libpcsclite-dev pkg-config curl gawk
-    pcscd vsmartcard-vpcd libclang-dev iproute2 util-linux bsdutils python3 python3-yaml ykcs11 jq)
+    pcscd vsmartcard-vpcd libclang-dev iproute2 util-linux bsdutils python3 python3-yaml ykcs11 jq fonts-dejavu-core)
 
 DIE_PREFIX=test.sh
 # shellcheck source=scripts/lib.sh

@@ -282,6 +282,13 @@ pub struct AddBackupCaArgs {
     /// The backup CA's public key file (its 'breakglass-ca pubkey' output).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+
+    /// Name the backup's token, for the key sheet (and as the comment of its line in the CA
+    /// bundle): e.g. --label 'YubiKey 5 serial 23456789, vault B'. Letters, digits, spaces and
+    /// . _ - @ : + = , / only, at most 64 characters. For a backup CA already listed, it
+    /// replaces the label. Without it the sheet has a field to write them in by hand.
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
 }
 
 const HOST_CONFIG_AFTER_HELP: &str = "\
