@@ -286,10 +286,11 @@ pub struct AddBackupCaArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
-    /// Name the backup's token, for the key sheet (and as the comment of its line in the CA
-    /// bundle): e.g. --label 'YubiKey 5 serial 23456789, vault B'. Letters, digits, spaces and
-    /// . _ - @ : + = , / only, at most 64 characters. For a backup CA already listed, it
-    /// replaces the label. Without it the sheet has a field to write them in by hand.
+    /// Name the backup's token on the key sheet: e.g. --label 'YubiKey 5 NFC serial 23456789'.
+    /// It becomes the comment of the backup's line, which every host's CA file holds too: name
+    /// the token, not where it is kept. Letters, digits, spaces and . _ - @ : + = , / only, at
+    /// most 64 characters. For a backup CA already listed, it replaces the label. Without it
+    /// the sheet has a field to write them in by hand.
     #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
 }

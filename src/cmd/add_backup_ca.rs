@@ -1,6 +1,8 @@
-//! `add-backup-ca FILE`: trust a second CA (a backup token in another vault) alongside this
-//! one. Its public key line goes into config.toml, and from there into the CA bundle, the key
-//! sheet and the host configuration.
+//! `add-backup-ca [--label TEXT] FILE`: trust a second CA (a backup token in another vault)
+//! alongside this one. Its public key line goes into config.toml, and from there into the CA
+//! bundle, the key sheet and the host configuration. `--label` names its token on the key
+//! sheet: it is the line's comment (plain text only, see `export::plain_comment`), so no
+//! configuration format changes; given for a key already listed, it relabels it.
 
 use ssh_key::PublicKey;
 
@@ -99,6 +101,6 @@ fn check_label(label: &str) -> Result<&str> {
             crate::text::Esc(label),
             export::COMMENT_RULE
         ))
-        .with_hint("e.g. --label 'YubiKey 5 serial 23456789, vault B'")
+        .with_hint("e.g. --label 'YubiKey 5 NFC serial 23456789'")
     })
 }
