@@ -68,15 +68,18 @@ struct Style {
     short_steps: bool,
     /// Algorithm and creation date in one row of the field table.
     paired_fields: bool,
+    /// The title's font size, and whether the line below it says what the CA is.
+    title: (f64, bool),
 }
 
-const STYLES: [Style; 3] = [
+const STYLES: [Style; 4] = [
     Style {
         field: 3.2,
         key_line: 2.4,
         heading: (6.5, 4.5),
         short_steps: false,
         paired_fields: false,
+        title: (8.0, true),
     },
     Style {
         field: 3.2,
@@ -84,6 +87,7 @@ const STYLES: [Style; 3] = [
         heading: (6.0, 4.2),
         short_steps: true,
         paired_fields: true,
+        title: (8.0, true),
     },
     Style {
         field: 3.0,
@@ -91,6 +95,15 @@ const STYLES: [Style; 3] = [
         heading: (5.5, 4.0),
         short_steps: true,
         paired_fields: true,
+        title: (8.0, true),
+    },
+    Style {
+        field: 2.9,
+        key_line: 2.0,
+        heading: (5.0, 3.8),
+        short_steps: true,
+        paired_fields: true,
+        title: (6.5, false),
     },
 ];
 
@@ -393,7 +406,7 @@ fn layout(
     style: Style,
 ) -> (String, f64) {
     let mut p = Page::start(&sheet.primary.fingerprint());
-    title(&mut p);
+    title(&mut p, style);
     primary_fields(&mut p, sheet, style);
     if is_revoked(sheet, &sheet.primary) {
         revoked_primary(&mut p, &sheet.primary);
@@ -432,23 +445,26 @@ impl Page {
     }
 }
 
-/// The title and what the CA is for.
-fn title(p: &mut Page) {
-    p.y += 8.0;
+/// The title and what the CA is for (that line left out in the densest style).
+fn title(p: &mut Page, style: Style) {
+    let (size, intro) = style.title;
+    p.y += size;
     p.text_at(
         MARGIN,
         p.y,
-        8.0,
+        size,
         Font::SansBold,
         None,
         "breakglass-ca emergency SSH CA",
     );
-    let intro = wrap_words(
-        "Signs short-lived emergency SSH certificates. Its private key never leaves the token.",
-        Font::Sans.chars_in(3.2, CONTENT_W),
-    );
-    p.y += 1.0;
-    p.lines(MARGIN, 3.2, Font::Sans, &intro);
+    if intro {
+        let intro = wrap_words(
+            "Signs short-lived emergency SSH certificates. Its private key never leaves the token.",
+            Font::Sans.chars_in(3.2, CONTENT_W),
+        );
+        p.y += 1.0;
+        p.lines(MARGIN, 3.2, Font::Sans, &intro);
+    }
     p.rule();
 }
 
@@ -936,10 +952,25 @@ fn backup_token(p: &mut Page, x: f64, width: f64, k: usize, backup: &CaLine) {
     let id = format!("backup-token-{k}");
     match token_label(backup) {
         Some(label) => {
+            // One line, down to 2.6 mm; else wrapped at 2.6 mm (a label has at most 64
+            // characters).
             let text = format!("Token: {label}");
-            let size = fit_size(&text, Font::Sans, size, width);
-            p.y += size * 1.45;
-            p.text_at(x, p.y, size, Font::Sans, Some(&id), &text);
+            let fitted = fit_size(&text, Font::Sans, size, width);
+            if fitted >= 2.6 {
+                p.y += fitted * 1.45;
+                p.text_at(x, p.y, fitted, Font::Sans, Some(&id), &text);
+            } else {
+                let size = 2.6;
+                let lines = wrap_words(&text, Font::Sans.chars_in(size, width));
+                for (i, line) in lines.iter().enumerate() {
+                    p.y += size * 1.35;
+                    let id = match i {
+                        0 => id.clone(),
+                        i => format!("{id}-{}", i + 1),
+                    };
+                    p.text_at(x, p.y, size, Font::Sans, Some(&id), line);
+                }
+            }
         }
         None => {
             // Room to write in above the line, and its caption below.
@@ -1094,6 +1125,16 @@ pub(crate) mod tests {
         let mut named = sample(740, &[180]);
         named.backups[0] = labelled(named.backups[0].clone(), "vault-b");
         cases.push(named);
+        // The longest labels there are (64 characters), which also lengthen the lines.
+        let long = "YubiKey 5 NFC serial 23456789, emergency-ca-2, backup of 2026-11";
+        assert_eq!(long.len(), crate::export::MAX_COMMENT_LEN);
+        for backups in [&[180, 180, 180][..], &[180], &[180, 180], &[220, 220, 220]] {
+            let mut named = sample(740, backups);
+            for b in &mut named.backups {
+                *b = labelled(b.clone(), long);
+            }
+            cases.push(named);
+        }
         let with_revoked = |mut sheet: Sheet, primary: bool, n: u8| {
             if primary {
                 sheet.revoked.push(sheet.primary.clone());
@@ -1387,7 +1428,8 @@ pub(crate) mod tests {
 
     /// `BREAKGLASS_SHEET_PNG=/tmp/x.png cargo test --lib sheet`: also write a sample sheet
     /// rendered with the system fonts, to look at (`BREAKGLASS_SHEET_SAMPLE=180,180` for the
-    /// lengths of the lines, `BREAKGLASS_SHEET_REVOKED=primary,backup` for revoked keys).
+    /// lengths of the lines, `BREAKGLASS_SHEET_REVOKED=primary,backup` for revoked keys,
+    /// `BREAKGLASS_SHEET_LABEL=TEXT` for the backups' token label).
     #[test]
     fn sample_sheet_for_inspection() {
         let Some(path) = std::env::var_os("BREAKGLASS_SHEET_PNG") else {
@@ -1408,6 +1450,12 @@ pub(crate) mod tests {
         }
         if revoked.contains("backup") {
             sheet.revoked.push(entry("ssh-ed25519", 95, 0x77));
+        }
+        // BREAKGLASS_SHEET_LABEL=TEXT: every backup's token named so.
+        if let Ok(label) = std::env::var("BREAKGLASS_SHEET_LABEL") {
+            for b in &mut sheet.backups {
+                *b = labelled(b.clone(), &label);
+            }
         }
         let svg = render(&sheet).unwrap();
         let (w, h, luma) = rasterise(&svg, 5.0, true);
