@@ -586,18 +586,25 @@ fn sheet_shows_hostile_labels_and_config_text_escaped() {
     );
 }
 
-/// Backup CA `k`'s fingerprint on the sheet: one text, or (backups in columns) its lines
-/// `backup-fingerprint-K`, `-K-2`... together.
-fn sheet_backup_fingerprint(svg: &str, k: usize) -> String {
-    let mut all = svg_text(svg, &format!("backup-fingerprint-{k}"));
+/// The text `id` of the sheet with the lines it was wrapped into (`ID-2`, `ID-3`...), joined
+/// by `sep`.
+fn sheet_lines(svg: &str, id: &str, sep: &str) -> String {
+    let mut all = svg_text(svg, id);
     for j in 2.. {
-        let id = format!("backup-fingerprint-{k}-{j}");
-        if !svg.contains(&format!("id=\"{id}\"")) {
+        let next = format!("{id}-{j}");
+        if !svg.contains(&format!("id=\"{next}\"")) {
             return all;
         }
-        all.push_str(&svg_text(svg, &id));
+        all.push_str(sep);
+        all.push_str(&svg_text(svg, &next));
     }
     all
+}
+
+/// Backup CA `k`'s fingerprint on the sheet: one text, or (backups in columns) its lines
+/// together.
+fn sheet_backup_fingerprint(svg: &str, k: usize) -> String {
+    sheet_lines(svg, &format!("backup-fingerprint-{k}"), "")
 }
 
 /// `add-backup-ca --label TEXT` names the backup's token: the label becomes its line's
@@ -687,10 +694,10 @@ fn backup_labels_on_the_sheet_of_an_rsa_primary_with_three_backups() {
     );
     let sheet = std::fs::read_to_string(&sheet_path).unwrap();
     assert_eq!(
-        svg_text(&sheet, "backup-token-1"),
+        sheet_lines(&sheet, "backup-token-1", " "),
         "Token: YubiKey 5 serial 23456789, vault B"
     );
-    assert_eq!(svg_text(&sheet, "backup-token-2"), "Token: vault C");
+    assert_eq!(sheet_lines(&sheet, "backup-token-2", " "), "Token: vault C");
     assert_eq!(svg_text(&sheet, "backup-token-3"), "Token:");
     assert!(sheet.contains("id=\"backup-token-3-blank\""));
     for id in [
