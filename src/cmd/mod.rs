@@ -219,10 +219,15 @@ pub fn run(cli: Cli) -> Result<()> {
     let mut command = cli.command;
     let (ca, pin_file) = command.token_options();
     let globals = Globals {
-        ca: once("--ca", cli.ca, ca)?.filter(|s| !s.trim().is_empty()),
+        ca: once("--ca", "BREAKGLASS_CA", cli.ca, ca)?.filter(|s| !s.trim().is_empty()),
         state_dir,
         state_dirs,
-        pin_file: once("--pin-file", cli.pin_file, pin_file)?,
+        pin_file: once(
+            "--pin-file",
+            "BREAKGLASS_CA_PIN_FILE",
+            cli.pin_file,
+            pin_file,
+        )?,
     };
     match command {
         Command::Init(a) => init::run(&globals, &a),
@@ -240,11 +245,21 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// An option given before the command (as 0.1-0.3 scripts do) or after it: one value.
-fn once<T: PartialEq>(name: &str, before: Option<T>, after: Option<T>) -> Result<Option<T>> {
+/// An option given before the command (as 0.1-0.3 scripts do) or after it: one value. The
+/// value after the command may come from the environment variable `env` instead (clap fills
+/// it in there); the command line wins over the environment, as in 0.3, so a value that is
+/// the variable's is overridden by one before the command.
+fn once<T: PartialEq + AsRef<std::ffi::OsStr>>(
+    name: &str,
+    env: &str,
+    before: Option<T>,
+    after: Option<T>,
+) -> Result<Option<T>> {
+    let from_env = |a: &T| std::env::var_os(env).is_some_and(|v| v.as_os_str() == a.as_ref());
     match (before, after) {
+        (Some(b), Some(a)) if a != b && from_env(&a) => Ok(Some(b)),
         (Some(b), Some(a)) if a != b => Err(Error::usage(format!(
-            "{name} was given twice with different values (before the command, and after it or in its environment variable)"
+            "{name} was given twice with different values (before the command and after it)"
         ))
         .with_hint(format!("give {name} once, after the command"))),
         (b, a) => Ok(a.or(b)),
