@@ -218,10 +218,22 @@ pub fn run(cli: Cli) -> Result<()> {
     let mut command = cli.command;
     let (ca, pin_file) = command.token_options();
     let globals = Globals {
-        ca: once("--ca", cli.ca, ca)?.filter(|s| !s.trim().is_empty()),
+        ca: once(
+            "--ca",
+            "BREAKGLASS_CA",
+            cli.ca.map(Into::into),
+            ca.map(Into::into),
+        )?
+        .map(|s: std::ffi::OsString| s.to_string_lossy().into_owned())
+        .filter(|s| !s.trim().is_empty()),
         state_dir,
         state_dirs,
-        pin_file: once("--pin-file", cli.pin_file, pin_file)?,
+        pin_file: once(
+            "--pin-file",
+            "BREAKGLASS_CA_PIN_FILE",
+            cli.pin_file,
+            pin_file,
+        )?,
     };
     match command {
         Command::Init(a) => init::run(&globals, &a),
@@ -239,14 +251,24 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// An option given before the command (as 0.1-0.3 scripts do) or after it: one value.
-fn once<T: PartialEq>(name: &str, before: Option<T>, after: Option<T>) -> Result<Option<T>> {
+/// An option given before the command (as 0.1-0.3 scripts do) or after it: one value. The one
+/// before the command wins over the environment variable, as an option always does.
+fn once<T: PartialEq + From<std::ffi::OsString>>(
+    name: &str,
+    env: &str,
+    before: Option<T>,
+    after: Option<T>,
+) -> Result<Option<T>> {
+    let from_env = std::env::var_os(env).map(T::from);
     match (before, after) {
-        (Some(b), Some(a)) if a != b => Err(Error::usage(format!(
-            "{name} was given twice with different values (before the command, and after it or in its environment variable)"
-        ))
-        .with_hint(format!("give {name} once, after the command"))),
-        (b, a) => Ok(a.or(b)),
+        (Some(b), Some(a)) if a != b && Some(&a) != from_env.as_ref() => {
+            Err(Error::usage(format!(
+                "{name} was given twice with different values, before the command and after it"
+            ))
+            .with_hint(format!("give {name} once, after the command")))
+        }
+        (Some(b), _) => Ok(Some(b)),
+        (None, a) => Ok(a),
     }
 }
 
