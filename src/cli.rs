@@ -177,6 +177,12 @@ pub enum LogAction {
         /// state directory. Needs no token and no configuration.
         #[arg(long, value_name = "DIR")]
         bundle: Option<PathBuf>,
+
+        /// Verify with this copy of the CA public key (one OpenSSH line, e.g. from the key
+        /// sheet or a host's TrustedUserCAKeys), instead of ca.pub (the state directory's or
+        /// the bundle's) or the token.
+        #[arg(long, value_name = "FILE")]
+        ca_pubkey: Option<PathBuf>,
     },
     /// Write a bundle an auditor can verify on another machine without the token: the ledger,
     /// its checkpoints if any (0.1.0), the CA public key and instructions.
