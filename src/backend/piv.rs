@@ -703,6 +703,21 @@ fn write_certificate(
 mod tests {
     use super::*;
 
+    /// Only "no readers" means "not plugged in"; pcscd not running stays an error.
+    #[test]
+    fn only_no_readers_reads_as_absent() {
+        let pcsc = |e| yubikey::Error::PcscError { inner: Some(e) };
+        assert!(no_readers(&pcsc(pcsc::Error::NoReadersAvailable)));
+        for other in [
+            pcsc(pcsc::Error::NoService),
+            pcsc(pcsc::Error::NoSmartcard),
+            yubikey::Error::PcscError { inner: None },
+            yubikey::Error::NotFound,
+        ] {
+            assert!(!no_readers(&other), "{other:?}");
+        }
+    }
+
     #[test]
     fn pkcs1_padding_layout() {
         let em = pkcs1_sha512(b"abc", 256);

@@ -101,7 +101,7 @@ impl CaSource {
             CaSource::Token { key, .. } => {
                 let ca_pub = state_dir.join(CA_PUB_FILE);
                 let also = match config {
-                    Some(c) if c.fingerprint == fp && fsx_exists(&ca_pub) => {
+                    Some(c) if c.fingerprint == fp && exists(&ca_pub) => {
                         format!(", as {} does", ca_pub.shown())
                     }
                     _ => String::new(),
@@ -142,7 +142,7 @@ impl CaSource {
 }
 
 /// Whether something is at `path` (a link counts: reading it is refused later).
-fn fsx_exists(path: &Path) -> bool {
+fn exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
 }
 
@@ -240,12 +240,12 @@ impl Globals {
             let fp = key::fingerprint(&key);
             if fp != c.fingerprint {
                 return Err(Error::config(format!(
-                    "{} holds the key {fp}, but config.toml names the CA {}: refusing to use it (nothing was written)",
+                    "{} holds the key {fp}, but config.toml names the CA {}: refusing to use it",
                     path.shown(),
                     Esc(&c.fingerprint)
                 ))
                 .with_hint(format!(
-                    "this state directory is inconsistent: restore ca.pub from the backup of the state directory, or from the key line on the key sheet (its fingerprint must be {}); with the CA token plugged in, its key decides",
+                    "this state directory is inconsistent: restore ca.pub from the backup of the state directory, or from the key line on the key sheet (its fingerprint must be {})",
                     Esc(&c.fingerprint)
                 )));
             }
@@ -391,6 +391,49 @@ mod tests {
         }
         let err = read_key_file(&dir.path().join("missing"), "--ca-pubkey").unwrap_err();
         assert!(err.to_string().contains("cannot read"), "{err}");
+    }
+
+    /// The stderr line of each source: where the key came from, and what it was checked
+    /// against.
+    #[test]
+    fn each_source_says_where_its_key_came_from() {
+        let k = key::parse_line(ED).unwrap().key_data().clone();
+        let fp = key::fingerprint(&k);
+        let file = |p: &str| CaFile {
+            path: PathBuf::from(p),
+            key: k.clone(),
+        };
+        let config = |fingerprint: &str| Config {
+            ca: "pkcs11:token=t".parse().unwrap(),
+            algorithm: "ed25519".into(),
+            fingerprint: fingerprint.into(),
+            created: String::new(),
+            backup_ca_pubkeys: Vec::new(),
+            checkpoints: true,
+            policy: crate::policy::Policy::default(),
+        };
+        let state = Path::new("/state");
+        let ca_pub = CaSource::CaPub {
+            uri: Some("pkcs11:token=t".parse().unwrap()),
+            file: file("/state/ca.pub"),
+            absent: Some("no YubiKey found".into()),
+        };
+        assert_eq!(
+            ca_pub.describe(state, Some(&config(&fp))),
+            format!("CA key: from /state/ca.pub (token not plugged in: no YubiKey found), matches config.toml's fingerprint {fp}")
+        );
+        assert_eq!(ca_pub.uri().unwrap().to_string(), "pkcs11:token=t");
+        assert!(ca_pub.token().is_none());
+        let files = CaSource::Files(vec![file("a.pub"), file("b\u{1b}.pub")]);
+        assert_eq!(
+            files.describe(state, None),
+            format!("CA key: from a.pub (given on the command line), fingerprint {fp}\nbackup CA 1: from b\\e.pub ({fp})")
+        );
+        assert!(files
+            .describe(state, Some(&config("SHA256:other")))
+            .contains("not the CA of config.toml (SHA256:other)"));
+        assert_eq!(files.backup_files().len(), 1);
+        assert!(files.uri().is_none());
     }
 
     #[test]
