@@ -278,9 +278,9 @@ fn svg_qr(output: Option<&Path>, state_dir: &Path, shown: &Shown, fingerprint: &
 }
 
 /// What the sheet says in place of the token's facts when the key came from `ca.pub`.
-pub const SHEET_NO_TOKEN: &str = "not plugged in: printed from ca.pub (label and serial not read)";
+const SHEET_NO_TOKEN: &str = "not plugged in: printed from ca.pub (label and serial not read)";
 /// The same for the key's label and id.
-pub const SHEET_NO_KEY: &str = "not read from the token: check the fingerprint below";
+const SHEET_NO_KEY: &str = "not read from the token: check the fingerprint below";
 
 /// `--format sheet`: the A4 key sheet, with the URI and creation date of this CA's own
 /// configuration when there is one; the `revoked` CA keys marked and left out. Made from
