@@ -27,3 +27,4 @@ mod revoke;
 mod selection;
 mod signals;
 mod statedir;
+mod tokenfree;

@@ -71,7 +71,11 @@ impl Command {
 pub enum Command {
     /// Create the CA key on the token (once, before any emergency) and write config.toml.
     Init(InitArgs),
-    /// Print the CA public key for TrustedUserCAKeys (no PIN needed).
+    /// Print the CA public key for TrustedUserCAKeys (no PIN; ca.pub when the token is out).
+    ///
+    /// No PIN is needed. With the token plugged in, its key is checked against config.toml
+    /// and the state directory's ca.pub; without it, ca.pub is used, checked against
+    /// config.toml. stderr says which.
     Pubkey(PubkeyArgs),
     /// Sign a short-lived user certificate for a requester's public key.
     Mint(MintArgs),
@@ -89,6 +93,9 @@ pub enum Command {
     /// Write what a host image needs: an sshd_config.d snippet, the CA bundle (without the
     /// CAs the ledger revokes), principals files, the KRL (RevokedKeys) from the ledger,
     /// install.sh and a cloud-init fragment. No PIN needed.
+    ///
+    /// Without the token plugged in, the CA key comes from the state directory's ca.pub,
+    /// checked against config.toml (stderr says which).
     HostConfig(HostConfigArgs),
     /// Revoke certificates (by serial, key ID or requester key) or a whole CA: a record in
     /// the ledger. No token and no PIN needed.
@@ -177,6 +184,12 @@ pub enum LogAction {
         /// state directory. Needs no token and no configuration.
         #[arg(long, value_name = "DIR")]
         bundle: Option<PathBuf>,
+
+        /// Verify with this copy of the CA public key (one OpenSSH line, e.g. from the key
+        /// sheet or a host's TrustedUserCAKeys), instead of ca.pub (the state directory's or
+        /// the bundle's) or the token.
+        #[arg(long, value_name = "FILE")]
+        ca_pubkey: Option<PathBuf>,
     },
     /// Write a bundle an auditor can verify on another machine without the token: the ledger,
     /// its checkpoints if any (0.1.0), the CA public key and instructions.

@@ -4,6 +4,7 @@
 
 pub mod add_backup_ca;
 pub mod audit;
+pub mod ca_source;
 pub mod host_config;
 pub mod init;
 pub mod inspect;
@@ -72,15 +73,7 @@ impl Globals {
         let uri = self.ca_uri(config)?;
         let key = backend::open(&uri, std::sync::Arc::new(crate::ui::Terminal))?;
         if let Some(c) = config.filter(|_| strict || self.ca.is_none()) {
-            let fp = crate::key::fingerprint(key.public_key());
-            if c.fingerprint != fp {
-                return Err(Error::token(format!(
-                    "the key on this token ({fp}) is not the CA configured in {} ({})",
-                    self.state_dir.shown(),
-                    crate::text::Esc(&c.fingerprint)
-                ))
-                .with_hint("check you took the right token from the vault; a different CA needs its own --state-dir"));
-            }
+            self.check_token_key(c, key.public_key())?;
         }
         Ok((uri, key))
     }
