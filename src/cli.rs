@@ -132,6 +132,10 @@ pub struct PinFileArg {
 pub struct StatusArgs {
     #[command(flatten)]
     pub token: CaArg,
+
+    /// One JSON object (ASCII, format 1; docs/ledger.md section 5.5) instead of the lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

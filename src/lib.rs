@@ -25,6 +25,7 @@ pub mod panic_guard;
 pub mod pin;
 pub mod policy;
 pub mod signals;
+pub mod status;
 pub mod text;
 pub mod ui;
 pub mod uri;

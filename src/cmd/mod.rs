@@ -228,7 +228,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pubkey(a) => pubkey::run(&globals, &a),
         Command::Mint(a) => mint::run(&globals, &a),
         Command::Inspect(a) => inspect::run(&globals, &a),
-        Command::Status(_) => status::run(&globals),
+        Command::Status(a) => status::run(&globals, &a),
         Command::Log(a) => log::run(&globals, &a),
         Command::Attest(_) => status::attest(&globals),
         Command::AddBackupCa(a) => add_backup_ca::run(&globals, &a),
