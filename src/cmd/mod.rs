@@ -4,6 +4,7 @@
 
 pub mod add_backup_ca;
 pub mod audit;
+pub mod doctor;
 pub mod host_config;
 pub mod init;
 pub mod inspect;
@@ -236,6 +237,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Revoke(a) => revoke::run(&globals, &a),
         Command::Krl(a) => krl::run(&globals, &a),
         Command::Audit(a) => audit::run(&globals, &a),
+        Command::Doctor(a) => doctor::run(&globals, &a),
     }
 }
 

@@ -105,7 +105,7 @@ impl Counts {
 
 /// How much of a ledger a token signature covers: the figures `log verify` reports (from its
 /// [`Report`]) and `status` shows (from its [`Summary`]), computed by one function.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Coverage {
     /// The newest serial issued: the ledger holds issuance records 1 to this.
     pub last_serial: u64,
@@ -132,6 +132,13 @@ pub struct Coverage {
     pub torn_tail: bool,
     /// The last record lost only its final newline (the next mint restores it).
     pub unterminated: bool,
+}
+
+impl Default for Coverage {
+    /// An empty ledger's.
+    fn default() -> Self {
+        Coverage::new(Counts::default(), 0, false, false)
+    }
 }
 
 impl Coverage {
@@ -1839,5 +1846,62 @@ mod tests {
             drop(locked);
             assert_eq!(crate::ledger::testing::snapshot(dir.path()), before);
         }
+    }
+
+    /// `status`'s figures ([`Ledger::summary`]) are `log verify`'s ([`Report::coverage`]):
+    /// old ledgers with and without a bound continuation, revocations covered and not, a
+    /// checkpoint file cut back, a torn tail, a lost newline, an empty ledger.
+    #[test]
+    fn the_summary_counts_what_verify_counts() {
+        let check = |dir: &std::path::Path, ca: &SoftKey, want: (u64, u64, u64, bool)| {
+            let ledger = Ledger::new(dir);
+            let summary = ledger.summary(&fp(ca)).unwrap();
+            summary.chain.as_ref().unwrap();
+            let report = ledger.verify(ca.public_key()).unwrap().map(|v| v.report);
+            let verified = report.as_ref().map(Report::coverage).unwrap_or_default();
+            assert_eq!(summary.coverage, verified);
+            let c = &summary.coverage;
+            assert_eq!(
+                (c.last_serial, c.covered, c.uncovered, c.newest_covered),
+                want,
+                "{c:?}"
+            );
+            assert_eq!(summary.records as u64, c.last_serial);
+            c.clone()
+        };
+        let empty = tempfile::tempdir().unwrap();
+        check(empty.path(), &SoftKey::new(5), (0, 0, 0, true));
+        // 0.1.0: three checkpointed records; one more without its checkpoint.
+        let (dir, ca, _, _) = ledger(3);
+        let c = check(dir.path(), &ca, (3, 3, 0, true));
+        assert_eq!((c.old_records, c.newest_checkpoint), (3, 3));
+        let cps = dir.path().join(checkpoint::FILE);
+        let text = std::fs::read_to_string(&cps).unwrap();
+        let first_two: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&cps, first_two).unwrap();
+        check(dir.path(), &ca, (3, 2, 1, false));
+        // Continued by a bound record: all covered; then a revocation, uncovered.
+        append_records(dir.path(), &ca, 3, 4, true);
+        let c = check(dir.path(), &ca, (4, 4, 0, true));
+        assert_eq!((c.old_records, c.bound_records), (3, 1));
+        append_revocation(dir.path(), &ca, "2026-11-22T03:05:00Z", |_| {});
+        let c = check(dir.path(), &ca, (4, 4, 1, false));
+        assert_eq!((c.revocations, c.uncovered_revocations), (1, 1));
+        // Bound records and revocations, the newest a revocation.
+        let (dir, ca, _) = with_revocations();
+        check(dir.path(), &ca, (3, 4, 1, false));
+        append_records(dir.path(), &ca, 3, 4, true);
+        check(dir.path(), &ca, (4, 6, 0, true));
+        // A torn tail, then a record that lost its newline.
+        let path = dir.path().join(LEDGER_FILE);
+        let whole = std::fs::read(&path).unwrap();
+        let mut torn = whole.clone();
+        torn.extend_from_slice(b"{\"serial\":5,\"key_id\":\"hal");
+        std::fs::write(&path, &torn).unwrap();
+        let c = check(dir.path(), &ca, (4, 6, 0, true));
+        assert!(c.torn_tail && !c.unterminated);
+        std::fs::write(&path, &whole[..whole.len() - 1]).unwrap();
+        let c = check(dir.path(), &ca, (4, 6, 0, true));
+        assert!(!c.torn_tail && c.unterminated);
     }
 }
