@@ -78,7 +78,8 @@ pub enum Command {
     Mint(MintArgs),
     /// Show a certificate like `ssh-keygen -L` and check its signature, its CA and validity.
     Inspect(InspectArgs),
-    /// Show the token, the CA key, the PIN state and the last serial issued.
+    /// Show the token, the CA key, the PIN state, the clock, the ledger (last serial, what the
+    /// token's signatures cover, the chain), the backup CAs and the KRL version. No PIN.
     Status(StatusArgs),
     /// The issuance ledger: list it, show one record, verify it, export it for an auditor.
     Log(LogArgs),

@@ -531,3 +531,106 @@ impl StatusReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::soft::SoftKey;
+    use crate::ledger::testing::{append_raw, issue, revoke};
+    use chrono::TimeZone;
+
+    fn config(fingerprint: &str) -> Config {
+        Config {
+            ca: "pkcs11:token=t".parse().unwrap(),
+            algorithm: "ecdsa-p256".into(),
+            fingerprint: fingerprint.into(),
+            created: "2026-11-22T00:00:00Z".into(),
+            backup_ca_pubkeys: vec![
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEiPWfHTVUvG5z0zfXVvb7xPMh6/tIRYQzoMAZFkKqXU vault-b"
+                    .into(),
+            ],
+            checkpoints: false,
+            backup_dir: Some("/media/BACKUP/x".into()),
+            policy: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_report_names_each_problem_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        issue(&ledger, "CA");
+        issue(&ledger, "CA");
+        revoke(&ledger, "CA", "2026-11-22T00:06:00Z", |v| {
+            v.requester_keys.clear();
+            v.ca_keys = vec![crate::ledger::RevokedKey::of(
+                ssh_key::PublicKey::from_openssh(crate::ledger::testing::CAROL)
+                    .unwrap()
+                    .key_data(),
+            )
+            .unwrap()];
+        });
+        append_raw(&ledger, b"{\"serial\":3,");
+        let c = config("CA");
+        let token_error = Error::token("no token found").with_hint("plug it in");
+        let soft = SoftKey::new(3);
+        let at = |h: u32| Utc.with_ymd_and_hms(2026, 11, 22, h, 0, 0).unwrap();
+        let gather = |now| {
+            StatusReport::gather(&Inputs {
+                state_dir: dir.path(),
+                config: Ok(Some(&c)),
+                uri: Some("pkcs11:token=t".into()),
+                token: Err(&token_error),
+                ca_pub: Ok(Some(soft.public_key())),
+                now,
+            })
+        };
+        let r = gather(at(1));
+        assert!(!r.token.found && r.token.pin.is_none());
+        assert_eq!(r.config.matches_token, None);
+        assert_eq!(r.config.backup_dir.as_deref(), Some("/media/BACKUP/x"));
+        assert_eq!(
+            (r.ca.fingerprint.as_deref(), r.ca.from.as_deref()),
+            (Some("CA"), Some("config.toml"))
+        );
+        // The token's error first, then ca.pub against config.toml; the clock is ahead.
+        assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
+        assert_eq!(r.problems[0].error, "no token found");
+        assert_eq!(r.problems[0].hint.as_deref(), Some("plug it in"));
+        assert!(
+            r.problems[1].error.contains("holds the key SHA256:")
+                && r.problems[1].error.contains("config.toml names the CA CA")
+        );
+        assert!(!r.clock.behind);
+        assert_eq!(
+            r.clock.newest_record.as_deref(),
+            Some("2026-11-22T00:06:00Z")
+        );
+        let cov = r.ledger.coverage.as_ref().unwrap();
+        // (format-1 records without checkpoints: none covered)
+        assert_eq!(
+            (cov.last_serial, cov.revocations, cov.covered, cov.uncovered),
+            (2, 1, 0, 3)
+        );
+        assert!(cov.torn_tail);
+        assert_eq!(r.ledger.newest.as_ref().map(|n| n.serial), Some(2));
+        assert!(r.ledger.chain.as_ref().unwrap().ok);
+        assert_eq!(r.revocations.records, 1);
+        assert_eq!(r.revocations.krl_version, 20261122000600);
+        // The backup CA (carol's key) is revoked by that record.
+        assert_eq!(r.backup_cas.len(), 1);
+        assert!(r.backup_cas[0].revoked);
+        assert_eq!(r.backup_cas[0].comment, "vault-b");
+        // A clock before the newest record is a problem.
+        let r = gather(Utc.with_ymd_and_hms(2026, 11, 21, 23, 0, 0).unwrap());
+        assert!(r.clock.behind);
+        assert!(r.problems[2]
+            .error
+            .contains("earlier than the newest ledger record (2026-11-22T00:06:00Z)"));
+        // The JSON: format 1, ASCII.
+        let json = crate::text::json_ascii(&r, false).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["format"], 1);
+        assert_eq!(v["ledger"]["coverage"]["torn_tail"], true);
+    }
+}
