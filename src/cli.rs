@@ -61,6 +61,7 @@ impl Command {
             Command::HostConfig(a) => (&mut a.token, None),
             Command::Status(a) => (&mut a.token, None),
             Command::Attest(a) => (&mut a.token, None),
+            Command::Doctor(a) => (&mut a.token, Some(&mut a.pin)),
             _ => return (None, None),
         };
         (ca.ca.take(), pin.and_then(|p| p.pin_file.take()))
@@ -81,7 +82,8 @@ pub enum Command {
     Mint(MintArgs),
     /// Show a certificate like `ssh-keygen -L` and check its signature, its CA and validity.
     Inspect(InspectArgs),
-    /// Show the token, the CA key, the PIN state and the last serial issued.
+    /// Show the token, the CA key, the PIN state, the clock, the ledger (last serial, what the
+    /// token's signatures cover, the chain), the backup CAs and the KRL version. No PIN.
     Status(StatusArgs),
     /// The issuance ledger: list it, show one record, verify it, export it for an auditor.
     Log(LogArgs),
@@ -106,6 +108,10 @@ pub enum Command {
     /// Check sshd logs against the ledgers: every certificate login, offer and refusal, and
     /// an ALARM (exit 1) for what no ledger accounts for. No token, no PIN.
     Audit(AuditArgs),
+    /// Check everything before an emergency (and at its start): the clock, the token and its
+    /// key, the PIN tries, the ledger, the backup copy, file modes. Exit 1 if anything is
+    /// serious. No PIN.
+    Doctor(DoctorArgs),
 }
 
 /// `--ca`, on the commands that open the CA key.
@@ -139,6 +145,37 @@ pub struct PinFileArg {
 pub struct StatusArgs {
     #[command(flatten)]
     pub token: CaArg,
+
+    /// One JSON object (ASCII, format 1; docs/ledger.md section 5.5) instead of the lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const DOCTOR_AFTER_HELP: &str = "\
+Run it in the yearly dry run and at the start of an emergency, with the token plugged in:
+  breakglass-ca doctor
+  breakglass-ca doctor --json
+
+Each finding is 'ok', 'WARNING' or 'SERIOUS', with the next step below it. It checks: the state
+directory's files (nobody else can change them), config.toml, the token and its key against
+config.toml and ca.pub, the PIN tries (1 left or blocked is serious), a YubiKey's firmware and
+PIN and touch policies, the PIN file (--pin-file) if one is given, the laptop clock against the
+newest ledger record (behind it is serious), the ledger chain, and the copy of the state
+directory at config.toml's backup_dir (it must hold the newest record). It needs no PIN and
+changes nothing. Exit 0: nothing serious; 1: something is.";
+
+#[derive(Debug, Args)]
+#[command(after_help = DOCTOR_AFTER_HELP)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub token: CaArg,
+
+    #[command(flatten)]
+    pub pin: PinFileArg,
+
+    /// One JSON object (ASCII): the findings with their level, check, what and next step.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -410,6 +410,7 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: Vec::new(),
             checkpoints: true,
+            backup_dir: None,
             policy: crate::policy::Policy::default(),
         };
         let state = Path::new("/state");

@@ -5,6 +5,7 @@
 pub mod add_backup_ca;
 pub mod audit;
 pub mod ca_source;
+pub mod doctor;
 pub mod host_config;
 pub mod init;
 pub mod inspect;
@@ -233,7 +234,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pubkey(a) => pubkey::run(&globals, &a),
         Command::Mint(a) => mint::run(&globals, &a),
         Command::Inspect(a) => inspect::run(&globals, &a),
-        Command::Status(_) => status::run(&globals),
+        Command::Status(a) => status::run(&globals, &a),
         Command::Log(a) => log::run(&globals, &a),
         Command::Attest(_) => status::attest(&globals),
         Command::AddBackupCa(a) => add_backup_ca::run(&globals, &a),
@@ -241,6 +242,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Revoke(a) => revoke::run(&globals, &a),
         Command::Krl(a) => krl::run(&globals, &a),
         Command::Audit(a) => audit::run(&globals, &a),
+        Command::Doctor(a) => doctor::run(&globals, &a),
     }
 }
 

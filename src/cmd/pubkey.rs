@@ -386,6 +386,7 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: backups,
             checkpoints: true,
+            backup_dir: None,
             policy: Policy::default(),
         }
     }
