@@ -79,11 +79,15 @@ pub fn man_page(date: Option<&str>) -> String {
     let mut root = Cli::command().disable_help_subcommand(true);
     root.build();
     let mut page = String::new();
-    let top = Man::new(root.clone())
-        .date(date.unwrap_or_default())
-        .manual("breakglass-ca manual");
-    // The first fragment keeps roff's preamble (the apostrophe string the others use).
-    page.push_str(&String::from_utf8_lossy(&rendered(|w| top.render_title(w))));
+    let top = Man::new(root.clone());
+    // roff's preamble once (the apostrophe string every fragment uses), then the title line:
+    // written here, since clap_mangen drops an empty date and shifts the fields after it.
+    page.push_str(&Roff::new().render());
+    page.push_str(&format!(
+        ".TH {BIN} 1 \"{}\" \"{BIN} {}\" \"{BIN} manual\"\n",
+        date.unwrap_or_default(),
+        root.get_version().unwrap_or_default()
+    ));
     page.push_str(&fragment(|w| top.render_name_section(w)));
     page.push_str(&fragment(|w| top.render_synopsis_section(w)));
     page.push_str(&description());
@@ -405,7 +409,7 @@ mod tests {
             "one preamble first"
         );
         assert_eq!(page.matches(&Roff::new().render()).count(), 1);
-        assert!(page.contains(".TH breakglass-ca 1 2026-01-02 \"breakglass-ca "));
+        assert!(page.contains(".TH breakglass-ca 1 \"2026-01-02\" \"breakglass-ca "));
         let root = Cli::command();
         for sub in visible(&root) {
             let head = format!(".SH \"BREAKGLASS-CA {}\"", sub.get_name().to_uppercase());
@@ -439,7 +443,7 @@ mod tests {
     #[test]
     fn completion_scripts_name_the_commands() {
         for (shell, head) in [
-            (ShellArg::Bash, "_breakglass-ca()"),
+            (ShellArg::Bash, "_breakglass__ca()"),
             (ShellArg::Zsh, "#compdef breakglass-ca"),
             (ShellArg::Fish, "complete -c breakglass-ca"),
         ] {
