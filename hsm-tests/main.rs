@@ -18,6 +18,7 @@ mod krl_hosts;
 mod ledger;
 mod lock;
 mod many;
+mod package;
 mod piv;
 mod qr;
 mod refusals;

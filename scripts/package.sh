@@ -135,7 +135,7 @@ debs=("$OUT"/breakglass-ca_*.deb)
 DEB=${debs[0]}
 (cd -- "$OUT" && sha256sum -- "${DEB##*/}" >SHA256SUMS)
 (cd -- "$OUT" && sha256sum -c --quiet SHA256SUMS) || die "SHA256SUMS does not verify"
-note "$(dpkg-deb -f "$DEB" Package Version Architecture Depends Recommends Suggests | sed 's/^/  /')"
+while IFS= read -r line; do note "  $line"; done < <(dpkg-deb -f "$DEB" Package Version Architecture Depends Recommends Suggests)
 note "size: $(wc -c <"$DEB") bytes; built in $((SECONDS - start)) s"
 
 if $check_reproducible; then
