@@ -144,9 +144,12 @@ if $check_reproducible; then
     rm -rf -- "$REPRO"
     mkdir -p -- "$REPRO/src"
     # The files git knows (committed or not) and new files it does not ignore: the tree as built.
+    # (A file deleted but not yet committed is left out.)
     git -C "$REPO" ls-files -z --cached --others --exclude-standard |
-        (cd -- "$REPO" && xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) |
-        tar -C "$REPO" --null -T - -cf - | tar -C "$REPO/target/repro/src" -xf -
+        while IFS= read -r -d '' f; do
+            if [[ -e $REPO/$f || -L $REPO/$f ]]; then printf '%s\0' "$f"; fi
+        done |
+        tar -C "$REPO" --null -T - -cf - | tar -C "$REPRO/src" -xf -
     (cd -- "$REPRO/src" && env -u CARGO_TARGET_DIR bash scripts/package.sh) >"$REPRO/stdout" ||
         die "the second build failed"
     DEB2=$(head -n1 "$REPRO/stdout")

@@ -88,7 +88,8 @@ run piv-card cargo build --release --locked --manifest-path hsm-tests/piv-card/C
 # Its path goes to the tests in BREAKGLASS_TEST_DEB; without it, in CI, those tests fail.
 unset BREAKGLASS_TEST_DEB
 package_out=$REPO/target/package.stdout
-if run package bash -c 'bash scripts/package.sh >"$1"' package "$package_out"; then
+package() { bash scripts/package.sh >"$package_out"; }
+if run package package; then
     BREAKGLASS_TEST_DEB=$(head -n1 "$package_out")
     export BREAKGLASS_TEST_DEB
     note "package: $BREAKGLASS_TEST_DEB"
