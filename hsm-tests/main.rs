@@ -19,6 +19,7 @@ mod krl_hosts;
 mod ledger;
 mod lock;
 mod many;
+mod package;
 mod piv;
 mod qr;
 mod refusals;

@@ -112,6 +112,12 @@ pub enum Command {
     /// key, the PIN tries, the ledger, the backup copy, file modes. Exit 1 if anything is
     /// serious. No PIN.
     Doctor(DoctorArgs),
+    /// Print the completion script for a shell (the Debian package installs all three).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), generated from these definitions:
+    /// 'breakglass-ca man | man -l -'. The Debian package installs it as breakglass-ca(1).
+    #[command(hide = true)]
+    Man,
 }
 
 /// `--ca`, on the commands that open the CA key.
@@ -727,4 +733,29 @@ pub struct AuditArgs {
     /// Log files to read, in time order ('-' for stdin).
     #[arg(value_name = "LOG", required = true)]
     pub logs: Vec<PathBuf>,
+}
+
+const COMPLETIONS_AFTER_HELP: &str = "\
+The Debian package installs all three already. By hand, for one user:
+  mkdir -p ~/.local/share/bash-completion/completions
+  breakglass-ca completions bash > ~/.local/share/bash-completion/completions/breakglass-ca
+  mkdir -p ~/.config/fish/completions
+  breakglass-ca completions fish > ~/.config/fish/completions/breakglass-ca.fish
+  mkdir -p ~/.zfunc
+  breakglass-ca completions zsh > ~/.zfunc/_breakglass-ca
+and, for zsh, in ~/.zshrc before compinit: fpath=(~/.zfunc $fpath)";
+
+#[derive(Debug, Args)]
+#[command(after_help = COMPLETIONS_AFTER_HELP)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: ShellArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
 }

@@ -5,6 +5,7 @@
 pub mod add_backup_ca;
 pub mod audit;
 pub mod ca_source;
+pub mod completions;
 pub mod doctor;
 pub mod host_config;
 pub mod init;
@@ -197,6 +198,12 @@ pub fn write_output_in(output: Option<&Path>, state_dir: &Path, text: &str) -> R
 pub fn run(cli: Cli) -> Result<()> {
     // Before anything else, whatever the command: no PIN may ever end up in a core dump.
     pin::forbid_core_dumps()?;
+    // Generated from the definitions alone: no state directory needed (a package build).
+    match &cli.command {
+        Command::Completions(a) => return completions::run(a),
+        Command::Man => return completions::man(),
+        _ => {}
+    }
     if cli.state_dir.len() > 1 && !matches!(cli.command, Command::Audit(_)) {
         return Err(Error::usage(format!(
             "--state-dir was given {} times; only 'audit' reads several state directories",
@@ -243,6 +250,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Krl(a) => krl::run(&globals, &a),
         Command::Audit(a) => audit::run(&globals, &a),
         Command::Doctor(a) => doctor::run(&globals, &a),
+        Command::Completions(a) => completions::run(&a),
+        Command::Man => completions::man(),
     }
 }
 
