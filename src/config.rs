@@ -60,6 +60,11 @@ pub struct Config {
     /// Have the token sign the ledger head after each issuance (see `checkpoint.rs`).
     #[serde(default = "yes")]
     pub checkpoints: bool,
+    /// Where the copy of the state directory is kept (`backup_dir = "/media/BACKUP/…"`, set by
+    /// hand): `doctor` checks that it holds the ledger's newest record. Optional; configs
+    /// without it read as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<PathBuf>,
     #[serde(default)]
     pub policy: Policy,
 }
@@ -127,6 +132,7 @@ mod tests {
             created: "2026-11-22T00:00:00Z".into(),
             backup_ca_pubkeys: Vec::new(),
             checkpoints: true,
+            backup_dir: None,
             policy: Policy::default(),
         };
         c.save(dir.path()).unwrap();
@@ -185,6 +191,7 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: Vec::new(),
             checkpoints: true,
+            backup_dir: None,
             policy: Policy::default(),
         };
         let path = c.save(dir.path()).unwrap();

@@ -867,6 +867,7 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: vec![BACKUP.into()],
             checkpoints: false,
+            backup_dir: None,
             policy: Default::default(),
         }
         .save(primary.path())

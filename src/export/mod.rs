@@ -444,6 +444,7 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: hostile.to_vec(),
             checkpoints: true,
+            backup_dir: None,
             policy: Default::default(),
         };
         let got = backup_cas(Some(&config), Path::new("/state"), &mut |_| {}).unwrap();
@@ -483,6 +484,7 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: vec![format!("{ED} vault-a"), compressed.into()],
             checkpoints: true,
+            backup_dir: None,
             policy: Default::default(),
         };
         let err = backup_cas(Some(&config), Path::new("/state"), &mut |_| {})
