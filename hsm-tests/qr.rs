@@ -139,15 +139,23 @@ fn ssh_keygen_fingerprints(file: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Rebuild the modules from the terminal rendering (ANSI colours, half blocks) and decode.
-fn decode_terminal(text: &str) -> Vec<(u16, String)> {
+const ANSI_DARK_ON_LIGHT: &str = "\x1b[30;47m";
+const ANSI_RESET: &str = "\x1b[0m";
+
+/// Rebuild the modules from the text rendering (half blocks, a block for each dark module) and
+/// decode. `colours`: every line must be black on white (ANSI), as on a terminal; else no line
+/// may hold an escape sequence, as in a file or a pipe.
+fn decode_terminal(text: &str, colours: bool) -> Vec<(u16, String)> {
     let mut grid: Vec<Vec<bool>> = Vec::new();
     for line in text.lines() {
-        assert!(
-            line.starts_with("\x1b[30;47m") && line.ends_with("\x1b[0m"),
-            "not black on white: {line:?}"
-        );
-        let body = &line["\x1b[30;47m".len()..line.len() - "\x1b[0m".len()];
+        let body = if colours {
+            line.strip_prefix(ANSI_DARK_ON_LIGHT)
+                .and_then(|l| l.strip_suffix(ANSI_RESET))
+                .unwrap_or_else(|| panic!("not black on white: {line:?}"))
+        } else {
+            assert!(!line.contains('\x1b'), "an escape sequence: {line:?}");
+            line
+        };
         let (top, bottom): (Vec<bool>, Vec<bool>) = body
             .chars()
             .map(|c| match c {
@@ -162,6 +170,7 @@ fn decode_terminal(text: &str) -> Vec<(u16, String)> {
         grid.push(bottom);
     }
     let side = grid[0].len();
+    assert!(grid.iter().all(|row| row.len() == side), "ragged lines");
     // The 4-module quiet zone: two text lines of light on top, four columns on each side.
     assert!(grid[..4].iter().flatten().all(|d| !d));
     assert!(grid.iter().all(|row| row[..4].iter().all(|d| !d)));
@@ -172,6 +181,25 @@ fn decode_terminal(text: &str) -> Vec<(u16, String)> {
         .map(|i| if grid[i / w / px][i % w / px] { 0 } else { 255 })
         .collect();
     decode(w, h, &luma)
+}
+
+/// `breakglass-ca pubkey ARGS` on a pseudo-terminal (`script`), which is its stdout and
+/// stderr: what the custodian's terminal receives, with `\r\n` made `\n`.
+fn pubkey_on_terminal(hsm: &Hsm, args: &[&str]) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut line = quote(env!("CARGO_BIN_EXE_breakglass-ca"));
+    line.push_str(" pubkey");
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let mut c = hsm.cmd_with("script");
+    c.env_remove("BREAKGLASS_CA_PIN_FILE")
+        .env("TERM", "xterm")
+        .args(["-qec", &line, "/dev/null"]);
+    let out = run(&mut c);
+    assert_ok(&out, &format!("script -qec {line}"));
+    stdout(&out).replace("\r\n", "\n")
 }
 
 /// Every export of one CA algorithm decodes to exactly the `pubkey` line.
@@ -188,11 +216,14 @@ fn qr_round_trip(algorithm: &str) {
     assert_eq!(line, line.trim(), "no stray whitespace in the line");
     eprintln!("{algorithm}: {} bytes", line.len());
 
-    // The terminal QR code.
+    // The QR code in text: into a pipe (and a file), plain half blocks.
     let out = pubkey_ok(&hsm, &["--format", "qr"]);
-    let decoded = decode_terminal(&stdout(&out));
-    assert_eq!(decoded.len(), 1, "{algorithm}: terminal QR");
-    assert_eq!(decoded[0].1, line, "{algorithm}: terminal QR");
+    let decoded = decode_terminal(&stdout(&out), false);
+    assert_eq!(decoded.len(), 1, "{algorithm}: QR code in text");
+    assert_eq!(decoded[0].1, line, "{algorithm}: QR code in text");
+    let text_file = hsm.path("qr.txt");
+    pubkey_ok(&hsm, &["--format", "qr", "-o", text_file.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&text_file).unwrap(), stdout(&out));
 
     // PNG: 8 px per module, level Q.
     let png_path = hsm.path("ca.png");
@@ -294,6 +325,41 @@ fn qr_rsa4096() {
     qr_round_trip("rsa-4096");
 }
 
+/// On a terminal, `--format qr` draws the code in black on white (ANSI colours on every line of
+/// it), and it decodes; the same command into a pipe gives the same blocks without any escape
+/// sequence.
+#[test]
+fn qr_on_a_terminal_has_colours_and_in_a_pipe_none() {
+    if !tools() || !require(&["script"]) {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    let line = hsm.init("ecdsa-p256");
+    let screen = pubkey_on_terminal(&hsm, &["--format", "qr"]);
+    let code: String = screen
+        .lines()
+        .filter(|l| l.starts_with(ANSI_DARK_ON_LIGHT))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let rest: Vec<&str> = screen
+        .lines()
+        .filter(|l| !l.starts_with(ANSI_DARK_ON_LIGHT))
+        .collect();
+    assert!(
+        rest.iter().all(|l| !l.contains('\x1b')),
+        "escape sequences outside the code: {rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("QR code of the CA public key line")),
+        "{screen}"
+    );
+    assert_eq!(decode_terminal(&code, true), vec![(1, line.clone())]);
+    let piped = stdout(&pubkey_ok(&hsm, &["--format", "qr"]));
+    let plain = code.replace(ANSI_DARK_ON_LIGHT, "").replace(ANSI_RESET, "");
+    assert_eq!(piped, plain);
+}
+
 /// Add backup CA lines to config.toml (as `add-backup-ca` would).
 fn add_backups(hsm: &Hsm, lines: &[String]) {
     let mut config = Config::load(&hsm.state).unwrap().unwrap();
@@ -369,7 +435,7 @@ fn bundle_and_backup_cas() {
     let (w, h, luma) = render_svg(&svg, 5.0, false);
     assert_eq!(decode(w, h, &luma), vec![(ECC_Q, all.join("\n"))]);
     let terminal = stdout(&pubkey_ok(&hsm, &["--format", "qr", "--bundle"]));
-    let decoded = decode_terminal(&terminal);
+    let decoded = decode_terminal(&terminal, false);
     assert_eq!(decoded.len(), 1);
     assert_eq!(decoded[0].1, all.join("\n"));
 
@@ -381,8 +447,8 @@ fn bundle_and_backup_cas() {
     );
     let sheet = std::fs::read_to_string(&sheet_path).unwrap();
     assert_eq!(svg_text(&sheet, "primary-fingerprint"), expected_fps[0]);
-    assert_eq!(svg_text(&sheet, "backup-fingerprint-1"), expected_fps[1]);
-    assert_eq!(svg_text(&sheet, "backup-fingerprint-2"), expected_fps[2]);
+    assert_eq!(sheet_backup_fingerprint(&sheet, 1), expected_fps[1]);
+    assert_eq!(sheet_backup_fingerprint(&sheet, 2), expected_fps[2]);
     let smallest = ["primary-qr", "backup-qr-1", "backup-qr-2"]
         .iter()
         .map(|id| sheet_module_mm(&sheet, id))
@@ -518,4 +584,152 @@ fn sheet_shows_hostile_labels_and_config_text_escaped() {
         svg_text(&svg, "primary-created"),
         "2026-01-01\\e[1A\\u{202e}\u{fffd}forged"
     );
+}
+
+/// The text `id` of the sheet with the lines it was wrapped into (`ID-2`, `ID-3`...), joined
+/// by `sep`.
+fn sheet_lines(svg: &str, id: &str, sep: &str) -> String {
+    let mut all = svg_text(svg, id);
+    for j in 2.. {
+        let next = format!("{id}-{j}");
+        if !svg.contains(&format!("id=\"{next}\"")) {
+            return all;
+        }
+        all.push_str(sep);
+        all.push_str(&svg_text(svg, &next));
+    }
+    all
+}
+
+/// Backup CA `k`'s fingerprint on the sheet: one text, or (backups in columns) its lines
+/// together.
+fn sheet_backup_fingerprint(svg: &str, k: usize) -> String {
+    sheet_lines(svg, &format!("backup-fingerprint-{k}"), "")
+}
+
+/// `add-backup-ca --label TEXT` names the backup's token: the label becomes its line's
+/// comment (bundle) and the sheet's "Token:" of that backup; a backup without one gets a field
+/// to fill in by hand. A label that is not plain text is refused, and so is a key already
+/// listed without --label, both leaving the state directory as it was; --label on a listed key
+/// relabels it. An RSA-4096 primary (the largest QR code) with three such backups still fits
+/// the page, with the custodian's and witness's signature fields, and all four QR codes decode
+/// from the rendering.
+#[test]
+fn backup_labels_on_the_sheet_of_an_rsa_primary_with_three_backups() {
+    if !tools() {
+        return;
+    }
+    let hsm = Hsm::new("emergency-ca");
+    let primary = hsm.init("rsa-4096");
+    let keys = hsm.path("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let b1 = keygen(&keys, "b1", &["-t", "ecdsa", "-b", "384"], "breakglass-ca");
+    let b2 = keygen(&keys, "b2", &["-t", "ecdsa", "-b", "256"], "breakglass-ca");
+    let b3 = keygen(&keys, "b3", &["-t", "ed25519"], "breakglass-ca");
+    let add = |args: &[&str], file: &Path| {
+        run(hsm
+            .cmd()
+            .env_remove("BREAKGLASS_CA_PIN_FILE")
+            .arg("add-backup-ca")
+            .args(args)
+            .arg(file))
+    };
+    let out = add(&["--label", "YubiKey 5 serial 23456789, vault B"], &b1);
+    assert_ok(&out, "add-backup-ca --label");
+    assert!(
+        stderr(&out).contains("token 'YubiKey 5 serial 23456789, vault B'"),
+        "{}",
+        stderr(&out)
+    );
+    let out = add(&[], &b2);
+    assert_ok(&out, "add-backup-ca");
+    assert!(stderr(&out).contains("--label TEXT"), "{}", stderr(&out));
+    let before = snapshot_state(&hsm.state);
+    let out = add(&[], &b2);
+    assert_fails(&out, 1, "is already listed");
+    assert!(stderr(&out).contains("--label TEXT"), "{}", stderr(&out));
+    for bad in [
+        "vault #2",
+        "tab\there",
+        "",
+        "\u{202e}olleh",
+        &"x".repeat(65),
+    ] {
+        let out = add(&["--label", bad], &b2);
+        assert_fails(&out, 2, "cannot name the token");
+        assert!(!stderr(&out).contains('\u{202e}'));
+    }
+    assert_eq!(
+        snapshot_state(&hsm.state),
+        before,
+        "a refusal changed the state"
+    );
+    let out = add(&["--label", "vault C"], &b2);
+    assert_ok(&out, "relabel");
+    assert!(
+        stderr(&out).contains("now labelled 'vault C'"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ok(&add(&[], &b3), "add-backup-ca");
+    let config = Config::load(&hsm.state).unwrap().unwrap();
+    assert_eq!(config.backup_ca_pubkeys.len(), 3);
+    assert!(config.backup_ca_pubkeys[0].ends_with(" YubiKey 5 serial 23456789, vault B"));
+    assert!(config.backup_ca_pubkeys[1].ends_with(" vault C"));
+    let bundle = stdout(&pubkey_ok(&hsm, &["--bundle"]));
+    assert_eq!(
+        bundle.lines().nth(2),
+        Some(config.backup_ca_pubkeys[1].as_str())
+    );
+
+    let sheet_path = hsm.path("sheet.svg");
+    let out = pubkey_ok(
+        &hsm,
+        &["--format", "sheet", "-o", sheet_path.to_str().unwrap()],
+    );
+    assert!(
+        stderr(&out).contains("with 3 backup CA(s)"),
+        "{}",
+        stderr(&out)
+    );
+    let sheet = std::fs::read_to_string(&sheet_path).unwrap();
+    assert_eq!(
+        sheet_lines(&sheet, "backup-token-1", " "),
+        "Token: YubiKey 5 serial 23456789, vault B"
+    );
+    assert_eq!(sheet_lines(&sheet, "backup-token-2", " "), "Token: vault C");
+    assert_eq!(svg_text(&sheet, "backup-token-3"), "Token:");
+    assert!(sheet.contains("id=\"backup-token-3-blank\""));
+    for id in [
+        "signature-custodian-name",
+        "signature-witness-signature",
+        "signature-witness-date",
+    ] {
+        assert!(sheet.contains(&format!("<line id=\"{id}\"")), "{id}");
+    }
+    let fps = ssh_keygen_fingerprints(&{
+        let f = hsm.path("bundle.pub");
+        std::fs::write(&f, &bundle).unwrap();
+        f
+    });
+    assert_eq!(svg_text(&sheet, "primary-fingerprint"), fps[0]);
+    for (k, fp) in fps.iter().enumerate().skip(1) {
+        assert_eq!(&sheet_backup_fingerprint(&sheet, k), fp, "backup {k}");
+    }
+    let smallest = ["primary-qr", "backup-qr-1", "backup-qr-2", "backup-qr-3"]
+        .iter()
+        .map(|id| sheet_module_mm(&sheet, id))
+        .fold(f32::MAX, f32::min);
+    assert!(smallest >= 0.6, "{smallest}");
+    let (w, h, luma) = render_svg(&sheet, 5.0 / smallest, false);
+    let mut found: Vec<String> = decode(w, h, &luma).into_iter().map(|(_, s)| s).collect();
+    found.sort();
+    let mut want: Vec<String> = bundle.lines().map(str::to_string).collect();
+    want.sort();
+    assert_eq!(found, want, "the sheet's four QR codes");
+    assert!(want.contains(&primary));
+    if let Some(path) = std::env::var_os("BREAKGLASS_SHEET_PNG_LABELS") {
+        let (w, h, luma) = render_svg(&sheet, 5.0, true);
+        write_png(Path::new(&path), w, h, &luma);
+    }
 }

@@ -24,7 +24,7 @@ set -euo pipefail
 #   man-db groff-base zsh fish
 TEST_PACKAGES=(softhsm2 opensc openssh-server openssh-client libpcsclite-dev pkg-config curl gawk
     pcscd vsmartcard-vpcd libclang-dev iproute2 util-linux bsdutils python3 python3-yaml ykcs11 jq
-    man-db groff-base zsh fish)
+    man-db groff-base zsh fish fonts-dejavu-core)
 
 DIE_PREFIX=test.sh
 # shellcheck source=scripts/lib.sh

@@ -13,11 +13,13 @@ const ABOUT: &str =
 const AFTER_HELP: &str = "\
 The usual emergency, step by step (see docs/runbook.md):
   breakglass-ca status                              # right token? right CA fingerprint?
-  breakglass-ca mint -n breakglass --reason 'INC-1234 bastion down' alice.pub
-  # hand alice-cert.pub to alice; she logs in with:
-  #   ssh -i ~/.ssh/id_ed25519 -o CertificateFile=alice-cert.pub breakglass@host
+  breakglass-ca mint -n breakglass --reason 'INC-1234 bastion down' id_ed25519.pub
+  # writes id_ed25519-cert.pub; the requester saves it beside their private key, as
+  # ~/.ssh/id_ed25519-cert.pub, and logs in with:
+  #   ssh -i ~/.ssh/id_ed25519 breakglass@HOST
   breakglass-ca mint -n breakglass --reason 'INC-1234 bastion down' alice.pub bob.pub
-  # several requesters at once: one PIN, one certificate each (alice-cert.pub, bob-cert.pub)
+  # several requesters at once: one PIN, one certificate each (alice-cert.pub, bob-cert.pub);
+  # mint's last lines give each requester's ssh command
 
 The PIN is read from --pin-file, BREAKGLASS_CA_PIN_FILE, or typed at a prompt; never from argv.";
 
@@ -37,7 +39,8 @@ pub struct Cli {
         env = "BREAKGLASS_CA_STATE_DIR",
         hide_env_values = true,
         value_name = "DIR",
-        action = clap::ArgAction::Append
+        action = clap::ArgAction::Append,
+        display_order = 900
     )]
     pub state_dir: Vec<PathBuf>,
 
@@ -304,7 +307,8 @@ pub enum PubkeyFormat {
     Fingerprint,
     /// Line, fingerprint, algorithm and URI as JSON.
     Json,
-    /// A QR code of the line, on this terminal.
+    /// A QR code of the line in text: black on white on a terminal; plain half blocks (dark
+    /// on light, no colours) into a file or a pipe.
     Qr,
     /// A QR code of the line as a PNG image (needs -o).
     Png,
@@ -337,6 +341,14 @@ pub struct AddBackupCaArgs {
     /// The backup CA's public key file (its 'breakglass-ca pubkey' output).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+
+    /// Name the backup's token on the key sheet: e.g. --label 'YubiKey 5 NFC serial 23456789'.
+    /// It becomes the comment of the backup's line, which every host's CA file holds too: name
+    /// the token, not where it is kept. Letters, digits, spaces and . _ - @ : + = , / only, at
+    /// most 64 characters. For a backup CA already listed, it replaces the label. Without it
+    /// the sheet has a field to write them in by hand.
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
 }
 
 const HOST_CONFIG_AFTER_HELP: &str = "\
@@ -419,6 +431,10 @@ const MINT_AFTER_HELP: &str = "\
 Examples:
   breakglass-ca mint -n breakglass --reason 'INC-1234 bastion down' alice.pub
   breakglass-ca mint -n breakglass --reason 'INC-1234 bastion down' alice.pub bob.pub carol.pub
+
+The certificate for KEY.pub is KEY-cert.pub beside it. ssh finds a certificate by itself when
+it lies beside the private key KEY as KEY-cert.pub: ssh -i KEY USER@HOST. mint's last lines
+give the command for the files as they are (with -o CertificateFile=... for another name).
 
 With several keys: one PIN and one login, one certificate per key in the order given
 (consecutive serials, written to alice-cert.pub, bob-cert.pub, carol-cert.pub), all of them

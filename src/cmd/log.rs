@@ -68,42 +68,7 @@ fn list(g: &Globals, json: bool) -> Result<()> {
             out.push('\n');
         }
     } else {
-        // Every field comes from the ledger file, which anyone who can write it controls.
-        out.push_str(&format!(
-            "{:>6}  {:<20}  {:<20}  {:<24}  {:<36}  {}\n",
-            "SERIAL", "ISSUED (UTC)", "PRINCIPALS", "REQUESTER", "VALID (UTC)", "REASON"
-        ));
-        let mut k = 0;
-        for (_, e) in &records {
-            let r = match e {
-                Entry::Issued(r) => r,
-                Entry::Revoked(v) => {
-                    k += 1;
-                    out.push_str(&format!(
-                        "{:>6}  {:<20}  {:<20}  {}  {}\n",
-                        format!("R{k}"),
-                        Esc(&v.revoked_at),
-                        "revoked",
-                        Esc(&what(v, 4)),
-                        Esc(&v.reason)
-                    ));
-                    continue;
-                }
-            };
-            out.push_str(&format!(
-                "{:>6}  {:<20}  {:<20}  {:<24}  {:<36}  {}\n",
-                r.serial,
-                Esc(&r.issued_at),
-                Esc(&r.principals.join(",")),
-                Esc(&r.requester_comment),
-                Esc(&format!(
-                    "{} - {}",
-                    short_time(&r.valid_after),
-                    short_time(&r.valid_before)
-                )),
-                Esc(&r.reason)
-            ));
-        }
+        out.push_str(&table(&records));
         if records.is_empty() {
             say(format!(
                 "no certificates issued yet (ledger {})",
@@ -149,11 +114,100 @@ fn revoked_keys(g: &Globals) -> Result<()> {
     crate::cmd::write_stdout(&out)
 }
 
-/// `2026-11-22T03:00:00Z` -> `11-22 03:00:00`.
-fn short_time(t: &str) -> String {
-    t.get(5..19)
-        .map(|s| s.replace('T', " "))
-        .unwrap_or_else(|| t.to_string())
+/// Column widths of the `log` table (SERIAL is right-aligned in 6, REASON is last and whole).
+const ISSUED_W: usize = 19;
+const PRINCIPALS_W: usize = 20;
+const REQUESTER_W: usize = 24;
+const VALID_W: usize = 36;
+
+/// The `log` table: a header, then one row per record in ledger order (revocations as R1,
+/// R2...). Every field comes from the ledger file, which anyone who can write it controls: each
+/// is escaped, and the principals and requester are cut to their column (`...`), so a long or
+/// hostile one cannot push the others out of line (`log show` and `log --json` give them
+/// whole). Times with their year, in UTC.
+fn table(records: &[(String, Entry)]) -> String {
+    let mut out = format!(
+        "{:>6}  {:<ISSUED_W$}  {:<PRINCIPALS_W$}  {:<REQUESTER_W$}  {:<VALID_W$}  {}\n",
+        "SERIAL", "ISSUED (UTC)", "PRINCIPALS", "REQUESTER", "VALID (UTC)", "REASON"
+    );
+    let mut k = 0;
+    for (_, e) in records {
+        let row = match e {
+            Entry::Issued(r) => format!(
+                "{:>6}  {}  {}  {}  {}  {}",
+                r.serial,
+                cell(&table_time(&r.issued_at), ISSUED_W),
+                cell(&r.principals.join(","), PRINCIPALS_W),
+                cell(&r.requester_comment, REQUESTER_W),
+                window(&r.valid_after, &r.valid_before),
+                Esc(&r.reason)
+            ),
+            Entry::Revoked(v) => {
+                k += 1;
+                format!(
+                    "{:>6}  {}  {}  {}  {}",
+                    format!("R{k}"),
+                    cell(&table_time(&v.revoked_at), ISSUED_W),
+                    cell("revoked", PRINCIPALS_W),
+                    Esc(&what(v, 4)),
+                    Esc(&v.reason)
+                )
+            }
+        };
+        out.push_str(row.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `text` escaped, cut to `width` characters (the last three `...` when cut) and padded to it.
+fn cell(text: &str, width: usize) -> String {
+    let shown = text::escape(text);
+    let count = shown.chars().count();
+    if count <= width {
+        return format!("{shown}{}", " ".repeat(width - count));
+    }
+    let mut cut: String = shown.chars().take(width.saturating_sub(3)).collect();
+    cut.push_str("...");
+    cut
+}
+
+/// An RFC 3339 time of the ledger as the table shows it: `2026-11-22 03:00:00` (UTC); anything
+/// else as it is (escaped by [`cell`]).
+fn table_time(t: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(t) => t
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+/// A validity window as the VALID column shows it, with its year: `2026-11-22 03:00:00 -
+/// 03:20:00` within a day, `2026-11-22 23:50:00 - 11-23 00:10:00` across midnight (both pad
+/// to the column), and both dates in full across a new year (5 characters beyond it). Times
+/// that do not parse are shown as they are, cut to the column (UTC).
+fn window(from: &str, until: &str) -> String {
+    let parse = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    let (Some(a), Some(b)) = (parse(from), parse(until)) else {
+        return cell(&format!("{from} - {until}"), VALID_W);
+    };
+    let end = if a.date_naive() == b.date_naive() {
+        "%H:%M:%S"
+    } else if a.format("%Y").to_string() == b.format("%Y").to_string() {
+        "%m-%d %H:%M:%S"
+    } else {
+        "%Y-%m-%d %H:%M:%S"
+    };
+    format!(
+        "{:<VALID_W$}",
+        format!("{} - {}", a.format("%Y-%m-%d %H:%M:%S"), b.format(end))
+    )
 }
 
 fn show(g: &Globals, serial: u64) -> Result<()> {
@@ -568,4 +622,92 @@ fn export(g: &Globals, out: &Path) -> Result<()> {
         out.shown()
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::testing::record;
+    use crate::ledger::Tail;
+
+    fn tail(serial: u64) -> Tail {
+        Tail {
+            serial,
+            prev_hash: "x".into(),
+            last_issued_at: None,
+        }
+    }
+
+    /// Years on every row, columns in line whatever the requester and principals hold (cut,
+    /// escaped), windows across midnight and a new year, and a revocation's row.
+    #[test]
+    fn the_table_shows_years_and_keeps_its_columns() {
+        let mut short = record(&tail(1), "CA");
+        short.issued_at = "2026-11-22T03:00:07Z".into();
+        short.valid_after = "2026-11-22T02:55:07Z".into();
+        short.valid_before = "2026-11-22T03:15:07Z".into();
+        let mut long = record(&tail(2), "CA");
+        long.requester_comment = format!("{}@a-very-long-laptop-name.example.org", "x".repeat(40));
+        long.principals = vec!["breakglass".into(), "root".into(), "postgres-admin".into()];
+        long.issued_at = "2026-12-31T23:55:00+00:00".into();
+        long.valid_after = "2026-12-31T23:50:00Z".into();
+        long.valid_before = "2027-01-01T00:10:00Z".into();
+        let mut midnight = record(&tail(3), "CA");
+        midnight.requester_comment = "mallory\u{1b}[2K\rforged".into();
+        midnight.issued_at = "2027-03-01T23:59:00Z".into();
+        midnight.valid_after = "2027-03-01T23:54:00Z".into();
+        midnight.valid_before = "2027-03-02T00:14:00Z".into();
+        let mut odd = record(&tail(4), "CA");
+        odd.issued_at = "not a time".into();
+        let revocation: Revocation = serde_json::from_value(serde_json::json!({
+            "kind": "revocation", "format": 1, "serials": [[2, 2]], "key_ids": [],
+            "requester_keys": [], "ca_keys": [], "reason": "INC-9 leaked",
+            "revoked_at": "2027-03-02T08:00:00Z", "revoked_by": "c", "host": "h",
+            "tool_version": "0", "ca_fingerprint": "CA", "last_serial": 3, "prev_hash": "x"
+        }))
+        .unwrap();
+        let records: Vec<(String, Entry)> = [short, long, midnight, odd]
+            .into_iter()
+            .map(|r| (String::new(), Entry::Issued(r)))
+            .chain([(String::new(), Entry::Revoked(revocation))])
+            .collect();
+        let text = table(&records);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 6, "{text}");
+        assert_eq!(
+            lines[1],
+            "     1  2026-11-22 03:00:07  breakglass            alice                     2026-11-22 02:55:07 - 03:15:07        test"
+        );
+        assert_eq!(
+            lines[2],
+            "     2  2026-12-31 23:55:00  breakglass,root,p...  xxxxxxxxxxxxxxxxxxxxx...  2026-12-31 23:50:00 - 2027-01-01 00:10:00  test"
+        );
+        assert_eq!(
+            lines[3],
+            "     3  2027-03-01 23:59:00  breakglass            mallory\\e[2K\\rforged      2027-03-01 23:54:00 - 03-02 00:14:00  test"
+        );
+        assert!(
+            lines[4].starts_with("     4  not a time           breakglass"),
+            "{}",
+            lines[4]
+        );
+        assert_eq!(
+            lines[5],
+            "    R1  2027-03-02 08:00:00  revoked               serial 2  INC-9 leaked"
+        );
+        // Every column but VALID's starts where the header's does, on every row.
+        let header = lines[0];
+        for name in ["PRINCIPALS", "REQUESTER", "VALID"] {
+            let at = header.find(name).unwrap();
+            for row in &lines[1..5] {
+                assert_eq!(row.chars().nth(at - 2), Some(' '), "{name}: {row}");
+                assert_ne!(row.chars().nth(at), Some(' '), "{name}: {row}");
+            }
+        }
+        // The REASON column too, except after the new year's window (41 characters).
+        let reason = header.find("REASON").unwrap();
+        for row in [lines[1], lines[3], lines[4]] {
+            assert_eq!(&row[reason..], "test", "{row}");
+        }
+    }
 }

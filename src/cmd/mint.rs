@@ -123,6 +123,7 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
     show_issue_notes(&batch);
     let outputs: Vec<Option<&Path>> = keys.iter().map(|k| k.output.as_deref()).collect();
     deliver(&batch, &g.state_dir, &outputs, args.json, forced.as_deref())?;
+    show_login(&batch, &keys, &outputs, args.json);
     drop(locked);
     drop(ca);
     finish(signals, &batch, &outputs, args.json)
@@ -505,11 +506,32 @@ fn deliver(
         }
         summary(signed, *output, forced);
     }
-    match one {
-        true => say("Hand the certificate to the requester; they log in with: ssh -i KEY -o CertificateFile=KEY-cert.pub USER@HOST"),
-        false => say("Hand each certificate to its requester; they log in with: ssh -i KEY -o CertificateFile=KEY-cert.pub USER@HOST"),
-    }
     Ok(())
+}
+
+/// The last lines: the ssh command each requester logs in with (`cmd::login`).
+fn show_login(batch: &Batch, keys: &[Key], outputs: &[Option<&Path>], json: bool) {
+    let issued: Vec<crate::cmd::login::Issued<'_>> = batch
+        .certificates
+        .iter()
+        .zip(keys)
+        .zip(outputs)
+        .map(|((signed, key), output)| crate::cmd::login::Issued {
+            serial: signed.record.serial,
+            input: &key.input,
+            output: *output,
+            user: signed
+                .record
+                .principals
+                .first()
+                .map_or("USER", String::as_str),
+            algorithm: key.req.subject.algorithm(),
+        })
+        .collect();
+    let home = std::env::var_os("HOME");
+    for line in crate::cmd::login::lines(&issued, home.as_deref(), json) {
+        say(line);
+    }
 }
 
 /// What was issued for one key, on stderr.

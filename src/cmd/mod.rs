@@ -12,6 +12,7 @@ pub mod init;
 pub mod inspect;
 pub mod krl;
 pub mod log;
+pub mod login;
 pub mod mint;
 pub mod pubkey;
 pub mod revoke;

@@ -218,7 +218,9 @@ impl Shown {
     }
 }
 
-/// `--format qr`: the code in text, with a note when it is wider than most terminals.
+/// `--format qr`: the code in text, with a note when it is wider than most terminals. ANSI
+/// colours (black on white) only when it goes to a terminal; into a file or a pipe, plain half
+/// blocks (dark on light as printed).
 fn terminal_qr(
     output: Option<&Path>,
     state_dir: &Path,
@@ -233,7 +235,7 @@ fn terminal_qr(
             qr.terminal_columns()
         ));
     }
-    write_output_in(output, state_dir, &qr.terminal())?;
+    write_output_in(output, state_dir, &qr.terminal(to_terminal))?;
     say(format!(
         "QR code of {} ({}); CA fingerprint {fingerprint}",
         shown.what,

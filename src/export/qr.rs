@@ -17,8 +17,11 @@
 //!   modules with its quiet zone) is then 0.81 mm per module. Never below 0.6 mm
 //!   ([`MIN_MODULE_MM`]): a phone resolves that easily, and a photocopier's blur of about
 //!   0.1–0.2 mm at each edge still leaves most of the module.
-//! - Always dark modules on a light background, also on the terminal (explicit ANSI colours:
-//!   black on white), because many scanners do not read inverted codes.
+//! - Always dark modules on a light background, because many scanners do not read inverted
+//!   codes: on a terminal with explicit ANSI colours (black on white, whatever the terminal's
+//!   own colours); into a file or a pipe as plain half blocks, a block for each dark module,
+//!   which is right as printed or seen in an editor (dark text on light), and holds no escape
+//!   sequence.
 //!
 //! `qrcode` encodes the symbol and draws the terminal's half blocks. The PNG and SVG are drawn
 //! here: `qrcode`'s PNG needs the `image` crate and cannot write a 1-bit image with a print
@@ -135,10 +138,14 @@ impl Qr {
         )
     }
 
-    /// The code for a terminal: two module rows per text line with the half blocks ▀ ▄ █
-    /// (`qrcode`'s `Dense1x2`, which also draws the 4-module quiet zone), drawn in black on a
-    /// white background (ANSI colours). Lines end with a colour reset and a newline.
-    pub fn terminal(&self) -> String {
+    /// The code as text: two module rows per text line with the half blocks ▀ ▄ █ and spaces
+    /// (`qrcode`'s `Dense1x2`, which also draws the 4-module quiet zone). A block is a dark
+    /// module, a space a light one: read as dark ink on light paper, the way a text file is
+    /// printed or shown by an editor. With `colours` (only for a terminal), each line is drawn
+    /// in black on a white background with ANSI colours and ends with a colour reset, so a
+    /// terminal with light text on a dark background shows the code the right way round too;
+    /// without, the text holds no escape sequence. Every line ends with a newline.
+    pub fn terminal(&self, colours: bool) -> String {
         let blocks = self
             .code
             .render::<Dense1x2>()
@@ -149,9 +156,13 @@ impl Qr {
             .build();
         let mut out = String::with_capacity(blocks.len() + 16 * self.side());
         for line in blocks.lines() {
-            out.push_str(ANSI_DARK_ON_LIGHT);
+            if colours {
+                out.push_str(ANSI_DARK_ON_LIGHT);
+            }
             out.push_str(line);
-            out.push_str(ANSI_RESET);
+            if colours {
+                out.push_str(ANSI_RESET);
+            }
             out.push('\n');
         }
         out
@@ -406,19 +417,23 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn terminal_rendering_round_trips() {
-        let line = fake_line("ecdsa-sha2-nistp384", 220);
-        let qr = Qr::for_screen(&line, "x").unwrap();
-        let text = qr.terminal();
-        // Rebuild the modules from the half blocks and decode them.
+    /// The half blocks of a text rendering back into module rows (two per line), each line
+    /// checked to be as wide as the symbol; `colours`: each line must be wrapped in the ANSI
+    /// colours, else hold no escape sequence at all.
+    pub(crate) fn modules_of_text(text: &str, colours: bool) -> Vec<Vec<bool>> {
         let mut grid = Vec::new();
         for l in text.lines() {
-            let l = l
-                .strip_prefix(ANSI_DARK_ON_LIGHT)
-                .and_then(|l| l.strip_suffix(ANSI_RESET))
-                .unwrap();
-            assert_eq!(l.chars().count(), qr.terminal_columns());
+            let l = if colours {
+                l.strip_prefix(ANSI_DARK_ON_LIGHT)
+                    .and_then(|l| l.strip_suffix(ANSI_RESET))
+                    .unwrap_or_else(|| panic!("not black on white: {l:?}"))
+            } else {
+                assert!(
+                    !l.contains('\x1b'),
+                    "an escape sequence in plain text: {l:?}"
+                );
+                l
+            };
             let (top, bottom): (Vec<bool>, Vec<bool>) = l
                 .chars()
                 .map(|c| match c {
@@ -432,45 +447,71 @@ pub(crate) mod tests {
             grid.push(top);
             grid.push(bottom);
         }
-        assert_eq!(grid.len(), qr.side() + 1); // odd side: the last half line is light
-        assert!(grid[qr.side()].iter().all(|d| !d));
-        for (y, row) in grid.iter().take(qr.side()).enumerate() {
-            for (x, dark) in row.iter().enumerate() {
-                assert_eq!(*dark, qr.is_dark(x, y));
+        grid
+    }
+
+    #[test]
+    fn terminal_rendering_round_trips() {
+        let line = fake_line("ecdsa-sha2-nistp384", 220);
+        let qr = Qr::for_screen(&line, "x").unwrap();
+        for colours in [true, false] {
+            let text = qr.terminal(colours);
+            assert!(text.ends_with('\n'));
+            assert_eq!(text.contains('\x1b'), colours);
+            // Rebuild the modules from the half blocks and decode them.
+            let grid = modules_of_text(&text, colours);
+            assert!(grid.iter().all(|row| row.len() == qr.terminal_columns()));
+            assert_eq!(grid.len(), qr.side() + 1); // odd side: the last half line is light
+            assert!(grid[qr.side()].iter().all(|d| !d));
+            for (y, row) in grid.iter().take(qr.side()).enumerate() {
+                for (x, dark) in row.iter().enumerate() {
+                    assert_eq!(*dark, qr.is_dark(x, y));
+                }
             }
-        }
-        let px = 4;
-        let w = qr.side() * px;
-        let luma: Vec<u8> = (0..w * w)
-            .map(|i| if grid[i / w / px][i % w / px] { 0 } else { 255 })
-            .collect();
-        assert_eq!(decode_grey(w, w, &luma), vec![line]);
-        // The top quiet zone is two full text lines of spaces.
-        for l in text.lines().take(2) {
-            assert!(l.contains(&" ".repeat(qr.side())));
+            // Dark ink on light paper: a block is dark.
+            let px = 4;
+            let w = qr.side() * px;
+            let luma: Vec<u8> = (0..w * w)
+                .map(|i| if grid[i / w / px][i % w / px] { 0 } else { 255 })
+                .collect();
+            assert_eq!(decode_grey(w, w, &luma), vec![line.clone()]);
+            // ... and the inverse (a block read as light) is not the code: the check above
+            // can fail.
+            let inverted: Vec<u8> = luma.iter().map(|p| 255 - p).collect();
+            assert!(decode_grey(w, w, &inverted).is_empty());
+            // The quiet zone: two text lines of spaces on top, four columns on each side.
+            for l in text.lines().take(2) {
+                assert!(l.contains(&" ".repeat(qr.side())));
+            }
+            assert!(grid.iter().all(|row| row[..QUIET_ZONE]
+                .iter()
+                .chain(&row[row.len() - QUIET_ZONE..])
+                .all(|d| !d)));
         }
     }
 
     #[test]
     fn terminal_is_two_module_rows_per_line() {
-        // What the terminal showed before qrcode drew it: byte for byte the same.
+        // What the terminal showed before qrcode drew it: byte for byte the same; and without
+        // colours the same blocks alone.
         for len in [20, 95, 220, 740] {
             let qr = Qr::for_screen(&fake_line("ssh-ed25519", len), "x").unwrap();
             let mut want = String::new();
+            let mut plain = String::new();
             for y in (0..qr.side()).step_by(2) {
-                want.push_str(ANSI_DARK_ON_LIGHT);
-                for x in 0..qr.side() {
-                    want.push(match (qr.is_dark(x, y), qr.is_dark(x, y + 1)) {
+                let row: String = (0..qr.side())
+                    .map(|x| match (qr.is_dark(x, y), qr.is_dark(x, y + 1)) {
                         (false, false) => ' ',
                         (true, false) => '\u{2580}',
                         (false, true) => '\u{2584}',
                         (true, true) => '\u{2588}',
-                    });
-                }
-                want.push_str(ANSI_RESET);
-                want.push('\n');
+                    })
+                    .collect();
+                want.push_str(&format!("{ANSI_DARK_ON_LIGHT}{row}{ANSI_RESET}\n"));
+                plain.push_str(&format!("{row}\n"));
             }
-            assert_eq!(qr.terminal(), want, "{len} bytes");
+            assert_eq!(qr.terminal(true), want, "{len} bytes");
+            assert_eq!(qr.terminal(false), plain, "{len} bytes");
         }
     }
 

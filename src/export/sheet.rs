@@ -4,11 +4,16 @@
 //! (whatever the printing machine has). From top to bottom: the title; the primary CA's token,
 //! key, URI, algorithm, creation date and SHA256 fingerprint (as text, and in blocks of four
 //! characters to read aloud); its QR code (level Q, see [`super::qr`]); the key line in small
-//! monospace; three steps for the host-image builder; then every backup CA with its line,
-//! fingerprint and a smaller QR code of its own; then every CA key the ledger revokes, marked
-//! "REVOKED — do not trust" with its fingerprint struck out and no QR code or key line (a
-//! revoked primary CA gets that mark in place of its QR code), so a reader of an older
-//! printout can compare. Text is laid out with a fixed estimate of the
+//! monospace; three steps for the host-image builder; then every backup CA with its token
+//! (the label its line's comment gives, `add-backup-ca --label`, or a field to fill in by
+//! hand), line, fingerprint and a smaller QR code of its own (one row each, a grid, or three
+//! columns, whichever fits); then every CA key the ledger revokes, marked "REVOKED — do not
+//! trust" with its fingerprint struck out and no QR code or key line (a revoked primary CA
+//! gets that mark in place of its QR code), so a reader of an older printout can compare; at
+//! the bottom, at a fixed place, name, signature and date fields for the custodian and a
+//! witness. An RSA-4096 primary (the largest QR code) fits with up to three ECDSA or Ed25519
+//! backups, or one RSA-4096 backup; the text is set denser (`STYLES`) before a page is
+//! refused. Text is laid out with a fixed estimate of the
 //! font's advance (0.61 em for monospace, 0.6 em for sans-serif, both generous), so nothing
 //! runs off the page whatever font is substituted.
 
@@ -25,11 +30,15 @@ const PAGE_W: f64 = 210.0;
 const PAGE_H: f64 = 297.0;
 /// Left and right margin.
 const MARGIN: f64 = 15.0;
-const TOP_MARGIN: f64 = 12.0;
+const TOP_MARGIN: f64 = 10.0;
 const CONTENT_W: f64 = PAGE_W - 2.0 * MARGIN;
-/// The footer's baseline; content must end above it.
+/// The footer's baseline.
 const FOOTER_Y: f64 = PAGE_H - 7.0;
-const CONTENT_BOTTOM: f64 = FOOTER_Y - 5.0;
+/// The signature fields, at a fixed place above the footer: their height.
+const SIGNATURES_H: f64 = 23.0;
+const SIGNATURES_TOP: f64 = FOOTER_Y - 4.0 - SIGNATURES_H;
+/// Content must end above the signature fields.
+const CONTENT_BOTTOM: f64 = SIGNATURES_TOP;
 /// Advance of one character, in em, used to wrap text (generous for common fonts: DejaVu Sans
 /// Mono and Liberation Mono are 0.60).
 const MONO_EM: f64 = 0.61;
@@ -43,6 +52,75 @@ const BACKUP_MODULE_MM: f64 = MIN_MODULE_MM;
 const MIN_TEXT_W: f64 = 74.0;
 /// Where values start in the field table.
 const LABEL_W: f64 = 27.0;
+
+/// How densely the text is set: the sheet is laid out in the first of [`STYLES`] that fits,
+/// each tried at every module size of the primary QR code (largest first). QR codes never
+/// shrink below [`MIN_MODULE_MM`] for it; text never below 2 mm.
+#[derive(Clone, Copy, Debug)]
+struct Style {
+    /// The field table's font size.
+    field: f64,
+    /// The primary CA's key line's font size.
+    key_line: f64,
+    /// The space above a section heading, and its font size.
+    heading: (f64, f64),
+    /// The host-image builder's steps in four lines instead of five.
+    short_steps: bool,
+    /// Algorithm and creation date in one row of the field table.
+    paired_fields: bool,
+    /// The title's font size, and whether the line below it says what the CA is.
+    title: (f64, bool),
+}
+
+const STYLES: [Style; 4] = [
+    Style {
+        field: 3.2,
+        key_line: 2.4,
+        heading: (6.5, 4.5),
+        short_steps: false,
+        paired_fields: false,
+        title: (8.0, true),
+    },
+    Style {
+        field: 3.2,
+        key_line: 2.0,
+        heading: (6.0, 4.2),
+        short_steps: true,
+        paired_fields: true,
+        title: (8.0, true),
+    },
+    Style {
+        field: 3.0,
+        key_line: 2.0,
+        heading: (5.5, 4.0),
+        short_steps: true,
+        paired_fields: true,
+        title: (8.0, true),
+    },
+    Style {
+        field: 2.9,
+        key_line: 2.0,
+        heading: (5.0, 3.8),
+        short_steps: true,
+        paired_fields: true,
+        title: (6.5, false),
+    },
+];
+
+/// What the sheet prints for a backup CA whose token is not named (the line's comment is the
+/// default one), before a field to fill in by hand; the field's caption.
+pub const TOKEN_BLANK: &str = "Token:";
+pub const TOKEN_BLANK_CAPTION: &str = "label and serial, by hand";
+
+/// A backup CA's token, as its line's comment names it ('add-backup-ca --label TEXT'), or
+/// `None` when the comment is one of the defaults ([`super::BACKUP_COMMENT`], this tool's
+/// [`crate::key::CA_COMMENT`]) or there is none. The comment is plain text
+/// ([`super::plain_comment`]: [`super::backup_line`] made it so).
+pub fn token_label(ca: &CaLine) -> Option<&str> {
+    let comment = ca.line.splitn(3, ' ').nth(2)?.trim();
+    let default = [super::BACKUP_COMMENT, crate::key::CA_COMMENT];
+    (!comment.is_empty() && !default.contains(&comment)).then_some(comment)
+}
 
 /// Where the host-image builder puts the CA line(s), as in the instructions.
 pub const HOST_CA_FILE: &str = "/etc/ssh/breakglass-ca.pub";
@@ -113,27 +191,30 @@ pub fn render(sheet: &Sheet) -> Result<String> {
         .enumerate()
         .map(|(i, b)| Qr::for_print(&b.line, &format!("backup CA {}'s line", i + 1)))
         .collect::<Result<Vec<_>>>()?;
-    // In steps of 0.05 mm, the largest that fits.
+    // In steps of 0.05 mm, the largest that fits, in the first style that fits.
     let n = primary_qr.side() as f64;
-    let mut module = ((PRIMARY_QR_MAX_MM / n).min(PRIMARY_MODULE_MAX_MM) * 20.0).floor() / 20.0;
-    module = module.max(MIN_MODULE_MM);
-    loop {
-        let (svg, bottom) = layout(sheet, &primary_qr, &backup_qrs, module);
-        if bottom <= CONTENT_BOTTOM {
-            return Ok(svg);
+    let largest = ((PRIMARY_QR_MAX_MM / n).min(PRIMARY_MODULE_MAX_MM) * 20.0).floor() / 20.0;
+    for style in STYLES {
+        let mut module = largest.max(MIN_MODULE_MM);
+        loop {
+            let (svg, bottom) = layout(sheet, &primary_qr, &backup_qrs, module, style);
+            if bottom <= CONTENT_BOTTOM {
+                return Ok(svg);
+            }
+            if module <= MIN_MODULE_MM + 1e-9 {
+                break;
+            }
+            module = (module - 0.05).max(MIN_MODULE_MM);
         }
-        if module <= MIN_MODULE_MM + 1e-9 {
-            return Err(Error::config(format!(
-                "the key sheet cannot hold this CA and its {} backup CA(s) on one A4 page",
-                sheet.backups.len()
-            ))
-            .with_hint(
-                "print each backup CA's own sheet from its token ('breakglass-ca --ca URI pubkey --format sheet'), \
-                 and use 'pubkey --bundle' or 'host-config' for the combined file",
-            ));
-        }
-        module = (module - 0.05).max(MIN_MODULE_MM);
     }
+    Err(Error::config(format!(
+        "the key sheet cannot hold this CA and its {} backup CA(s) on one A4 page",
+        sheet.backups.len()
+    ))
+    .with_hint(
+        "print each backup CA's own sheet from its token ('breakglass-ca --ca URI pubkey --format sheet'), \
+         and use 'pubkey --bundle' or 'host-config' for the combined file",
+    ))
 }
 
 /// Whether `ca` is among the sheet's revoked CA keys.
@@ -254,54 +335,89 @@ impl Page {
         }
     }
 
-    /// A label and a value wrapped in the value column.
-    fn field(&mut self, label: &str, value: &str, id: Option<&str>) {
-        let size = 3.2;
-        let chunks = wrap_chars(value, Font::Mono.chars_in(size, CONTENT_W - LABEL_W));
+    /// A label and a value wrapped in the value column, at font size `size`.
+    fn field(&mut self, size: f64, label: &str, value: &str, id: Option<&str>) {
         self.y += size * 1.4;
-        self.text_at(MARGIN, self.y, size, Font::SansBold, None, label);
+        let top = self.y;
+        self.y = self.field_at(MARGIN, top, CONTENT_W, size, label, value, id);
+    }
+
+    /// A label at `x` and its value wrapped beside it, `width` in all, first baseline at `y`;
+    /// returns the last baseline.
+    #[allow(clippy::too_many_arguments)]
+    fn field_at(
+        &mut self,
+        x: f64,
+        y: f64,
+        width: f64,
+        size: f64,
+        label: &str,
+        value: &str,
+        id: Option<&str>,
+    ) -> f64 {
+        let label_w = LABEL_W * size / 3.2;
+        let chunks = wrap_chars(value, Font::Mono.chars_in(size, width - label_w));
+        self.text_at(x, y, size, Font::SansBold, None, label);
+        let mut y = y;
         for (i, chunk) in chunks.iter().enumerate() {
             if i > 0 {
-                self.y += size * 1.3;
+                y += size * 1.3;
             }
             let id = if i == 0 { id } else { None };
-            self.text_at(MARGIN + LABEL_W, self.y, size, Font::Mono, id, chunk);
+            self.text_at(x + label_w, y, size, Font::Mono, id, chunk);
         }
+        y
+    }
+
+    /// A horizontal line from `x1` to `x2` at `y` (a rule, or a field to write on).
+    fn line(&mut self, x1: f64, x2: f64, y: f64, width: f64, id: Option<&str>) {
+        let id = id.map(|i| format!(" id=\"{i}\"")).unwrap_or_default();
+        let _ = writeln!(
+            self.out,
+            "<line{id} x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#000000\" stroke-width=\"{}\"/>",
+            mm(x1),
+            mm(y),
+            mm(x2),
+            mm(y),
+            mm(width)
+        );
     }
 
     fn rule(&mut self) {
         self.y += 3.0;
-        let _ = writeln!(
-            self.out,
-            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#000000\" stroke-width=\"0.3\"/>",
-            mm(MARGIN),
-            mm(self.y),
-            mm(PAGE_W - MARGIN),
-            mm(self.y)
-        );
+        let y = self.y;
+        self.line(MARGIN, PAGE_W - MARGIN, y, 0.3, None);
     }
 
-    fn heading(&mut self, text: &str) {
-        self.y += 6.5;
-        self.text_at(MARGIN, self.y, 4.5, Font::SansBold, None, text);
+    fn heading(&mut self, style: Style, text: &str) {
+        let (space, size) = style.heading;
+        self.y += space;
+        self.text_at(MARGIN, self.y, size, Font::SansBold, None, text);
     }
 }
 
 /// Lay the page out with the primary QR code at `module` mm; returns the SVG and the lowest
 /// point the content reached (the footer, at a fixed place, is not counted).
-fn layout(sheet: &Sheet, primary_qr: &Qr, backup_qrs: &[Qr], module: f64) -> (String, f64) {
+fn layout(
+    sheet: &Sheet,
+    primary_qr: &Qr,
+    backup_qrs: &[Qr],
+    module: f64,
+    style: Style,
+) -> (String, f64) {
     let mut p = Page::start(&sheet.primary.fingerprint());
-    title(&mut p);
-    primary_fields(&mut p, sheet);
+    title(&mut p, style);
+    primary_fields(&mut p, sheet, style);
     if is_revoked(sheet, &sheet.primary) {
         revoked_primary(&mut p, &sheet.primary);
     } else {
-        primary_code(&mut p, &sheet.primary, primary_qr, module);
+        primary_code(&mut p, &sheet.primary, primary_qr, module, style);
     }
-    instructions(&mut p);
-    backups(&mut p, &sheet.backups, backup_qrs);
-    revoked_cas(&mut p, sheet);
+    instructions(&mut p, style);
+    backups(&mut p, &sheet.backups, backup_qrs, style);
+    revoked_cas(&mut p, sheet, style);
     let bottom = p.y;
+    signatures(&mut p);
     footer(&mut p, sheet.printed);
     (p.out, bottom)
 }
@@ -329,45 +445,73 @@ impl Page {
     }
 }
 
-/// The title and what the CA is for.
-fn title(p: &mut Page) {
-    p.y += 8.0;
+/// The title and what the CA is for (that line left out in the densest style).
+fn title(p: &mut Page, style: Style) {
+    let (size, intro) = style.title;
+    p.y += size;
     p.text_at(
         MARGIN,
         p.y,
-        8.0,
+        size,
         Font::SansBold,
         None,
         "breakglass-ca emergency SSH CA",
     );
-    let intro = wrap_words(
-        "Signs short-lived emergency SSH certificates. Its private key never leaves the token.",
-        Font::Sans.chars_in(3.2, CONTENT_W),
-    );
-    p.y += 1.0;
-    p.lines(MARGIN, 3.2, Font::Sans, &intro);
+    if intro {
+        let intro = wrap_words(
+            "Signs short-lived emergency SSH certificates. Its private key never leaves the token.",
+            Font::Sans.chars_in(3.2, CONTENT_W),
+        );
+        p.y += 1.0;
+        p.lines(MARGIN, 3.2, Font::Sans, &intro);
+    }
     p.rule();
 }
 
-/// The primary CA's facts as a table: token, key, URI, algorithm, creation, fingerprint.
-fn primary_fields(p: &mut Page, sheet: &Sheet) {
-    p.heading("Primary CA");
+/// The primary CA's facts as a table: token, key, URI, algorithm, creation, fingerprint
+/// (algorithm and creation in one row in the denser styles).
+fn primary_fields(p: &mut Page, sheet: &Sheet, style: Style) {
+    p.heading(style, "Primary CA");
     p.y += 1.0;
-    p.field("Token", &sheet.token, Some("primary-token"));
-    p.field("Key", &sheet.key, Some("primary-key"));
-    p.field("URI", &sheet.uri, Some("primary-uri"));
-    p.field(
-        "Algorithm",
-        &algorithm_text(&sheet.primary),
-        Some("primary-algorithm"),
-    );
+    let size = style.field;
+    p.field(size, "Token", &sheet.token, Some("primary-token"));
+    p.field(size, "Key", &sheet.key, Some("primary-key"));
+    p.field(size, "URI", &sheet.uri, Some("primary-uri"));
+    let algorithm = algorithm_text(&sheet.primary);
     let created = sheet
         .created
         .as_deref()
         .filter(|c| !c.trim().is_empty())
-        .unwrap_or("unknown (no 'created' in config.toml)");
-    p.field("Created", created, Some("primary-created"));
+        .unwrap_or("unknown (not in config.toml)");
+    if style.paired_fields {
+        p.y += size * 1.4;
+        let y = p.y;
+        let half = CONTENT_W * 0.52;
+        let left = p.field_at(
+            MARGIN,
+            y,
+            half,
+            size,
+            "Algorithm",
+            &algorithm,
+            Some("primary-algorithm"),
+        );
+        let right = p.field_at(
+            MARGIN + half + 3.0,
+            y,
+            CONTENT_W - half - 3.0,
+            size,
+            "Created",
+            created,
+            Some("primary-created"),
+        );
+        p.y = left.max(right);
+    } else {
+        p.field(size, "Algorithm", &algorithm, Some("primary-algorithm"));
+        p.field(size, "Created", created, Some("primary-created"));
+    }
     p.field(
+        size,
         "Fingerprint",
         &sheet.primary.fingerprint(),
         Some("primary-fingerprint"),
@@ -376,7 +520,7 @@ fn primary_fields(p: &mut Page, sheet: &Sheet) {
 
 /// The primary CA's QR code on the left; on the right, its fingerprint in blocks and the key
 /// line.
-fn primary_code(p: &mut Page, primary: &CaLine, qr: &Qr, module: f64) {
+fn primary_code(p: &mut Page, primary: &CaLine, qr: &Qr, module: f64, style: Style) {
     let side = qr.side() as f64 * module;
     let top = p.y + 4.0;
     p.out
@@ -417,7 +561,7 @@ fn primary_code(p: &mut Page, primary: &CaLine, qr: &Qr, module: f64) {
         Font::Sans.chars_in(3.0, width),
     );
     q.lines(x, 3.0, Font::Sans, &label);
-    let line_size = 2.4;
+    let line_size = style.key_line;
     let chunks = wrap_chars(&primary.line, Font::Mono.chars_in(line_size, width));
     q.y += 0.5;
     q.lines(x, line_size, Font::Mono, &chunks);
@@ -460,7 +604,7 @@ fn revoked_primary(p: &mut Page, primary: &CaLine) {
 
 /// The revoked backup CAs, if any, after the trusted ones: the mark and the fingerprint, struck
 /// out, of each.
-fn revoked_cas(p: &mut Page, sheet: &Sheet) {
+fn revoked_cas(p: &mut Page, sheet: &Sheet, style: Style) {
     let listed: Vec<&CaLine> = sheet
         .revoked
         .iter()
@@ -470,7 +614,10 @@ fn revoked_cas(p: &mut Page, sheet: &Sheet) {
         return;
     }
     p.rule();
-    p.heading(&format!("Revoked CAs ({}): {REVOKED_MARK}", listed.len()));
+    p.heading(
+        style,
+        &format!("Revoked CAs ({}): {REVOKED_MARK}", listed.len()),
+    );
     let why = wrap_words(
         "Revoked in the ledger ('breakglass-ca revoke --ca'): hosts must not trust these keys. \
          A host, bundle or older sheet that lists one of these fingerprints must be updated.",
@@ -492,13 +639,30 @@ fn revoked_cas(p: &mut Page, sheet: &Sheet) {
     }
 }
 
-/// Three steps for the host-image builder.
-fn instructions(p: &mut Page) {
+/// Three steps for the host-image builder (the third in one line in the denser styles).
+fn instructions(p: &mut Page, style: Style) {
     p.rule();
-    p.heading("For the host-image builder");
+    p.heading(style, "For the host-image builder");
     let file = format!("TrustedUserCAKeys {HOST_CA_FILE}");
     let check = format!("ssh-keygen -l -f {HOST_CA_FILE}");
-    let steps: [&[(Font, &str)]; 5] = [
+    let host_config = "breakglass-ca host-config --user breakglass --out DIR";
+    let short: [&[(Font, &str)]; 4] = [
+        &[(
+            Font::Sans,
+            "1. Put every key line on this sheet, one per line, into the file that sshd_config names:",
+        )],
+        &[(Font::Mono, "   "), (Font::Mono, &file)],
+        &[
+            (Font::Sans, "2. Check: "),
+            (Font::Mono, &check),
+            (Font::Sans, " prints the fingerprint(s) on this sheet."),
+        ],
+        &[
+            (Font::Sans, "3. All host files at once: "),
+            (Font::Mono, host_config),
+        ],
+    ];
+    let long: [&[(Font, &str)]; 5] = [
         &[(
             Font::Sans,
             "1. Put every key line on this sheet, one per line, into the file that sshd_config names:",
@@ -513,11 +677,9 @@ fn instructions(p: &mut Page) {
             Font::Sans,
             "3. For the complete sshd_config.d snippet, principals files and an install script:",
         )],
-        &[
-            (Font::Mono, "   "),
-            (Font::Mono, "breakglass-ca host-config --user breakglass --out DIR"),
-        ],
+        &[(Font::Mono, "   "), (Font::Mono, host_config)],
     ];
+    let steps: &[&[(Font, &str)]] = if style.short_steps { &short } else { &long };
     let size = steps
         .iter()
         .map(|runs| fit_runs(runs, 3.2, CONTENT_W))
@@ -528,24 +690,58 @@ fn instructions(p: &mut Page) {
     }
 }
 
+/// The signature fields at the bottom of the page: the custodian and a witness each write
+/// their name, sign and date the page once they compared its fingerprints with the token.
+fn signatures(p: &mut Page) {
+    let top = SIGNATURES_TOP;
+    p.line(MARGIN, PAGE_W - MARGIN, top + 1.0, 0.3, None);
+    let fields = [
+        ("name", 22.0, 84.0),
+        ("signature", 90.0, 146.0),
+        ("date", 152.0, CONTENT_W),
+    ];
+    for (i, (who, id)) in [("Custodian", "custodian"), ("Witness", "witness")]
+        .into_iter()
+        .enumerate()
+    {
+        let y = top + 10.0 + i as f64 * 10.0;
+        p.text_at(
+            MARGIN,
+            y,
+            3.2,
+            Font::SansBold,
+            Some(&format!("signature-{id}")),
+            who,
+        );
+        for (what, from, to) in fields {
+            let line_id = format!("signature-{id}-{what}");
+            p.line(MARGIN + from, MARGIN + to, y, 0.25, Some(&line_id));
+            p.text_at(MARGIN + from, y + 2.8, 2.2, Font::Sans, None, what);
+        }
+    }
+}
+
 /// The backup CAs, if any: one row per backup (with its fingerprint in blocks too) if that fits
 /// the page, else the most compact arrangement.
-fn backups(p: &mut Page, backups: &[CaLine], qrs: &[Qr]) {
+fn backups(p: &mut Page, backups: &[CaLine], qrs: &[Qr], style: Style) {
     if backups.is_empty() {
         return;
     }
     p.rule();
-    p.heading(&format!(
-        "Backup CAs ({}), trusted by hosts as well",
-        backups.len()
-    ));
+    p.heading(
+        style,
+        &format!("Backup CAs ({}), trusted by hosts as well", backups.len()),
+    );
     let mut best = backups_side_by_side(backups, qrs, p.y);
     if best.y > CONTENT_BOTTOM {
-        for beside in [false, true] {
-            if let Some(grid) = backups_grid(backups, qrs, p.y, beside) {
-                if grid.y < best.y {
-                    best = grid;
-                }
+        let others = [
+            backups_grid(backups, qrs, p.y, false),
+            backups_grid(backups, qrs, p.y, true),
+            backups_columns(backups, qrs, p.y),
+        ];
+        for other in others.into_iter().flatten() {
+            if other.y < best.y {
+                best = other;
             }
         }
     }
@@ -600,6 +796,7 @@ fn backups_side_by_side(backups: &[CaLine], qrs: &[Qr], y: f64) -> Page {
             None,
             &format!("Backup CA {k}: {}", algorithm_text(backup)),
         );
+        backup_token(&mut q, x, width, k, backup);
         backup_fingerprint(&mut q, x, width, k, backup);
         let blocks = fingerprint_blocks(&backup.fingerprint());
         let blocks = wrap_words(&blocks, Font::MonoBold.chars_in(3.4, width));
@@ -675,11 +872,117 @@ fn backups_grid(backups: &[CaLine], qrs: &[Qr], y: f64, beside: bool) -> Option<
             Font::SansBold.chars_in(3.4, width),
         );
         p.lines(x, 3.4, Font::SansBold, &title);
+        backup_token(&mut p, x, width, k, backup);
         backup_fingerprint(&mut p, x, width, k, backup);
         backup_line(&mut p, x, width, backup);
     }
     p.y = p.y.max(bottom) + 2.0;
     Some(p)
+}
+
+/// Each backup CA in a column of its own, side by side: its QR code (right-aligned in the
+/// column, out of line with the primary QR code), and below it the CA's number and algorithm,
+/// token, fingerprint (in as many lines as the column needs) and line. The densest
+/// arrangement, for three or more backups. `None` when there is only one, or a QR code is
+/// wider than its column.
+fn backups_columns(backups: &[CaLine], qrs: &[Qr], y: f64) -> Option<Page> {
+    let n = backups.len();
+    if n < 2 {
+        return None;
+    }
+    let gap = 6.0;
+    let width = (CONTENT_W - gap * (n - 1) as f64) / n as f64;
+    let sides: Vec<f64> = qrs
+        .iter()
+        .map(|qr| qr.side() as f64 * BACKUP_MODULE_MM)
+        .collect();
+    let tallest = sides.iter().copied().fold(0.0, f64::max);
+    if tallest > width {
+        return None;
+    }
+    let mut p = Page {
+        out: String::new(),
+        y,
+    };
+    let top = y + 3.0;
+    let mut bottom: f64 = top;
+    for (i, ((backup, qr), side)) in backups.iter().zip(qrs).zip(&sides).enumerate() {
+        let k = i + 1;
+        let x = MARGIN + i as f64 * (width + gap);
+        p.out.push_str(&qr.svg_group(
+            x + width - side,
+            top,
+            BACKUP_MODULE_MM,
+            &format!("backup-qr-{k}"),
+        ));
+        let mut q = Page {
+            out: String::new(),
+            y: top + tallest,
+        };
+        let title = format!("Backup CA {k}: {}", backup.algorithm());
+        let size = fit_size(&title, Font::SansBold, 3.4, width);
+        q.y += size * 1.4;
+        q.text_at(x, q.y, size, Font::SansBold, None, &title);
+        backup_token(&mut q, x, width, k, backup);
+        let fingerprint = backup.fingerprint();
+        let size = 2.6;
+        for (j, chunk) in wrap_chars(&fingerprint, Font::Mono.chars_in(size, width))
+            .iter()
+            .enumerate()
+        {
+            q.y += size * 1.35;
+            let id = match j {
+                0 => format!("backup-fingerprint-{k}"),
+                j => format!("backup-fingerprint-{k}-{}", j + 1),
+            };
+            q.text_at(x, q.y, size, Font::Mono, Some(&id), chunk);
+        }
+        backup_line(&mut q, x, width, backup);
+        p.out.push_str(&q.out);
+        bottom = bottom.max(q.y);
+    }
+    p.y = bottom + 2.0;
+    Some(p)
+}
+
+/// A backup CA's token: its label as the line's comment names it, or a field to fill in by
+/// hand (label and serial) when it is not known.
+fn backup_token(p: &mut Page, x: f64, width: f64, k: usize, backup: &CaLine) {
+    let size = 3.0;
+    let id = format!("backup-token-{k}");
+    match token_label(backup) {
+        Some(label) => {
+            // One line, down to 2.6 mm; else wrapped at 2.6 mm (a label has at most 64
+            // characters).
+            let text = format!("Token: {label}");
+            let fitted = fit_size(&text, Font::Sans, size, width);
+            if fitted >= 2.6 {
+                p.y += fitted * 1.45;
+                p.text_at(x, p.y, fitted, Font::Sans, Some(&id), &text);
+            } else {
+                let size = 2.6;
+                let lines = wrap_words(&text, Font::Sans.chars_in(size, width));
+                for (i, line) in lines.iter().enumerate() {
+                    p.y += size * 1.35;
+                    let id = match i {
+                        0 => id.clone(),
+                        i => format!("{id}-{}", i + 1),
+                    };
+                    p.text_at(x, p.y, size, Font::Sans, Some(&id), line);
+                }
+            }
+        }
+        None => {
+            // Room to write in above the line, and its caption below.
+            p.y += size * 2.0;
+            p.text_at(x, p.y, size, Font::Sans, Some(&id), TOKEN_BLANK);
+            let start = x + TOKEN_BLANK.chars().count() as f64 * size * SANS_EM + 1.5;
+            let y = p.y + 0.4;
+            p.line(start, x + width, y, 0.2, Some(&format!("{id}-blank")));
+            p.y += 2.6;
+            p.text_at(start, p.y, 2.0, Font::Sans, None, TOKEN_BLANK_CAPTION);
+        }
+    }
 }
 
 /// A backup CA's `SHA256:…` fingerprint on one line (with an id for tests), 3 mm or smaller
@@ -761,6 +1064,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::export::qr::tests::{decode_grey, fake_line};
     use ssh_key::public::KeyData;
+    use std::path::Path;
 
     /// A CA line of `len` characters (for the size of its QR code) and a key of its own
     /// (`n` tells the keys apart: they are what the fingerprints come from).
@@ -788,6 +1092,64 @@ pub(crate) mod tests {
             revoked: Vec::new(),
             printed: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
         }
+    }
+
+    /// `ca` with `label` as its line's comment, as 'add-backup-ca --label' stores it.
+    fn labelled(ca: CaLine, label: &str) -> CaLine {
+        let head = ca.line.rsplit_once(' ').unwrap().0;
+        CaLine {
+            line: format!("{head} {label}"),
+            ..ca
+        }
+    }
+
+    /// The sheets every layout test goes through: an RSA-4096 primary (the largest QR code)
+    /// with no backup and with one, two and three (ECDSA P-256 and P-384 sized, named and not),
+    /// one RSA-4096 backup, small primaries, and revoked keys.
+    fn hard_cases() -> Vec<Sheet> {
+        let mut cases = vec![
+            sample(95, &[]),
+            sample(740, &[]),
+            sample(740, &[180]),
+            sample(740, &[180, 180]),
+            sample(740, &[180, 180, 180]),
+            sample(740, &[220, 220, 220]),
+            sample(740, &[740]),
+            sample(180, &[180, 220, 95]),
+            sample(740, &[95]),
+        ];
+        let mut named = sample(740, &[180, 180, 180]);
+        named.backups[0] = labelled(named.backups[0].clone(), "YubiKey 5 NFC serial 23456789");
+        named.backups[2] = labelled(named.backups[2].clone(), "vault B, token emergency-ca-2");
+        cases.push(named);
+        let mut named = sample(740, &[180]);
+        named.backups[0] = labelled(named.backups[0].clone(), "vault-b");
+        cases.push(named);
+        // The longest labels there are (64 characters), which also lengthen the lines.
+        let long = "YubiKey 5 NFC serial 23456789, emergency-ca-2, backup of 2026-11";
+        assert_eq!(long.len(), crate::export::MAX_COMMENT_LEN);
+        for backups in [&[180, 180, 180][..], &[180], &[180, 180], &[220, 220, 220]] {
+            let mut named = sample(740, backups);
+            for b in &mut named.backups {
+                *b = labelled(b.clone(), long);
+            }
+            cases.push(named);
+        }
+        let with_revoked = |mut sheet: Sheet, primary: bool, n: u8| {
+            if primary {
+                sheet.revoked.push(sheet.primary.clone());
+            }
+            for i in 0..n {
+                sheet.revoked.push(entry("ssh-rsa", 740, 0x80 + i));
+            }
+            sheet
+        };
+        cases.extend([
+            with_revoked(sample(740, &[180]), false, 3),
+            with_revoked(sample(740, &[740]), true, 1),
+            with_revoked(sample(180, &[180, 180, 180]), true, 2),
+        ]);
+        cases
     }
 
     /// Render an SVG document to greyscale at `px_per_unit` pixels per user unit (mm).
@@ -822,6 +1184,20 @@ pub(crate) mod tests {
         (w as usize, h as usize, luma)
     }
 
+    /// Backup CA `k`'s fingerprint on the sheet: one line, or (in columns) the lines
+    /// `backup-fingerprint-K`, `-K-2`... together.
+    pub(crate) fn backup_fingerprint_of(svg: &str, k: usize) -> String {
+        let mut all = text_of(svg, &format!("backup-fingerprint-{k}"));
+        for j in 2.. {
+            let id = format!("backup-fingerprint-{k}-{j}");
+            if !svg.contains(&format!("id=\"{id}\"")) {
+                break;
+            }
+            all.push_str(&text_of(svg, &id));
+        }
+        all
+    }
+
     fn text_of(svg: &str, id: &str) -> String {
         let start = svg.find(&format!("id=\"{id}\"")).unwrap();
         let rest = &svg[start..];
@@ -830,9 +1206,11 @@ pub(crate) mod tests {
         rest[open..close].to_string()
     }
 
-    /// The whole sheet for real keys, byte for byte as 0.2.0 drew it (the SVG files in
-    /// `testdata/` were made by 0.2.0's layout code), with the backups in one row each (one
-    /// backup), in the grid (three) and none; the version in the footer aside.
+    /// The whole sheet for real keys, byte for byte as pinned in `testdata/` (made by 0.2.0's
+    /// layout code, then again when 0.4.0 added the signature fields and the backup tokens),
+    /// with the backups in one row each (one backup), in columns (three) and none; the
+    /// version in the footer aside. After a deliberate change of the layout, write them anew
+    /// with `BREAKGLASS_SHEET_REPIN=1 cargo test --lib sheet_is_pinned` and look at them.
     #[test]
     fn sheet_is_pinned_byte_for_byte() {
         let primary = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPg1Q+KGCuYkBhj62eL5GTpL+Nz3uo3gA6grASzJ/8BuUX+8Lzh/y3w03WgmRPUQ7/PgOKfUhmp3NoHNj0geaAw= breakglass-ca";
@@ -851,13 +1229,18 @@ pub(crate) mod tests {
             )
             .replace(" by breakglass-ca 0.2.0. ", " by breakglass-ca VERSION. ")
         };
-        for (backups, want) in [
-            (vec![ca(backup)], include_str!("testdata/sheet-1.svg")),
+        for (backups, want, file) in [
+            (
+                vec![ca(backup)],
+                include_str!("testdata/sheet-1.svg"),
+                "sheet-1.svg",
+            ),
             (
                 vec![ca(backup), ca(primary), ca(backup)],
                 include_str!("testdata/sheet-3.svg"),
+                "sheet-3.svg",
             ),
-            (vec![], include_str!("testdata/sheet-0.svg")),
+            (vec![], include_str!("testdata/sheet-0.svg"), "sheet-0.svg"),
         ] {
             let sheet = Sheet {
                 primary: ca(primary),
@@ -871,7 +1254,13 @@ pub(crate) mod tests {
                 revoked: Vec::new(),
                 printed: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
             };
-            assert_eq!(version(&render(&sheet).unwrap()), version(want));
+            let svg = render(&sheet).unwrap();
+            if std::env::var_os("BREAKGLASS_SHEET_REPIN").is_some() {
+                let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/export/testdata");
+                std::fs::write(dir.join(file), version(&svg)).unwrap();
+                continue;
+            }
+            assert_eq!(version(&svg), version(want), "{file}");
         }
     }
 
@@ -915,7 +1304,7 @@ pub(crate) mod tests {
             fingerprint_blocks(&sheet.primary.fingerprint())
         );
         assert_eq!(
-            text_of(&svg, "backup-fingerprint-1"),
+            backup_fingerprint_of(&svg, 1),
             sheet.backups[0].fingerprint()
         );
         assert_eq!(text_of(&svg, "primary-created"), "2026-11-22T03:00:00Z");
@@ -953,6 +1342,9 @@ pub(crate) mod tests {
             (740, vec![180, 95]),
             (740, vec![740]),
             (180, vec![180, 180, 180]),
+            (740, vec![180]),
+            (740, vec![180, 180, 180]),
+            (740, vec![220, 220, 220]),
         ] {
             let sheet = sample(primary, &backups);
             let svg = render(&sheet).unwrap();
@@ -974,33 +1366,14 @@ pub(crate) mod tests {
     fn text_stays_on_the_page() {
         // The widest text line, estimated generously, fits between the margins, and nothing
         // is placed below the footer.
-        let with_revoked = |mut sheet: Sheet, primary: bool, n: u8| {
-            if primary {
-                sheet.revoked.push(sheet.primary.clone());
-            }
-            for i in 0..n {
-                sheet.revoked.push(entry("ssh-rsa", 740, 0x80 + i));
-            }
-            sheet
-        };
-        for sheet in [
-            sample(95, &[]),
-            sample(740, &[740]),
-            sample(180, &[180, 220, 95]),
-            sample(740, &[180, 180]),
-            sample(740, &[95]),
-            with_revoked(sample(740, &[180]), false, 3),
-            with_revoked(sample(740, &[740]), true, 1),
-            with_revoked(sample(180, &[180, 180, 180]), true, 2),
-        ] {
+        for sheet in hard_cases() {
             let svg = render(&sheet).unwrap();
             assert_eq!(
                 text_of(&svg, "primary-fingerprint"),
                 sheet.primary.fingerprint()
             );
             for (i, b) in sheet.backups.iter().enumerate() {
-                let id = format!("backup-fingerprint-{}", i + 1);
-                assert_eq!(text_of(&svg, &id), b.fingerprint());
+                assert_eq!(backup_fingerprint_of(&svg, i + 1), b.fingerprint());
             }
             for t in svg.split("<text").skip(1) {
                 let attr = |name: &str| -> f64 {
@@ -1055,7 +1428,8 @@ pub(crate) mod tests {
 
     /// `BREAKGLASS_SHEET_PNG=/tmp/x.png cargo test --lib sheet`: also write a sample sheet
     /// rendered with the system fonts, to look at (`BREAKGLASS_SHEET_SAMPLE=180,180` for the
-    /// lengths of the lines, `BREAKGLASS_SHEET_REVOKED=primary,backup` for revoked keys).
+    /// lengths of the lines, `BREAKGLASS_SHEET_REVOKED=primary,backup` for revoked keys,
+    /// `BREAKGLASS_SHEET_LABEL=TEXT` for the backups' token label).
     #[test]
     fn sample_sheet_for_inspection() {
         let Some(path) = std::env::var_os("BREAKGLASS_SHEET_PNG") else {
@@ -1076,6 +1450,12 @@ pub(crate) mod tests {
         }
         if revoked.contains("backup") {
             sheet.revoked.push(entry("ssh-ed25519", 95, 0x77));
+        }
+        // BREAKGLASS_SHEET_LABEL=TEXT: every backup's token named so.
+        if let Ok(label) = std::env::var("BREAKGLASS_SHEET_LABEL") {
+            for b in &mut sheet.backups {
+                *b = labelled(b.clone(), &label);
+            }
         }
         let svg = render(&sheet).unwrap();
         let (w, h, luma) = rasterise(&svg, 5.0, true);
@@ -1195,5 +1575,184 @@ pub(crate) mod tests {
         let err = render(&sample(740, &[740, 740, 740])).unwrap_err();
         assert!(err.to_string().contains("cannot hold"), "{err}");
         assert!(err.hint().is_some());
+    }
+
+    /// The custodian's and a witness's name, signature and date fields, at the bottom of every
+    /// sheet; each backup CA's token: its label when the line's comment names one, else a
+    /// field to fill in by hand.
+    #[test]
+    fn signature_fields_and_backup_tokens() {
+        let mut sheet = sample(180, &[180, 95]);
+        sheet.backups[0] = labelled(sheet.backups[0].clone(), "YubiKey 5 serial 23456789");
+        assert_eq!(
+            token_label(&sheet.backups[0]),
+            Some("YubiKey 5 serial 23456789")
+        );
+        assert_eq!(
+            token_label(&sheet.backups[1]),
+            None,
+            "breakglass-ca is no label"
+        );
+        let backup = labelled(sheet.backups[1].clone(), crate::export::BACKUP_COMMENT);
+        assert_eq!(token_label(&backup), None);
+        let svg = render(&sheet).unwrap();
+        assert_eq!(
+            text_of(&svg, "backup-token-1"),
+            "Token: YubiKey 5 serial 23456789"
+        );
+        assert!(!svg.contains("backup-token-1-blank"));
+        assert_eq!(text_of(&svg, "backup-token-2"), TOKEN_BLANK);
+        assert!(svg.contains("id=\"backup-token-2-blank\""));
+        assert!(svg.contains(&format!(">{TOKEN_BLANK_CAPTION}</text>")));
+        for who in ["custodian", "witness"] {
+            assert!(svg.contains(&format!("id=\"signature-{who}\"")), "{who}");
+            for field in ["name", "signature", "date"] {
+                let id = format!("signature-{who}-{field}");
+                let at = svg
+                    .find(&format!("<line id=\"{id}\""))
+                    .unwrap_or_else(|| panic!("{id}"));
+                let line = &svg[at..at + svg[at..].find("/>").unwrap()];
+                let num = |a: &str| -> f64 {
+                    let v = &line[line.find(&format!(" {a}=\"")).unwrap() + a.len() + 3..];
+                    v[..v.find('"').unwrap()].parse().unwrap()
+                };
+                assert!(
+                    num("x1") >= MARGIN && num("x2") <= PAGE_W - MARGIN,
+                    "{line}"
+                );
+                assert!(
+                    num("x2") - num("x1") >= 25.0,
+                    "{id} is too short to write on"
+                );
+                assert!(
+                    num("y1") > CONTENT_BOTTOM && num("y1") < FOOTER_Y - 3.0,
+                    "{line}"
+                );
+            }
+        }
+        assert_eq!(text_of(&svg, "signature-custodian"), "Custodian");
+        assert_eq!(text_of(&svg, "signature-witness"), "Witness");
+        // With no backup, the same fields.
+        let svg = render(&sample(95, &[])).unwrap();
+        assert!(svg.contains("id=\"signature-witness-date\""));
+    }
+
+    /// Something drawn on the page: its text or id, and its box in mm.
+    type Drawn = (String, resvg::tiny_skia::Rect);
+
+    /// What resvg draws, in mm: each text's ink (its glyphs in the system fonts) and each QR
+    /// code's square (quiet zone included), with its id or its text.
+    fn drawn(svg: &str) -> (Vec<Drawn>, Vec<Drawn>) {
+        use resvg::usvg;
+        let mut opt = usvg::Options::default();
+        let db = opt.fontdb_mut();
+        db.load_system_fonts();
+        db.set_sans_serif_family("DejaVu Sans");
+        db.set_monospace_family("DejaVu Sans Mono");
+        let tree = usvg::Tree::from_str(svg, &opt).unwrap();
+        // usvg sizes mm documents at 96 dpi.
+        let scale = tree.size().width() / PAGE_W as f32;
+        let mm = |r: resvg::tiny_skia::Rect| {
+            resvg::tiny_skia::Rect::from_ltrb(
+                r.left() / scale,
+                r.top() / scale,
+                r.right() / scale,
+                r.bottom() / scale,
+            )
+            .unwrap()
+        };
+        fn walk(
+            g: &usvg::Group,
+            mm: &dyn Fn(resvg::tiny_skia::Rect) -> resvg::tiny_skia::Rect,
+            texts: &mut Vec<Drawn>,
+            codes: &mut Vec<Drawn>,
+        ) {
+            for node in g.children() {
+                match node {
+                    usvg::Node::Group(g) if g.id().contains("-qr") => {
+                        codes.push((g.id().to_string(), mm(g.abs_bounding_box())));
+                    }
+                    usvg::Node::Group(g) => walk(g, mm, texts, codes),
+                    usvg::Node::Text(t) => {
+                        let words: String = t.chunks().iter().map(|c| c.text()).collect();
+                        texts.push((words, mm(t.abs_bounding_box())));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let (mut texts, mut codes) = (Vec::new(), Vec::new());
+        walk(tree.root(), &mm, &mut texts, &mut codes);
+        (texts, codes)
+    }
+
+    /// Rendered with resvg and real fonts (DejaVu, as fontconfig gives the generic families on
+    /// Debian): every text and QR code lies on the A4 page, inside the margins; no two texts
+    /// overlap, no text touches a QR code, and no two QR codes overlap; in every hard case.
+    #[test]
+    fn rendered_page_fits_and_nothing_overlaps() {
+        let overlap = |a: &resvg::tiny_skia::Rect, b: &resvg::tiny_skia::Rect, slack: f32| {
+            a.left() < b.right() - slack
+                && b.left() < a.right() - slack
+                && a.top() < b.bottom() - slack
+                && b.top() < a.bottom() - slack
+        };
+        for sheet in hard_cases() {
+            let what = format!(
+                "primary {} bytes, backups {:?}, {} revoked",
+                sheet.primary.line.len(),
+                sheet
+                    .backups
+                    .iter()
+                    .map(|b| b.line.len())
+                    .collect::<Vec<_>>(),
+                sheet.revoked.len()
+            );
+            let svg = render(&sheet).unwrap();
+            let (texts, codes) = drawn(&svg);
+            // Without fonts, resvg draws no text: this test would check nothing.
+            assert!(
+                texts.len() > 30,
+                "{what}: {} texts drawn: no fonts?",
+                texts.len()
+            );
+            assert_eq!(
+                codes.len(),
+                sheet.backups.len() + usize::from(!is_revoked(&shown(&sheet), &sheet.primary)),
+                "{what}"
+            );
+            for (name, r) in texts.iter().chain(&codes) {
+                let (m, top) = (MARGIN as f32 - 0.5, TOP_MARGIN as f32 - 0.5);
+                assert!(
+                    r.left() >= m
+                        && r.right() <= PAGE_W as f32 - m
+                        && r.top() >= top
+                        && r.bottom() <= PAGE_H as f32 - 5.0,
+                    "{what}: {name:?} at {r:?} is outside the page's margins"
+                );
+            }
+            for (i, (a, ra)) in texts.iter().enumerate() {
+                for (b, rb) in &texts[i + 1..] {
+                    assert!(
+                        !overlap(ra, rb, 0.05),
+                        "{what}: {a:?} {ra:?} overlaps {b:?} {rb:?}"
+                    );
+                }
+                for (b, rb) in &codes {
+                    assert!(
+                        !overlap(ra, rb, 0.0),
+                        "{what}: {a:?} {ra:?} is on QR code {b} {rb:?}"
+                    );
+                }
+            }
+            for (i, (a, ra)) in codes.iter().enumerate() {
+                for (b, rb) in &codes[i + 1..] {
+                    assert!(
+                        !overlap(ra, rb, 0.0),
+                        "{what}: QR codes {a} and {b} overlap"
+                    );
+                }
+            }
+        }
     }
 }
