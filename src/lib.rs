@@ -12,6 +12,7 @@ pub mod cert;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod dual;
 pub mod duration;
 pub mod error;
 pub mod export;

@@ -183,6 +183,7 @@ fn check_request(g: &Globals, args: &MintArgs) -> Result<Checked> {
                 key_id: args.key_id.clone(),
                 validity,
                 options: options.clone(),
+                dual: None,
             },
             output,
         };
