@@ -10,6 +10,7 @@ mod algorithms;
 mod audit;
 mod batch;
 mod corpus;
+mod dual;
 mod hardening;
 mod hostile_text;
 mod hosts;

@@ -140,7 +140,7 @@ fn ssh_keygen_fingerprints(file: &Path) -> Vec<String> {
 }
 
 /// Rebuild the modules from the terminal rendering (ANSI colours, half blocks) and decode.
-fn decode_terminal(text: &str) -> Vec<(u16, String)> {
+pub(crate) fn decode_terminal(text: &str) -> Vec<(u16, String)> {
     let mut grid: Vec<Vec<bool>> = Vec::new();
     for line in text.lines() {
         assert!(

@@ -60,12 +60,33 @@ pub struct Config {
     /// Have the token sign the ledger head after each issuance (see `checkpoint.rs`).
     #[serde(default = "yes")]
     pub checkpoints: bool,
+    /// Dual control (all optional, see [`crate::dual::Policy`]): every mint needs a request
+    /// signed by the requester's key.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_possession: bool,
+    /// The approvers (OpenSSH allowed_signers), relative to the state directory or absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers_file: Option<PathBuf>,
+    /// How many distinct approvers must sign each request (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub required_approvals: u32,
+    /// How old a request may be when it is minted (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_age: Option<crate::duration::Duration>,
     #[serde(default)]
     pub policy: Policy,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Config {
@@ -96,7 +117,20 @@ impl Config {
                 .with_hint("fix the file by hand, or run 'breakglass-ca init' again for this CA")
         })?;
         config.policy.check()?;
+        config.dual().check()?;
         Ok(Some(config))
+    }
+
+    /// The dual-control settings.
+    pub fn dual(&self) -> crate::dual::Policy {
+        crate::dual::Policy {
+            require_possession: self.require_possession,
+            approvers_file: self.approvers_file.clone(),
+            required_approvals: self.required_approvals,
+            max_request_age: self
+                .max_request_age
+                .unwrap_or(crate::dual::approval::DEFAULT_MAX_AGE),
+        }
     }
 
     /// Write `<dir>/config.toml` atomically, mode 0600.
@@ -127,6 +161,10 @@ mod tests {
             created: "2026-11-22T00:00:00Z".into(),
             backup_ca_pubkeys: Vec::new(),
             checkpoints: true,
+            require_possession: false,
+            approvers_file: None,
+            required_approvals: 0,
+            max_request_age: None,
             policy: Policy::default(),
         };
         c.save(dir.path()).unwrap();
@@ -185,6 +223,10 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: Vec::new(),
             checkpoints: true,
+            require_possession: false,
+            approvers_file: None,
+            required_approvals: 0,
+            max_request_age: None,
             policy: Policy::default(),
         };
         let path = c.save(dir.path()).unwrap();

@@ -10,7 +10,9 @@ pub mod inspect;
 pub mod krl;
 pub mod log;
 pub mod mint;
+pub mod mint_request;
 pub mod pubkey;
+pub mod request;
 pub mod revoke;
 pub mod status;
 
@@ -236,6 +238,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Revoke(a) => revoke::run(&globals, &a),
         Command::Krl(a) => krl::run(&globals, &a),
         Command::Audit(a) => audit::run(&globals, &a),
+        Command::Request(a) => request::run(&globals, &a),
     }
 }
 

@@ -69,6 +69,13 @@ pub fn run(g: &Globals) -> Result<()> {
         ),
         None => "revocations:    none (KRL version 0)".into(),
     });
+    if let Some(c) = &config {
+        let (text, loud) = crate::cmd::mint_request::dual_text(c, &g.state_dir);
+        lines.push(match loud {
+            true => format!("dual control:   WARNING: {text}"),
+            false => format!("dual control:   {text}"),
+        });
+    }
     let this = crate::ledger::revocation::key_line(key.public_key())?;
     if revoked.ca_keys.contains(&this) {
         lines.push(

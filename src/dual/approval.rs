@@ -87,9 +87,10 @@ pub struct Given {
     pub sig: Armored,
 }
 
-/// The approvals that count, checked: see the module. `required` valid ones, else a refusal
-/// that names who approved, which approvals did not count and why, and who is missing. All
-/// valid approvals are returned (also beyond `required`), in the order given.
+/// The approvals that count, checked: see the module. At least `required` valid ones and no
+/// other (an approval that does not count is refused, not passed over), else a refusal that
+/// names who approved, which approvals did not count and why, and who is missing. All valid
+/// approvals are returned (also beyond `required`), in the order given.
 pub fn check_approvals(
     request: &Request,
     text: &[u8],
@@ -165,7 +166,9 @@ pub fn check_approvals(
             rejected.push(format!("{}: {why}", g.source));
         }
     }
-    if approved.len() >= required {
+    // Every approval given must count: one that does not is a slip or an attack (a key
+    // swapped, a request edited), never something to pass over.
+    if approved.len() >= required && rejected.is_empty() {
         return Ok(approved.into_iter().map(|(a, _)| a).collect());
     }
     let names: Vec<String> = approved
@@ -195,12 +198,13 @@ pub fn check_approvals(
             false => names.join(", "),
         }
     );
-    let short = required - approved.len();
-    message.push_str(&match missing.is_empty() {
-        true => format!(
+    let short = required.saturating_sub(approved.len());
+    message.push_str(&match (short, missing.is_empty()) {
+        (0, _) => String::new(),
+        (_, true) => format!(
             "; missing: {short} more, and no other approver is listed in the approvers file"
         ),
-        false => format!("; missing: {short} more of {}", missing.join(", ")),
+        (_, false) => format!("; missing: {short} more of {}", missing.join(", ")),
     });
     if !rejected.is_empty() {
         message.push_str(&format!("; not counted: {}", rejected.join("; ")));
@@ -336,6 +340,14 @@ pub(crate) mod tests {
             err.contains("c.sig: by carol does not verify over this request"),
             "{err}"
         );
+        // Enough valid ones and one that does not count: refused all the same.
+        let err = check(&[ok(bob, "b"), ok(carol, "c"), ok(bob, "--approval b2.sig")]).unwrap_err();
+        assert!(err.contains("2 valid: approved by bob (SHA256:"), "{err}");
+        assert!(
+            err.contains("not counted: --approval b2.sig: is a second approval by bob"),
+            "{err}"
+        );
+        assert!(!err.contains("missing"), "{err}");
         // Three valid: all recorded.
         assert_eq!(
             check(&[ok(bob, "b"), ok(carol, "c"), ok(&keys[2], "d")])

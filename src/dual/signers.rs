@@ -110,6 +110,51 @@ impl Signers {
     }
 }
 
+/// Read the approvers file at `path`: it must be a plain file (never through a link) that only
+/// its owner (this user or root) can change, as `config.toml`: whoever can write it chooses
+/// who approves.
+pub fn load(path: &std::path::Path) -> Result<Signers> {
+    use crate::text::ShowPath;
+    let Some(file) = crate::fsx::open_private(path, std::fs::OpenOptions::new().read(true))? else {
+        return Err(Error::config(format!(
+            "the approvers file {} (approvers_file in config.toml) does not exist",
+            path.shown()
+        ))
+        .with_hint("restore it from the backup kept with the token, or fix approvers_file in config.toml (a relative path is read from the state directory)"));
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::file("examine", path, e))?;
+    crate::fsx::check_private_file(path, &meta)?;
+    let bytes = crate::fsx::read_limited(
+        file,
+        MAX_FILE_BYTES,
+        &format!("approvers file {}", path.shown()),
+    )?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::config(format!(
+            "the approvers file {} is not UTF-8 text",
+            path.shown()
+        ))
+    })?;
+    parse(&text).map_err(|e| match e {
+        Error::Message {
+            kind,
+            message,
+            hint,
+        } => Error::Message {
+            kind,
+            message: message.replacen(
+                "the approvers file",
+                &format!("the approvers file {}", path.shown()),
+                1,
+            ),
+            hint,
+        },
+        e => e,
+    })
+}
+
 fn at(line: usize, why: impl std::fmt::Display) -> Error {
     Error::config(format!("the approvers file, line {line}: {why}")).with_hint(
         "each line is NAME[,NAME...] [namespaces=\"breakglass-ca-approval\"] KEYTYPE BASE64 [COMMENT], as in an OpenSSH allowed_signers file",

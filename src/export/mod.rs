@@ -444,6 +444,10 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: hostile.to_vec(),
             checkpoints: true,
+            require_possession: false,
+            approvers_file: None,
+            required_approvals: 0,
+            max_request_age: None,
             policy: Default::default(),
         };
         let got = backup_cas(Some(&config), Path::new("/state"), &mut |_| {}).unwrap();
@@ -483,6 +487,10 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: vec![format!("{ED} vault-a"), compressed.into()],
             checkpoints: true,
+            require_possession: false,
+            approvers_file: None,
+            required_approvals: 0,
+            max_request_age: None,
             policy: Default::default(),
         };
         let err = backup_cas(Some(&config), Path::new("/state"), &mut |_| {})
