@@ -313,3 +313,70 @@ max_start_ahead = "1h"
         assert_eq!(std::fs::read_to_string(&path).unwrap(), odd);
     }
 }
+
+#[cfg(test)]
+mod dual_tests {
+    use super::*;
+
+    const BASE: &str = "ca = \"pkcs11:token=t\"\nalgorithm = \"ed25519\"\nfingerprint = \"f\"\n";
+
+    #[test]
+    fn the_dual_control_settings_are_optional_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        // An old configuration has none: no request needed, the default age.
+        std::fs::write(&path, BASE).unwrap();
+        let c = Config::load(dir.path()).unwrap().unwrap();
+        assert_eq!(c.dual(), crate::dual::Policy::default());
+        assert!(!c.dual().needs_request());
+        assert_eq!(c.dual().max_request_age.as_secs(), 3600);
+        // All four, before [policy]; written back byte for byte.
+        let text = format!(
+            "# breakglass-ca configuration, written by 'breakglass-ca init'.\n# It names the CA key; it never holds a PIN.\n{BASE}created = \"\"\ncheckpoints = true\nrequire_possession = true\napprovers_file = \"approvers\"\nrequired_approvals = 2\nmax_request_age = \"30m\"\n\n[policy]\nmax_validity = \"1h\"\ndefault_validity = \"15m\"\nbackdate = \"5m\"\nmax_start_ahead = \"1h\"\n"
+        );
+        std::fs::write(&path, &text).unwrap();
+        let c = Config::load(dir.path()).unwrap().unwrap();
+        let d = c.dual();
+        assert!(d.require_possession && d.needs_request());
+        assert_eq!(d.required_approvals, 2);
+        assert_eq!(d.max_request_age.as_secs(), 1800);
+        assert_eq!(
+            d.approvers_path(dir.path()),
+            Some(dir.path().join("approvers"))
+        );
+        c.save(dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        let absolute = crate::dual::Policy {
+            approvers_file: Some("/etc/breakglass-ca/approvers".into()),
+            ..d
+        };
+        assert_eq!(
+            absolute.approvers_path(dir.path()),
+            Some("/etc/breakglass-ca/approvers".into())
+        );
+        for (extra, needle) in [
+            (
+                "required_approvals = 2\n",
+                "no approvers_file names the approvers",
+            ),
+            (
+                "required_approvals = 17\napprovers_file = \"a\"\n",
+                "more than 16",
+            ),
+            (
+                "approvers_file = \"\"\n",
+                "approvers_file in config.toml is empty",
+            ),
+            ("max_request_age = \"0s\"\n", "zero"),
+            ("required_approvals = -1\n", "not valid"),
+        ] {
+            std::fs::write(&path, format!("{BASE}{extra}")).unwrap();
+            let err = Config::load(dir.path()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{extra}: {err}");
+        }
+        // Under [policy] they are unknown.
+        std::fs::write(&path, format!("{BASE}[policy]\nrequired_approvals = 2\n")).unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+}

@@ -182,6 +182,14 @@ pub fn check(g: &Globals, args: &MintArgs, config: &Config) -> Result<FromReques
     }
     let dual = config.dual();
     let now = Utc::now();
+    // The approvers file first: a broken one is a configuration error, whatever is given.
+    let signers = approvers(config, &g.state_dir)?;
+    if signers.is_none() && !args.approvals.is_empty() {
+        return Err(Error::usage(
+            "--approval was given, but config.toml names no approvers_file: nobody could be checked as an approver",
+        )
+        .with_hint("add approvers_file = \"approvers\" and required_approvals = N to config.toml (docs/runbook.md, \"Two-person rule\"), or leave --approval out"));
+    }
     let about = |option: &str, path: &Path| {
         let name = named(option, path);
         move |e: Error| e.about(&name)
@@ -260,13 +268,6 @@ pub fn check(g: &Globals, args: &MintArgs, config: &Config) -> Result<FromReques
         }
     }
     // The approvals.
-    let signers = approvers(config, &g.state_dir)?;
-    if signers.is_none() && !args.approvals.is_empty() {
-        return Err(Error::usage(
-            "--approval was given, but config.toml names no approvers_file: nobody could be checked as an approver",
-        )
-        .with_hint("add approvers_file = \"approvers\" and required_approvals = N to config.toml (docs/runbook.md, \"Two-person rule\"), or leave --approval out"));
-    }
     let mut given = Vec::with_capacity(args.approvals.len());
     for path in &args.approvals {
         let sig =
