@@ -446,7 +446,7 @@ fn approvers() -> Approvers {
 
 #[test]
 fn two_of_three_approvals_mint_and_log_in_and_nothing_less_does() {
-    if !require(&["softhsm2-util", "ssh-keygen", "ssh"]) {
+    if !require(&["softhsm2-util", "ssh-keygen", "ssh", "jq"]) {
         return;
     }
     let a = approvers();
@@ -545,6 +545,38 @@ fn two_of_three_approvals_mint_and_log_in_and_nothing_less_does() {
         stdout(&o).contains("approved by: bob, carol"),
         "{}",
         stdout(&o)
+    );
+    // The OpenSSH-only check of docs/ledger.md (section 3.4), run as printed (for line 1).
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ledger.md"))
+        .unwrap();
+    let block = doc
+        .split("To check one record's signatures with OpenSSH alone")
+        .nth(1)
+        .and_then(|rest| rest.split("```\n").nth(1))
+        .unwrap()
+        .replace("sed -n 5p", "sed -n 1p");
+    let check_dir = dir.join("by-hand");
+    std::fs::create_dir(&check_dir).unwrap();
+    std::fs::copy(
+        hsm.state.join("ledger.jsonl"),
+        check_dir.join("ledger.jsonl"),
+    )
+    .unwrap();
+    let o = Command::new("sh")
+        .arg("-ec")
+        .arg(&block)
+        .current_dir(&check_dir)
+        .output()
+        .unwrap();
+    assert_ok(&o, &block);
+    let good = stdout(&o) + &stderr(&o);
+    assert!(
+        good.contains("Good \"breakglass-ca-request\" signature for requester"),
+        "{good}"
+    );
+    assert!(
+        good.contains("Good \"breakglass-ca-approval\" signature for bob"),
+        "{good}"
     );
     // The same request again: a replay, refused.
     let before = snapshot_state(&hsm.state);
