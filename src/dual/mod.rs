@@ -161,8 +161,9 @@ impl Policy {
     }
 
     /// What `status` and every `mint` say about dual control: the line, and whether it is a
-    /// warning (approvers are configured but none is required). `approvers` is how many the
-    /// approvers file names, when it could be read.
+    /// warning (no approval is required, and approvers are configured or no signed request
+    /// is required either). `approvers` is how many the approvers file names, when it could
+    /// be read.
     pub fn describe(&self, approvers: Option<usize>) -> (String, bool) {
         let listed = match approvers {
             Some(n) => format!("{n} approver(s) listed"),
@@ -180,8 +181,8 @@ impl Policy {
                 true,
             ),
             (0, None, false) => (
-                "none: one custodian with the token and PIN can mint alone (no approvals, no signed request required)".into(),
-                false,
+                "NONE: one custodian with the token and PIN can mint alone (no approvals, no signed request required; docs/runbook.md, section 2.9)".into(),
+                true,
             ),
             (0, None, true) => (
                 "none: a signed request (proof of possession) is required, but no approvals".into(),
