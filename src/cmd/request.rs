@@ -78,7 +78,9 @@ pub fn run(g: &Globals, args: &RequestArgs) -> Result<()> {
         say(line);
     }
     if args.format == RequestFormat::Qr {
-        let qr = Qr::for_screen(&text, "the request")?;
+        let qr = Qr::for_screen(&text, "the request").map_err(|e| {
+            e.with_hint("the request was written; send the file itself (a large RSA key makes it too long for one QR code)")
+        })?;
         write_stdout(&qr.terminal())?;
         if std::io::stdout().is_terminal() && qr.terminal_columns() > 100 {
             say(format!(
