@@ -7,6 +7,7 @@
 # prepares sshd's privilege-separation directory, then runs, in order:
 #   cargo fmt --check                                   (if rustfmt is installed)
 #   cargo clippy --all-targets --locked -- -D warnings  (if clippy is installed)
+#   bash scripts/package.sh                             (the .deb, for hsm-tests/package.rs)
 #   cargo test --locked                                 (unit tests + hsm-tests/, the "hsm" test)
 # Exits non-zero if any of them fails. Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -19,8 +20,11 @@ set -euo pipefail
 # - PyYAML, which cloud-init parses user data with, to read cloud-init.yaml: python3-yaml
 # - the pseudo-terminal driver of hsm-tests/signals.rs: python3
 # - the card key through a second PKCS#11 middleware (hsm-tests/piv.rs; OpenSC's is in opensc): ykcs11
+# - the package's man page and completions, each in its program (hsm-tests/package.rs):
+#   man-db groff-base zsh fish
 TEST_PACKAGES=(softhsm2 opensc openssh-server openssh-client libpcsclite-dev pkg-config curl gawk
-    pcscd vsmartcard-vpcd libclang-dev iproute2 util-linux bsdutils python3 python3-yaml ykcs11 jq)
+    pcscd vsmartcard-vpcd libclang-dev iproute2 util-linux bsdutils python3 python3-yaml ykcs11 jq
+    man-db groff-base zsh fish)
 
 DIE_PREFIX=test.sh
 # shellcheck source=scripts/lib.sh
@@ -79,6 +83,17 @@ fi
 
 # The software PIV card the PIV tests talk to (a separate crate with its own Cargo.lock).
 run piv-card cargo build --release --locked --manifest-path hsm-tests/piv-card/Cargo.toml
+
+# The Debian package (release build, cargo-deb): hsm-tests/package.rs unpacks and checks it.
+# Its path goes to the tests in BREAKGLASS_TEST_DEB; without it, in CI, those tests fail.
+unset BREAKGLASS_TEST_DEB
+package_out=$REPO/target/package.stdout
+package() { bash scripts/package.sh >"$package_out"; }
+if run package package; then
+    BREAKGLASS_TEST_DEB=$(head -n1 "$package_out")
+    export BREAKGLASS_TEST_DEB
+    note "package: $BREAKGLASS_TEST_DEB"
+fi
 
 run tests cargo test --locked "$@"
 

@@ -275,10 +275,69 @@ pub fn with_signer<T>(
 /// Open the CA key that `uri` names. Nothing is asked and no PIN is used; what the key has
 /// to tell the custodian later (a touch prompt) goes to `prompter`.
 pub fn open(uri: &CaUri, prompter: Arc<dyn Prompter>) -> Result<Box<dyn CaKey>> {
-    match uri {
-        CaUri::Pkcs11(u) => Ok(Box::new(pkcs11::Pkcs11Key::open(u)?)),
-        CaUri::Yubikey(u) => Ok(Box::new(piv::PivKey::open(u, prompter)?)),
+    open_if_present(uri, prompter)?.into_result()
+}
+
+/// Whether what a URI selects is there. `Absent` only when the middleware works and simply
+/// finds no token (or no YubiKey) the URI selects: not plugged in, or another one is. Any
+/// other failure (a module that does not load, pcscd unreachable, a token that cannot be
+/// read, several tokens that match, a present token without the key) is an error, never
+/// `Absent`: a command that can do without the token must not hide those.
+pub enum Presence<T> {
+    Present(T),
+    Absent(Absent),
+}
+
+/// No token the URI selects is present: what was looked for, in a few words, and the error a
+/// command that needs the token reports (with its hint).
+#[derive(Debug)]
+pub struct Absent {
+    /// E.g. `no token found through the PKCS#11 module /usr/lib/softhsm/libsofthsm2.so`,
+    /// `no YubiKey found` (escaped, one line).
+    pub what: String,
+    pub error: Error,
+}
+
+impl Absent {
+    pub fn new(what: impl Into<String>, error: Error) -> Absent {
+        Absent {
+            what: what.into(),
+            error,
+        }
     }
+}
+
+impl<T> Presence<T> {
+    /// The value, or the absence as the error it is for a command that needs the token.
+    pub fn into_result(self) -> Result<T> {
+        match self {
+            Presence::Present(v) => Ok(v),
+            Presence::Absent(a) => Err(a.error),
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Presence<U> {
+        match self {
+            Presence::Present(v) => Presence::Present(f(v)),
+            Presence::Absent(a) => Presence::Absent(a),
+        }
+    }
+}
+
+/// [`open`], telling "no such token is plugged in" apart from every other failure (see
+/// [`Presence`]): for the commands that can use the state directory's `ca.pub` instead.
+pub fn open_if_present(
+    uri: &CaUri,
+    prompter: Arc<dyn Prompter>,
+) -> Result<Presence<Box<dyn CaKey>>> {
+    Ok(match uri {
+        CaUri::Pkcs11(u) => {
+            pkcs11::Pkcs11Key::open_if_present(u)?.map(|k| Box::new(k) as Box<dyn CaKey>)
+        }
+        CaUri::Yubikey(u) => {
+            piv::PivKey::open_if_present(u, prompter)?.map(|k| Box::new(k) as Box<dyn CaKey>)
+        }
+    })
 }
 
 #[cfg(test)]

@@ -61,6 +61,7 @@ impl Command {
             Command::HostConfig(a) => (&mut a.token, None),
             Command::Status(a) => (&mut a.token, None),
             Command::Attest(a) => (&mut a.token, None),
+            Command::Doctor(a) => (&mut a.token, Some(&mut a.pin)),
             _ => return (None, None),
         };
         (ca.ca.take(), pin.and_then(|p| p.pin_file.take()))
@@ -71,13 +72,18 @@ impl Command {
 pub enum Command {
     /// Create the CA key on the token (once, before any emergency) and write config.toml.
     Init(InitArgs),
-    /// Print the CA public key for TrustedUserCAKeys (no PIN needed).
+    /// Print the CA public key for TrustedUserCAKeys (no PIN; ca.pub when the token is out).
+    ///
+    /// No PIN is needed. With the token plugged in, its key is checked against config.toml
+    /// and the state directory's ca.pub; without it, ca.pub is used, checked against
+    /// config.toml. stderr says which.
     Pubkey(PubkeyArgs),
     /// Sign a short-lived user certificate for a requester's public key.
     Mint(MintArgs),
     /// Show a certificate like `ssh-keygen -L` and check its signature, its CA and validity.
     Inspect(InspectArgs),
-    /// Show the token, the CA key, the PIN state and the last serial issued.
+    /// Show the token, the CA key, the PIN state, the clock, the ledger (last serial, what the
+    /// token's signatures cover, the chain), the backup CAs and the KRL version. No PIN.
     Status(StatusArgs),
     /// The issuance ledger: list it, show one record, verify it, export it for an auditor.
     Log(LogArgs),
@@ -89,6 +95,9 @@ pub enum Command {
     /// Write what a host image needs: an sshd_config.d snippet, the CA bundle (without the
     /// CAs the ledger revokes), principals files, the KRL (RevokedKeys) from the ledger,
     /// install.sh and a cloud-init fragment. No PIN needed.
+    ///
+    /// Without the token plugged in, the CA key comes from the state directory's ca.pub,
+    /// checked against config.toml (stderr says which).
     HostConfig(HostConfigArgs),
     /// Revoke certificates (by serial, key ID or requester key) or a whole CA: a record in
     /// the ledger. No token and no PIN needed.
@@ -102,6 +111,16 @@ pub enum Command {
     /// Write a request for dual control: what the certificate will say, for the requester to
     /// sign (proof of possession) and the approvers to approve. No token, no PIN.
     Request(RequestArgs),
+    /// Check everything before an emergency (and at its start): the clock, the token and its
+    /// key, the PIN tries, the ledger, the backup copy, file modes. Exit 1 if anything is
+    /// serious. No PIN.
+    Doctor(DoctorArgs),
+    /// Print the completion script for a shell (the Debian package installs all three).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), generated from these definitions:
+    /// 'breakglass-ca man | man -l -'. The Debian package installs it as breakglass-ca(1).
+    #[command(hide = true)]
+    Man,
 }
 
 /// `--ca`, on the commands that open the CA key.
@@ -135,6 +154,37 @@ pub struct PinFileArg {
 pub struct StatusArgs {
     #[command(flatten)]
     pub token: CaArg,
+
+    /// One JSON object (ASCII, format 1; docs/ledger.md section 5.5) instead of the lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const DOCTOR_AFTER_HELP: &str = "\
+Run it in the yearly dry run and at the start of an emergency, with the token plugged in:
+  breakglass-ca doctor
+  breakglass-ca doctor --json
+
+Each finding is 'ok', 'WARNING' or 'SERIOUS', with the next step below it. It checks: the state
+directory's files (nobody else can change them), config.toml, the token and its key against
+config.toml and ca.pub, the PIN tries (1 left or blocked is serious), a YubiKey's firmware and
+PIN and touch policies, the PIN file (--pin-file) if one is given, the laptop clock against the
+newest ledger record (behind it is serious), the ledger chain, and the copy of the state
+directory at config.toml's backup_dir (it must hold the newest record). It needs no PIN and
+changes nothing. Exit 0: nothing serious; 1: something is.";
+
+#[derive(Debug, Args)]
+#[command(after_help = DOCTOR_AFTER_HELP)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub token: CaArg,
+
+    #[command(flatten)]
+    pub pin: PinFileArg,
+
+    /// One JSON object (ASCII): the findings with their level, check, what and next step.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +230,12 @@ pub enum LogAction {
         /// state directory. Needs no token and no configuration.
         #[arg(long, value_name = "DIR")]
         bundle: Option<PathBuf>,
+
+        /// Verify with this copy of the CA public key (one OpenSSH line, e.g. from the key
+        /// sheet or a host's TrustedUserCAKeys), instead of ca.pub (the state directory's or
+        /// the bundle's) or the token.
+        #[arg(long, value_name = "FILE")]
+        ca_pubkey: Option<PathBuf>,
     },
     /// Write a bundle an auditor can verify on another machine without the token: the ledger,
     /// its checkpoints if any (0.1.0), the CA public key and instructions.
@@ -771,4 +827,29 @@ pub struct RequestArgs {
     /// The requester's public key file (e.g. id_ed25519.pub), or '-' for stdin.
     #[arg(value_name = "PUBKEY")]
     pub pubkey: PathBuf,
+}
+
+const COMPLETIONS_AFTER_HELP: &str = "\
+The Debian package installs all three already. By hand, for one user:
+  mkdir -p ~/.local/share/bash-completion/completions
+  breakglass-ca completions bash > ~/.local/share/bash-completion/completions/breakglass-ca
+  mkdir -p ~/.config/fish/completions
+  breakglass-ca completions fish > ~/.config/fish/completions/breakglass-ca.fish
+  mkdir -p ~/.zfunc
+  breakglass-ca completions zsh > ~/.zfunc/_breakglass-ca
+and, for zsh, in ~/.zshrc before compinit: fpath=(~/.zfunc $fpath)";
+
+#[derive(Debug, Args)]
+#[command(after_help = COMPLETIONS_AFTER_HELP)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: ShellArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
 }

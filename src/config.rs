@@ -73,6 +73,11 @@ pub struct Config {
     /// How old a request may be when it is minted (default 1h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_request_age: Option<crate::duration::Duration>,
+    /// Where the copy of the state directory is kept (`backup_dir = "/media/BACKUP/…"`, set by
+    /// hand): `doctor` checks that it holds the ledger's newest record. Optional; configs
+    /// without it read as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<PathBuf>,
     #[serde(default)]
     pub policy: Policy,
 }
@@ -165,6 +170,7 @@ mod tests {
             approvers_file: None,
             required_approvals: 0,
             max_request_age: None,
+            backup_dir: None,
             policy: Policy::default(),
         };
         c.save(dir.path()).unwrap();
@@ -227,6 +233,7 @@ mod tests {
             approvers_file: None,
             required_approvals: 0,
             max_request_age: None,
+            backup_dir: None,
             policy: Policy::default(),
         };
         let path = c.save(dir.path()).unwrap();

@@ -878,6 +878,7 @@ mod tests {
             approvers_file: None,
             required_approvals: 0,
             max_request_age: None,
+            backup_dir: None,
             policy: Default::default(),
         }
         .save(primary.path())

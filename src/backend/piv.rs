@@ -24,7 +24,7 @@ use yubikey::piv::{self, AlgorithmId, SlotId};
 use yubikey::{MgmKey, PinPolicy, TouchPolicy, YubiKey};
 use zeroize::Zeroizing;
 
-use super::{CaKey, KeyInfo, Note, PinStatus, Prompter, TokenSignature};
+use super::{Absent, CaKey, KeyInfo, Note, PinStatus, Presence, Prompter, TokenSignature};
 use crate::error::{Error, Result};
 use crate::key::{self, Algorithm};
 use crate::pin::Pin;
@@ -39,7 +39,17 @@ const TOUCH_PROMPT_AFTER: Duration = Duration::from_millis(700);
 
 /// Run a `yubikey` crate call; a panic inside it becomes an error instead of a crash.
 fn guard<T>(what: &str, f: impl FnOnce() -> yubikey::Result<T>) -> Result<T> {
-    match crate::panic_guard::quietly(AssertUnwindSafe(f)) {
+    settle(what, caught(f))
+}
+
+/// Run a `yubikey` crate call; `None` if it panicked.
+fn caught<T>(f: impl FnOnce() -> yubikey::Result<T>) -> Option<yubikey::Result<T>> {
+    crate::panic_guard::quietly(AssertUnwindSafe(f))
+}
+
+/// The outcome of a guarded `yubikey` call (`None`: it panicked) as a result.
+fn settle<T>(what: &str, outcome: Option<yubikey::Result<T>>) -> Result<T> {
+    match outcome {
         Some(Ok(v)) => Ok(v),
         Some(Err(e)) => Err(yk_error(what, e)),
         None => Err(Error::token(format!("{what}: the YubiKey library failed unexpectedly (an internal panic)"))
@@ -63,18 +73,31 @@ struct Found {
     reader: String,
 }
 
+/// Whether a PC/SC failure only means that no reader is connected: a YubiKey is its own USB
+/// reader, so pcsc-lite answers "no readers" when none is plugged in.
+fn no_readers(e: &yubikey::Error) -> bool {
+    matches!(
+        e,
+        yubikey::Error::PcscError {
+            inner: Some(pcsc::Error::NoReadersAvailable)
+        }
+    )
+}
+
 /// Every YubiKey present, by serial. Opening each is how the crate learns its serial.
 fn list_keys() -> Result<Vec<Found>> {
-    let mut ctx = guard(
-        "cannot reach the smart-card service (pcscd)",
-        yubikey::reader::Context::open,
-    )
-    .map_err(|e| {
+    let opened = caught(yubikey::reader::Context::open);
+    if matches!(&opened, Some(Err(e)) if no_readers(e)) {
+        return Ok(Vec::new());
+    }
+    let mut ctx = settle("cannot reach the smart-card service (pcscd)", opened).map_err(|e| {
         e.with_hint("is pcscd running? (systemctl start pcscd, or install the pcscd package)")
     })?;
-    let readers = guard("cannot list smart-card readers", || {
-        ctx.iter().map(|i| i.collect::<Vec<_>>())
-    })?;
+    let listed = caught(|| ctx.iter().map(|i| i.collect::<Vec<_>>()));
+    if matches!(&listed, Some(Err(e)) if no_readers(e)) {
+        return Ok(Vec::new());
+    }
+    let readers = settle("cannot list smart-card readers", listed)?;
     let mut found = Vec::new();
     for reader in readers {
         let name = reader.name().into_owned();
@@ -90,6 +113,12 @@ fn list_keys() -> Result<Vec<Found>> {
 
 /// Open the one YubiKey the URI selects: by `serial=`, or the only one present.
 fn open_card(uri: &YubikeyUri) -> Result<YubiKey> {
+    open_card_if_present(uri)?.into_result()
+}
+
+/// [`open_card`], with no YubiKey at all, or none with the URI's serial, as
+/// [`Presence::Absent`].
+fn open_card_if_present(uri: &YubikeyUri) -> Result<Presence<YubiKey>> {
     let found = list_keys()?;
     let listing = || {
         found
@@ -100,16 +129,25 @@ fn open_card(uri: &YubikeyUri) -> Result<YubiKey> {
     };
     let serial =
         match (uri.serial, found.as_slice()) {
-            (_, []) => return Err(Error::token("no YubiKey found").with_hint(
+            (_, []) => {
+                let what = "no YubiKey found";
+                let error = Error::token(what).with_hint(
                 "plug the YubiKey in (and check that pcscd is running: pcsc_scan lists readers)",
-            )),
+            );
+                return Ok(Presence::Absent(Absent::new(what, error)));
+            }
             (Some(s), _) if found.iter().any(|f| f.serial == s) => s,
             (Some(s), _) => {
-                return Err(Error::token(format!(
+                let error = Error::token(format!(
                     "no YubiKey with serial {s}; present:\n{}",
                     listing()
                 ))
-                .with_hint("fix serial= in the CA URI"))
+                .with_hint("fix serial= in the CA URI");
+                let what = format!(
+                    "no YubiKey with serial {s} (other YubiKeys: {})",
+                    found.len()
+                );
+                return Ok(Presence::Absent(Absent::new(what, error)));
             }
             (None, [one]) => one.serial,
             (None, several) => return Err(Error::token(format!(
@@ -124,6 +162,7 @@ fn open_card(uri: &YubikeyUri) -> Result<YubiKey> {
     guard("cannot open the YubiKey", || {
         YubiKey::open_by_serial(yubikey::Serial(serial))
     })
+    .map(Presence::Present)
 }
 
 fn slot_id(slot: u8) -> Result<SlotId> {
@@ -222,7 +261,19 @@ pub struct PivKey {
 impl PivKey {
     /// Open the slot the URI names and read its public key from the slot's certificate (no PIN).
     pub fn open(uri: &YubikeyUri, prompter: Arc<dyn Prompter>) -> Result<Self> {
-        let mut card = open_card(uri)?;
+        Self::open_if_present(uri, prompter)?.into_result()
+    }
+
+    /// [`PivKey::open`], with no YubiKey the URI selects as [`Presence::Absent`] (a YubiKey
+    /// that is there without the key in the slot is an error).
+    pub fn open_if_present(
+        uri: &YubikeyUri,
+        prompter: Arc<dyn Prompter>,
+    ) -> Result<Presence<Self>> {
+        let mut card = match open_card_if_present(uri)? {
+            Presence::Present(card) => card,
+            Presence::Absent(a) => return Ok(Presence::Absent(a)),
+        };
         let slot = slot_id(uri.slot)?;
         let public = read_slot_key(&mut card, slot)?.ok_or_else(|| {
             Error::token(format!(
@@ -238,14 +289,14 @@ impl PivKey {
                 uri.slot
             ))
         })?;
-        Ok(PivKey {
+        Ok(Presence::Present(PivKey {
             card: RefCell::new(card),
             slot,
             public,
             algorithm,
             pin: None,
             prompter,
-        })
+        }))
     }
 
     /// The card's serial number.
@@ -651,6 +702,21 @@ fn write_certificate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only "no readers" means "not plugged in"; pcscd not running stays an error.
+    #[test]
+    fn only_no_readers_reads_as_absent() {
+        let pcsc = |e| yubikey::Error::PcscError { inner: Some(e) };
+        assert!(no_readers(&pcsc(pcsc::Error::NoReadersAvailable)));
+        for other in [
+            pcsc(pcsc::Error::NoService),
+            pcsc(pcsc::Error::NoSmartcard),
+            yubikey::Error::PcscError { inner: None },
+            yubikey::Error::NotFound,
+        ] {
+            assert!(!no_readers(&other), "{other:?}");
+        }
+    }
 
     #[test]
     fn pkcs1_padding_layout() {

@@ -20,7 +20,7 @@ use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData, RsaPublicKey};
 use ssh_key::{EcdsaCurve, Mpint};
 use zeroize::Zeroizing;
 
-use super::{CaKey, KeyInfo, PinStatus, TokenSignature};
+use super::{Absent, CaKey, KeyInfo, PinStatus, Presence, TokenSignature};
 use crate::error::{Error, Result};
 use crate::key::Algorithm;
 use crate::pin::Pin;
@@ -174,6 +174,12 @@ impl Token {
     /// Find the one token the URI's `token=` and `serial=` select. None or several is an error
     /// that lists what is there.
     pub fn open(uri: &Pkcs11Uri) -> Result<Token> {
+        Token::open_if_present(uri)?.into_result()
+    }
+
+    /// [`Token::open`], with "no initialised token at all" and "no token the URI selects" as
+    /// [`Presence::Absent`]: the module loaded and answered, the token is not plugged in.
+    pub fn open_if_present(uri: &Pkcs11Uri) -> Result<Presence<Token>> {
         let module = module_path(uri)?;
         let ctx = load(&module)?;
         let slots = ctx
@@ -204,44 +210,51 @@ impl Token {
                 .join("\n")
         };
         let selected: Vec<_> = all.iter().filter(|(_, i)| matches(i)).collect();
-        let (slot, info) =
-            match selected.as_slice() {
-                [one] => (one.0, one.1.clone()),
-                [] if all.is_empty() => return Err(Error::token(format!(
+        let (slot, info) = match selected.as_slice() {
+            [one] => (one.0, one.1.clone()),
+            [] if all.is_empty() => {
+                let what = format!(
                     "no token found through the PKCS#11 module {}",
                     Esc(&module.to_string_lossy())
-                ))
-                .with_hint(
+                );
+                let error = Error::token(what.clone()).with_hint(
                     "plug the token in (or check the module is the right one for it) and try again",
-                )),
-                [] => {
-                    return Err(Error::token(format!(
-                        "no token matches the CA URI; tokens present:\n{}",
-                        listing(&all.iter().collect::<Vec<_>>())
-                    ))
-                    .with_hint("fix token= (or serial=) in the CA URI"))
-                }
-                several => {
-                    return Err(Error::token(format!(
-                        "{} tokens match the CA URI, refusing to guess:\n{}",
-                        several.len(),
-                        listing(several)
-                    ))
-                    .with_hint("add token=LABEL or serial=SERIAL to the CA URI to choose one"))
-                }
-            };
+                );
+                return Ok(Presence::Absent(Absent::new(what, error)));
+            }
+            [] => {
+                let error = Error::token(format!(
+                    "no token matches the CA URI; tokens present:\n{}",
+                    listing(&all.iter().collect::<Vec<_>>())
+                ))
+                .with_hint("fix token= (or serial=) in the CA URI");
+                let what = format!(
+                    "none of the {} token(s) present matches the CA URI",
+                    all.len()
+                );
+                return Ok(Presence::Absent(Absent::new(what, error)));
+            }
+            several => {
+                return Err(Error::token(format!(
+                    "{} tokens match the CA URI, refusing to guess:\n{}",
+                    several.len(),
+                    listing(several)
+                ))
+                .with_hint("add token=LABEL or serial=SERIAL to the CA URI to choose one"))
+            }
+        };
         let session = ctx.open_ro_session(slot).map_err(|e| {
             Error::pkcs11(
                 format!("cannot open a session on {}", describe_token(&info)),
                 e,
             )
         })?;
-        Ok(Token {
+        Ok(Presence::Present(Token {
             ctx,
             session,
             slot,
             info,
-        })
+        }))
     }
 
     pub fn describe(&self) -> String {
@@ -712,9 +725,18 @@ struct PrivateKey {
 impl Pkcs11Key {
     /// Select the token and key the URI names, reading only public objects (no PIN).
     pub fn open(uri: &Pkcs11Uri) -> Result<Self> {
-        let token = Token::open(uri)?;
+        Self::open_if_present(uri)?.into_result()
+    }
+
+    /// [`Pkcs11Key::open`], with no token the URI selects as [`Presence::Absent`] (a token
+    /// that is there but lacks the key is an error).
+    pub fn open_if_present(uri: &Pkcs11Uri) -> Result<Presence<Self>> {
+        let token = match Token::open_if_present(uri)? {
+            Presence::Present(t) => t,
+            Presence::Absent(a) => return Ok(Presence::Absent(a)),
+        };
         let object = token.select_key(uri)?;
-        Self::from_object(token, object)
+        Self::from_object(token, object).map(Presence::Present)
     }
 
     fn from_object(token: Token, object: PublicObject) -> Result<Self> {

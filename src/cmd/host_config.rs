@@ -1,6 +1,7 @@
 //! `host-config`: write everything a host image needs to trust the CA (and its backups) into
 //! `--out`, from public keys and the ledger's revocations alone (see [`crate::hostconf`] for
-//! the files), and say what was written.
+//! the files), and say what was written. The CA key: the token, or `STATE/ca.pub` when it is
+//! not plugged in ([`crate::cmd::ca_source`]).
 
 use std::path::Path;
 
@@ -47,13 +48,14 @@ pub fn run(g: &Globals, args: &HostConfigArgs) -> Result<()> {
         ));
     }
     let config = g.config()?;
-    let (_uri, key) = g.open_ca(config.as_ref(), true)?;
-    let cas = export::bundle_lines(key.public_key(), config.as_ref(), &g.state_dir, &mut say)?;
-    let revoked =
-        crate::cmd::ledger(&g.state_dir).revoked(&crate::key::fingerprint(key.public_key()))?;
+    let source = g.ca_source(config.as_ref(), true)?;
+    say(source.describe(&g.state_dir, config.as_ref()));
+    let public = source.public_key();
+    let cas = export::bundle_lines(public, config.as_ref(), &g.state_dir, &mut say)?;
+    let revoked = crate::cmd::ledger(&g.state_dir).revoked(&crate::key::fingerprint(public))?;
     let revoked_cas = export::revoked_ca_keys(&revoked.ca_keys)?;
     export::trusted(&cas, &revoked_cas)?;
-    let krl = Krl::from_revoked(&revoked, key.public_key(), krl_generated(&revoked)?)?;
+    let krl = Krl::from_revoked(&revoked, public, krl_generated(&revoked)?)?;
     let host = HostConfig {
         ssh_dir,
         users: users

@@ -73,6 +73,7 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
         approvers_file: None,
         required_approvals: 0,
         max_request_age: None,
+        backup_dir: old_config.as_ref().and_then(|c| c.backup_dir.clone()),
         policy: old_config.map(|c| c.policy).unwrap_or_default(),
     };
     let path = config.save(&g.state_dir)?;

@@ -11,7 +11,6 @@ use ssh_key::{Certificate, HashAlg};
 
 use crate::cli::InspectArgs;
 use crate::cmd::Globals;
-use crate::config::CA_PUB_FILE;
 use crate::error::{Error, Result};
 use crate::fsx;
 use crate::key::{self, Lines};
@@ -136,31 +135,9 @@ fn trusted(g: &Globals, args: &InspectArgs) -> Result<Trusted> {
         return Ok(Trusted::Given(path.clone(), key_lines(&text, path)?));
     }
     let config = g.config()?;
-    let ca_pub = g.state_dir.join(CA_PUB_FILE);
-    let saved = fsx::read_file_limited(&ca_pub, fsx::limit::KEY_FILE, "CA public key")?;
-    let primary = match (saved, &config) {
-        (Some(bytes), _) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let key = key_lines(&text, &ca_pub)?.into_iter().next().ok_or_else(|| {
-                Error::config(format!(
-                    "{} holds no public key line",
-                    Esc(&ca_pub.to_string_lossy())
-                ))
-                .with_hint("restore it with 'breakglass-ca pubkey -o FILE', or check against a CA key file with --ca-pubkey FILE")
-            })?;
-            if let Some(c) = &config {
-                let fp = crate::key::fingerprint(&key);
-                if fp != c.fingerprint {
-                    return Err(Error::config(format!(
-                        "{} holds the key {fp}, but config.toml names the CA {}",
-                        Esc(&ca_pub.to_string_lossy()),
-                        Esc(&c.fingerprint)
-                    ))
-                    .with_hint("this state directory is inconsistent: restore ca.pub from the key sheet, or check against a CA key file with --ca-pubkey FILE"));
-                }
-            }
-            Primary::CaPub(ca_pub, key)
-        }
+    // The one reading of STATE/ca.pub (checked against config.toml): see cmd::ca_source.
+    let primary = match (g.ca_pub(config.as_ref())?, &config) {
+        (Some(file), _) => Primary::CaPub(file.path, file.key),
         (None, Some(c)) => Primary::Fingerprint(c.fingerprint.clone()),
         (None, None) => return Ok(Trusted::Nothing),
     };

@@ -34,8 +34,8 @@ pub fn run(g: &Globals, args: &KrlArgs) -> Result<()> {
 /// This state directory's CA key, from `ca.pub`, matching config.toml's fingerprint.
 fn this_ca(g: &Globals) -> Result<KeyData> {
     let config = g.config()?;
-    let path = g.state_dir.join(CA_PUB_FILE);
-    let Some(key) = crate::cmd::log::read_ca_pub(&path)? else {
+    let Some(file) = g.ca_pub(config.as_ref())? else {
+        let path = g.state_dir.join(CA_PUB_FILE);
         let message = match &config {
             Some(_) => format!(
                 "there is no {}: the KRL is made for this CA's public key",
@@ -50,18 +50,7 @@ fn this_ca(g: &Globals) -> Result<KeyData> {
             "point --state-dir (or BREAKGLASS_CA_STATE_DIR) at the directory where 'breakglass-ca init' was run; a lost ca.pub is the first line of the key sheet, or of a host's TrustedUserCAKeys file",
         ));
     };
-    if let Some(c) = &config {
-        let fp = key::fingerprint(&key);
-        if fp != c.fingerprint {
-            return Err(Error::config(format!(
-                "{} holds the key {fp}, but config.toml names the CA {}",
-                path.shown(),
-                Esc(&c.fingerprint)
-            ))
-            .with_hint("this state directory is inconsistent: restore ca.pub from the key sheet"));
-        }
-    }
-    Ok(key)
+    Ok(file.key)
 }
 
 /// What the ledger revokes now, its KRL (generated at `generated`) and its bytes, read back.

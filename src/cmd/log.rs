@@ -8,6 +8,7 @@ use ssh_key::public::KeyData;
 use ssh_key::{Certificate, HashAlg};
 
 use crate::cli::{LogAction, LogArgs};
+use crate::cmd::ca_source::{read_ca_pub, read_key_file, CaFile, CaSource};
 use crate::cmd::{inspect, Globals};
 use crate::config::{Config, CA_PUB_FILE};
 use crate::error::{Error, Result};
@@ -34,8 +35,16 @@ pub fn run(g: &Globals, args: &LogArgs) -> Result<()> {
             "log show needs a serial, or --revocation K",
         )
         .with_hint("'breakglass-ca log' lists every record: a certificate by its serial, a revocation as R1, R2...")),
-        Some(LogAction::Verify { bundle: Some(dir) }) => verify_bundle(dir).map(|_| ()),
-        Some(LogAction::Verify { bundle: None }) => verify_state(g, None).map(|_| ()),
+        Some(LogAction::Verify { bundle, ca_pubkey }) => {
+            let given = ca_pubkey
+                .as_deref()
+                .map(|p| read_key_file(p, "--ca-pubkey"))
+                .transpose()?;
+            match bundle {
+                Some(dir) => verify_bundle(dir, given.as_ref()).map(|_| ()),
+                None => verify_state(g, given.as_ref(), None).map(|_| ()),
+            }
+        }
         Some(LogAction::Export { output }) => export(g, output),
     }
 }
@@ -314,43 +323,11 @@ fn show_revocation(g: &Globals, k: u64) -> Result<()> {
     ))
 }
 
-/// The CA public key for `log verify`: `ca.pub` written by init, else the token (no PIN). It
-/// must match the configuration's fingerprint.
+/// The CA public key for `log verify` (and `revoke`): `ca.pub` written by init, else the
+/// token (no PIN); it must match the configuration's fingerprint (see
+/// [`Globals::verify_source`]).
 pub(crate) fn ca_key(g: &Globals, config: Option<&Config>) -> Result<KeyData> {
-    let saved = g.state_dir.join(CA_PUB_FILE);
-    let key = match read_ca_pub(&saved)? {
-        Some(k) => k,
-        None => g.open_ca(config, true)?.1.public_key().clone(),
-    };
-    if let Some(c) = config {
-        let fp = crate::key::fingerprint(&key);
-        if fp != c.fingerprint {
-            return Err(Error::config(format!(
-                "{} holds the key {fp}, but config.toml names the CA {}",
-                saved.shown(),
-                c.fingerprint
-            )));
-        }
-    }
-    Ok(key)
-}
-
-/// The CA line of a `ca.pub` (never read through a link, bounded); `None` if there is none.
-pub(crate) fn read_ca_pub(path: &Path) -> Result<Option<KeyData>> {
-    let Some(bytes) = fsx::read_private(path, fsx::limit::KEY_FILE, "CA public key")? else {
-        return Ok(None);
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let lines = crate::key::key_lines(&text, crate::key::Lines::Commented);
-    // The first key line; none reads as an empty line, which ssh-key refuses.
-    crate::key::parse_line(lines.first().copied().unwrap_or_default())
-        .map(|k| Some(k.key_data().clone()))
-        .map_err(|e| {
-            Error::ssh(
-                format!("{} does not hold an OpenSSH public key", path.shown()),
-                e,
-            )
-        })
+    Ok(g.verify_source(config, &[])?.public_key().clone())
 }
 
 /// What was verified: the key, and the report with the exact bytes checked.
@@ -360,20 +337,104 @@ struct Checked {
 }
 
 /// `log verify`: the state directory's ledger, with its CA key and configuration (the bytes
-/// verified copied to `copy`, for `log export`).
-fn verify_state(g: &Globals, copy: Option<Copy<'_>>) -> Result<Checked> {
+/// verified copied to `copy`, for `log export`); with `given` (`--ca-pubkey FILE`), that key
+/// instead of `ca.pub` or the token.
+fn verify_state(g: &Globals, given: Option<&CaFile>, copy: Option<Copy<'_>>) -> Result<Checked> {
     let config = g.config()?;
-    let ca = ca_key(g, config.as_ref())?;
+    let source = g.verify_source(
+        config.as_ref(),
+        given.map(std::slice::from_ref).unwrap_or_default(),
+    )?;
+    if given.is_some() {
+        say(source.describe(&g.state_dir, config.as_ref()));
+    }
     let required = config.as_ref().is_some_and(|c| c.checkpoints);
-    verify_dir(&g.state_dir, ca, required, copy)
+    let checked = verify_dir(&g.state_dir, source.public_key().clone(), required, copy);
+    let Some(file) = given else {
+        return checked;
+    };
+    let other = config
+        .as_ref()
+        .filter(|c| c.fingerprint != file.fingerprint())
+        .map(|c| ("config.toml".to_string(), c.fingerprint.clone()));
+    if let (Ok(_), Some((_, theirs))) = (&checked, &other) {
+        say(format!(
+            "WARNING: the ledger verified with the key from --ca-pubkey {}, but config.toml names another CA ({}): this state directory's configuration is not this ledger's",
+            file.path.shown(),
+            Esc(theirs)
+        ));
+    }
+    explain_given(file, other, checked)
 }
 
-/// `log verify --bundle DIR`: a bundle holding its own `ca.pub`.
-fn verify_bundle(dir: &Path) -> Result<Checked> {
+/// `log verify --bundle DIR`: a bundle holding its own `ca.pub`; with `given`
+/// (`--ca-pubkey FILE`), that key instead, saying whether the bundle's `ca.pub` is the same.
+fn verify_bundle(dir: &Path, given: Option<&CaFile>) -> Result<Checked> {
     let path = dir.join(CA_PUB_FILE);
-    let ca = read_ca_pub(&path)?
-        .ok_or_else(|| Error::file("read", &path, std::io::ErrorKind::NotFound.into()))?;
-    verify_dir(dir, ca, false, None)
+    let Some(file) = given else {
+        let ca = read_ca_pub(&path)?
+            .ok_or_else(|| Error::file("read", &path, std::io::ErrorKind::NotFound.into()))?;
+        return verify_dir(dir, ca, false, None);
+    };
+    say(CaSource::Files(vec![file.clone()]).describe(dir, None));
+    let other = match read_ca_pub(&path) {
+        Ok(Some(k)) if k == file.key => {
+            say(format!(
+                "the bundle's ca.pub ({}) holds the same key",
+                path.shown()
+            ));
+            None
+        }
+        Ok(Some(k)) => {
+            say(format!(
+                "WARNING: the bundle's ca.pub ({}) holds another key ({}): verifying with the key from --ca-pubkey {}",
+                path.shown(),
+                crate::key::fingerprint(&k),
+                file.path.shown()
+            ));
+            Some((
+                "the bundle's ca.pub".to_string(),
+                crate::key::fingerprint(&k),
+            ))
+        }
+        Ok(None) => {
+            say(format!("note: the bundle holds no {CA_PUB_FILE}"));
+            None
+        }
+        Err(e) => {
+            say(format!("note: the bundle's {CA_PUB_FILE} is not used: {e}"));
+            None
+        }
+    };
+    explain_given(file, other, verify_dir(dir, file.key.clone(), false, None))
+}
+
+/// A verification with `--ca-pubkey FILE` that failed says which key it used and, when
+/// `other` (what the state directory or bundle names) is another key, that this is why.
+fn explain_given(
+    file: &CaFile,
+    other: Option<(String, String)>,
+    checked: Result<Checked>,
+) -> Result<Checked> {
+    checked.map_err(|e| {
+        if e.exit_code() == 2 {
+            // Not a verification failure (no ledger there): the key is not the question.
+            return e;
+        }
+        let e = e.about(&format!(
+            "with the CA key from --ca-pubkey {} ({})",
+            file.path.shown(),
+            file.fingerprint()
+        ));
+        match other {
+            Some((what, theirs)) => e.with_hint(format!(
+                "the key in {} is not the CA {what} names ({}): check it against the fingerprint on the key sheet; if it is the right key, this ledger belongs to another CA",
+                file.path.shown(),
+                Esc(&theirs)
+            )),
+            None => e,
+        }
+    })
 }
 
 /// Verify the ledger in `dir` (both files streamed once, under the ledger lock where there is
@@ -460,6 +521,7 @@ fn copy_verified(g: &Globals, out: &Path) -> Result<Checked> {
     let mut cps = new(checkpoint::FILE)?;
     let checked = verify_state(
         g,
+        None,
         Some(Copy {
             ledger: &mut ledger,
             checkpoints: &mut cps,

@@ -4,6 +4,9 @@
 
 pub mod add_backup_ca;
 pub mod audit;
+pub mod ca_source;
+pub mod completions;
+pub mod doctor;
 pub mod host_config;
 pub mod init;
 pub mod inspect;
@@ -74,15 +77,7 @@ impl Globals {
         let uri = self.ca_uri(config)?;
         let key = backend::open(&uri, std::sync::Arc::new(crate::ui::Terminal))?;
         if let Some(c) = config.filter(|_| strict || self.ca.is_none()) {
-            let fp = crate::key::fingerprint(key.public_key());
-            if c.fingerprint != fp {
-                return Err(Error::token(format!(
-                    "the key on this token ({fp}) is not the CA configured in {} ({})",
-                    self.state_dir.shown(),
-                    crate::text::Esc(&c.fingerprint)
-                ))
-                .with_hint("check you took the right token from the vault; a different CA needs its own --state-dir"));
-            }
+            self.check_token_key(c, key.public_key())?;
         }
         Ok((uri, key))
     }
@@ -205,6 +200,12 @@ pub fn write_output_in(output: Option<&Path>, state_dir: &Path, text: &str) -> R
 pub fn run(cli: Cli) -> Result<()> {
     // Before anything else, whatever the command: no PIN may ever end up in a core dump.
     pin::forbid_core_dumps()?;
+    // Generated from the definitions alone: no state directory needed (a package build).
+    match &cli.command {
+        Command::Completions(a) => return completions::run(a),
+        Command::Man => return completions::man(),
+        _ => {}
+    }
     if cli.state_dir.len() > 1 && !matches!(cli.command, Command::Audit(_)) {
         return Err(Error::usage(format!(
             "--state-dir was given {} times; only 'audit' reads several state directories",
@@ -220,17 +221,29 @@ pub fn run(cli: Cli) -> Result<()> {
     let mut command = cli.command;
     let (ca, pin_file) = command.token_options();
     let globals = Globals {
-        ca: once("--ca", cli.ca, ca)?.filter(|s| !s.trim().is_empty()),
+        ca: once(
+            "--ca",
+            "BREAKGLASS_CA",
+            cli.ca.map(Into::into),
+            ca.map(Into::into),
+        )?
+        .map(|s: std::ffi::OsString| s.to_string_lossy().into_owned())
+        .filter(|s| !s.trim().is_empty()),
         state_dir,
         state_dirs,
-        pin_file: once("--pin-file", cli.pin_file, pin_file)?,
+        pin_file: once(
+            "--pin-file",
+            "BREAKGLASS_CA_PIN_FILE",
+            cli.pin_file,
+            pin_file,
+        )?,
     };
     match command {
         Command::Init(a) => init::run(&globals, &a),
         Command::Pubkey(a) => pubkey::run(&globals, &a),
         Command::Mint(a) => mint::run(&globals, &a),
         Command::Inspect(a) => inspect::run(&globals, &a),
-        Command::Status(_) => status::run(&globals),
+        Command::Status(a) => status::run(&globals, &a),
         Command::Log(a) => log::run(&globals, &a),
         Command::Attest(_) => status::attest(&globals),
         Command::AddBackupCa(a) => add_backup_ca::run(&globals, &a),
@@ -239,17 +252,30 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Krl(a) => krl::run(&globals, &a),
         Command::Audit(a) => audit::run(&globals, &a),
         Command::Request(a) => request::run(&globals, &a),
+        Command::Doctor(a) => doctor::run(&globals, &a),
+        Command::Completions(a) => completions::run(&a),
+        Command::Man => completions::man(),
     }
 }
 
-/// An option given before the command (as 0.1-0.3 scripts do) or after it: one value.
-fn once<T: PartialEq>(name: &str, before: Option<T>, after: Option<T>) -> Result<Option<T>> {
+/// An option given before the command (as 0.1-0.3 scripts do) or after it: one value. The one
+/// before the command wins over the environment variable, as an option always does.
+fn once<T: PartialEq + From<std::ffi::OsString>>(
+    name: &str,
+    env: &str,
+    before: Option<T>,
+    after: Option<T>,
+) -> Result<Option<T>> {
+    let from_env = std::env::var_os(env).map(T::from);
     match (before, after) {
-        (Some(b), Some(a)) if a != b => Err(Error::usage(format!(
-            "{name} was given twice with different values (before the command, and after it or in its environment variable)"
-        ))
-        .with_hint(format!("give {name} once, after the command"))),
-        (b, a) => Ok(a.or(b)),
+        (Some(b), Some(a)) if a != b && Some(&a) != from_env.as_ref() => {
+            Err(Error::usage(format!(
+                "{name} was given twice with different values, before the command and after it"
+            ))
+            .with_hint(format!("give {name} once, after the command")))
+        }
+        (Some(b), _) => Ok(Some(b)),
+        (None, a) => Ok(a),
     }
 }
 

@@ -1,4 +1,6 @@
-//! `pubkey`: export the CA public key. Reads only public objects: no PIN, ever.
+//! `pubkey`: export the CA public key. Reads only public objects: no PIN, ever. The key comes
+//! from the token, or from `STATE/ca.pub` when the token is not plugged in (checked against
+//! config.toml; see [`crate::cmd::ca_source`]); stderr says which.
 //!
 //! Text formats (`openssh`, `fingerprint`, `json`) print this CA, or with `--bundle` this CA
 //! and then every backup CA of config.toml. `qr` draws the line (or the bundle) on the
@@ -13,8 +15,8 @@ use std::path::Path;
 
 use ssh_key::public::KeyData;
 
-use crate::backend::CaKey;
 use crate::cli::{PubkeyArgs, PubkeyFormat};
+use crate::cmd::ca_source::CaSource;
 use crate::cmd::{write_output_in, Globals};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -23,7 +25,6 @@ use crate::export::sheet::{self, Sheet};
 use crate::export::{self, CaLine};
 use crate::text::ShowPath;
 use crate::ui::say;
-use crate::uri::CaUri;
 
 /// A terminal narrower than this cannot show most QR codes; say so when the code is wider.
 const NARROW_TERMINAL: usize = 80;
@@ -39,8 +40,9 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
         g.check_output(p, instead)?;
     }
     let config = g.config()?;
-    let (uri, key) = g.open_ca(config.as_ref(), false)?;
-    let public = key.public_key();
+    let source = g.ca_source(config.as_ref(), false)?;
+    say(source.describe(&g.state_dir, config.as_ref()));
+    let public = source.public_key();
     let primary = CaLine {
         line: crate::key::openssh_line(public)?,
         key: public.clone(),
@@ -62,7 +64,7 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
             write_output_in(output, state_dir, &text)
         }
         PubkeyFormat::Json => {
-            let uri = uri.to_string();
+            let uri = source.uri().map(ToString::to_string).unwrap_or_default();
             let text = if args.bundle {
                 bundle_json(public, &uri, &backups, &revoked)?
             } else {
@@ -76,8 +78,7 @@ pub fn run(g: &Globals, args: &PubkeyArgs) -> Result<()> {
         PubkeyFormat::Sheet => key_sheet(
             output,
             state_dir,
-            key.as_ref(),
-            &uri,
+            &source,
             own,
             (primary, backups),
             &revoked,
@@ -276,18 +277,33 @@ fn svg_qr(output: Option<&Path>, state_dir: &Path, shown: &Shown, fingerprint: &
     Ok(())
 }
 
+/// What the sheet says in place of the token's facts when the key came from `ca.pub`.
+const SHEET_NO_TOKEN: &str = "not plugged in: printed from ca.pub (label and serial not read)";
+/// The same for the key's label and id.
+const SHEET_NO_KEY: &str = "not read from the token: check the fingerprint below";
+
 /// `--format sheet`: the A4 key sheet, with the URI and creation date of this CA's own
-/// configuration when there is one; the `revoked` CA keys marked and left out.
+/// configuration when there is one; the `revoked` CA keys marked and left out. Made from
+/// `ca.pub`, it says that the token was not read instead of its label and serial.
 fn key_sheet(
     output: Option<&Path>,
     state_dir: &Path,
-    key: &dyn CaKey,
-    uri: &CaUri,
+    source: &CaSource,
     own: Option<&Config>,
     (primary, backups): (CaLine, Vec<CaLine>),
     revoked: &[KeyData],
 ) -> Result<()> {
-    let info = key.info();
+    let (token, key) = match source.token() {
+        Some(t) => {
+            let info = t.info();
+            (info.token, info.key)
+        }
+        None => (SHEET_NO_TOKEN.to_string(), SHEET_NO_KEY.to_string()),
+    };
+    let uri = own
+        .map(|c| c.ca.to_string())
+        .or_else(|| source.uri().map(ToString::to_string))
+        .unwrap_or_default();
     let fingerprint = primary.fingerprint();
     let all: Vec<CaLine> = std::iter::once(primary.clone())
         .chain(backups.iter().cloned())
@@ -301,9 +317,9 @@ fn key_sheet(
     }
     let sheet = Sheet {
         primary,
-        token: info.token,
-        key: info.key,
-        uri: own.map_or(uri, |c| &c.ca).to_string(),
+        token,
+        key,
+        uri,
         created: own.map(|c| c.created.clone()),
         backups,
         revoked: revoked_lines,
@@ -374,6 +390,7 @@ mod tests {
             approvers_file: None,
             required_approvals: 0,
             max_request_age: None,
+            backup_dir: None,
             policy: Policy::default(),
         }
     }

@@ -448,6 +448,7 @@ mod tests {
             approvers_file: None,
             required_approvals: 0,
             max_request_age: None,
+            backup_dir: None,
             policy: Default::default(),
         };
         let got = backup_cas(Some(&config), Path::new("/state"), &mut |_| {}).unwrap();
@@ -491,6 +492,7 @@ mod tests {
             approvers_file: None,
             required_approvals: 0,
             max_request_age: None,
+            backup_dir: None,
             policy: Default::default(),
         };
         let err = backup_cas(Some(&config), Path::new("/state"), &mut |_| {})

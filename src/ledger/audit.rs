@@ -525,6 +525,8 @@ fn walk_chunked(
     if let Some(e) = record_failure.or(chain_failure) {
         return Err(e);
     }
+    report.torn_tail = torn;
+    report.unterminated = unterminated;
     if torn {
         report.warnings.push("the ledger ends in a half-written record from an interrupted mint; no certificate was handed out for it (the next mint sets it aside)".into());
     }
@@ -577,7 +579,11 @@ mod tests {
                 bad.why
             ))
         })?;
-        let mut report = Report::default();
+        let mut report = Report {
+            torn_tail: lines.torn.is_some(),
+            unterminated: lines.unterminated,
+            ..Report::default()
+        };
         if lines.torn.is_some() {
             report.warnings.push("the ledger ends in a half-written record from an interrupted mint; no certificate was handed out for it (the next mint sets it aside)".into());
         }

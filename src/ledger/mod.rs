@@ -44,7 +44,7 @@ pub use chain::{chain_heads, genesis_hash, hex_sha256};
 pub use lock::{Appended, LockGuard, Locked, Repaired, Tail};
 pub use record::{parse_ledger, BadLine, Entry, Lines, Record};
 pub use revocation::{Revocation, Revoked, RevokedKey};
-pub use verify::{Copy, Report, Summary, Verified};
+pub use verify::{Copy, Counts, Coverage, Report, Summary, Verified};
 
 use crate::error::{Error, Result};
 use crate::fsx;

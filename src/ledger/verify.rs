@@ -45,12 +45,128 @@ pub struct Report {
     pub newest_checkpoint: Option<Checkpoint>,
     /// Things an auditor should know that are not tampering (a torn tail, unsigned records).
     pub warnings: Vec<String>,
+    /// The ledger ends in a torn fragment (a half-written record; see the warning).
+    pub torn_tail: bool,
+    /// The ledger's last record lost only its final newline (see the warning).
+    pub unterminated: bool,
 }
 
 impl Report {
     /// The newest record covered by a valid checkpoint (0 for none).
     pub fn last_signed_serial(&self) -> u64 {
         self.newest_checkpoint.as_ref().map_or(0, |cp| cp.serial)
+    }
+
+    /// What covers which records, as `status` reports it from [`Ledger::summary`].
+    pub fn coverage(&self) -> Coverage {
+        Coverage::new(
+            Counts {
+                last_serial: self.last_serial,
+                old_records: self.old_records,
+                bound_records: self.bound_records,
+                revocations: self.revocations,
+                uncovered_revocations: self.uncovered_revocations,
+            },
+            self.last_signed_serial(),
+            self.torn_tail,
+            self.unterminated,
+        )
+    }
+}
+
+/// The record counts of a ledger, as the audit walk and [`Ledger::summary`] both count them:
+/// an issuance record is bound (format 2) or old (format 1) and covers every revocation before
+/// it; a revocation is uncovered until an issuance record follows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub last_serial: u64,
+    pub old_records: u64,
+    pub bound_records: u64,
+    pub revocations: u64,
+    pub uncovered_revocations: u64,
+}
+
+impl Counts {
+    /// Count one more line.
+    pub fn add(&mut self, e: &Entry) {
+        match e {
+            Entry::Issued(r) => {
+                match r.is_bound() {
+                    true => self.bound_records += 1,
+                    false => self.old_records += 1,
+                }
+                self.uncovered_revocations = 0;
+            }
+            Entry::Revoked(_) => {
+                self.revocations += 1;
+                self.uncovered_revocations += 1;
+            }
+        }
+        self.last_serial = e.serial_after();
+    }
+}
+
+/// How much of a ledger a token signature covers: the figures `log verify` reports (from its
+/// [`Report`]) and `status` shows (from its [`Summary`]), computed by one function.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Coverage {
+    /// The newest serial issued: the ledger holds issuance records 1 to this.
+    pub last_serial: u64,
+    /// Issuance records in format 1 (0.1.0), covered by checkpoints.
+    pub old_records: u64,
+    /// Issuance records in format 2, each covered by its own certificate's ledger binding.
+    pub bound_records: u64,
+    /// Revocation records.
+    pub revocations: u64,
+    /// Records (issuance and revocation lines) covered by a token signature: every bound
+    /// record; the old records up to the newest checkpoint, or all of them once a bound record
+    /// follows them; every revocation that an issuance record follows (its binding covers it
+    /// through the chain).
+    pub covered: u64,
+    /// Records no token signature covers yet: always the newest lines.
+    pub uncovered: u64,
+    /// Revocation records after the newest issuance record (part of `uncovered`).
+    pub uncovered_revocations: u64,
+    /// The serial the newest checkpoint covers (0 for none).
+    pub newest_checkpoint: u64,
+    /// The newest record is covered by a token signature (true for an empty ledger).
+    pub newest_covered: bool,
+    /// The ledger ends in a torn fragment (an interrupted append, set aside by the next mint).
+    pub torn_tail: bool,
+    /// The last record lost only its final newline (the next mint restores it).
+    pub unterminated: bool,
+}
+
+impl Default for Coverage {
+    /// An empty ledger's.
+    fn default() -> Self {
+        Coverage::new(Counts::default(), 0, false, false)
+    }
+}
+
+impl Coverage {
+    pub fn new(c: Counts, newest_checkpoint: u64, torn_tail: bool, unterminated: bool) -> Self {
+        let old_covered = match c.bound_records {
+            0 => c.old_records.min(newest_checkpoint),
+            _ => c.old_records,
+        };
+        let covered =
+            c.bound_records + old_covered + c.revocations.saturating_sub(c.uncovered_revocations);
+        let total = c.old_records + c.bound_records + c.revocations;
+        let uncovered = total.saturating_sub(covered);
+        Coverage {
+            last_serial: c.last_serial,
+            old_records: c.old_records,
+            bound_records: c.bound_records,
+            revocations: c.revocations,
+            covered,
+            uncovered,
+            uncovered_revocations: c.uncovered_revocations,
+            newest_checkpoint,
+            newest_covered: uncovered == 0,
+            torn_tail,
+            unterminated,
+        }
     }
 }
 
@@ -70,6 +186,11 @@ pub struct Summary {
     pub records: usize,
     /// The newest issuance record.
     pub last: Option<Record>,
+    /// The newest line's time (`issued_at` or `revoked_at`), as written.
+    pub newest_time: Option<String>,
+    /// What covers which records: the same figures as `log verify`'s [`Report::coverage`]
+    /// (the newest checkpoint's serial read, its signature not checked: the cheap check).
+    pub coverage: Coverage,
     /// What its revocation records revoke, merged (each checked on its own, see
     /// [`super::revocation::check`]; one that fails makes `chain` an error and is left out).
     pub revoked: super::Revoked,
@@ -139,7 +260,20 @@ impl Ledger {
     /// `status`: every record read (a damaged line is an error), then the cheap check of the
     /// CA `ca_fingerprint`'s chain, kept in [`Summary::chain`].
     pub fn summary(&self, ca_fingerprint: &str) -> Result<Summary> {
-        let records = self.read()?;
+        let lines = match self.read_bytes()? {
+            Some(bytes) => super::parse_ledger(&bytes)
+                .map_err(|bad| super::record::damaged(&self.path(), bad.index + 1, &bad.why))?,
+            None => super::Lines::default(),
+        };
+        let records = lines.records;
+        let mut counts = Counts::default();
+        for (_, e) in &records {
+            counts.add(e);
+        }
+        let newest_checkpoint = match checkpoint::newest(&self.dir) {
+            Ok(cp) => cp.map_or(0, |cp| cp.serial),
+            Err(_) => 0, // the chain check below names it
+        };
         let mut revs = Vec::new();
         let mut bad_revocation = None;
         for (i, (line, e)) in records.iter().enumerate() {
@@ -165,6 +299,13 @@ impl Ledger {
         Ok(Summary {
             records: issued.len(),
             last: issued.last().map(|r| (*r).clone()),
+            newest_time: records.last().map(|(_, e)| e.time().to_string()),
+            coverage: Coverage::new(
+                counts,
+                newest_checkpoint,
+                lines.torn.is_some(),
+                lines.unterminated,
+            ),
             revoked,
             chain,
         })
@@ -1723,5 +1864,62 @@ mod tests {
             drop(locked);
             assert_eq!(crate::ledger::testing::snapshot(dir.path()), before);
         }
+    }
+
+    /// `status`'s figures ([`Ledger::summary`]) are `log verify`'s ([`Report::coverage`]):
+    /// old ledgers with and without a bound continuation, revocations covered and not, a
+    /// checkpoint file cut back, a torn tail, a lost newline, an empty ledger.
+    #[test]
+    fn the_summary_counts_what_verify_counts() {
+        let check = |dir: &std::path::Path, ca: &SoftKey, want: (u64, u64, u64, bool)| {
+            let ledger = Ledger::new(dir);
+            let summary = ledger.summary(&fp(ca)).unwrap();
+            summary.chain.as_ref().unwrap();
+            let report = ledger.verify(ca.public_key()).unwrap().map(|v| v.report);
+            let verified = report.as_ref().map(Report::coverage).unwrap_or_default();
+            assert_eq!(summary.coverage, verified);
+            let c = &summary.coverage;
+            assert_eq!(
+                (c.last_serial, c.covered, c.uncovered, c.newest_covered),
+                want,
+                "{c:?}"
+            );
+            assert_eq!(summary.records as u64, c.last_serial);
+            c.clone()
+        };
+        let empty = tempfile::tempdir().unwrap();
+        check(empty.path(), &SoftKey::new(5), (0, 0, 0, true));
+        // 0.1.0: three checkpointed records; one more without its checkpoint.
+        let (dir, ca, _, _) = ledger(3);
+        let c = check(dir.path(), &ca, (3, 3, 0, true));
+        assert_eq!((c.old_records, c.newest_checkpoint), (3, 3));
+        let cps = dir.path().join(checkpoint::FILE);
+        let text = std::fs::read_to_string(&cps).unwrap();
+        let first_two: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&cps, first_two).unwrap();
+        check(dir.path(), &ca, (3, 2, 1, false));
+        // Continued by a bound record: all covered; then a revocation, uncovered.
+        append_records(dir.path(), &ca, 3, 4, true);
+        let c = check(dir.path(), &ca, (4, 4, 0, true));
+        assert_eq!((c.old_records, c.bound_records), (3, 1));
+        append_revocation(dir.path(), &ca, "2026-11-22T03:05:00Z", |_| {});
+        let c = check(dir.path(), &ca, (4, 4, 1, false));
+        assert_eq!((c.revocations, c.uncovered_revocations), (1, 1));
+        // Bound records and revocations, the newest a revocation.
+        let (dir, ca, _) = with_revocations();
+        check(dir.path(), &ca, (3, 4, 1, false));
+        append_records(dir.path(), &ca, 3, 4, true);
+        check(dir.path(), &ca, (4, 6, 0, true));
+        // A torn tail, then a record that lost its newline.
+        let path = dir.path().join(LEDGER_FILE);
+        let whole = std::fs::read(&path).unwrap();
+        let mut torn = whole.clone();
+        torn.extend_from_slice(b"{\"serial\":5,\"key_id\":\"hal");
+        std::fs::write(&path, &torn).unwrap();
+        let c = check(dir.path(), &ca, (4, 6, 0, true));
+        assert!(c.torn_tail && !c.unterminated);
+        std::fs::write(&path, &whole[..whole.len() - 1]).unwrap();
+        let c = check(dir.path(), &ca, (4, 6, 0, true));
+        assert!(!c.torn_tail && c.unterminated);
     }
 }
