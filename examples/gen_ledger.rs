@@ -66,6 +66,7 @@ fn run(dir: &Path, pin_file: &Path, user: &Path, count: &str) -> Result<()> {
             key_id: None,
             validity: ValidityRequest::default(),
             options: CertOptions::default(),
+            dual: None,
         };
         issue(
             key.as_ref(),

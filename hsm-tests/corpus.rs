@@ -1096,6 +1096,11 @@ fn plant(case: &Case, hsm: &Hsm, case_dir: &Path, fx: &Fixtures) -> Result<Plan,
             k if k.starts_with("file:") => {
                 fs::write(case_dir.join(&k[5..]), generate(v, fx)?).unwrap();
             }
+            k if k.starts_with("state:") => {
+                let p = hsm.state.join(&k[6..]);
+                fs::write(&p, generate(v, fx)?).unwrap();
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+            }
             "stdin" => plan.stdin = Some(path_or_gen(v, "stdin")?),
             "pin" => {
                 plan.pin = Some(match v {
@@ -1627,7 +1632,7 @@ fn check_setup(item: &str, fx: &Fixtures, ctx: &Ctx) -> Result<(), String> {
         "key" | "stdin" | "pin" if v.starts_with('@') => Ok(()),
         "pin" if ["none", "missing", "dir"].contains(&v.as_str()) => Ok(()),
         "key" | "stdin" | "pin" => generate(&v, fx).map(|_| ()),
-        k if k.starts_with("file:") => generate(&v, fx).map(|_| ()),
+        k if k.starts_with("file:") || k.starts_with("state:") => generate(&v, fx).map(|_| ()),
         "pinmode" => octal(&v),
         k if k.starts_with("chmod:") => octal(&v),
         "config" if v.starts_with('@') || v == "dir" || v == "missing" => Ok(()),

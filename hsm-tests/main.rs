@@ -11,6 +11,7 @@ mod audit;
 mod batch;
 mod corpus;
 mod doctor;
+mod dual;
 mod hardening;
 mod help_examples;
 mod hostile_text;

@@ -145,7 +145,7 @@ const ANSI_RESET: &str = "\x1b[0m";
 /// Rebuild the modules from the text rendering (half blocks, a block for each dark module) and
 /// decode. `colours`: every line must be black on white (ANSI), as on a terminal; else no line
 /// may hold an escape sequence, as in a file or a pipe.
-fn decode_terminal(text: &str, colours: bool) -> Vec<(u16, String)> {
+pub(crate) fn decode_terminal(text: &str, colours: bool) -> Vec<(u16, String)> {
     let mut grid: Vec<Vec<bool>> = Vec::new();
     for line in text.lines() {
         let body = if colours {

@@ -24,7 +24,8 @@ pub struct CertOptions {
     pub extensions: BTreeMap<String, String>,
 }
 
-const EXTENSIONS: &[&str] = &[
+/// The standard extensions `-O` sets by name (as ssh-keygen does).
+pub const EXTENSIONS: &[&str] = &[
     "permit-X11-forwarding",
     "permit-agent-forwarding",
     "permit-port-forwarding",

@@ -111,6 +111,9 @@ pub enum Command {
     /// Check sshd logs against the ledgers: every certificate login, offer and refusal, and
     /// an ALARM (exit 1) for what no ledger accounts for. No token, no PIN.
     Audit(AuditArgs),
+    /// Write a request for dual control: what the certificate will say, for the requester to
+    /// sign (proof of possession) and the approvers to approve. No token, no PIN.
+    Request(RequestArgs),
     /// Check everything before an emergency (and at its start): the clock, the token and its
     /// key, the PIN tries, the ledger, the backup copy, file modes. Exit 1 if anything is
     /// serious. No PIN.
@@ -455,8 +458,14 @@ pub struct MintArgs {
     pub principals: Vec<String>,
 
     /// Why this emergency access exists (ticket, incident). Recorded in the ledger and,
-    /// shortened, in the key ID.
-    #[arg(long, value_name = "TEXT", required = true)]
+    /// shortened, in the key ID. With --request: the request's (give it only to check).
+    #[arg(
+        long,
+        value_name = "TEXT",
+        required_unless_present = "request",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub reason: String,
 
     /// Key ID logged by sshd. Default: REQUESTER#SERIAL:REASON.
@@ -513,10 +522,27 @@ pub struct MintArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// A signed request ('breakglass-ca request'): mint exactly what it says, after checking
+    /// the requester's signature (proof of possession), its age and the approvals, before
+    /// the PIN. -n, -V, -O, --reason, --requester and PUBKEY may then be left out; given, they
+    /// must say what the request says. '-' for stdin.
+    #[arg(long, value_name = "FILE", requires = "request_sig")]
+    pub request: Option<PathBuf>,
+
+    /// The requester's signature over the request (ssh-keygen -Y sign -n
+    /// breakglass-ca-request), or '-' to paste it (read up to its END line).
+    #[arg(long, value_name = "FILE", requires = "request")]
+    pub request_sig: Option<PathBuf>,
+
+    /// An approver's signature over the request (ssh-keygen -Y sign -n
+    /// breakglass-ca-approval); repeat once per approver; '-' to paste one.
+    #[arg(long = "approval", value_name = "FILE", requires = "request")]
+    pub approvals: Vec<PathBuf>,
+
     /// The requester's public key file (e.g. id_ed25519.pub), or '-' for stdin. Several: one
     /// certificate each, with the same principals, reason, window and options ('-' at most
-    /// once, each key once).
-    #[arg(value_name = "PUBKEY", required = true)]
+    /// once, each key once). With --request: optional, and it must be the request's key.
+    #[arg(value_name = "PUBKEY", required_unless_present = "request")]
     pub pubkeys: Vec<PathBuf>,
 }
 
@@ -749,6 +775,74 @@ pub struct AuditArgs {
     /// Log files to read, in time order ('-' for stdin).
     #[arg(value_name = "LOG", required = true)]
     pub logs: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RequestFormat {
+    /// Write the request file and print what to sign it with.
+    Text,
+    /// The same, and the request as a QR code on this terminal (for a phone).
+    Qr,
+}
+
+const REQUEST_AFTER_HELP: &str = "\
+Examples:
+  breakglass-ca request -n breakglass --reason 'INC-1234 bastion down' -o alice.req alice.pub
+  breakglass-ca request -n breakglass -V 30m --reason 'INC-1234 db' -o alice.req alice.pub
+  breakglass-ca request -n breakglass --reason 'INC-1234' --format qr -o alice.req alice.pub
+
+Then, with stock OpenSSH (docs/runbook.md, \"Two-person rule\"):
+  # the requester signs it with the key in it (this writes alice.req.sig):
+  ssh-keygen -Y sign -f ~/.ssh/id_ed25519 -n breakglass-ca-request alice.req
+  # each approver reads it and signs it with their own key:
+  ssh-keygen -Y sign -f ~/.ssh/id_ed25519 -n breakglass-ca-approval < alice.req > bob.sig
+  # the custodian mints exactly what it says (the approvals checked before the PIN):
+  breakglass-ca mint --request alice.req --request-sig alice.req.sig \\
+      --approval bob.sig --approval carol.sig
+
+The request file must reach the signers and the custodian byte for byte (LF line ends): an
+edited request is a new request. It is good for one certificate, for max_request_age (1h
+unless config.toml says otherwise) from its creation.";
+
+#[derive(Debug, Args)]
+#[command(after_help = REQUEST_AFTER_HELP)]
+pub struct RequestArgs {
+    /// Account(s) the certificate may log in as; repeat or separate with commas. Required.
+    #[arg(
+        short = 'n',
+        long = "principal",
+        value_name = "PRINCIPAL",
+        required = true
+    )]
+    pub principals: Vec<String>,
+
+    /// Why this emergency access is needed (ticket, incident). The approvers read it.
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub reason: String,
+
+    /// How long the certificate will be valid: 90s, 15m, 1h. Default: the policy's
+    /// default_validity (15m).
+    #[arg(short = 'V', long, value_name = "DURATION", value_parser = duration)]
+    pub validity: Option<Duration>,
+
+    /// Certificate option, as ssh-keygen -O (see 'mint --help'); repeatable.
+    #[arg(short = 'O', value_name = "OPTION")]
+    pub options: Vec<String>,
+
+    /// Name of the requester. Default: the public key's comment.
+    #[arg(long, value_name = "NAME")]
+    pub requester: Option<String>,
+
+    /// Where to write the request ('-' for stdout).
+    #[arg(short = 'o', long, value_name = "FILE", required = true)]
+    pub output: PathBuf,
+
+    #[arg(long, value_enum, default_value = "text", value_name = "F")]
+    pub format: RequestFormat,
+
+    /// The requester's public key file (e.g. id_ed25519.pub), or '-' for stdin.
+    #[arg(value_name = "PUBKEY")]
+    pub pubkey: PathBuf,
 }
 
 const COMPLETIONS_AFTER_HELP: &str = "\

@@ -60,6 +60,19 @@ pub struct Config {
     /// Have the token sign the ledger head after each issuance (see `checkpoint.rs`).
     #[serde(default = "yes")]
     pub checkpoints: bool,
+    /// Dual control (all optional, see [`crate::dual::Policy`]): every mint needs a request
+    /// signed by the requester's key.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_possession: bool,
+    /// The approvers (OpenSSH allowed_signers), relative to the state directory or absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers_file: Option<PathBuf>,
+    /// How many distinct approvers must sign each request (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub required_approvals: u32,
+    /// How old a request may be when it is minted (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_age: Option<crate::duration::Duration>,
     /// Where the copy of the state directory is kept (`backup_dir = "/media/BACKUP/…"`, set by
     /// hand): `doctor` checks that it holds the ledger's newest record. Optional; configs
     /// without it read as before.
@@ -71,6 +84,14 @@ pub struct Config {
 
 fn yes() -> bool {
     true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Config {
@@ -101,7 +122,20 @@ impl Config {
                 .with_hint("fix the file by hand, or run 'breakglass-ca init' again for this CA")
         })?;
         config.policy.check()?;
+        config.dual().check()?;
         Ok(Some(config))
+    }
+
+    /// The dual-control settings.
+    pub fn dual(&self) -> crate::dual::Policy {
+        crate::dual::Policy {
+            require_possession: self.require_possession,
+            approvers_file: self.approvers_file.clone(),
+            required_approvals: self.required_approvals,
+            max_request_age: self
+                .max_request_age
+                .unwrap_or(crate::dual::approval::DEFAULT_MAX_AGE),
+        }
     }
 
     /// Write `<dir>/config.toml` atomically, mode 0600.
@@ -132,6 +166,10 @@ mod tests {
             created: "2026-11-22T00:00:00Z".into(),
             backup_ca_pubkeys: Vec::new(),
             checkpoints: true,
+            require_possession: false,
+            approvers_file: None,
+            required_approvals: 0,
+            max_request_age: None,
             backup_dir: None,
             policy: Policy::default(),
         };
@@ -191,6 +229,10 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: Vec::new(),
             checkpoints: true,
+            require_possession: false,
+            approvers_file: None,
+            required_approvals: 0,
+            max_request_age: None,
             backup_dir: None,
             policy: Policy::default(),
         };
@@ -276,5 +318,72 @@ max_start_ahead = "1h"
         let c = Config::load(dir.path()).unwrap().unwrap();
         c.save(dir.path()).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), odd);
+    }
+}
+
+#[cfg(test)]
+mod dual_tests {
+    use super::*;
+
+    const BASE: &str = "ca = \"pkcs11:token=t\"\nalgorithm = \"ed25519\"\nfingerprint = \"f\"\n";
+
+    #[test]
+    fn the_dual_control_settings_are_optional_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        // An old configuration has none: no request needed, the default age.
+        std::fs::write(&path, BASE).unwrap();
+        let c = Config::load(dir.path()).unwrap().unwrap();
+        assert_eq!(c.dual(), crate::dual::Policy::default());
+        assert!(!c.dual().needs_request());
+        assert_eq!(c.dual().max_request_age.as_secs(), 3600);
+        // All four, before [policy]; written back byte for byte.
+        let text = format!(
+            "# breakglass-ca configuration, written by 'breakglass-ca init'.\n# It names the CA key; it never holds a PIN.\n{BASE}created = \"\"\ncheckpoints = true\nrequire_possession = true\napprovers_file = \"approvers\"\nrequired_approvals = 2\nmax_request_age = \"30m\"\n\n[policy]\nmax_validity = \"1h\"\ndefault_validity = \"15m\"\nbackdate = \"5m\"\nmax_start_ahead = \"1h\"\n"
+        );
+        std::fs::write(&path, &text).unwrap();
+        let c = Config::load(dir.path()).unwrap().unwrap();
+        let d = c.dual();
+        assert!(d.require_possession && d.needs_request());
+        assert_eq!(d.required_approvals, 2);
+        assert_eq!(d.max_request_age.as_secs(), 1800);
+        assert_eq!(
+            d.approvers_path(dir.path()),
+            Some(dir.path().join("approvers"))
+        );
+        c.save(dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        let absolute = crate::dual::Policy {
+            approvers_file: Some("/etc/breakglass-ca/approvers".into()),
+            ..d
+        };
+        assert_eq!(
+            absolute.approvers_path(dir.path()),
+            Some("/etc/breakglass-ca/approvers".into())
+        );
+        for (extra, needle) in [
+            (
+                "required_approvals = 2\n",
+                "no approvers_file names the approvers",
+            ),
+            (
+                "required_approvals = 17\napprovers_file = \"a\"\n",
+                "more than 16",
+            ),
+            (
+                "approvers_file = \"\"\n",
+                "approvers_file in config.toml is empty",
+            ),
+            ("max_request_age = \"0s\"\n", "zero"),
+            ("required_approvals = -1\n", "not valid"),
+        ] {
+            std::fs::write(&path, format!("{BASE}{extra}")).unwrap();
+            let err = Config::load(dir.path()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{extra}: {err}");
+        }
+        // Under [policy] they are unknown.
+        std::fs::write(&path, format!("{BASE}[policy]\nrequired_approvals = 2\n")).unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
     }
 }

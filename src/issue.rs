@@ -39,6 +39,9 @@ pub struct MintRequest {
     pub key_id: Option<String>,
     pub validity: ValidityRequest,
     pub options: CertOptions,
+    /// A signed request, already checked (`mint --request`): recorded in the ledger (record
+    /// format 3), and never issued twice (its nonce).
+    pub dual: Option<crate::dual::DualControl>,
 }
 
 /// A certificate that has been recorded and may now be handed out.
@@ -273,6 +276,7 @@ pub fn issue_batch(
     for req in reqs {
         let fp = crate::key::fingerprint(req.subject.key_data());
         crate::ledger::revocation::refuse_for_mint(locked.revocations(), &ca_fp, Some(&fp))?;
+        refuse_replay(locked, req)?;
     }
     let mut tail = locked.tail().clone();
     let now = clock.now();
@@ -308,6 +312,22 @@ pub fn issue_batch(
         certificates,
         repaired: appended.repaired,
     })
+}
+
+/// A request is good for one certificate: one whose nonce the ledger already holds is
+/// refused (a replay).
+pub fn refuse_replay(locked: &Locked<'_>, req: &MintRequest) -> Result<()> {
+    let Some(nonce) = req.dual.as_ref().and_then(|d| d.nonce()) else {
+        return Ok(());
+    };
+    match locked.request_used(nonce) {
+        None => Ok(()),
+        Some(serial) => Err(Error::refused(format!(
+            "this request was already used: serial {serial} was issued for it (nonce {})",
+            text::escape(nonce)
+        ))
+        .with_hint("a request is good for one certificate: make a new request ('breakglass-ca request …') and have it signed and approved again")),
+    }
 }
 
 /// What to sign for `req` at the serial `tail` allocates, with every check that needs the
@@ -353,7 +373,10 @@ fn metadata(
     prev_hash: String,
 ) -> Result<Metadata> {
     Ok(Metadata {
-        format: binding::FORMAT,
+        format: match req.dual {
+            Some(_) => binding::FORMAT_DUAL,
+            None => binding::FORMAT,
+        },
         serial: spec.serial,
         key_id: spec.key_id.clone(),
         principals: spec.principals.clone(),
@@ -370,6 +393,7 @@ fn metadata(
         host: gethostname::gethostname().to_string_lossy().into_owned(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         prev_hash,
+        dual_control: req.dual.clone().map(Box::new),
         binding_salt: binding::new_salt()?,
     })
 }
@@ -608,6 +632,7 @@ mod tests {
             key_id: None,
             validity: ValidityRequest::default(),
             options: CertOptions::default(),
+            dual: None,
         };
         for n in 1..=3 {
             let mut locked = ledger.lock(&key::fingerprint(ca.public_key())).unwrap();
@@ -649,6 +674,7 @@ mod tests {
                     key_id: None,
                     validity: ValidityRequest::default(),
                     options: CertOptions::default(),
+                    dual: None,
                 }
             })
             .collect()

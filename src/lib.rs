@@ -13,6 +13,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod doctor;
+pub mod dual;
 pub mod duration;
 pub mod error;
 pub mod export;

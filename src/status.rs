@@ -76,8 +76,17 @@ pub struct StatusReport {
     /// The backup CA list of config.toml could not be read.
     pub backup_cas_error: Option<Problem>,
     pub revocations: RevocationStatus,
+    /// What dual control config.toml asks for (`null` without a config.toml).
+    pub dual_control: Option<DualControlStatus>,
     /// What makes `status` exit 1, the first one first (empty: exit 0).
     pub problems: Vec<Problem>,
+}
+
+/// The dual-control policy in one line, and whether it is a warning (none enforced).
+#[derive(Clone, Debug, Serialize)]
+pub struct DualControlStatus {
+    pub summary: String,
+    pub warning: bool,
 }
 
 /// This laptop's clock against the newest ledger record.
@@ -527,6 +536,7 @@ impl StatusReport {
                 .as_ref()
                 .map(RevocationStatus::of)
                 .unwrap_or_default(),
+            dual_control: None,
             problems,
         }
     }
@@ -551,6 +561,10 @@ mod tests {
             ],
             checkpoints: false,
             backup_dir: Some("/media/BACKUP/x".into()),
+            require_possession: false,
+            approvers_file: None,
+            required_approvals: 0,
+            max_request_age: None,
             policy: Default::default(),
         }
     }

@@ -52,6 +52,9 @@ pub struct Issued {
     pub requester: String,
     pub requester_fingerprint: String,
     pub reason: String,
+    /// Who approved it (a record of a signed request: `Some`, maybe empty; `None`: minted
+    /// without one).
+    pub approvers: Option<Vec<String>>,
     window: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
@@ -257,6 +260,10 @@ fn book(path: &Path, bytes: Option<Vec<u8>>, ca_fp: &str) -> Result<Book> {
                         requester: r.requester_comment,
                         requester_fingerprint: r.requester_fingerprint,
                         reason: r.reason,
+                        approvers: r
+                            .dual_control
+                            .as_ref()
+                            .map(|d| d.approvers().iter().map(|a| a.to_string()).collect()),
                         window,
                     },
                 );
@@ -867,6 +874,10 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: vec![BACKUP.into()],
             checkpoints: false,
+            require_possession: false,
+            approvers_file: None,
+            required_approvals: 0,
+            max_request_age: None,
             backup_dir: None,
             policy: Default::default(),
         }

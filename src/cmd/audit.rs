@@ -266,6 +266,22 @@ impl<W: Write> Sink<'_, W> {
                 for n in &j.notes {
                     text.push_str(&format!("    note: {n}\n"));
                 }
+                if let Some(r) = &j.record {
+                    text.push_str(&match &r.approvers {
+                        Some(a) if !a.is_empty() => format!(
+                            "    approved by: {}\n",
+                            a.iter()
+                                .map(|n| Esc(n).to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        Some(_) => {
+                            "    approved by: nobody (a signed request, no approval required)\n"
+                                .into()
+                        }
+                        None => "    approved by: nobody (no signed request)\n".into(),
+                    });
+                }
                 text.push_str(&format!(
                     "    at {} line {}\n",
                     self.names[j.event.source.input], j.event.source.line
@@ -392,6 +408,9 @@ struct JsonRecord<'a> {
     requester: &'a str,
     requester_fingerprint: &'a str,
     reason: &'a str,
+    /// The approvers of a certificate minted from a signed request (absent: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approvers: Option<&'a [String]>,
 }
 
 #[derive(serde::Serialize)]
@@ -448,6 +467,7 @@ fn to_json<'a>(j: &'a Judged, names: &'a [String]) -> JsonEvent<'a> {
             requester: &r.requester,
             requester_fingerprint: &r.requester_fingerprint,
             reason: &r.reason,
+            approvers: r.approvers.as_deref(),
         }),
         revoked: j.revoked.as_ref().map(|r| JsonRevoked {
             at: crate::issue::rfc3339(r.at),

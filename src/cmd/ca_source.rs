@@ -411,6 +411,10 @@ mod tests {
             backup_ca_pubkeys: Vec::new(),
             checkpoints: true,
             backup_dir: None,
+            require_possession: false,
+            approvers_file: None,
+            required_approvals: 0,
+            max_request_age: None,
             policy: crate::policy::Policy::default(),
         };
         let state = Path::new("/state");

@@ -69,6 +69,10 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
             .map(|c| c.backup_ca_pubkeys.clone())
             .unwrap_or_default(),
         checkpoints: old_config.as_ref().is_none_or(|c| c.checkpoints),
+        require_possession: false,
+        approvers_file: None,
+        required_approvals: 0,
+        max_request_age: None,
         backup_dir: old_config.as_ref().and_then(|c| c.backup_dir.clone()),
         policy: old_config.map(|c| c.policy).unwrap_or_default(),
     };

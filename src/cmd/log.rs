@@ -255,10 +255,43 @@ fn show(g: &Globals, serial: u64) -> Result<()> {
         }
     }
     ui::print(format!(
-        "{pretty}\n\n{}\n\n{}{revoked}",
+        "{pretty}\n\n{}{}\n\n{}{revoked}",
         inspect::describe(&cert, &format!("serial {serial}")),
+        dual_lines(r),
         Esc(&r.certificate)
     ))
+}
+
+/// What `log show` says of a record's signed request and approvals (escaped; `log verify`
+/// checks them).
+fn dual_lines(r: &crate::ledger::Record) -> String {
+    let Some(d) = &r.dual_control else {
+        return "\n\nDual control:   none (minted without a signed request)".into();
+    };
+    let fp = |line: &str| {
+        crate::key::parse_line(line)
+            .map(|k| crate::key::fingerprint(k.key_data()))
+            .unwrap_or_else(|_| "unreadable key".into())
+    };
+    let mut out = format!(
+        "\n\nRequest:        signed by {}'s key {} (proof of possession), nonce {}",
+        Esc(&r.requester_comment),
+        Esc(&r.requester_fingerprint),
+        Esc(d.nonce().unwrap_or("-"))
+    );
+    out.push_str(&format!(
+        "\nApprovals:      {} of {} required",
+        d.approvals.len(),
+        d.approvals_required
+    ));
+    for a in &d.approvals {
+        out.push_str(&format!(
+            "\nApproved by:    {} ({})",
+            Esc(&a.approver),
+            fp(&a.key)
+        ));
+    }
+    out
 }
 
 /// The revocation records of `records`, numbered from 1 (R1, R2... in `log`).
@@ -514,6 +547,12 @@ fn parts(report: &crate::ledger::Report) -> Vec<String> {
             report.bound_records,
             old + 1,
             report.last_serial
+        ));
+    }
+    if report.requests > 0 {
+        out.push(format!(
+            "signed requests: {} record(s), each requester's signature verified, {} approval(s) verified, each request used once",
+            report.requests, report.approvals
         ));
     }
     if report.revocations > 0 {

@@ -50,6 +50,9 @@ struct Checked {
     /// The validity window as it would be now (shown before the PIN; computed again when
     /// signing).
     preview: Window,
+    /// What a signed request adds to the pre-PIN screen (its proof of possession, the
+    /// approvals), and the dual-control line.
+    screen: Vec<String>,
 }
 
 /// `mint`: check the request, lock the ledger, check the request against it, open the token
@@ -59,6 +62,7 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
         config,
         keys,
         preview,
+        screen,
     } = check_request(g, args)?;
     // One mint at a time per CA, from before the token is opened until the certificate is
     // written: a token serves one signer at a time, and the serial stays allocated to us.
@@ -83,12 +87,17 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
             1 => e,
             n => e.about(&which_key(i, n, &k.input)),
         })?;
+        // A signed request is good for one certificate.
+        issue::refuse_replay(&locked, &k.req)?;
     }
     // Signals are deferred from the PIN on until the token is closed (declared before the
     // token, so dropped after it on every path).
     let signals = Deferral::new();
     let (uri, mut ca) = g.open_ca(Some(&config), true)?;
     show_request(&keys, &preview, forced.as_deref(), locked.tail().serial);
+    for line in &screen {
+        say(line);
+    }
     for line in uncovered_lines(locked.revocations(), locked.tail().serial) {
         say(line);
     }
@@ -134,6 +143,9 @@ pub fn run(g: &Globals, args: &MintArgs) -> Result<()> {
 /// its file, the key itself, the requester name and the output path (a refusal of one key of
 /// several names it); several keys: `-o`, and each key and output once.
 fn check_request(g: &Globals, args: &MintArgs) -> Result<Checked> {
+    if args.request.is_some() {
+        return check_signed_request(g, args);
+    }
     let principals = policy::principals(&args.principals)?;
     let reason = args.reason.trim().to_string();
     if reason.is_empty() {
@@ -157,13 +169,8 @@ fn check_request(g: &Globals, args: &MintArgs) -> Result<Checked> {
         not_before: args.not_before,
         force: args.force_window,
     };
-    let config = g.config()?.ok_or_else(|| {
-        Error::usage(format!(
-            "{} holds no configuration, so it has no ledger for this CA: serials would restart at 1",
-            g.state_dir.shown()
-        ))
-        .with_hint("use the state directory where 'breakglass-ca init' created this CA (--state-dir), or restore it from the backup kept with the token")
-    })?;
+    let config = configured(g)?;
+    super::mint_request::refuse_without_request(&config)?;
     let preview = policy::window(&config.policy, &validity, Utc::now())?;
     check_batch_args(args)?;
     let count = args.pubkeys.len();
@@ -184,16 +191,50 @@ fn check_request(g: &Globals, args: &MintArgs) -> Result<Checked> {
                 key_id: args.key_id.clone(),
                 validity,
                 options: options.clone(),
+                dual: None,
             },
             output,
         };
         check_not_repeated(&keys, &key, i, count)?;
         keys.push(key);
     }
+    let screen = vec![super::mint_request::dual_line(&config, &g.state_dir).0];
     Ok(Checked {
         config,
         keys,
         preview,
+        screen,
+    })
+}
+
+/// This state directory's `config.toml`, which a mint needs.
+fn configured(g: &Globals) -> Result<Config> {
+    g.config()?.ok_or_else(|| {
+        Error::usage(format!(
+            "{} holds no configuration, so it has no ledger for this CA: serials would restart at 1",
+            g.state_dir.shown()
+        ))
+        .with_hint("use the state directory where 'breakglass-ca init' created this CA (--state-dir), or restore it from the backup kept with the token")
+    })
+}
+
+/// `mint --request`: the one key of a signed request, checked (see
+/// [`super::mint_request::check`]).
+fn check_signed_request(g: &Globals, args: &MintArgs) -> Result<Checked> {
+    let config = configured(g)?;
+    let from = super::mint_request::check(g, args, &config)?;
+    let preview = policy::window(&config.policy, &from.req.validity, Utc::now())?;
+    let mut screen = from.lines;
+    screen.push(super::mint_request::dual_line(&config, &g.state_dir).0);
+    Ok(Checked {
+        config,
+        keys: vec![Key {
+            input: from.input,
+            req: from.req,
+            output: from.output,
+        }],
+        preview,
+        screen,
     })
 }
 

@@ -14,7 +14,9 @@ pub mod krl;
 pub mod log;
 pub mod login;
 pub mod mint;
+pub mod mint_request;
 pub mod pubkey;
+pub mod request;
 pub mod revoke;
 pub mod status;
 
@@ -250,6 +252,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Revoke(a) => revoke::run(&globals, &a),
         Command::Krl(a) => krl::run(&globals, &a),
         Command::Audit(a) => audit::run(&globals, &a),
+        Command::Request(a) => request::run(&globals, &a),
         Command::Doctor(a) => doctor::run(&globals, &a),
         Command::Completions(a) => completions::run(&a),
         Command::Man => completions::man(),

@@ -388,6 +388,10 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: backups,
             checkpoints: true,
+            require_possession: false,
+            approvers_file: None,
+            required_approvals: 0,
+            max_request_age: None,
             backup_dir: None,
             policy: Policy::default(),
         }

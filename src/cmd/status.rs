@@ -42,7 +42,7 @@ pub(crate) fn open_and_gather(
     let token: Result<Box<dyn CaKey>> =
         uri.and_then(|u| backend::open(&u, std::sync::Arc::new(ui::Terminal)));
     let ca_pub = crate::cmd::ca_source::read_ca_pub(&g.state_dir.join(CA_PUB_FILE));
-    let report = StatusReport::gather(&Inputs {
+    let mut report = StatusReport::gather(&Inputs {
         state_dir: &g.state_dir,
         config,
         uri: shown_uri,
@@ -50,6 +50,10 @@ pub(crate) fn open_and_gather(
         ca_pub: ca_pub.as_ref().map(Option::as_ref),
         now: Utc::now(),
     });
+    if let Ok(Some(c)) = config {
+        let (summary, warning) = crate::cmd::mint_request::dual_text(c, &g.state_dir);
+        report.dual_control = Some(crate::status::DualControlStatus { summary, warning });
+    }
     Opened {
         report,
         token_error: token.err(),
@@ -256,6 +260,10 @@ pub fn lines(r: &StatusReport) -> Vec<String> {
             None => "none (KRL version 0)".into(),
         },
     );
+    if let Some(d) = &r.dual_control {
+        let warning = if d.warning { "WARNING: " } else { "" };
+        line("dual control", format!("{warning}{}", d.summary));
+    }
     if r.ca.revoked == Some(true) {
         line(
             "CA revoked",

@@ -444,6 +444,10 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: hostile.to_vec(),
             checkpoints: true,
+            require_possession: false,
+            approvers_file: None,
+            required_approvals: 0,
+            max_request_age: None,
             backup_dir: None,
             policy: Default::default(),
         };
@@ -484,6 +488,10 @@ mod tests {
             created: String::new(),
             backup_ca_pubkeys: vec![format!("{ED} vault-a"), compressed.into()],
             checkpoints: true,
+            require_possession: false,
+            approvers_file: None,
+            required_approvals: 0,
+            max_request_age: None,
             backup_dir: None,
             policy: Default::default(),
         };

@@ -372,6 +372,8 @@ fn walk_chunked(
     let mut records: u64 = 0;
     let mut record_failure: Option<Error> = None;
     let mut chain_failure: Option<Error> = None;
+    // The nonce of every signed request so far, with its serial: each is used once.
+    let mut nonces: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     let (mut torn, mut unterminated) = (false, false);
     let mut ended = false;
     while !ended {
@@ -429,9 +431,25 @@ fn walk_chunked(
         // one): what came before each, known before the records are checked in parallel.
         let mut before = Vec::with_capacity(parsed.len());
         for (e, _, _) in &parsed {
-            before.push((report.bound_records > 0, report.revocations > 0));
+            let replayed = e
+                .issued()
+                .and_then(|r| Some((r.dual_control.as_ref()?.nonce()?, r.serial)))
+                .and_then(
+                    |(nonce, serial)| match nonces.insert(nonce.to_string(), serial) {
+                        Some(first) => {
+                            nonces.insert(nonce.to_string(), first);
+                            Some(first)
+                        }
+                        None => None,
+                    },
+                );
+            before.push((report.bound_records > 0, report.revocations > 0, replayed));
             match e {
                 Entry::Issued(r) => {
+                    if let Some(d) = &r.dual_control {
+                        report.requests += 1;
+                        report.approvals += d.approvals.len() as u64;
+                    }
                     match r.is_bound() {
                         true => report.bound_records += 1,
                         false => report.old_records += 1,
@@ -448,8 +466,12 @@ fn walk_chunked(
             .par_iter()
             .zip(before.par_iter())
             .enumerate()
-            .find_map_first(|(i, ((e, _, line), (bound_before, revoked_before)))| {
+            .find_map_first(|(i, ((e, _, line), (bound_before, revoked_before, replayed)))| {
                 let why = match e {
+                    Entry::Issued(_) if replayed.is_some() => Err(format!(
+                        "its signed request was already used by serial {} (the same nonce): a request is good for one certificate",
+                        replayed.unwrap_or_default()
+                    )),
                     Entry::Issued(r) if *bound_before && !r.is_bound() => {
                         Err(verify::UNBOUND_AFTER_BOUND.to_string())
                     }
@@ -676,6 +698,7 @@ mod tests {
                 key_id: None,
                 validity: ValidityRequest::default(),
                 options: CertOptions::default(),
+                dual: None,
             };
             let clock = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 3, i, 0).unwrap());
             if i < n / 2 {

@@ -25,6 +25,9 @@ pub const EXTENSION: &str = "ledger-binding-v1@breakglass-ca";
 /// are format 1 (0.1.0), covered by checkpoints.
 pub const FORMAT: u32 = 2;
 
+/// The record format of a bound record that holds a signed request (`dual_control`).
+pub const FORMAT_DUAL: u32 = 3;
+
 /// How many random bytes salt the metadata (hex in `binding_salt`): the hash must not let
 /// anyone test guesses of a short reason.
 pub const SALT_BYTES: usize = 16;
@@ -51,6 +54,9 @@ pub struct Metadata {
     pub host: String,
     pub tool_version: String,
     pub prev_hash: String,
+    /// Format 3: the signed request and its approvals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dual_control: Option<Box<crate::dual::DualControl>>,
     /// Hex of [`SALT_BYTES`] random bytes.
     pub binding_salt: String,
 }
@@ -77,6 +83,7 @@ impl Metadata {
             host: r.host.clone(),
             tool_version: r.tool_version.clone(),
             prev_hash: r.prev_hash.clone(),
+            dual_control: r.dual_control.clone(),
             binding_salt,
         }
     }
@@ -104,6 +111,7 @@ impl Metadata {
             host: self.host,
             tool_version: self.tool_version,
             prev_hash: self.prev_hash,
+            dual_control: self.dual_control,
             metadata: Some(text),
         }
     }
@@ -196,6 +204,7 @@ mod tests {
             host: "h".into(),
             tool_version: "0".into(),
             prev_hash: "00".into(),
+            dual_control: None,
             binding_salt: new_salt().unwrap(),
         }
     }

@@ -210,6 +210,9 @@ pub struct Locked<'a> {
     /// Every revocation record of the ledger, in order (found by a scan of the whole file
     /// that parses only the lines of that kind).
     revocations: Vec<Revocation>,
+    /// The nonce of every signed request the ledger's records hold, with the serial issued
+    /// for it (found by the same scan).
+    request_nonces: Vec<(String, u64)>,
 }
 
 /// A repair found when the lock was taken, made by the next append.
@@ -263,9 +266,9 @@ impl<'a> Locked<'a> {
             (None, Some((_, last))) if lines.unterminated => Repair::Newline(last.serial_after()),
             _ => Repair::None,
         };
-        let revocations = match &file {
+        let (revocations, request_nonces) = match &file {
             Some(f) => scan_revocations(f, &path, seen_start + seen.len() as u64)?,
-            None => Vec::new(),
+            None => (Vec::new(), Vec::new()),
         };
         Ok(Locked {
             ledger,
@@ -277,7 +280,17 @@ impl<'a> Locked<'a> {
             repair,
             tail,
             revocations,
+            request_nonces,
         })
+    }
+
+    /// The serial issued for the signed request with this nonce, if the ledger holds one: a
+    /// request is good for one certificate (see [`crate::issue::refuse_replay`]).
+    pub fn request_used(&self, nonce: &str) -> Option<u64> {
+        self.request_nonces
+            .iter()
+            .find(|(n, _)| n == nonce)
+            .map(|(_, serial)| *serial)
     }
 
     /// Every revocation record of the ledger, in order, as read when the lock was taken (and
@@ -420,6 +433,11 @@ impl<'a> Locked<'a> {
         let format1 = records.iter().any(|r| !r.is_bound());
         let repaired = self.write(&bytes, format1)?;
         self.tail = tail;
+        for r in records {
+            if let Some(nonce) = r.dual_control.as_ref().and_then(|d| d.nonce()) {
+                self.request_nonces.push((nonce.to_string(), r.serial));
+            }
+        }
         Ok(Appended {
             serial: last.serial,
             head,
@@ -515,14 +533,22 @@ fn holds_an_issuance(bytes: &[u8]) -> bool {
 /// line by line (each line bounded), and only the lines that start as a revocation record
 /// parsed, by the one parser. A complete such line that does not parse is damage; the last
 /// bytes without a newline are a torn line unless they parse. Memory stays flat: a `mint` on
-/// a large ledger reads it once, parsing only its revocations.
-fn scan_revocations(file: &File, path: &Path, end: u64) -> Result<Vec<Revocation>> {
+/// a large ledger reads it once, parsing only its revocations. The same scan collects the
+/// nonces of the signed requests of format-3 records (only lines that hold a `dual_control`
+/// field are parsed): the serial issued for each.
+#[allow(clippy::type_complexity)]
+fn scan_revocations(
+    file: &File,
+    path: &Path,
+    end: u64,
+) -> Result<(Vec<Revocation>, Vec<(String, u64)>)> {
     use std::io::{BufRead, Read, Seek, SeekFrom};
     let io = |e| Error::file("read", path, e);
     let mut f = file;
     f.seek(SeekFrom::Start(0)).map_err(io)?;
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, f.take(end));
     let mut out = Vec::new();
+    let mut nonces = Vec::new();
     let mut line_no = 0usize;
     let mut buf = Vec::new();
     loop {
@@ -534,7 +560,7 @@ fn scan_revocations(file: &File, path: &Path, end: u64) -> Result<Vec<Revocation
             .read_until(b'\n', &mut buf)
             .map_err(io)?;
         if n == 0 {
-            return Ok(out);
+            return Ok((out, nonces));
         }
         line_no += 1;
         let complete = buf.last() == Some(&b'\n');
@@ -543,7 +569,7 @@ fn scan_revocations(file: &File, path: &Path, end: u64) -> Result<Vec<Revocation
             loop {
                 let available = reader.fill_buf().map_err(io)?;
                 if available.is_empty() {
-                    return Ok(out);
+                    return Ok((out, nonces));
                 }
                 match available.iter().position(|b| *b == b'\n') {
                     Some(i) => {
@@ -560,16 +586,27 @@ fn scan_revocations(file: &File, path: &Path, end: u64) -> Result<Vec<Revocation
         }
         let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
         if !line.starts_with(KIND_PREFIX) {
+            if memchr::memmem::find(line, DUAL_FIELD).is_some() {
+                // A record that does not parse is damage the chain checks report.
+                if let Ok(Entry::Issued(r)) = Entry::parse_line(line) {
+                    if let Some(nonce) = r.dual_control.as_ref().and_then(|d| d.nonce()) {
+                        nonces.push((nonce.to_string(), r.serial));
+                    }
+                }
+            }
             continue;
         }
         match Entry::parse_line(line) {
             Ok(Entry::Revoked(v)) => out.push(v),
             Ok(Entry::Issued(_)) => {}
-            Err(_) if !complete => return Ok(out), // a torn last line
+            Err(_) if !complete => return Ok((out, nonces)), // a torn last line
             Err(why) => return Err(damaged(path, line_no, &why)),
         }
     }
 }
+
+/// How the field of a signed request starts in a record's line.
+const DUAL_FIELD: &[u8] = b"\"dual_control\":{";
 
 /// Whether the chain whose end is `records` may be extended by `ca_fingerprint`: it is this
 /// CA's, its last link holds (the whole chain when `whole`, the small ledger read entirely),

@@ -263,6 +263,7 @@ pub(crate) mod testing {
             host: "laptop".into(),
             tool_version: "0".into(),
             prev_hash: tail.prev_hash.clone(),
+            dual_control: None,
             metadata: None,
         }
     }

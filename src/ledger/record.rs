@@ -43,6 +43,10 @@ pub struct Record {
     pub tool_version: String,
     /// SHA-256 (hex) of the previous line, or of the genesis value for the first record.
     pub prev_hash: String,
+    /// Format 3: the signed request, its proof of possession and the approvals (see
+    /// [`crate::dual`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dual_control: Option<Box<crate::dual::DualControl>>,
     /// Format 2: the exact metadata text whose SHA-256 the certificate carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<String>,

@@ -32,6 +32,9 @@ pub struct Report {
     pub old_records: u64,
     /// Records in format 2, whose certificates carry their ledger binding.
     pub bound_records: u64,
+    /// Records of mints with a signed request (format 3), and the approvals they hold.
+    pub requests: u64,
+    pub approvals: u64,
     /// Revocation records (no serial of their own).
     pub revocations: u64,
     /// Revocation records after the newest issuance record: no token signature covers them
@@ -375,9 +378,18 @@ pub fn check_record(
             r.ca_fingerprint
         ));
     }
-    match r.format {
-        None | Some(binding::FORMAT) => {}
-        Some(f) => {
+    match (r.format, &r.dual_control) {
+        (None | Some(binding::FORMAT), None) | (Some(binding::FORMAT_DUAL), Some(_)) => {}
+        (Some(binding::FORMAT_DUAL), None) => {
+            return Err("it is in record format 3 but holds no signed request".into())
+        }
+        (None | Some(binding::FORMAT), Some(_)) => {
+            return Err(format!(
+                "it holds a signed request but is in record format {}, not 3",
+                r.format.unwrap_or(1)
+            ))
+        }
+        (Some(f), _) => {
             return Err(format!(
                 "it is in record format {f}, which this version of breakglass-ca does not know"
             ))
@@ -386,6 +398,9 @@ pub fn check_record(
     let cert = check_certificate(r, ca)?;
     if r.is_bound() {
         binding::check(line, r, &cert)?;
+        if let Some(d) = &r.dual_control {
+            crate::dual::check_record(d, r, &cert)?;
+        }
     } else if cert.extensions().contains_key(EXTENSION) {
         return Err("its certificate carries a ledger binding, but the record is in the old format without its metadata: it was altered".into());
     }
@@ -571,6 +586,7 @@ mod tests {
                 key_id: None,
                 validity: ValidityRequest::default(),
                 options: CertOptions::default(),
+                dual: None,
             };
             let clock = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 3, i as u32, 0).unwrap());
             let mut locked = ledger.lock(&fp(ca)).unwrap();
@@ -792,6 +808,7 @@ mod tests {
             key_id: None,
             validity: ValidityRequest::default(),
             options: CertOptions::default(),
+            dual: None,
         };
         let earlier = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap());
         let mut locked = ledger.lock(&fp(&ca)).unwrap();
@@ -1837,6 +1854,7 @@ mod tests {
                 key_id: None,
                 validity: ValidityRequest::default(),
                 options: CertOptions::default(),
+                dual: None,
             };
             let clock = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 3, 5, 0).unwrap());
             let err = issue(&ca, &mut locked, &Policy::default(), &req, &clock)

@@ -1,0 +1,310 @@
+//! SSH signatures (`ssh-keygen -Y sign` output, OpenSSH's PROTOCOL.sshsig) as requesters and
+//! approvers make them: the armored text read strictly but forgivingly (surrounding blank
+//! lines, trailing spaces and CR from a paste), bounded, and verified with the `ssh-key`
+//! crate for every key type `ssh-keygen` signs with: Ed25519, ECDSA P-256/P-384/P-521, RSA
+//! (`rsa-sha2-512` and `rsa-sha2-256`; SHA-1 `ssh-rsa` signatures are not accepted) and the
+//! security keys `sk-ssh-ed25519@openssh.com` and `sk-ecdsa-sha2-nistp256@openssh.com`. On
+//! top of what the crate checks: the SSHSIG version is 1, the namespace is the one expected
+//! (named in the refusal), the key is the one expected, and a security-key signature carries
+//! the user-presence flag (the key was touched: `ssh-keygen -Y verify` does not ask for it,
+//! sshd does by default).
+
+use std::io::BufRead;
+
+use base64ct::{Base64, Encoding};
+use ssh_key::public::KeyData;
+use ssh_key::{Algorithm, SshSig};
+
+use crate::error::{Error, Result};
+
+pub const BEGIN: &str = "-----BEGIN SSH SIGNATURE-----";
+pub const END: &str = "-----END SSH SIGNATURE-----";
+/// The largest armored signature read (an RSA-16384 signature with its key is some 6 KiB).
+pub const MAX_SIGNATURE_BYTES: usize = 16 * 1024;
+/// The most lines of an armored signature read from a terminal.
+const MAX_LINES: usize = 400;
+/// The user-presence flag of a security-key signature (`SSH_SK_USER_PRESENCE_REQD`).
+const USER_PRESENT: u8 = 0x01;
+
+/// An armored signature: its text as kept in the ledger (armored as `ssh-keygen` writes it:
+/// BEGIN, the base64 in lines of 70, END, LF line ends, a final LF), and the signature.
+#[derive(Clone, Debug)]
+pub struct Armored {
+    pub text: String,
+    pub sig: SshSig,
+}
+
+fn bad(why: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("it is not an SSH signature: {why}")).with_hint(
+        "give the .sig file 'ssh-keygen -Y sign' wrote, from -----BEGIN SSH SIGNATURE----- to -----END SSH SIGNATURE-----",
+    )
+}
+
+impl Armored {
+    /// Read an armored signature. Blank lines around it and spaces (or a CR) at the end of a
+    /// line are ignored; anything else outside the BEGIN and END lines is refused.
+    pub fn parse(text: &str) -> Result<Armored> {
+        if text.len() > MAX_SIGNATURE_BYTES {
+            return Err(bad(format!(
+                "it is larger than {} KiB",
+                MAX_SIGNATURE_BYTES / 1024
+            )));
+        }
+        let lines: Vec<&str> = text
+            .lines()
+            .map(|l| l.trim_end_matches([' ', '\t', '\r']))
+            .skip_while(|l| l.is_empty())
+            .collect();
+        let end = lines
+            .iter()
+            .rposition(|l| !l.is_empty())
+            .map_or(0, |i| i + 1);
+        let lines = &lines[..end];
+        match (lines.first(), lines.last()) {
+            (Some(&BEGIN), Some(&END)) if lines.len() >= 3 => {}
+            (Some(&BEGIN), _) => return Err(bad(format!("it does not end with {END}"))),
+            _ => return Err(bad(format!("it does not start with {BEGIN}"))),
+        }
+        let body = &lines[1..lines.len() - 1];
+        let mut b64 = String::new();
+        for line in body {
+            if line.is_empty()
+                || !line
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+            {
+                return Err(bad("a line between BEGIN and END is not base64"));
+            }
+            b64.push_str(line);
+        }
+        let blob = Base64::decode_vec(&b64).map_err(|_| bad("its base64 does not decode"))?;
+        // Armored again in the one layout the PEM reader takes (ssh-keygen's: 70 columns).
+        let mut pem = format!("{BEGIN}\n");
+        let encoded = Base64::encode_string(&blob);
+        for chunk in encoded.as_bytes().chunks(70) {
+            pem.push_str(&String::from_utf8_lossy(chunk));
+            pem.push('\n');
+        }
+        pem.push_str(END);
+        pem.push('\n');
+        let sig =
+            crate::panic_guard::quietly(std::panic::AssertUnwindSafe(|| SshSig::from_pem(&pem)))
+                .ok_or_else(|| bad("it cannot be decoded"))?
+                .map_err(|e| bad(format!("it cannot be decoded ({e})")))?;
+        if sig.version() != 1 {
+            return Err(bad(format!(
+                "it is SSHSIG version {}, not 1",
+                sig.version()
+            )));
+        }
+        Ok(Armored { text: pem, sig })
+    }
+
+    /// The key that made it (which the signature names; [`Armored::verify`] checks it).
+    pub fn signer(&self) -> &KeyData {
+        self.sig.public_key()
+    }
+
+    /// The signer's `SHA256:` fingerprint.
+    pub fn signer_fingerprint(&self) -> String {
+        crate::key::fingerprint(self.signer())
+    }
+
+    /// Whether this is a valid signature of `key` over `message` in `namespace`, and why not.
+    pub fn verify(
+        &self,
+        key: &KeyData,
+        namespace: &str,
+        message: &[u8],
+    ) -> std::result::Result<(), Problem> {
+        if self.signer() != key {
+            return Err(Problem::OtherKey(self.signer_fingerprint()));
+        }
+        if self.sig.namespace() != namespace {
+            return Err(Problem::Namespace(self.sig.namespace().to_string()));
+        }
+        let public = ssh_key::PublicKey::from(key.clone());
+        let verified = crate::panic_guard::quietly(std::panic::AssertUnwindSafe(|| {
+            public.verify(namespace, message, &self.sig)
+        }));
+        if !matches!(verified, Some(Ok(()))) {
+            return Err(Problem::Invalid);
+        }
+        if matches!(
+            self.sig.algorithm(),
+            Algorithm::SkEd25519 | Algorithm::SkEcdsaSha2NistP256
+        ) {
+            // The signature data ends with the flags byte and a 4-byte counter.
+            let data = self.sig.signature_bytes();
+            let flags = data
+                .len()
+                .checked_sub(5)
+                .and_then(|i| data.get(i))
+                .copied()
+                .unwrap_or(0);
+            if flags & USER_PRESENT == 0 {
+                return Err(Problem::NoTouch);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a signature is not accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// It was made by another key (this fingerprint).
+    OtherKey(String),
+    /// It was made for another namespace (this one).
+    Namespace(String),
+    /// It does not verify over the message.
+    Invalid,
+    /// A security key signed without being touched.
+    NoTouch,
+}
+
+impl Problem {
+    /// What it says after "the signature ...".
+    pub fn describe(&self, expected_namespace: &str) -> String {
+        match self {
+            Problem::OtherKey(fp) => format!("is made by another key ({fp})"),
+            Problem::Namespace(ns) => format!(
+                "is made for the namespace \"{}\", not \"{expected_namespace}\" (ssh-keygen -Y sign -n {expected_namespace})",
+                crate::text::escape(ns)
+            ),
+            Problem::Invalid => "does not verify over this request: it was made over another text (or the request was edited after it was signed)".into(),
+            Problem::NoTouch => "is a security-key signature made without a touch (the user-presence flag is not set)".into(),
+        }
+    }
+}
+
+/// Read an armored signature from `reader` (a terminal, a pipe) up to and including its END
+/// line, without waiting for the end of the input: at most [`MAX_SIGNATURE_BYTES`] and a few
+/// hundred lines. `what` names it in an error.
+pub fn read_armor(reader: &mut impl BufRead, what: &str) -> Result<String> {
+    let mut text = String::new();
+    let mut limited = std::io::Read::take(&mut *reader, MAX_SIGNATURE_BYTES as u64 + 1);
+    for _ in 0..MAX_LINES {
+        let mut line = Vec::new();
+        let n = limited
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::io(format!("cannot read the {what}"), e))?;
+        if text.len() + n > MAX_SIGNATURE_BYTES {
+            return Err(crate::fsx::too_large(MAX_SIGNATURE_BYTES as u64, what));
+        }
+        if n == 0 {
+            return Err(Error::usage(format!(
+                "the {what} ended before the line {END}"
+            ))
+            .with_hint("paste the whole signature, from -----BEGIN SSH SIGNATURE----- to -----END SSH SIGNATURE-----"));
+        }
+        let line = String::from_utf8(line)
+            .map_err(|_| Error::invalid(format!("the {what} is not text")))?;
+        let done = line.trim_end() == END;
+        text.push_str(&line);
+        if done {
+            return Ok(text);
+        }
+    }
+    Err(Error::usage(format!(
+        "the {what} has more than {MAX_LINES} lines without {END}"
+    )))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use ssh_key::{HashAlg, LineEnding, PrivateKey};
+
+    /// An Ed25519 key from a seed, and an SSHSIG it makes.
+    pub(crate) fn ed25519(seed: u8) -> PrivateKey {
+        PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&[seed; 32]))
+    }
+
+    pub(crate) fn sign(key: &PrivateKey, namespace: &str, msg: &[u8]) -> String {
+        SshSig::sign(key, namespace, HashAlg::Sha512, msg)
+            .unwrap()
+            .to_pem(LineEnding::LF)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_signature_verifies_for_its_key_namespace_and_message_only() {
+        let alice = ed25519(1);
+        let bob = ed25519(2);
+        let text = sign(&alice, "breakglass-ca-request", b"hello\n");
+        let a = Armored::parse(&text).unwrap();
+        let key = alice.public_key().key_data();
+        a.verify(key, "breakglass-ca-request", b"hello\n").unwrap();
+        assert_eq!(
+            a.verify(key, "breakglass-ca-request", b"hello"),
+            Err(Problem::Invalid)
+        );
+        assert_eq!(
+            a.verify(key, "breakglass-ca-approval", b"hello\n"),
+            Err(Problem::Namespace("breakglass-ca-request".into()))
+        );
+        assert!(matches!(
+            a.verify(
+                bob.public_key().key_data(),
+                "breakglass-ca-request",
+                b"hello\n"
+            ),
+            Err(Problem::OtherKey(_))
+        ));
+        // The kept text is the armor, each line trimmed, LF only.
+        assert_eq!(a.text, text);
+        let pasted = format!("\n\n  \n{}  \n\n", text.replace('\n', "\r\n"));
+        let b = Armored::parse(&pasted).unwrap();
+        assert_eq!(b.text, text);
+        b.verify(key, "breakglass-ca-request", b"hello\n").unwrap();
+    }
+
+    #[test]
+    fn broken_armor_is_refused_clearly() {
+        let text = sign(&ed25519(1), "n", b"m");
+        let body: Vec<&str> = text.lines().collect();
+        for (input, needle) in [
+            (String::new(), "does not start with"),
+            ("hello".to_string(), "does not start with"),
+            (text.replace(END, ""), "does not end with"),
+            (format!("{text}trailing\n"), "does not end with"),
+            (format!("x\n{text}"), "does not start with"),
+            (
+                text.replacen(body[1], &format!("{}!", body[1]), 1),
+                "not base64",
+            ),
+            (text.replacen(body[1], "", 1), "not base64"),
+            (text.replacen(body[1], "AAAA", 1), "decode"),
+            (format!("{BEGIN}\n{END}\n"), "does not end with"),
+            (format!("{BEGIN}\nQUJD\n{END}\n"), "cannot be decoded"),
+            ("x".repeat(MAX_SIGNATURE_BYTES + 1), "larger than 16 KiB"),
+        ] {
+            let err = Armored::parse(&input).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_pasted_signature_is_read_up_to_its_end_line_only() {
+        let text = sign(&ed25519(1), "n", b"m");
+        let input = format!("{text}after the end\n");
+        let mut reader = std::io::Cursor::new(input.as_bytes());
+        assert_eq!(read_armor(&mut reader, "signature").unwrap(), text);
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+        assert_eq!(rest, "after the end\n");
+        let err = read_armor(
+            &mut std::io::Cursor::new(&text.as_bytes()[..40]),
+            "signature on stdin",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("ended before the line"), "{err}");
+        let huge = "A".repeat(MAX_SIGNATURE_BYTES + 10);
+        let err = read_armor(&mut std::io::Cursor::new(huge.as_bytes()), "signature").unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+        let many = "A\n".repeat(MAX_LINES + 1);
+        let err = read_armor(&mut std::io::Cursor::new(many.as_bytes()), "signature").unwrap_err();
+        assert!(err.to_string().contains("more than 400 lines"), "{err}");
+    }
+}
