@@ -14,6 +14,7 @@ mod doctor;
 mod hardening;
 mod hostile_text;
 mod hosts;
+mod image_builder;
 mod krl;
 mod krl_hosts;
 mod ledger;

@@ -197,6 +197,12 @@ pub fn write_output_in(output: Option<&Path>, state_dir: &Path, text: &str) -> R
 pub fn run(cli: Cli) -> Result<()> {
     // Before anything else, whatever the command: no PIN may ever end up in a core dump.
     pin::forbid_core_dumps()?;
+    // `host-config --ca-pubkey`: from key files alone, no state directory to resolve.
+    if let Command::HostConfig(a) = &cli.command {
+        if !a.ca_pubkey.is_empty() {
+            return host_config::run_from_files(&cli.state_dir, cli.ca.as_deref(), a);
+        }
+    }
     if cli.state_dir.len() > 1 && !matches!(cli.command, Command::Audit(_)) {
         return Err(Error::usage(format!(
             "--state-dir was given {} times; only 'audit' reads several state directories",
