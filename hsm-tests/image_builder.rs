@@ -289,7 +289,9 @@ fn the_builders_krl_is_the_custodians_file() {
         "the same tree, revocations included"
     );
 
-    // `krl -o`'s file (generated now, so other bytes than host-config's): baked as it is.
+    // `krl -o`'s file (generated now, a second after the newest revocation, so other bytes
+    // than host-config's, generated at that revocation): baked as it is.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let krl_o = b.path("now.krl");
     assert_ok(&run(hsm.cmd().args(["krl", "-o"]).arg(&krl_o)), "krl -o");
     assert_ne!(std::fs::read(&krl_o).unwrap(), c_krl);
@@ -320,6 +322,22 @@ fn the_builders_krl_is_the_custodians_file() {
             std::fs::read(&krl_o).unwrap()
         );
     }
+
+    // The command of docs/hosts.md, section 1.1, as printed.
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/hosts.md")).unwrap();
+    let line = doc
+        .lines()
+        .find(|l| l.starts_with("breakglass-ca host-config ") && l.contains("--ca-pubkey"))
+        .expect("docs/hosts.md shows host-config --ca-pubkey");
+    std::fs::copy(b.path("backup-ca.pub"), b.path("backup.pub")).unwrap();
+    std::fs::copy(b.path("bundle.krl"), b.path("ca.krl")).unwrap();
+    let o = run(b.cmd().args(line.split(' ').skip(1)));
+    assert_ok(&o, line);
+    assert_eq!(
+        std::fs::read(b.path("host-bundle/breakglass-ca.krl")).unwrap(),
+        c_krl
+    );
 
     // Refused, nothing written.
     let refused = |krl: &str, keys: &[&str], code: i32, needle: &str| {
