@@ -1081,10 +1081,13 @@ fn form_value(body: &str, key: &str) -> String {
 
 /// The `host-config --help` examples, run as printed (each in a directory of its own): the
 /// first gives the hook with syslog and no command, the second the hook with the command, the
-/// third no hook and the snippet of 0.3.0.
+/// third no hook and the snippet of 0.3.0; the fourth and fifth, on a machine without the
+/// state directory or the token (no BREAKGLASS_CA_STATE_DIR or SOFTHSM2_CONF, an empty
+/// XDG_STATE_HOME), from `ca.pub` and a backup CA's file, and with the custodian's KRL, which
+/// is baked as it is.
 #[test]
 fn host_config_help_examples_run_as_printed() {
-    if !require(&["softhsm2-util", MODULE]) {
+    if !require(&["softhsm2-util", "ssh-keygen", MODULE]) {
         return;
     }
     let hsm = Hsm::new("emergency-ca");
@@ -1094,21 +1097,37 @@ fn host_config_help_examples_run_as_printed() {
         .lines()
         .filter_map(|l| l.strip_prefix("  breakglass-ca "))
         .collect();
-    assert_eq!(examples.len(), 3, "{help}");
+    assert_eq!(examples.len(), 5, "{help}");
+    let ca_pub = hsm.ca_pub_file();
+    let empty_state_home = hsm.path("empty-state-home");
+    std::fs::create_dir(&empty_state_home).unwrap();
     for (i, example) in examples.iter().enumerate() {
         let cwd = hsm.path(&format!("example-{i}"));
         std::fs::create_dir(&cwd).unwrap();
-        let o = run(hsm
-            .cmd()
-            .env_remove("BREAKGLASS_CA_PIN_FILE")
-            .current_dir(&cwd)
-            .args(example.split(' ')));
+        let mut c = hsm.cmd();
+        c.env_remove("BREAKGLASS_CA_PIN_FILE").current_dir(&cwd);
+        if example.contains("--ca-pubkey") {
+            // What the custodian handed over, by the names the examples use.
+            std::fs::copy(&ca_pub, cwd.join("ca.pub")).unwrap();
+            keygen(&cwd, "backup", &["-t", "ed25519"], "vault-b");
+            assert_ok(
+                &run(hsm.cmd().args(["krl", "-o"]).arg(cwd.join("ca.krl"))),
+                "krl -o",
+            );
+            c.env_remove("BREAKGLASS_CA_STATE_DIR")
+                .env_remove("SOFTHSM2_CONF")
+                .env("XDG_STATE_HOME", &empty_state_home);
+        }
+        let o = run(c.args(example.split(' ')));
         assert_ok(&o, example);
-        let out = cwd.join("host-bundle");
+        let words: Vec<&str> = example.split(' ').collect();
+        let at = words.iter().position(|w| *w == "--out").unwrap();
+        let out = cwd.join(words[at + 1]);
         let hook = out.join("breakglass-ca-alert");
         let snippet = read(&out.join("sshd_config.d/breakglass-ca.conf"));
+        let bundle = read(&out.join("breakglass-ca.pub"));
         match i {
-            0 => {
+            0 | 3 | 4 => {
                 let h = read(&hook);
                 assert!(h.contains("\nALERT_SYSLOG=yes\n") && h.contains("\nALERT_COMMAND=''\n"));
             }
@@ -1121,10 +1140,28 @@ fn host_config_help_examples_run_as_printed() {
                 assert!(!snippet.contains("AuthorizedPrincipalsCommand"));
             }
         }
+        assert_eq!(
+            bundle.lines().count(),
+            if i == 3 { 2 } else { 1 },
+            "{bundle}"
+        );
+        if i == 4 {
+            assert_eq!(
+                std::fs::read(out.join("breakglass-ca.krl")).unwrap(),
+                std::fs::read(cwd.join("ca.krl")).unwrap()
+            );
+        }
+        assert_eq!(
+            stderr(&o).contains("(given on the command line)"),
+            i >= 3,
+            "{}",
+            stderr(&o)
+        );
         assert!(
-            stderr(&o).contains("breakglass-ca-alert") == (i < 2),
+            stderr(&o).contains("breakglass-ca-alert") == (i != 2),
             "{}",
             stderr(&o)
         );
     }
+    assert_eq!(std::fs::read_dir(&empty_state_home).unwrap().count(), 0);
 }

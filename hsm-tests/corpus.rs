@@ -831,6 +831,8 @@ struct Plan {
     /// `None`: the corpus PIN file; `Some(None)`: no PIN source at all.
     pin: Option<Option<PathBuf>>,
     env: Vec<(String, OsString)>,
+    /// Environment variables removed (`unset=NAME`), e.g. the corpus's state directory.
+    unset: Vec<String>,
     tokens: Vec<String>,
 }
 
@@ -1150,6 +1152,7 @@ fn plant(case: &Case, hsm: &Hsm, case_dir: &Path, fx: &Fixtures) -> Result<Plan,
                 plan.env
                     .push((k[4..].to_string(), OsString::from_vec(value)));
             }
+            "unset" => plan.unset.push(v.to_string()),
             other => return Err(format!("unknown setup '{other}'")),
         }
     }
@@ -1518,6 +1521,9 @@ fn run_case(case: &Case, hsm: &Hsm, fx: &Fixtures, work: &Path) -> Verdict {
     for (k, v) in &plan.env {
         c.env(k, v);
     }
+    for k in &plan.unset {
+        c.env_remove(k);
+    }
     c.stdin(match &plan.stdin {
         Some(p) => Stdio::from(fs::File::open(p).unwrap()),
         None => Stdio::null(),
@@ -1643,6 +1649,7 @@ fn check_setup(item: &str, fx: &Fixtures, ctx: &Ctx) -> Result<(), String> {
             .map_or(Ok(()), |d| Err(format!("unknown ledger damage '{d}'"))),
         "token" if !v.is_empty() => Ok(()),
         k if k.starts_with("env:") => unescape(&v).map(|_| ()),
+        "unset" if !v.is_empty() => Ok(()),
         other => Err(format!("unknown setup '{other}'")),
     }
 }

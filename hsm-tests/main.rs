@@ -16,6 +16,7 @@ mod hardening;
 mod help_examples;
 mod hostile_text;
 mod hosts;
+mod image_builder;
 mod krl;
 mod krl_hosts;
 mod ledger;

@@ -100,7 +100,8 @@ pub enum Command {
     /// install.sh and a cloud-init fragment. No PIN needed.
     ///
     /// Without the token plugged in, the CA key comes from the state directory's ca.pub,
-    /// checked against config.toml (stderr says which).
+    /// checked against config.toml (stderr says which). With --ca-pubkey FILE, from that file
+    /// alone: no state directory, no token.
     HostConfig(HostConfigArgs),
     /// Revoke certificates (by serial, key ID or requester key) or a whole CA: a record in
     /// the ledger. No token and no PIN needed.
@@ -359,6 +360,14 @@ Examples:
   breakglass-ca host-config --user breakglass --out host-bundle
   breakglass-ca host-config --user breakglass --alert-command /usr/local/sbin/page --out host-bundle
   breakglass-ca host-config --user breakglass --no-alert-syslog --out host-bundle
+  breakglass-ca host-config --user breakglass --ca-pubkey ca.pub --ca-pubkey backup.pub --out image
+  breakglass-ca host-config --user breakglass --ca-pubkey ca.pub --krl ca.krl --out image
+
+Without the custodian's state directory and token (an image builder, a CI job): --ca-pubkey
+FILE gives this CA's public key line (the key sheet's, checked against its fingerprint), again
+for each backup CA, and --krl FILE the custodian's current KRL (without it the KRL revokes
+nothing). The files are the same as the custodian's host-config writes for the same keys, KRL
+and options (docs/hosts.md, section 1.1).
 
 The alarm (on by default): sshd runs <ssh-dir>/breakglass-ca-alert each time it checks a
 certificate for these accounts (when it is offered, and again when it is used: the alarm
@@ -413,6 +422,18 @@ pub struct HostConfigArgs {
     /// Do not log the uses to syslog (the alert command's failures still are).
     #[arg(long, overrides_with = "alert_syslog")]
     pub no_alert_syslog: bool,
+
+    /// Take the CA key from this public key file instead (the key sheet's line, or the
+    /// custodian's 'breakglass-ca pubkey' output): no state directory, no token. Repeat it
+    /// for the backup CAs, this CA first; '-' reads stdin (once). Not with --ca or --state-dir.
+    #[arg(long = "ca-pubkey", value_name = "FILE")]
+    pub ca_pubkey: Vec<PathBuf>,
+
+    /// With --ca-pubkey: the KRL to install, as the custodian gave it ('breakglass-ca krl -o',
+    /// or the breakglass-ca.krl of their host-config) instead of an empty one. It must be a
+    /// KRL of these CA keys.
+    #[arg(long, value_name = "FILE")]
+    pub krl: Option<PathBuf>,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use ssh_key::public::KeyData;
+use ssh_key::PublicKey;
 
 use crate::backend::{self, CaKey, Presence};
 use crate::cmd::Globals;
@@ -296,9 +297,23 @@ pub fn read_ca_pub(path: &Path) -> Result<Option<KeyData>> {
 /// key line (`#` comments and blank lines allowed), of a key a breakglass CA can have; not a
 /// private key or a certificate. `option` names the option, for the messages.
 pub fn read_key_file(path: &Path, option: &str) -> Result<CaFile> {
-    let text = fsx::read_text(path, fsx::limit::KEY_FILE, "CA public key")?;
-    let name = format!("{option} {}", path.shown());
+    read_key_line(path, option).map(|k| CaFile {
+        path: path.to_path_buf(),
+        key: k.key_data().clone(),
+    })
+}
+
+/// [`read_key_file`], with the line's comment kept (a backup CA's comment goes into
+/// `host-config`'s bundle, as `add-backup-ca` keeps it).
+pub fn read_key_line(path: &Path, option: &str) -> Result<PublicKey> {
     let hint = "give a file holding the CA's public key line (as 'breakglass-ca pubkey' prints it, or the first line of a host's TrustedUserCAKeys file)";
+    let text = fsx::read_text(path, fsx::limit::KEY_FILE, "CA public key").map_err(|e| match e
+        .hint()
+    {
+        Some(_) => e,
+        None => e.with_hint(hint),
+    })?;
+    let name = format!("{option} {}", path.shown());
     let line = match key::one_line(&text, Lines::Commented) {
         Ok(line) => line,
         Err(NotOneLine::PrivateKey) => {
@@ -333,10 +348,7 @@ pub fn read_key_file(path: &Path, option: &str) -> Result<CaFile> {
         ))
         .with_hint(hint));
     }
-    Ok(CaFile {
-        path: path.to_path_buf(),
-        key: parsed.key_data().clone(),
-    })
+    Ok(parsed)
 }
 
 #[cfg(test)]

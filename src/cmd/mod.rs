@@ -201,10 +201,14 @@ pub fn write_output_in(output: Option<&Path>, state_dir: &Path, text: &str) -> R
 pub fn run(cli: Cli) -> Result<()> {
     // Before anything else, whatever the command: no PIN may ever end up in a core dump.
     pin::forbid_core_dumps()?;
-    // Generated from the definitions alone: no state directory needed (a package build).
+    // Generated from the definitions alone, or from key files alone: no state directory
+    // needed (a package build; the image builder's `host-config --ca-pubkey`).
     match &cli.command {
         Command::Completions(a) => return completions::run(a),
         Command::Man => return completions::man(),
+        Command::HostConfig(a) if !a.ca_pubkey.is_empty() => {
+            return host_config::run_from_files(&cli.state_dir, cli.ca.as_deref(), a);
+        }
         _ => {}
     }
     if cli.state_dir.len() > 1 && !matches!(cli.command, Command::Audit(_)) {
