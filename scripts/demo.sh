@@ -104,6 +104,7 @@ cat >&2 <<EOF
     Try it yourself:
       export SOFTHSM2_CONF=$SOFTHSM2_CONF
       $BIN --state-dir $STATE status
-      $BIN --state-dir $STATE --pin-file $PIN_FILE \\
-          mint -n breakglass --reason 'demo: again' -o - $REQ_KEY.pub
+      $BIN --state-dir $STATE doctor
+      $BIN --state-dir $STATE mint --pin-file $PIN_FILE \\
+          -n breakglass --reason 'demo: again' -o - $REQ_KEY.pub
 EOF
