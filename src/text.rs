@@ -7,8 +7,10 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// Whether `c` must never reach a terminal raw: C0 and C1 controls and DEL, the Unicode
-/// line/paragraph separators, bidi embeddings, overrides and isolates, and other invisible
-/// format characters that can disguise text (zero-width spaces and joiners, BOM).
+/// line/paragraph separators, bidi embeddings, overrides and isolates, other invisible
+/// format characters that can disguise text (zero-width spaces and joiners, BOM, soft hyphen,
+/// tag characters, variation selectors), blanks other than the space (a no-break space passes
+/// for one), characters drawn as a blank (Hangul fillers, braille blank) and private use.
 pub fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(c,
@@ -16,10 +18,26 @@ pub fn is_unsafe_char(c: char) -> bool {
             | '\u{200b}'..='\u{200f}'              // zero-width space/joiners, LRM, RLM
             | '\u{202a}'..='\u{202e}'              // bidi embeddings and overrides
             | '\u{2060}'..='\u{2064}'              // word joiner, invisible operators
-            | '\u{2066}'..='\u{2069}'              // bidi isolates
+            | '\u{2066}'..='\u{206f}'              // bidi isolates, deprecated format characters
             | '\u{061c}'                           // Arabic letter mark
             | '\u{feff}'                           // BOM / zero-width no-break space
             | '\u{fff9}'..='\u{fffb}'              // interlinear annotation
+            // Blanks that pass for a space (a no-break space in an option value reads as two
+            // options) and characters that show as nothing or as a blank.
+            | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
+            | '\u{ad}'                             // soft hyphen
+            | '\u{34f}'                            // combining grapheme joiner
+            | '\u{600}'..='\u{605}' | '\u{6dd}' | '\u{70f}' | '\u{890}'..='\u{891}' | '\u{8e2}'
+            | '\u{115f}' | '\u{1160}' | '\u{3164}' | '\u{ffa0}' // Hangul fillers
+            | '\u{17b4}' | '\u{17b5}'              // Khmer inherent vowels
+            | '\u{180b}'..='\u{180f}'              // Mongolian selectors and vowel separator
+            | '\u{2800}'                           // braille blank
+            | '\u{fe00}'..='\u{fe0f}' | '\u{e0100}'..='\u{e01ef}' // variation selectors
+            | '\u{110bd}' | '\u{110cd}' | '\u{13430}'..='\u{1343f}' | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e007f}'            // tag characters
+            // Private use: a terminal's font draws anything there.
+            | '\u{e000}'..='\u{f8ff}' | '\u{f0000}'..='\u{10ffff}'
         )
 }
 
@@ -267,6 +285,47 @@ mod tests {
             assert_eq!(escape(raw), shown, "{raw:?}");
             assert!(is_safe(&escape(raw)));
         }
+    }
+
+    #[test]
+    fn blanks_and_invisible_characters_that_pass_for_others_are_made_visible() {
+        // A no-break space passes for a space (an option value that reads as two options),
+        // a soft hyphen or a tag character for nothing, a Hangul filler or a braille blank
+        // for a blank: none is shown raw, and a run of them is not a plain name.
+        for c in [
+            '\u{a0}',
+            '\u{ad}',
+            '\u{34f}',
+            '\u{115f}',
+            '\u{1160}',
+            '\u{1680}',
+            '\u{180e}',
+            '\u{2000}',
+            '\u{200a}',
+            '\u{202f}',
+            '\u{205f}',
+            '\u{206a}',
+            '\u{206f}',
+            '\u{2800}',
+            '\u{3000}',
+            '\u{3164}',
+            '\u{fe00}',
+            '\u{fe0f}',
+            '\u{ffa0}',
+            '\u{e000}',
+            '\u{f8ff}',
+            '\u{e0001}',
+            '\u{e0041}',
+            '\u{e0100}',
+            '\u{f0000}',
+            '\u{10fffd}',
+        ] {
+            let s = format!("a{c}b");
+            assert!(!is_safe(&s), "{:x}", c as u32);
+            assert_eq!(escape(&s), format!("a\\u{{{:x}}}b", c as u32));
+        }
+        // Letters of every script stay as they are.
+        assert!(is_safe("Zoë Ünïcode Łódź Ελένη Юлия 李雷 😀"));
     }
 
     #[test]

@@ -482,6 +482,46 @@ mod tests {
     }
 
     #[test]
+    fn a_request_that_reads_as_another_is_refused() {
+        // An approver reads the request on a screen: a no-break space in an option value
+        // shows "extension:x=a source-address=192.0.2.10/32", two options, when the
+        // certificate would carry one unknown extension and no source restriction.
+        let text = request(&["permit-pty"]).render().unwrap();
+        for (from, to) in [
+            (
+                "options: permit-pty",
+                "options: extension:x=a\u{a0}source-address=192.0.2.10/32 permit-pty",
+            ),
+            ("reason: INC-1234", "reason: INC-1234\u{ad}"),
+            (
+                "reason: INC-1234 bastion",
+                "reason: INC-1234\u{3164}bastion",
+            ),
+            ("requester: alice", "requester: alice\u{2800}"),
+            (
+                "requester: alice@example.com",
+                "requester: alice\u{a0}\u{a0}\u{a0}x",
+            ),
+        ] {
+            let forged = text.replacen(from, to, 1);
+            assert_ne!(forged, text);
+            let err = Request::parse(forged.as_bytes()).unwrap_err().to_string();
+            assert!(
+                err.contains("control or invisible character"),
+                "{to}: {err}"
+            );
+            assert!(text::is_safe(&err), "{err}");
+        }
+        // And `request` cannot make one.
+        let opts = ["extension:x=a\u{a0}source-address=192.0.2.10/32".to_string()];
+        assert!(CertOptions::parse(&opts).is_err());
+        let err = check_reason("INC-1\u{a0}\u{a0}down")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("control or invisible"), "{err}");
+    }
+
+    #[test]
     fn every_deviation_from_the_canonical_text_is_refused() {
         let text = request(&[]).render().unwrap();
         let nonce_line = text.lines().nth(8).unwrap().to_string();
