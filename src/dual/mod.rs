@@ -288,7 +288,7 @@ pub fn check_record(
                 )
             })?;
         if key.key_data() == req.key.key_data()
-            || a.approver == req.requester
+            || a.approver.eq_ignore_ascii_case(&req.requester)
             || a.approver.is_empty()
         {
             return Err(format!("its approval {n} is by the requester"));
