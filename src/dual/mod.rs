@@ -72,6 +72,14 @@ impl DualControl {
         nonce_of(&self.request)
     }
 
+    /// The request's age at `now`, when its certificate is signed (see
+    /// [`approval::check_age`]): `mint` checks it before the PIN, which may be typed after
+    /// the request expired, and `log verify` checks it against the record's `issued_at`.
+    pub fn check_age(&self, now: DateTime<Utc>) -> Result<()> {
+        let request = Request::parse(self.request.as_bytes())?;
+        approval::check_age(&request, now, self.max_request_age)
+    }
+
     /// The approvers' names, in order.
     pub fn approvers(&self) -> Vec<&str> {
         self.approvals.iter().map(|a| a.approver.as_str()).collect()
@@ -435,6 +443,47 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_request_that_expires_at_the_pin_prompt_is_not_issued() {
+        // mint checks the age before the PIN; the custodian types it 61 minutes later.
+        let dir = tempfile::tempdir().unwrap();
+        let ca = SoftKey::new(5);
+        let fp = crate::key::fingerprint(ca.public_key());
+        let ledger = Ledger::new(dir.path());
+        let req = mint_request();
+        for (minutes, needle) in [
+            (61, "the request is older than max_request_age (1h)"),
+            (-6, "after this laptop's clock"),
+        ] {
+            let clock = Fixed(now() + TimeDelta::minutes(minutes));
+            let mut locked = ledger.lock(&fp).unwrap();
+            let err = issue(
+                &ca,
+                &mut locked,
+                &crate::policy::Policy::default(),
+                &req,
+                &clock,
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+            drop(locked);
+            assert!(!ledger.path().exists());
+        }
+        // Within the hour it is issued, and verifies.
+        let mut locked = ledger.lock(&fp).unwrap();
+        let clock = Fixed(now() + TimeDelta::minutes(59));
+        issue(
+            &ca,
+            &mut locked,
+            &crate::policy::Policy::default(),
+            &req,
+            &clock,
+        )
+        .unwrap();
+        drop(locked);
+        ledger.verify(ca.public_key()).unwrap().unwrap();
     }
 
     #[test]
