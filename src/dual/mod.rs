@@ -154,6 +154,14 @@ impl Policy {
             ))
             .with_hint("two or three approvers are the usual number"));
         }
+        if self.max_request_age > approval::MAX_MAX_AGE {
+            return Err(Error::config(format!(
+                "max_request_age = {} in config.toml is longer than {}",
+                self.max_request_age,
+                approval::MAX_MAX_AGE
+            ))
+            .with_hint("a request is minted within the hour of the emergency (the default is 1h): an approval is not a standing permission"));
+        }
         if self
             .approvers_file
             .as_ref()
@@ -170,7 +178,7 @@ impl Policy {
 
     /// What `status` and every `mint` say about dual control: the line, and whether it is a
     /// warning (no approval is required, and approvers are configured or no signed request
-    /// is required either). `approvers` is how many the approvers file names, when it could
+    /// is required either; or more approvals are required than approvers are listed). `approvers` is how many the approvers file names, when it could
     /// be read.
     pub fn describe(&self, approvers: Option<usize>) -> (String, bool) {
         let listed = match approvers {
@@ -195,6 +203,13 @@ impl Policy {
             (0, None, true) => (
                 "none: a signed request (proof of possession) is required, but no approvals".into(),
                 false,
+            ),
+            (n, _, _) if approvers.is_some_and(|a| a < n as usize) => (
+                format!(
+                    "{n} approval(s) required, but only {} approver(s) listed: no request can be minted (add approvers to the approvers file)",
+                    approvers.unwrap_or_default()
+                ),
+                true,
             ),
             (n, _, _) => (
                 format!(
@@ -443,6 +458,29 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn more_approvals_required_than_approvers_listed_is_said_loudly() {
+        let p = Policy {
+            approvers_file: Some("approvers".into()),
+            required_approvals: 3,
+            ..Policy::default()
+        };
+        let (line, loud) = p.describe(Some(2));
+        assert!(loud, "{line}");
+        assert!(
+            line.contains(
+                "3 approval(s) required, but only 2 approver(s) listed: no request can be minted"
+            ),
+            "{line}"
+        );
+        let (line, loud) = p.describe(Some(3));
+        assert!(
+            !loud && line.starts_with("3 approval(s) required (3 approver(s) listed)"),
+            "{line}"
+        );
+        assert!(!p.describe(None).1);
     }
 
     #[test]
