@@ -285,6 +285,105 @@ pub(crate) mod tests {
         }
     }
 
+    /// An SSHSIG blob armored, from its fields.
+    fn armor(version: u32, key: &[u8], namespace: &str, hash: &str, sig: &[u8]) -> String {
+        let s = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
+        let blob = [
+            &b"SSHSIG"[..],
+            &version.to_be_bytes(),
+            &s(key),
+            &s(namespace.as_bytes()),
+            &s(b""),
+            &s(hash.as_bytes()),
+            &s(sig),
+        ]
+        .concat();
+        let b64 = Base64::encode_string(&blob);
+        let body: Vec<String> = b64
+            .as_bytes()
+            .chunks(70)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        format!("{BEGIN}\n{}\n{END}\n", body.join("\n"))
+    }
+
+    #[test]
+    fn sha1_rsa_unknown_hashes_and_versions_are_refused() {
+        let s = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
+        let alice = ed25519(1);
+        let public = alice.public_key().key_data().ed25519().unwrap().0;
+        let key = [s(b"ssh-ed25519"), s(&public)].concat();
+        let good = SshSig::sign(&alice, "n", HashAlg::Sha512, b"m").unwrap();
+        let ed_sig = [s(b"ssh-ed25519"), s(good.signature().as_bytes())].concat();
+        // The armor built here is what ssh-keygen writes.
+        let ok = armor(1, &key, "n", "sha512", &ed_sig);
+        Armored::parse(&ok)
+            .unwrap()
+            .verify(alice.public_key().key_data(), "n", b"m")
+            .unwrap();
+        // An RSA key with an ssh-rsa (SHA-1) signature: refused whatever its bytes.
+        let mut n = vec![0u8, 0xc5];
+        n.extend(std::iter::repeat_n(0x5a, 255));
+        let rsa_key = [s(b"ssh-rsa"), s(&[1, 0, 1]), s(&n)].concat();
+        let sha1_sig = [s(b"ssh-rsa"), s(&[0x42; 256])].concat();
+        for (text, needle) in [
+            (
+                armor(1, &rsa_key, "n", "sha512", &sha1_sig),
+                "cannot be decoded",
+            ),
+            (armor(1, &key, "n", "sha1", &ed_sig), "cannot be decoded"),
+            (armor(1, &key, "n", "sha384", &ed_sig), "cannot be decoded"),
+            (armor(1, &key, "n", "SHA512", &ed_sig), "cannot be decoded"),
+            (armor(2, &key, "n", "sha512", &ed_sig), "cannot be decoded"),
+            (
+                armor(0, &key, "n", "sha512", &ed_sig),
+                "SSHSIG version 0, not 1",
+            ),
+            (armor(1, &key, "", "sha512", &ed_sig), "cannot be decoded"),
+            // A signature labelled for another algorithm than its key's.
+            (
+                armor(
+                    1,
+                    &key,
+                    "n",
+                    "sha512",
+                    &[
+                        s(b"sk-ssh-ed25519@openssh.com"),
+                        s(&[0; 64]),
+                        vec![1, 0, 0, 0, 1],
+                    ]
+                    .concat(),
+                ),
+                "",
+            ),
+        ] {
+            match Armored::parse(&text) {
+                Err(e) => assert!(
+                    !needle.is_empty() && e.to_string().contains(needle),
+                    "{needle}: {e}"
+                ),
+                Ok(a) => {
+                    assert!(needle.is_empty(), "{needle}: parsed");
+                    assert_eq!(
+                        a.verify(alice.public_key().key_data(), "n", b"m"),
+                        Err(Problem::Invalid)
+                    );
+                }
+            }
+        }
+        // Bytes after the signature, and a BEGIN line inside the armor.
+        let trailing = armor(1, &key, "n", "sha512", &ed_sig)
+            .replace(&format!("\n{END}"), &format!("AAAA\n{END}"));
+        assert!(Armored::parse(&trailing).is_err());
+        let nested = ok.replacen(&format!("{BEGIN}\n"), &format!("{BEGIN}\n{BEGIN}\n"), 1);
+        assert!(Armored::parse(&nested)
+            .unwrap_err()
+            .to_string()
+            .contains("not base64"));
+        let twice = format!("{ok}{ok}");
+        assert!(Armored::parse(&twice).is_err());
+    }
+
     #[test]
     fn a_pasted_signature_is_read_up_to_its_end_line_only() {
         let text = sign(&ed25519(1), "n", b"m");
