@@ -525,6 +525,101 @@ mod tests {
     }
 
     #[test]
+    fn a_format_3_record_stripped_downgraded_or_re_approved_fails_log_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = SoftKey::new(5);
+        let fp = crate::key::fingerprint(ca.public_key());
+        let ledger = Ledger::new(dir.path());
+        let clock = Fixed(now() + TimeDelta::minutes(10));
+        let mut locked = ledger.lock(&fp).unwrap();
+        issue(
+            &ca,
+            &mut locked,
+            &crate::policy::Policy::default(),
+            &mint_request(),
+            &clock,
+        )
+        .unwrap();
+        drop(locked);
+        let line = std::fs::read_to_string(ledger.path()).unwrap();
+        let record: Record = serde_json::from_str(line.trim_end()).unwrap();
+        // The metadata text edited as the record is (what a careful forger does).
+        let edit_meta = |r: &mut Record, f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value =
+                serde_json::from_str(r.metadata.as_deref().unwrap()).unwrap();
+            f(&mut v);
+            r.metadata = Some(crate::text::json_ascii(&v, false).unwrap());
+        };
+        let dave = ed25519(4);
+        let (_, text) = request_by(&ed25519(1), "alice");
+        type Edit = Box<dyn Fn(&mut Record)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|r| r.dual_control = None),
+                "it is in record format 3 but holds no signed request",
+            ),
+            (
+                Box::new(move |r| {
+                    r.dual_control = None;
+                    edit_meta(r, &|v| {
+                        v.as_object_mut().unwrap().remove("dual_control");
+                    });
+                }),
+                "it is in record format 3 but holds no signed request",
+            ),
+            (
+                Box::new(move |r| {
+                    r.format = Some(2);
+                    r.dual_control = None;
+                    edit_meta(r, &|v| {
+                        v.as_object_mut().unwrap().remove("dual_control");
+                        v["format"] = 2.into();
+                    });
+                }),
+                "its metadata is not what the token signed",
+            ),
+            (
+                Box::new(|r| r.format = Some(2)),
+                "it holds a signed request but is in record format 2, not 3",
+            ),
+            (
+                // bob's approval replaced by dave's, over the same request, record and
+                // metadata edited alike.
+                Box::new(move |r| {
+                    let d = r.dual_control.as_mut().unwrap();
+                    d.approvals[0] = ApprovalRecord {
+                        approver: "dave".into(),
+                        key: super::key_line(dave.public_key().key_data()).unwrap(),
+                        signature: sign(&dave, APPROVAL_NAMESPACE, d.request.as_bytes()),
+                    };
+                    let dual = serde_json::to_value(&**d).unwrap();
+                    edit_meta(r, &|v| v["dual_control"] = dual.clone());
+                }),
+                "its metadata is not what the token signed",
+            ),
+            (
+                // Another request, signed and approved, put in its place.
+                Box::new(move |r| {
+                    let d = r.dual_control.as_mut().unwrap();
+                    d.request = text.clone();
+                    let dual = serde_json::to_value(&**d).unwrap();
+                    edit_meta(r, &|v| v["dual_control"] = dual.clone());
+                }),
+                "its metadata is not what the token signed",
+            ),
+        ];
+        for (edit, needle) in cases {
+            let mut r = record.clone();
+            edit(&mut r);
+            let forged = format!("{}\n", serde_json::to_string(&r).unwrap());
+            let err = crate::ledger::verify::verify(forged.as_bytes(), b"", ca.public_key())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
     fn a_tampered_request_or_approval_is_caught_by_the_record_check() {
         let dir = tempfile::tempdir().unwrap();
         let ca = SoftKey::new(5);
