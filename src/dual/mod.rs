@@ -620,6 +620,50 @@ mod tests {
     }
 
     #[test]
+    fn a_used_request_stays_used_when_its_record_is_damaged_or_rewritten() {
+        // serial 1 from a signed request, then plain mints, more than the end of the ledger
+        // mint reads (its first 64 KiB): serial 1 is found by the scan only.
+        let dir = tempfile::tempdir().unwrap();
+        let ca = SoftKey::new(5);
+        let fp = crate::key::fingerprint(ca.public_key());
+        let ledger = Ledger::new(dir.path());
+        let clock = Fixed(now() + TimeDelta::minutes(10));
+        let req = mint_request();
+        let plain = MintRequest {
+            dual: None,
+            ..mint_request()
+        };
+        for r in std::iter::once(&req).chain(std::iter::repeat_n(&plain, 40)) {
+            let mut locked = ledger.lock(&fp).unwrap();
+            issue(
+                &ca,
+                &mut locked,
+                &crate::policy::Policy::default(),
+                r,
+                &clock,
+            )
+            .unwrap();
+        }
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        assert!(text.len() - text.find('\n').unwrap() > 64 * 1024);
+        let nonce = req.dual.as_ref().unwrap().nonce().unwrap();
+        assert_eq!(ledger.lock(&fp).unwrap().request_used(nonce), Some(1));
+        // The first line rewritten with a space after the colon, as a JSON tool writes it:
+        // the same record (the chain is broken, which log verify reports), its nonce still
+        // used.
+        let spaced = text.replacen("\"dual_control\":{", "\"dual_control\": {", 1);
+        assert_ne!(spaced, text);
+        std::fs::write(ledger.path(), &spaced).unwrap();
+        assert_eq!(ledger.lock(&fp).unwrap().request_used(nonce), Some(1));
+        // The first line damaged: the mint is refused, not the nonce forgotten.
+        let damaged = text.replacen("\"host\":", "\"host\"", 1);
+        assert_ne!(damaged, text);
+        std::fs::write(ledger.path(), &damaged).unwrap();
+        let err = ledger.lock(&fp).err().unwrap().to_string();
+        assert!(err.contains("is damaged at line 1"), "{err}");
+    }
+
+    #[test]
     fn a_tampered_request_or_approval_is_caught_by_the_record_check() {
         let dir = tempfile::tempdir().unwrap();
         let ca = SoftKey::new(5);
