@@ -280,7 +280,7 @@ impl Request {
 }
 
 /// Untrusted text for an error message: escaped and cut.
-fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     let e = text::escape(s);
     match e.chars().count() > 80 {
         true => format!("{}...", e.chars().take(77).collect::<String>()),

@@ -62,7 +62,7 @@ impl Signer {
                 return Some(format!(
                     "line {} of the approvers file allows only namespaces=\"{}\"",
                     self.line,
-                    text::escape(list)
+                    super::request::shown(list)
                 ));
             }
         }
@@ -190,7 +190,7 @@ pub fn parse(text: &str) -> Result<Signers> {
                 n,
                 format!(
                     "it has a control or invisible character: {}",
-                    text::escape(line)
+                    super::request::shown(line)
                 ),
             ));
         }
@@ -222,8 +222,8 @@ fn check_distinct(signers: &[Signer]) -> Result<()> {
                     s.line,
                     format!(
                         "the name {} is also a name of {} (line {}): a name is one approver's, whatever its case",
-                        text::escape(name),
-                        text::escape(owner.name()),
+                        super::request::shown(name),
+                        super::request::shown(owner.name()),
                         owner.line
                     ),
                 ));
@@ -237,7 +237,7 @@ fn check_distinct(signers: &[Signer]) -> Result<()> {
                 s.line,
                 format!(
                     "this key is also {}'s (line {}): a key is one approver's",
-                    text::escape(owner.name()),
+                    super::request::shown(owner.name()),
                     owner.line
                 ),
             ));
@@ -290,7 +290,10 @@ fn parse_line(line: &str, n: usize) -> Result<Option<Signer>> {
         if let Some(why) = why {
             return Err(at(
                 n,
-                format!("the approver name \"{}\" {why}", text::escape(name)),
+                format!(
+                    "the approver name \"{}\" {why}",
+                    super::request::shown(name)
+                ),
             ));
         }
         if !names.iter().any(|m| m == name) {
@@ -365,13 +368,13 @@ fn parse_options(s: &str) -> std::result::Result<Options, String> {
                 let Some(v) = v.strip_prefix('"') else {
                     return Err(format!(
                         "the value of {} must be in double quotes",
-                        text::escape(name)
+                        super::request::shown(name)
                     ));
                 };
                 let Some(end) = v.find('"') else {
                     return Err(format!(
                         "the value of {} has no closing quote",
-                        text::escape(name)
+                        super::request::shown(name)
                     ));
                 };
                 (name, Some(&v[..end]), &v[end + 1..])
@@ -406,7 +409,7 @@ fn parse_options(s: &str) -> std::result::Result<Options, String> {
             _ => {
                 return Err(format!(
                     "unknown option {} (known: namespaces=\"…\", valid-after=\"…\", valid-before=\"…\", cert-authority)",
-                    text::escape(name)
+                    super::request::shown(name)
                 ))
             }
         }
@@ -425,7 +428,7 @@ pub fn parse_time(s: &str) -> std::result::Result<DateTime<Utc>, String> {
     let bad = || {
         format!(
             "\"{}\" is not a time such as 20271231 or 202712312359Z",
-            text::escape(s)
+            super::request::shown(s)
         )
     };
     let (digits, utc) = if let Some(d) = s.strip_suffix(['Z', 'z']) {
@@ -474,7 +477,7 @@ pub fn parse_time(s: &str) -> std::result::Result<DateTime<Utc>, String> {
             .from_local_datetime(&naive)
             .single()
             .map(|t| t.with_timezone(&Utc))
-            .ok_or_else(|| format!("\"{}\" is not one time in this laptop's time zone (a clock change): add Z for UTC", text::escape(s))),
+            .ok_or_else(|| format!("\"{}\" is not one time in this laptop's time zone (a clock change): add Z for UTC", super::request::shown(s))),
     }
 }
 
@@ -598,6 +601,16 @@ mod tests {
             assert!(err.contains(needle), "{line}: {err}");
             assert!(err.contains("line 1"), "{err}");
             assert!(text::is_safe(&err), "{err}");
+        }
+        // Whatever the line, the error is short.
+        for line in [
+            format!("{} {BOB}", "a".repeat(100_000)),
+            format!("bob {}=\"x\" {BOB}", "o".repeat(100_000)),
+            format!("bob valid-before=\"{}\" {BOB}", "1".repeat(100_000)),
+            format!("bob {BOB} {}\u{1b}", "c".repeat(100_000)),
+        ] {
+            let err = parse(&line).unwrap_err().to_string();
+            assert!(err.len() < 600, "{}", err.len());
         }
         let many = format!("bob {BOB}\n").repeat(MAX_APPROVERS + 1);
         assert!(parse(&many)
