@@ -170,7 +170,7 @@ impl Problem {
             Problem::OtherKey(fp) => format!("is made by another key ({fp})"),
             Problem::Namespace(ns) => format!(
                 "is made for the namespace \"{}\", not \"{expected_namespace}\" (ssh-keygen -Y sign -n {expected_namespace})",
-                crate::text::escape(ns)
+                super::request::shown(ns)
             ),
             Problem::Invalid => "does not verify over this request: it was made over another text (or the request was edited after it was signed)".into(),
             Problem::NoTouch => "is a security-key signature made without a touch (the user-presence flag is not set)".into(),
@@ -258,6 +258,22 @@ pub(crate) mod tests {
         let b = Armored::parse(&pasted).unwrap();
         assert_eq!(b.text, text);
         b.verify(key, "breakglass-ca-request", b"hello\n").unwrap();
+    }
+
+    #[test]
+    fn a_long_namespace_is_named_short() {
+        let alice = ed25519(1);
+        let ns = format!("{}\u{1b}", "n".repeat(10_000));
+        let a = Armored::parse(&sign(&alice, &ns, b"m")).unwrap();
+        let p = a
+            .verify(
+                alice.public_key().key_data(),
+                "breakglass-ca-approval",
+                b"m",
+            )
+            .unwrap_err();
+        let said = p.describe("breakglass-ca-approval");
+        assert!(said.len() < 300 && crate::text::is_safe(&said), "{said}");
     }
 
     #[test]
