@@ -23,9 +23,9 @@ pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// The default `max_request_age`.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
 
-/// The largest `max_request_age`: a request is for an emergency, minted within hours (an
-/// approval is not a standing permission).
-pub const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// A `max_request_age` longer than this is said loudly (`status`, every mint): a request is
+/// for an emergency, minted within hours, and an approval is good for as long.
+pub const LONG_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// The most approvals one mint reads (and `required_approvals` at most).
 pub const MAX_APPROVALS: usize = 16;

@@ -154,14 +154,6 @@ impl Policy {
             ))
             .with_hint("two or three approvers are the usual number"));
         }
-        if self.max_request_age > approval::MAX_MAX_AGE {
-            return Err(Error::config(format!(
-                "max_request_age = {} in config.toml is longer than {}",
-                self.max_request_age,
-                approval::MAX_MAX_AGE
-            ))
-            .with_hint("a request is minted within the hour of the emergency (the default is 1h): an approval is not a standing permission"));
-        }
         if self
             .approvers_file
             .as_ref()
@@ -208,6 +200,13 @@ impl Policy {
                 format!(
                     "{n} approval(s) required, but only {} approver(s) listed: no request can be minted (add approvers to the approvers file)",
                     approvers.unwrap_or_default()
+                ),
+                true,
+            ),
+            (n, _, _) if self.max_request_age > approval::LONG_AGE => (
+                format!(
+                    "{n} approval(s) required ({listed}), and a signed request; but requests expire only after {} (max_request_age): an approval stays good that long",
+                    self.max_request_age
                 ),
                 true,
             ),
@@ -461,7 +460,7 @@ mod tests {
     }
 
     #[test]
-    fn more_approvals_required_than_approvers_listed_is_said_loudly() {
+    fn more_approvals_required_than_approvers_listed_or_a_long_max_age_is_said_loudly() {
         let p = Policy {
             approvers_file: Some("approvers".into()),
             required_approvals: 3,
@@ -481,6 +480,14 @@ mod tests {
             "{line}"
         );
         assert!(!p.describe(None).1);
+        // Approvals that stay good for more than a day are said loudly too.
+        let long = Policy {
+            max_request_age: Duration::from_secs(25 * 3600),
+            ..p
+        };
+        let (line, loud) = long.describe(Some(3));
+        assert!(loud, "{line}");
+        assert!(line.contains("requests expire only after 25h (max_request_age): an approval stays good that long"), "{line}");
     }
 
     #[test]
