@@ -5,7 +5,9 @@
 //! (`rsa-sha2-512` and `rsa-sha2-256`; SHA-1 `ssh-rsa` signatures are not accepted) and the
 //! security keys `sk-ssh-ed25519@openssh.com` and `sk-ecdsa-sha2-nistp256@openssh.com`. On
 //! top of what the crate checks: the SSHSIG version is 1, the namespace is the one expected
-//! (named in the refusal), the key is the one expected, and a security-key signature carries
+//! (named in the refusal), the key is the one expected, the signature is of the type that key
+//! makes (the crate verifies a security key's bytes whatever type the signature names), and a
+//! security key's signature carries
 //! the user-presence flag (the key was touched: `ssh-keygen -Y verify` does not ask for it,
 //! sshd does by default).
 
@@ -123,6 +125,16 @@ impl Armored {
         if self.sig.namespace() != namespace {
             return Err(Problem::Namespace(self.sig.namespace().to_string()));
         }
+        // The type of signature this key makes: the crate verifies a security key's bytes
+        // whatever type the signature says it is, and skips the touch check below for one it
+        // does not know.
+        let made_by_key = match key {
+            KeyData::Rsa(_) => matches!(self.sig.algorithm(), Algorithm::Rsa { hash: Some(_) }),
+            k => self.sig.algorithm() == k.algorithm(),
+        };
+        if !made_by_key {
+            return Err(Problem::Algorithm(self.sig.algorithm().to_string()));
+        }
         let public = ssh_key::PublicKey::from(key.clone());
         let verified = crate::panic_guard::quietly(std::panic::AssertUnwindSafe(|| {
             public.verify(namespace, message, &self.sig)
@@ -130,10 +142,7 @@ impl Armored {
         if !matches!(verified, Some(Ok(()))) {
             return Err(Problem::Invalid);
         }
-        if matches!(
-            self.sig.algorithm(),
-            Algorithm::SkEd25519 | Algorithm::SkEcdsaSha2NistP256
-        ) {
+        if matches!(key, KeyData::SkEd25519(_) | KeyData::SkEcdsaSha2NistP256(_)) {
             // The signature data ends with the flags byte and a 4-byte counter.
             let data = self.sig.signature_bytes();
             let flags = data
@@ -161,6 +170,9 @@ pub enum Problem {
     Invalid,
     /// A security key signed without being touched.
     NoTouch,
+    /// A signature of this type, which the key does not make (a security-key signature
+    /// relabelled, with its flags inside).
+    Algorithm(String),
 }
 
 impl Problem {
@@ -174,6 +186,10 @@ impl Problem {
             ),
             Problem::Invalid => "does not verify over this request: it was made over another text (or the request was edited after it was signed)".into(),
             Problem::NoTouch => "is a security-key signature made without a touch (the user-presence flag is not set)".into(),
+            Problem::Algorithm(alg) => format!(
+                "is a signature of type {}, which this key does not make (ssh-keygen -Y sign makes the right one)",
+                super::request::shown(alg)
+            ),
         }
     }
 }
@@ -382,7 +398,7 @@ pub(crate) mod tests {
                     assert!(needle.is_empty(), "{needle}: parsed");
                     assert_eq!(
                         a.verify(alice.public_key().key_data(), "n", b"m"),
-                        Err(Problem::Invalid)
+                        Err(Problem::Algorithm("sk-ssh-ed25519@openssh.com".into()))
                     );
                 }
             }
@@ -398,6 +414,88 @@ pub(crate) mod tests {
             .contains("not base64"));
         let twice = format!("{ok}{ok}");
         assert!(Armored::parse(&twice).is_err());
+    }
+
+    #[test]
+    fn a_security_key_signature_relabelled_as_another_type_is_refused() {
+        // A security key signs SHA256(application) || flags || counter || SHA256(data); made
+        // without a touch (flags 0) and put in a signature of another type, with the flags
+        // and counter inside its data, the same bytes verify: the touch must still be asked
+        // for, and a type the key does not make refused (as ssh-keygen -Y verify does).
+        use sha2::{Digest, Sha256};
+        let s = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
+        let msg = b"breakglass-ca request v1\n";
+        let ns = "breakglass-ca-approval";
+        let signed = SshSig::signed_data(ns, HashAlg::Sha512, msg).unwrap();
+        let app = b"ssh:";
+        let trailer = [0u8, 0, 0, 0, 42]; // flags 0 (no touch), counter 42
+        let to_sign = [
+            &Sha256::digest(app)[..],
+            &trailer,
+            &Sha256::digest(&signed)[..],
+        ]
+        .concat();
+        let ed = ssh_key::private::Ed25519Keypair::from_seed(&[7u8; 32]);
+        let ed_key = [
+            s(b"sk-ssh-ed25519@openssh.com"),
+            s(ed.public.as_ref()),
+            s(app),
+        ]
+        .concat();
+        let ed_sig: ssh_key::Signature = signature::Signer::sign(&ed, &to_sign);
+        let ec = p256::ecdsa::SigningKey::from_bytes(&[9u8; 32].into()).unwrap();
+        let point = ec.verifying_key().to_encoded_point(false);
+        let ec_key = [
+            s(b"sk-ecdsa-sha2-nistp256@openssh.com"),
+            s(b"nistp256"),
+            s(point.as_bytes()),
+            s(app),
+        ]
+        .concat();
+        let ec_sig: p256::ecdsa::Signature = signature::Signer::sign(&ec, &to_sign);
+        let mpint = |b: &[u8]| {
+            let mut m: Vec<u8> = b.iter().copied().skip_while(|x| *x == 0).collect();
+            if m.first().is_some_and(|x| x & 0x80 != 0) {
+                m.insert(0, 0);
+            }
+            s(&m)
+        };
+        let ec_inner = [mpint(&ec_sig.r().to_bytes()), mpint(&ec_sig.s().to_bytes())].concat();
+        for (key, label, data) in [
+            (
+                &ed_key,
+                &b"sk-ssh-ed25519@openssh.com"[..],
+                ed_sig.as_bytes().to_vec(),
+            ),
+            (
+                &ec_key,
+                &b"sk-ecdsa-sha2-nistp256@openssh.com"[..],
+                ec_inner.clone(),
+            ),
+        ] {
+            let key_data = ssh_key::PublicKey::from_bytes(key)
+                .unwrap()
+                .key_data()
+                .clone();
+            // As the key makes it: verifies, and is refused for want of a touch.
+            let proper = [s(label), s(&data), trailer.to_vec()].concat();
+            let a = Armored::parse(&armor(1, key, ns, "sha512", &proper)).unwrap();
+            assert_eq!(a.verify(&key_data, ns, msg), Err(Problem::NoTouch));
+            // Relabelled, the trailer inside: refused all the same.
+            for other in [
+                &b"webauthn-sk-ecdsa-sha2-nistp256@openssh.com"[..],
+                b"x-relabelled@example.com",
+            ] {
+                let relabelled = [s(other), s(&[&data[..], &trailer].concat())].concat();
+                let text = armor(1, key, ns, "sha512", &relabelled);
+                let verdict = Armored::parse(&text).map(|a| a.verify(&key_data, ns, msg));
+                assert!(
+                    matches!(verdict, Err(_) | Ok(Err(Problem::Algorithm(_)))),
+                    "{}: {verdict:?}",
+                    String::from_utf8_lossy(other)
+                );
+            }
+        }
     }
 
     #[test]
