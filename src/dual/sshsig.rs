@@ -7,9 +7,8 @@
 //! top of what the crate checks: the SSHSIG version is 1, the namespace is the one expected
 //! (named in the refusal), the key is the one expected, the signature is of the type that key
 //! makes (the crate verifies a security key's bytes whatever type the signature names), and a
-//! security key's signature carries
-//! the user-presence flag (the key was touched: `ssh-keygen -Y verify` does not ask for it,
-//! sshd does by default).
+//! security key's signature carries the user-presence flag (the key was touched: `ssh-keygen
+//! -Y verify` does not ask for it, sshd does by default).
 
 use std::io::BufRead;
 
