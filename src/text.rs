@@ -12,16 +12,9 @@ use std::fmt;
 /// tag characters, variation selectors), blanks other than the space (a no-break space passes
 /// for one), characters drawn as a blank (Hangul fillers, braille blank) and private use.
 pub fn is_unsafe_char(c: char) -> bool {
-    c.is_control()
+    is_unsafe_char_0_3(c)
         || matches!(c,
-            '\u{2028}' | '\u{2029}'                // line / paragraph separator
-            | '\u{200b}'..='\u{200f}'              // zero-width space/joiners, LRM, RLM
-            | '\u{202a}'..='\u{202e}'              // bidi embeddings and overrides
-            | '\u{2060}'..='\u{2064}'              // word joiner, invisible operators
-            | '\u{2066}'..='\u{206f}'              // bidi isolates, deprecated format characters
-            | '\u{061c}'                           // Arabic letter mark
-            | '\u{feff}'                           // BOM / zero-width no-break space
-            | '\u{fff9}'..='\u{fffb}'              // interlinear annotation
+            '\u{206a}'..='\u{206f}'              // deprecated format characters
             // Blanks that pass for a space (a no-break space in an option value reads as two
             // options) and characters that show as nothing or as a blank.
             | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
@@ -41,9 +34,34 @@ pub fn is_unsafe_char(c: char) -> bool {
         )
 }
 
+/// The characters 0.3 refused in what it stored (a reason, a name): C0 and C1 controls and
+/// DEL, the line/paragraph separators, bidi embeddings, overrides and isolates, zero-width
+/// spaces and joiners, LRM/RLM, word joiner, invisible operators, BOM.
+fn is_unsafe_char_0_3(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{2028}' | '\u{2029}'                // line / paragraph separator
+            | '\u{200b}'..='\u{200f}'              // zero-width space/joiners, LRM, RLM
+            | '\u{202a}'..='\u{202e}'              // bidi embeddings and overrides
+            | '\u{2060}'..='\u{2064}'              // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}'              // bidi isolates
+            | '\u{061c}'                           // Arabic letter mark
+            | '\u{feff}'                           // BOM / zero-width no-break space
+            | '\u{fff9}'..='\u{fffb}'              // interlinear annotation
+        )
+}
+
 /// Whether `s` can be shown as it is.
 pub fn is_safe(s: &str) -> bool {
     !s.chars().any(is_unsafe_char)
+}
+
+/// Whether `s`, read back from a record an older version wrote (a revocation's reason), holds
+/// only what that version let in: new input is checked with [`is_safe`], which refuses more
+/// (a no-break space, a soft hyphen), but a ledger written before still verifies. It is shown
+/// through [`escape`] all the same.
+pub fn is_safe_stored(s: &str) -> bool {
+    !s.chars().any(is_unsafe_char_0_3)
 }
 
 /// `s` with every unsafe character made visible: `\n`, `\r`, `\t`, `\e` for ESC, and `\u{…}`
