@@ -512,6 +512,27 @@ mod tests {
             );
             assert!(text::is_safe(&err), "{err}");
         }
+        // Options that would mean the same certificate written another way: one spelling.
+        for options in [
+            "permit-pty permit-pty",
+            "PERMIT-PTY",
+            "Permit-pty",
+            "permit-pty extension:permit-pty",
+            "permit-pty extension:x=",
+            "permit-pty extension:x=%61",
+            "permit-pty extension:x=a%2",
+            "permit-pty critical:verify-required",
+            "permit-pty  force-command=/bin/true",
+            "force-command=/bin/true permit-pty",
+            "permit-pty no-pty",
+            "clear permit-pty",
+            "permit-pty ",
+            "",
+            "None",
+        ] {
+            let forged = text.replacen("options: permit-pty", &format!("options: {options}"), 1);
+            assert!(Request::parse(forged.as_bytes()).is_err(), "{options}");
+        }
         // And `request` cannot make one.
         let opts = ["extension:x=a\u{a0}source-address=192.0.2.10/32".to_string()];
         assert!(CertOptions::parse(&opts).is_err());
