@@ -196,6 +196,12 @@ impl Policy {
                 "none: a signed request (proof of possession) is required, but no approvals".into(),
                 false,
             ),
+            (n, Some(_), _) if approvers.is_none() => (
+                format!(
+                    "{n} approval(s) required, but the approvers file cannot be read: no request can be minted ('breakglass-ca mint' says why)"
+                ),
+                true,
+            ),
             (n, _, _) if approvers.is_some_and(|a| a < n as usize) => (
                 format!(
                     "{n} approval(s) required, but only {} approver(s) listed: no request can be minted (add approvers to the approvers file)",
@@ -460,7 +466,7 @@ mod tests {
     }
 
     #[test]
-    fn more_approvals_required_than_approvers_listed_or_a_long_max_age_is_said_loudly() {
+    fn approvals_that_cannot_be_given_or_a_long_max_age_are_said_loudly() {
         let p = Policy {
             approvers_file: Some("approvers".into()),
             required_approvals: 3,
@@ -479,7 +485,11 @@ mod tests {
             !loud && line.starts_with("3 approval(s) required (3 approver(s) listed)"),
             "{line}"
         );
-        assert!(!p.describe(None).1);
+        let (line, loud) = p.describe(None);
+        assert!(
+            loud && line.contains("the approvers file cannot be read"),
+            "{line}"
+        );
         // Approvals that stay good for more than a day are said loudly too.
         let long = Policy {
             max_request_age: Duration::from_secs(25 * 3600),
