@@ -911,5 +911,39 @@ fn security_key_signatures_verify_as_ssh_keygen_verifies_them_and_need_a_touch()
             Err(Problem::Invalid),
             "{name}"
         );
+        // The same bytes relabelled as another signature type, the flags and counter inside
+        // its data: ssh-keygen refuses it, and so do we (the crate verifies it, touch or not).
+        let label_len = if is_ed { 26 } else { 34 };
+        let inner = &sig_blob[4 + label_len..];
+        let data_len = u32::from_be_bytes(inner[..4].try_into().unwrap()) as usize;
+        let mut relabelled = Vec::new();
+        string(
+            &mut relabelled,
+            b"webauthn-sk-ecdsa-sha2-nistp256@openssh.com",
+        );
+        string(&mut relabelled, &inner[4..4 + data_len + 5]);
+        let mut sshsig = b"SSHSIG".to_vec();
+        sshsig.extend(1u32.to_be_bytes());
+        string(&mut sshsig, blob);
+        string(&mut sshsig, ns.as_bytes());
+        string(&mut sshsig, b"");
+        string(&mut sshsig, b"sha512");
+        string(&mut sshsig, &relabelled);
+        let text = armor(&sshsig);
+        std::fs::write(&sig_file, &text).unwrap();
+        let o = Command::new("ssh-keygen")
+            .args(["-Y", "verify", "-f"])
+            .arg(&signers)
+            .args(["-I", "bob", "-n", ns, "-s"])
+            .arg(&sig_file)
+            .stdin(std::fs::File::open(&msg_file).unwrap())
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "ssh-keygen accepts it ({name})");
+        let verdict = Armored::parse(&text).map(|a| a.verify(key.key_data(), ns, message));
+        assert!(
+            matches!(verdict, Ok(Err(Problem::Algorithm(_)))),
+            "{name}: {verdict:?}"
+        );
     }
 }

@@ -280,6 +280,11 @@ pub fn issue_batch(
     }
     let mut tail = locked.tail().clone();
     let now = clock.now();
+    // A signed request's age again, by the clock that dates the certificate: mint checked it
+    // before the PIN, which may have been typed much later.
+    for d in reqs.iter().filter_map(|r| r.dual.as_ref()) {
+        d.check_age(now)?;
+    }
     let mut certificates = Vec::with_capacity(reqs.len());
     for (i, req) in reqs.iter().enumerate() {
         if i > 0 {

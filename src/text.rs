@@ -7,9 +7,37 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// Whether `c` must never reach a terminal raw: C0 and C1 controls and DEL, the Unicode
-/// line/paragraph separators, bidi embeddings, overrides and isolates, and other invisible
-/// format characters that can disguise text (zero-width spaces and joiners, BOM).
+/// line/paragraph separators, bidi embeddings, overrides and isolates, other invisible
+/// format characters that can disguise text (zero-width spaces and joiners, BOM, soft hyphen,
+/// tag characters, variation selectors), blanks other than the space (a no-break space passes
+/// for one), characters drawn as a blank (Hangul fillers, braille blank) and private use.
 pub fn is_unsafe_char(c: char) -> bool {
+    is_unsafe_char_0_3(c)
+        || matches!(c,
+            '\u{206a}'..='\u{206f}'              // deprecated format characters
+            // Blanks that pass for a space (a no-break space in an option value reads as two
+            // options) and characters that show as nothing or as a blank.
+            | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
+            | '\u{ad}'                             // soft hyphen
+            | '\u{34f}'                            // combining grapheme joiner
+            | '\u{600}'..='\u{605}' | '\u{6dd}' | '\u{70f}' | '\u{890}'..='\u{891}' | '\u{8e2}'
+            | '\u{115f}' | '\u{1160}' | '\u{3164}' | '\u{ffa0}' // Hangul fillers
+            | '\u{17b4}' | '\u{17b5}'              // Khmer inherent vowels
+            | '\u{180b}'..='\u{180f}'              // Mongolian selectors and vowel separator
+            | '\u{2800}'                           // braille blank
+            | '\u{fe00}'..='\u{fe0f}' | '\u{e0100}'..='\u{e01ef}' // variation selectors
+            | '\u{110bd}' | '\u{110cd}' | '\u{13430}'..='\u{1343f}' | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e007f}'            // tag characters
+            // Private use: a terminal's font draws anything there.
+            | '\u{e000}'..='\u{f8ff}' | '\u{f0000}'..='\u{10ffff}'
+        )
+}
+
+/// The characters 0.3 refused in what it stored (a reason, a name): C0 and C1 controls and
+/// DEL, the line/paragraph separators, bidi embeddings, overrides and isolates, zero-width
+/// spaces and joiners, LRM/RLM, word joiner, invisible operators, BOM.
+fn is_unsafe_char_0_3(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{2028}' | '\u{2029}'                // line / paragraph separator
@@ -26,6 +54,14 @@ pub fn is_unsafe_char(c: char) -> bool {
 /// Whether `s` can be shown as it is.
 pub fn is_safe(s: &str) -> bool {
     !s.chars().any(is_unsafe_char)
+}
+
+/// Whether `s`, read back from a record an older version wrote (a revocation's reason), holds
+/// only what that version let in: new input is checked with [`is_safe`], which refuses more
+/// (a no-break space, a soft hyphen), but a ledger written before still verifies. It is shown
+/// through [`escape`] all the same.
+pub fn is_safe_stored(s: &str) -> bool {
+    !s.chars().any(is_unsafe_char_0_3)
 }
 
 /// `s` with every unsafe character made visible: `\n`, `\r`, `\t`, `\e` for ESC, and `\u{…}`
@@ -267,6 +303,47 @@ mod tests {
             assert_eq!(escape(raw), shown, "{raw:?}");
             assert!(is_safe(&escape(raw)));
         }
+    }
+
+    #[test]
+    fn blanks_and_invisible_characters_that_pass_for_others_are_made_visible() {
+        // A no-break space passes for a space (an option value that reads as two options),
+        // a soft hyphen or a tag character for nothing, a Hangul filler or a braille blank
+        // for a blank: none is shown raw, and a run of them is not a plain name.
+        for c in [
+            '\u{a0}',
+            '\u{ad}',
+            '\u{34f}',
+            '\u{115f}',
+            '\u{1160}',
+            '\u{1680}',
+            '\u{180e}',
+            '\u{2000}',
+            '\u{200a}',
+            '\u{202f}',
+            '\u{205f}',
+            '\u{206a}',
+            '\u{206f}',
+            '\u{2800}',
+            '\u{3000}',
+            '\u{3164}',
+            '\u{fe00}',
+            '\u{fe0f}',
+            '\u{ffa0}',
+            '\u{e000}',
+            '\u{f8ff}',
+            '\u{e0001}',
+            '\u{e0041}',
+            '\u{e0100}',
+            '\u{f0000}',
+            '\u{10fffd}',
+        ] {
+            let s = format!("a{c}b");
+            assert!(!is_safe(&s), "{:x}", c as u32);
+            assert_eq!(escape(&s), format!("a\\u{{{:x}}}b", c as u32));
+        }
+        // Letters of every script stay as they are.
+        assert!(is_safe("Zoë Ünïcode Łódź Ελένη Юлия 李雷 😀"));
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// The default `max_request_age`.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
 
+/// A `max_request_age` longer than this is said loudly (`status`, every mint): a request is
+/// for an emergency, minted within hours, and an approval is good for as long.
+pub const LONG_AGE: Duration = Duration::from_secs(24 * 3600);
+
 /// The most approvals one mint reads (and `required_approvals` at most).
 pub const MAX_APPROVALS: usize = 16;
 
@@ -138,7 +142,7 @@ pub fn check_approvals(
                             Esc(name),
                             p.describe(APPROVAL_NAMESPACE)
                         ))
-                    } else if name == request.requester {
+                    } else if signers.is_named(name, &request.requester) {
                         Some(format!("is by {}, who is the requester named in the request: a requester cannot approve their own request", Esc(name)))
                     } else if let Some((earlier, _)) = approved
                         .iter()
@@ -179,7 +183,10 @@ pub fn check_approvals(
     let missing: Vec<String> = signers
         .signers
         .iter()
-        .filter(|s| s.key.key_data() != request.key.key_data() && s.name() != request.requester)
+        .filter(|s| {
+            s.key.key_data() != request.key.key_data()
+                && !signers.is_named(s.name(), &request.requester)
+        })
         .map(|s| s.name())
         .fold(Vec::<&str>::new(), |mut v, n| {
             if !v.contains(&n) && !approved_names.contains(&n) {
@@ -396,6 +403,41 @@ pub(crate) mod tests {
             err.contains("--approval y: is a second approval by bob"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_requester_under_another_name_of_an_approver_does_not_count() {
+        // alice is an approver (alice, alice@example.com); she asks with a fresh key under
+        // her other name, or her name in capitals, and approves with her approver key.
+        let alice = ed25519(1);
+        let fresh = ed25519(7);
+        let (keys, _) = approvers();
+        let signers = super::super::signers::parse(&format!(
+            "alice,alice@example.com {}\nbob {}\n",
+            alice.public_key().to_openssh().unwrap(),
+            keys[0].public_key().to_openssh().unwrap(),
+        ))
+        .unwrap();
+        for requester in ["alice@example.com", "ALICE", "Alice@Example.com"] {
+            let (request, text) = request_by(&fresh, requester);
+            let g = [
+                given("--approval a.sig", &alice, APPROVAL_NAMESPACE, &text),
+                given("--approval b.sig", &keys[0], APPROVAL_NAMESPACE, &text),
+            ];
+            let err = check_approvals(&request, text.as_bytes(), &signers, &g, 2, now())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("a.sig: is by alice, who is the requester named in the request"),
+                "{requester}: {err}"
+            );
+            // Nor is she missing: nobody else is listed.
+            assert!(
+                err.contains("1 valid: approved by bob (SHA256:")
+                    && err.contains("no other approver is listed"),
+                "{requester}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -72,6 +72,14 @@ impl DualControl {
         nonce_of(&self.request)
     }
 
+    /// The request's age at `now`, when its certificate is signed (see
+    /// [`approval::check_age`]): `mint` checks it before the PIN, which may be typed after
+    /// the request expired, and `log verify` checks it against the record's `issued_at`.
+    pub fn check_age(&self, now: DateTime<Utc>) -> Result<()> {
+        let request = Request::parse(self.request.as_bytes())?;
+        approval::check_age(&request, now, self.max_request_age)
+    }
+
     /// The approvers' names, in order.
     pub fn approvers(&self) -> Vec<&str> {
         self.approvals.iter().map(|a| a.approver.as_str()).collect()
@@ -162,7 +170,7 @@ impl Policy {
 
     /// What `status` and every `mint` say about dual control: the line, and whether it is a
     /// warning (no approval is required, and approvers are configured or no signed request
-    /// is required either). `approvers` is how many the approvers file names, when it could
+    /// is required either; or more approvals are required than approvers are listed). `approvers` is how many the approvers file names, when it could
     /// be read.
     pub fn describe(&self, approvers: Option<usize>) -> (String, bool) {
         let listed = match approvers {
@@ -187,6 +195,26 @@ impl Policy {
             (0, None, true) => (
                 "none: a signed request (proof of possession) is required, but no approvals".into(),
                 false,
+            ),
+            (n, Some(_), _) if approvers.is_none() => (
+                format!(
+                    "{n} approval(s) required, but the approvers file cannot be read: no request can be minted ('breakglass-ca mint' says why)"
+                ),
+                true,
+            ),
+            (n, _, _) if approvers.is_some_and(|a| a < n as usize) => (
+                format!(
+                    "{n} approval(s) required, but only {} approver(s) listed: no request can be minted (add approvers to the approvers file)",
+                    approvers.unwrap_or_default()
+                ),
+                true,
+            ),
+            (n, _, _) if self.max_request_age > approval::LONG_AGE => (
+                format!(
+                    "{n} approval(s) required ({listed}), and a signed request; but requests expire only after {} (max_request_age): an approval stays good that long",
+                    self.max_request_age
+                ),
+                true,
             ),
             (n, _, _) => (
                 format!(
@@ -288,7 +316,7 @@ pub fn check_record(
                 )
             })?;
         if key.key_data() == req.key.key_data()
-            || a.approver == req.requester
+            || a.approver.eq_ignore_ascii_case(&req.requester)
             || a.approver.is_empty()
         {
             return Err(format!("its approval {n} is by the requester"));
@@ -435,6 +463,221 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn approvals_that_cannot_be_given_or_a_long_max_age_are_said_loudly() {
+        let p = Policy {
+            approvers_file: Some("approvers".into()),
+            required_approvals: 3,
+            ..Policy::default()
+        };
+        let (line, loud) = p.describe(Some(2));
+        assert!(loud, "{line}");
+        assert!(
+            line.contains(
+                "3 approval(s) required, but only 2 approver(s) listed: no request can be minted"
+            ),
+            "{line}"
+        );
+        let (line, loud) = p.describe(Some(3));
+        assert!(
+            !loud && line.starts_with("3 approval(s) required (3 approver(s) listed)"),
+            "{line}"
+        );
+        let (line, loud) = p.describe(None);
+        assert!(
+            loud && line.contains("the approvers file cannot be read"),
+            "{line}"
+        );
+        // Approvals that stay good for more than a day are said loudly too.
+        let long = Policy {
+            max_request_age: Duration::from_secs(25 * 3600),
+            ..p
+        };
+        let (line, loud) = long.describe(Some(3));
+        assert!(loud, "{line}");
+        assert!(line.contains("requests expire only after 25h (max_request_age): an approval stays good that long"), "{line}");
+    }
+
+    #[test]
+    fn a_request_that_expires_at_the_pin_prompt_is_not_issued() {
+        // mint checks the age before the PIN; the custodian types it 61 minutes later.
+        let dir = tempfile::tempdir().unwrap();
+        let ca = SoftKey::new(5);
+        let fp = crate::key::fingerprint(ca.public_key());
+        let ledger = Ledger::new(dir.path());
+        let req = mint_request();
+        for (minutes, needle) in [
+            (61, "the request is older than max_request_age (1h)"),
+            (-6, "after this laptop's clock"),
+        ] {
+            let clock = Fixed(now() + TimeDelta::minutes(minutes));
+            let mut locked = ledger.lock(&fp).unwrap();
+            let err = issue(
+                &ca,
+                &mut locked,
+                &crate::policy::Policy::default(),
+                &req,
+                &clock,
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+            drop(locked);
+            assert!(!ledger.path().exists());
+        }
+        // Within the hour it is issued, and verifies.
+        let mut locked = ledger.lock(&fp).unwrap();
+        let clock = Fixed(now() + TimeDelta::minutes(59));
+        issue(
+            &ca,
+            &mut locked,
+            &crate::policy::Policy::default(),
+            &req,
+            &clock,
+        )
+        .unwrap();
+        drop(locked);
+        ledger.verify(ca.public_key()).unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_format_3_record_stripped_downgraded_or_re_approved_fails_log_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = SoftKey::new(5);
+        let fp = crate::key::fingerprint(ca.public_key());
+        let ledger = Ledger::new(dir.path());
+        let clock = Fixed(now() + TimeDelta::minutes(10));
+        let mut locked = ledger.lock(&fp).unwrap();
+        issue(
+            &ca,
+            &mut locked,
+            &crate::policy::Policy::default(),
+            &mint_request(),
+            &clock,
+        )
+        .unwrap();
+        drop(locked);
+        let line = std::fs::read_to_string(ledger.path()).unwrap();
+        let record: Record = serde_json::from_str(line.trim_end()).unwrap();
+        // The metadata text edited as the record is (what a careful forger does).
+        let edit_meta = |r: &mut Record, f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value =
+                serde_json::from_str(r.metadata.as_deref().unwrap()).unwrap();
+            f(&mut v);
+            r.metadata = Some(crate::text::json_ascii(&v, false).unwrap());
+        };
+        let dave = ed25519(4);
+        let (_, text) = request_by(&ed25519(1), "alice");
+        type Edit = Box<dyn Fn(&mut Record)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|r| r.dual_control = None),
+                "it is in record format 3 but holds no signed request",
+            ),
+            (
+                Box::new(move |r| {
+                    r.dual_control = None;
+                    edit_meta(r, &|v| {
+                        v.as_object_mut().unwrap().remove("dual_control");
+                    });
+                }),
+                "it is in record format 3 but holds no signed request",
+            ),
+            (
+                Box::new(move |r| {
+                    r.format = Some(2);
+                    r.dual_control = None;
+                    edit_meta(r, &|v| {
+                        v.as_object_mut().unwrap().remove("dual_control");
+                        v["format"] = 2.into();
+                    });
+                }),
+                "its metadata is not what the token signed",
+            ),
+            (
+                Box::new(|r| r.format = Some(2)),
+                "it holds a signed request but is in record format 2, not 3",
+            ),
+            (
+                // bob's approval replaced by dave's, over the same request, record and
+                // metadata edited alike.
+                Box::new(move |r| {
+                    let d = r.dual_control.as_mut().unwrap();
+                    d.approvals[0] = ApprovalRecord {
+                        approver: "dave".into(),
+                        key: super::key_line(dave.public_key().key_data()).unwrap(),
+                        signature: sign(&dave, APPROVAL_NAMESPACE, d.request.as_bytes()),
+                    };
+                    let dual = serde_json::to_value(&**d).unwrap();
+                    edit_meta(r, &|v| v["dual_control"] = dual.clone());
+                }),
+                "its metadata is not what the token signed",
+            ),
+            (
+                // Another request, signed and approved, put in its place.
+                Box::new(move |r| {
+                    let d = r.dual_control.as_mut().unwrap();
+                    d.request = text.clone();
+                    let dual = serde_json::to_value(&**d).unwrap();
+                    edit_meta(r, &|v| v["dual_control"] = dual.clone());
+                }),
+                "its metadata is not what the token signed",
+            ),
+        ];
+        for (edit, needle) in cases {
+            let mut r = record.clone();
+            edit(&mut r);
+            let forged = format!("{}\n", serde_json::to_string(&r).unwrap());
+            let err = crate::ledger::verify::verify(forged.as_bytes(), b"", ca.public_key())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_used_request_stays_used_when_its_record_is_damaged_or_rewritten() {
+        // serial 1 from a signed request, then plain mints, more than the end of the ledger
+        // mint reads (its first 64 KiB): serial 1 is found by the scan only.
+        let dir = tempfile::tempdir().unwrap();
+        let ca = SoftKey::new(5);
+        let fp = crate::key::fingerprint(ca.public_key());
+        let ledger = Ledger::new(dir.path());
+        let clock = Fixed(now() + TimeDelta::minutes(10));
+        let req = mint_request();
+        let plain = MintRequest {
+            dual: None,
+            ..mint_request()
+        };
+        for r in std::iter::once(&req).chain(std::iter::repeat_n(&plain, 40)) {
+            let mut locked = ledger.lock(&fp).unwrap();
+            issue(
+                &ca,
+                &mut locked,
+                &crate::policy::Policy::default(),
+                r,
+                &clock,
+            )
+            .unwrap();
+        }
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        assert!(text.len() - text.find('\n').unwrap() > 64 * 1024);
+        let nonce = req.dual.as_ref().unwrap().nonce().unwrap();
+        assert_eq!(ledger.lock(&fp).unwrap().request_used(nonce), Some(1));
+        // The first line rewritten with a space after the colon, as a JSON tool writes it:
+        // the same record (the chain is broken, which log verify reports), its nonce still
+        // used.
+        let spaced = text.replacen("\"dual_control\":{", "\"dual_control\": {", 1);
+        assert_ne!(spaced, text);
+        std::fs::write(ledger.path(), &spaced).unwrap();
+        assert_eq!(ledger.lock(&fp).unwrap().request_used(nonce), Some(1));
+        // The first line damaged: the mint is refused, not the nonce forgotten.
+        let damaged = text.replacen("\"host\":", "\"host\"", 1);
+        assert_ne!(damaged, text);
+        std::fs::write(ledger.path(), &damaged).unwrap();
+        let err = ledger.lock(&fp).err().unwrap().to_string();
+        assert!(err.contains("is damaged at line 1"), "{err}");
     }
 
     #[test]

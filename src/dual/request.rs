@@ -280,7 +280,7 @@ impl Request {
 }
 
 /// Untrusted text for an error message: escaped and cut.
-fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     let e = text::escape(s);
     match e.chars().count() > 80 {
         true => format!("{}...", e.chars().take(77).collect::<String>()),
@@ -479,6 +479,67 @@ mod tests {
             Request::parse(none.render().unwrap().as_bytes()).unwrap(),
             none
         );
+    }
+
+    #[test]
+    fn a_request_that_reads_as_another_is_refused() {
+        // An approver reads the request on a screen: a no-break space in an option value
+        // shows "extension:x=a source-address=192.0.2.10/32", two options, when the
+        // certificate would carry one unknown extension and no source restriction.
+        let text = request(&["permit-pty"]).render().unwrap();
+        for (from, to) in [
+            (
+                "options: permit-pty",
+                "options: extension:x=a\u{a0}source-address=192.0.2.10/32 permit-pty",
+            ),
+            ("reason: INC-1234", "reason: INC-1234\u{ad}"),
+            (
+                "reason: INC-1234 bastion",
+                "reason: INC-1234\u{3164}bastion",
+            ),
+            ("requester: alice", "requester: alice\u{2800}"),
+            (
+                "requester: alice@example.com",
+                "requester: alice\u{a0}\u{a0}\u{a0}x",
+            ),
+        ] {
+            let forged = text.replacen(from, to, 1);
+            assert_ne!(forged, text);
+            let err = Request::parse(forged.as_bytes()).unwrap_err().to_string();
+            assert!(
+                err.contains("control or invisible character"),
+                "{to}: {err}"
+            );
+            assert!(text::is_safe(&err), "{err}");
+        }
+        // Options that would mean the same certificate written another way: one spelling.
+        for options in [
+            "permit-pty permit-pty",
+            "PERMIT-PTY",
+            "Permit-pty",
+            "permit-pty extension:permit-pty",
+            "permit-pty extension:x=",
+            "permit-pty extension:x=%61",
+            "permit-pty extension:x=a%2",
+            "permit-pty critical:verify-required",
+            "permit-pty  force-command=/bin/true",
+            "force-command=/bin/true permit-pty",
+            "permit-pty no-pty",
+            "clear permit-pty",
+            "permit-pty ",
+            "",
+            "None",
+        ] {
+            let forged = text.replacen("options: permit-pty", &format!("options: {options}"), 1);
+            assert!(Request::parse(forged.as_bytes()).is_err(), "{options}");
+        }
+        // And `request` cannot make one.
+        let opts = ["extension:x=a\u{a0}source-address=192.0.2.10/32".to_string()];
+        assert!(CertOptions::parse(&opts).is_err());
+        let err = check_reason("INC-1\u{a0}\u{a0}down")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("control or invisible"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //!
 //! The principals are the approver's names: the first one is how refusals, the ledger and
 //! `audit` name them, and two lines with the same first name are one approver with two keys.
+//! A name (ASCII case aside) and a key belong to one approver only: `bob,robert …` and
+//! `robert …`, `bob …` and `Bob …`, or one key under two first names are refused (one person
+//! could approve twice).
 //! Names are plain (printable ASCII, no wildcard, no quotes: they are compared, never matched
 //! as patterns). Options: `namespaces="…"` (patterns as OpenSSH matches them; a line that does
 //! not allow `breakglass-ca-approval` cannot approve), `valid-after="…"` and `valid-before="…"`
@@ -59,7 +62,7 @@ impl Signer {
                 return Some(format!(
                     "line {} of the approvers file allows only namespaces=\"{}\"",
                     self.line,
-                    text::escape(list)
+                    super::request::shown(list)
                 ));
             }
         }
@@ -99,6 +102,15 @@ impl Signers {
             }
         }
         out
+    }
+
+    /// Whether `name` is one of the names of the approver `approver` (ASCII case aside).
+    pub fn is_named(&self, approver: &str, name: &str) -> bool {
+        self.signers
+            .iter()
+            .filter(|s| s.name() == approver)
+            .flat_map(|s| &s.names)
+            .any(|n| n.eq_ignore_ascii_case(name))
     }
 
     /// The lines whose key is `key`.
@@ -178,7 +190,7 @@ pub fn parse(text: &str) -> Result<Signers> {
                 n,
                 format!(
                     "it has a control or invisible character: {}",
-                    text::escape(line)
+                    super::request::shown(line)
                 ),
             ));
         }
@@ -192,7 +204,46 @@ pub fn parse(text: &str) -> Result<Signers> {
             )),
         }
     }
+    check_distinct(&out.signers)?;
     Ok(out)
+}
+
+/// Every name and every key is one approver's: a name (whatever its ASCII case) or a key on
+/// the lines of two first names would let one person approve twice, under two names.
+fn check_distinct(signers: &[Signer]) -> Result<()> {
+    use std::collections::HashMap;
+    let mut names: HashMap<String, &Signer> = HashMap::new();
+    let mut keys: HashMap<String, &Signer> = HashMap::new();
+    for s in signers {
+        for name in &s.names {
+            let owner = *names.entry(name.to_ascii_lowercase()).or_insert(s);
+            if owner.name() != s.name() {
+                return Err(at(
+                    s.line,
+                    format!(
+                        "the name {} is also a name of {} (line {}): a name is one approver's, whatever its case",
+                        super::request::shown(name),
+                        super::request::shown(owner.name()),
+                        owner.line
+                    ),
+                ));
+            }
+        }
+        let owner = *keys
+            .entry(crate::key::fingerprint(s.key.key_data()))
+            .or_insert(s);
+        if owner.name() != s.name() {
+            return Err(at(
+                s.line,
+                format!(
+                    "this key is also {}'s (line {}): a key is one approver's",
+                    super::request::shown(owner.name()),
+                    owner.line
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Split `s` at the first space or tab outside double quotes.
@@ -239,7 +290,10 @@ fn parse_line(line: &str, n: usize) -> Result<Option<Signer>> {
         if let Some(why) = why {
             return Err(at(
                 n,
-                format!("the approver name \"{}\" {why}", text::escape(name)),
+                format!(
+                    "the approver name \"{}\" {why}",
+                    super::request::shown(name)
+                ),
             ));
         }
         if !names.iter().any(|m| m == name) {
@@ -314,13 +368,13 @@ fn parse_options(s: &str) -> std::result::Result<Options, String> {
                 let Some(v) = v.strip_prefix('"') else {
                     return Err(format!(
                         "the value of {} must be in double quotes",
-                        text::escape(name)
+                        super::request::shown(name)
                     ));
                 };
                 let Some(end) = v.find('"') else {
                     return Err(format!(
                         "the value of {} has no closing quote",
-                        text::escape(name)
+                        super::request::shown(name)
                     ));
                 };
                 (name, Some(&v[..end]), &v[end + 1..])
@@ -355,7 +409,7 @@ fn parse_options(s: &str) -> std::result::Result<Options, String> {
             _ => {
                 return Err(format!(
                     "unknown option {} (known: namespaces=\"…\", valid-after=\"…\", valid-before=\"…\", cert-authority)",
-                    text::escape(name)
+                    super::request::shown(name)
                 ))
             }
         }
@@ -374,7 +428,7 @@ pub fn parse_time(s: &str) -> std::result::Result<DateTime<Utc>, String> {
     let bad = || {
         format!(
             "\"{}\" is not a time such as 20271231 or 202712312359Z",
-            text::escape(s)
+            super::request::shown(s)
         )
     };
     let (digits, utc) = if let Some(d) = s.strip_suffix(['Z', 'z']) {
@@ -423,7 +477,7 @@ pub fn parse_time(s: &str) -> std::result::Result<DateTime<Utc>, String> {
             .from_local_datetime(&naive)
             .single()
             .map(|t| t.with_timezone(&Utc))
-            .ok_or_else(|| format!("\"{}\" is not one time in this laptop's time zone (a clock change): add Z for UTC", text::escape(s))),
+            .ok_or_else(|| format!("\"{}\" is not one time in this laptop's time zone (a clock change): add Z for UTC", super::request::shown(s))),
     }
 }
 
@@ -481,7 +535,7 @@ mod tests {
     #[test]
     fn an_allowed_signers_file_reads_with_its_options() {
         let text = format!(
-            "# approvers\n\n  bob {BOB} bob@laptop\ncarol,carol@example.com namespaces=\"breakglass-ca-approval,git\",valid-after=\"20260101\",valid-before=\"20271231Z\" {CAROL}\nbob {CAROL}\ndave cert-authority {BOB}\n"
+            "# approvers\n\n  bob {BOB} bob@laptop\ncarol,carol@example.com namespaces=\"breakglass-ca-approval,git\",valid-after=\"20260101\",valid-before=\"20271231Z\" {CAROL}\nbob namespaces=\"git\" {BOB}\ndave cert-authority {BOB}\n"
         );
         let s = parse(&text).unwrap();
         assert_eq!(s.signers.len(), 3);
@@ -508,7 +562,8 @@ mod tests {
             why.contains("valid only until 2027-12-31T00:00:00Z"),
             "{why}"
         );
-        assert_eq!(s.with_key(carol.key.key_data()).count(), 2);
+        assert_eq!(s.with_key(s.signers[0].key.key_data()).count(), 2);
+        assert!(s.is_named("carol", "Carol@Example.com") && !s.is_named("bob", "carol"));
     }
 
     #[test]
@@ -547,6 +602,16 @@ mod tests {
             assert!(err.contains("line 1"), "{err}");
             assert!(text::is_safe(&err), "{err}");
         }
+        // Whatever the line, the error is short.
+        for line in [
+            format!("{} {BOB}", "a".repeat(100_000)),
+            format!("bob {}=\"x\" {BOB}", "o".repeat(100_000)),
+            format!("bob valid-before=\"{}\" {BOB}", "1".repeat(100_000)),
+            format!("bob {BOB} {}\u{1b}", "c".repeat(100_000)),
+        ] {
+            let err = parse(&line).unwrap_err().to_string();
+            assert!(err.len() < 600, "{}", err.len());
+        }
         let many = format!("bob {BOB}\n").repeat(MAX_APPROVERS + 1);
         assert!(parse(&many)
             .unwrap_err()
@@ -557,6 +622,41 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("larger than"));
+    }
+
+    #[test]
+    fn one_name_or_one_key_for_two_approvers_is_refused() {
+        for (text, needle) in [
+            // robert is one of bob's names, and an approver of his own: one person, two
+            // approvals.
+            (
+                format!("bob,robert {BOB}\nrobert {CAROL}\n"),
+                "line 2: the name robert is also a name of bob (line 1)",
+            ),
+            (
+                format!("robert {CAROL}\nbob,Robert {BOB}\n"),
+                "line 2: the name Robert is also a name of robert (line 1)",
+            ),
+            // The same first name spelled another way.
+            (
+                format!("bob {BOB}\nBob {CAROL}\n"),
+                "line 2: the name Bob is also a name of bob (line 1)",
+            ),
+            // One key on the lines of two approvers: which one signed?
+            (
+                format!("bob {BOB}\ncarol {BOB} bob-again\n"),
+                "line 2: this key is also bob's (line 1)",
+            ),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        // One approver with two keys, and one key on two lines of one approver: fine.
+        let s = parse(&format!(
+            "bob,robert {BOB}\nbob namespaces=\"git\" {BOB}\nbob {CAROL}\n"
+        ))
+        .unwrap();
+        assert_eq!(s.names(), ["bob"]);
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! (`rsa-sha2-512` and `rsa-sha2-256`; SHA-1 `ssh-rsa` signatures are not accepted) and the
 //! security keys `sk-ssh-ed25519@openssh.com` and `sk-ecdsa-sha2-nistp256@openssh.com`. On
 //! top of what the crate checks: the SSHSIG version is 1, the namespace is the one expected
-//! (named in the refusal), the key is the one expected, and a security-key signature carries
-//! the user-presence flag (the key was touched: `ssh-keygen -Y verify` does not ask for it,
-//! sshd does by default).
+//! (named in the refusal), the key is the one expected, the signature is of the type that key
+//! makes (the crate verifies a security key's bytes whatever type the signature names), and a
+//! security key's signature carries the user-presence flag (the key was touched: `ssh-keygen
+//! -Y verify` does not ask for it, sshd does by default).
 
 use std::io::BufRead;
 
@@ -123,6 +124,16 @@ impl Armored {
         if self.sig.namespace() != namespace {
             return Err(Problem::Namespace(self.sig.namespace().to_string()));
         }
+        // The type of signature this key makes: the crate verifies a security key's bytes
+        // whatever type the signature says it is, and skips the touch check below for one it
+        // does not know.
+        let made_by_key = match key {
+            KeyData::Rsa(_) => matches!(self.sig.algorithm(), Algorithm::Rsa { hash: Some(_) }),
+            k => self.sig.algorithm() == k.algorithm(),
+        };
+        if !made_by_key {
+            return Err(Problem::Algorithm(self.sig.algorithm().to_string()));
+        }
         let public = ssh_key::PublicKey::from(key.clone());
         let verified = crate::panic_guard::quietly(std::panic::AssertUnwindSafe(|| {
             public.verify(namespace, message, &self.sig)
@@ -130,10 +141,7 @@ impl Armored {
         if !matches!(verified, Some(Ok(()))) {
             return Err(Problem::Invalid);
         }
-        if matches!(
-            self.sig.algorithm(),
-            Algorithm::SkEd25519 | Algorithm::SkEcdsaSha2NistP256
-        ) {
+        if matches!(key, KeyData::SkEd25519(_) | KeyData::SkEcdsaSha2NistP256(_)) {
             // The signature data ends with the flags byte and a 4-byte counter.
             let data = self.sig.signature_bytes();
             let flags = data
@@ -161,6 +169,9 @@ pub enum Problem {
     Invalid,
     /// A security key signed without being touched.
     NoTouch,
+    /// A signature of this type, which the key does not make (a security-key signature
+    /// relabelled, with its flags inside).
+    Algorithm(String),
 }
 
 impl Problem {
@@ -170,10 +181,14 @@ impl Problem {
             Problem::OtherKey(fp) => format!("is made by another key ({fp})"),
             Problem::Namespace(ns) => format!(
                 "is made for the namespace \"{}\", not \"{expected_namespace}\" (ssh-keygen -Y sign -n {expected_namespace})",
-                crate::text::escape(ns)
+                super::request::shown(ns)
             ),
             Problem::Invalid => "does not verify over this request: it was made over another text (or the request was edited after it was signed)".into(),
             Problem::NoTouch => "is a security-key signature made without a touch (the user-presence flag is not set)".into(),
+            Problem::Algorithm(alg) => format!(
+                "is a signature of type {}, which this key does not make (ssh-keygen -Y sign makes the right one)",
+                super::request::shown(alg)
+            ),
         }
     }
 }
@@ -261,6 +276,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_long_namespace_is_named_short() {
+        let alice = ed25519(1);
+        let ns = format!("{}\u{1b}", "n".repeat(10_000));
+        let a = Armored::parse(&sign(&alice, &ns, b"m")).unwrap();
+        let p = a
+            .verify(
+                alice.public_key().key_data(),
+                "breakglass-ca-approval",
+                b"m",
+            )
+            .unwrap_err();
+        let said = p.describe("breakglass-ca-approval");
+        assert!(said.len() < 300 && crate::text::is_safe(&said), "{said}");
+    }
+
+    #[test]
     fn broken_armor_is_refused_clearly() {
         let text = sign(&ed25519(1), "n", b"m");
         let body: Vec<&str> = text.lines().collect();
@@ -282,6 +313,187 @@ pub(crate) mod tests {
         ] {
             let err = Armored::parse(&input).unwrap_err().to_string();
             assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    /// An SSHSIG blob armored, from its fields.
+    fn armor(version: u32, key: &[u8], namespace: &str, hash: &str, sig: &[u8]) -> String {
+        let s = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
+        let blob = [
+            &b"SSHSIG"[..],
+            &version.to_be_bytes(),
+            &s(key),
+            &s(namespace.as_bytes()),
+            &s(b""),
+            &s(hash.as_bytes()),
+            &s(sig),
+        ]
+        .concat();
+        let b64 = Base64::encode_string(&blob);
+        let body: Vec<String> = b64
+            .as_bytes()
+            .chunks(70)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        format!("{BEGIN}\n{}\n{END}\n", body.join("\n"))
+    }
+
+    #[test]
+    fn sha1_rsa_unknown_hashes_and_versions_are_refused() {
+        let s = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
+        let alice = ed25519(1);
+        let public = alice.public_key().key_data().ed25519().unwrap().0;
+        let key = [s(b"ssh-ed25519"), s(&public)].concat();
+        let good = SshSig::sign(&alice, "n", HashAlg::Sha512, b"m").unwrap();
+        let ed_sig = [s(b"ssh-ed25519"), s(good.signature().as_bytes())].concat();
+        // The armor built here is what ssh-keygen writes.
+        let ok = armor(1, &key, "n", "sha512", &ed_sig);
+        Armored::parse(&ok)
+            .unwrap()
+            .verify(alice.public_key().key_data(), "n", b"m")
+            .unwrap();
+        // An RSA key with an ssh-rsa (SHA-1) signature: refused whatever its bytes.
+        let mut n = vec![0u8, 0xc5];
+        n.extend(std::iter::repeat_n(0x5a, 255));
+        let rsa_key = [s(b"ssh-rsa"), s(&[1, 0, 1]), s(&n)].concat();
+        let sha1_sig = [s(b"ssh-rsa"), s(&[0x42; 256])].concat();
+        for (text, needle) in [
+            (
+                armor(1, &rsa_key, "n", "sha512", &sha1_sig),
+                "cannot be decoded",
+            ),
+            (armor(1, &key, "n", "sha1", &ed_sig), "cannot be decoded"),
+            (armor(1, &key, "n", "sha384", &ed_sig), "cannot be decoded"),
+            (armor(1, &key, "n", "SHA512", &ed_sig), "cannot be decoded"),
+            (armor(2, &key, "n", "sha512", &ed_sig), "cannot be decoded"),
+            (
+                armor(0, &key, "n", "sha512", &ed_sig),
+                "SSHSIG version 0, not 1",
+            ),
+            (armor(1, &key, "", "sha512", &ed_sig), "cannot be decoded"),
+            // A signature labelled for another algorithm than its key's.
+            (
+                armor(
+                    1,
+                    &key,
+                    "n",
+                    "sha512",
+                    &[
+                        s(b"sk-ssh-ed25519@openssh.com"),
+                        s(&[0; 64]),
+                        vec![1, 0, 0, 0, 1],
+                    ]
+                    .concat(),
+                ),
+                "",
+            ),
+        ] {
+            match Armored::parse(&text) {
+                Err(e) => assert!(
+                    !needle.is_empty() && e.to_string().contains(needle),
+                    "{needle}: {e}"
+                ),
+                Ok(a) => {
+                    assert!(needle.is_empty(), "{needle}: parsed");
+                    assert_eq!(
+                        a.verify(alice.public_key().key_data(), "n", b"m"),
+                        Err(Problem::Algorithm("sk-ssh-ed25519@openssh.com".into()))
+                    );
+                }
+            }
+        }
+        // Bytes after the signature, and a BEGIN line inside the armor.
+        let trailing = armor(1, &key, "n", "sha512", &ed_sig)
+            .replace(&format!("\n{END}"), &format!("AAAA\n{END}"));
+        assert!(Armored::parse(&trailing).is_err());
+        let nested = ok.replacen(&format!("{BEGIN}\n"), &format!("{BEGIN}\n{BEGIN}\n"), 1);
+        assert!(Armored::parse(&nested)
+            .unwrap_err()
+            .to_string()
+            .contains("not base64"));
+        let twice = format!("{ok}{ok}");
+        assert!(Armored::parse(&twice).is_err());
+    }
+
+    #[test]
+    fn a_security_key_signature_relabelled_as_another_type_is_refused() {
+        // A security key signs SHA256(application) || flags || counter || SHA256(data); made
+        // without a touch (flags 0) and put in a signature of another type, with the flags
+        // and counter inside its data, the same bytes verify: the touch must still be asked
+        // for, and a type the key does not make refused (as ssh-keygen -Y verify does).
+        use sha2::{Digest, Sha256};
+        let s = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
+        let msg = b"breakglass-ca request v1\n";
+        let ns = "breakglass-ca-approval";
+        let signed = SshSig::signed_data(ns, HashAlg::Sha512, msg).unwrap();
+        let app = b"ssh:";
+        let trailer = [0u8, 0, 0, 0, 42]; // flags 0 (no touch), counter 42
+        let to_sign = [
+            &Sha256::digest(app)[..],
+            &trailer,
+            &Sha256::digest(&signed)[..],
+        ]
+        .concat();
+        let ed = ssh_key::private::Ed25519Keypair::from_seed(&[7u8; 32]);
+        let ed_key = [
+            s(b"sk-ssh-ed25519@openssh.com"),
+            s(ed.public.as_ref()),
+            s(app),
+        ]
+        .concat();
+        let ed_sig: ssh_key::Signature = signature::Signer::sign(&ed, &to_sign);
+        let ec = p256::ecdsa::SigningKey::from_bytes(&[9u8; 32].into()).unwrap();
+        let point = ec.verifying_key().to_encoded_point(false);
+        let ec_key = [
+            s(b"sk-ecdsa-sha2-nistp256@openssh.com"),
+            s(b"nistp256"),
+            s(point.as_bytes()),
+            s(app),
+        ]
+        .concat();
+        let ec_sig: p256::ecdsa::Signature = signature::Signer::sign(&ec, &to_sign);
+        let mpint = |b: &[u8]| {
+            let mut m: Vec<u8> = b.iter().copied().skip_while(|x| *x == 0).collect();
+            if m.first().is_some_and(|x| x & 0x80 != 0) {
+                m.insert(0, 0);
+            }
+            s(&m)
+        };
+        let ec_inner = [mpint(&ec_sig.r().to_bytes()), mpint(&ec_sig.s().to_bytes())].concat();
+        for (key, label, data) in [
+            (
+                &ed_key,
+                &b"sk-ssh-ed25519@openssh.com"[..],
+                ed_sig.as_bytes().to_vec(),
+            ),
+            (
+                &ec_key,
+                &b"sk-ecdsa-sha2-nistp256@openssh.com"[..],
+                ec_inner.clone(),
+            ),
+        ] {
+            let key_data = ssh_key::PublicKey::from_bytes(key)
+                .unwrap()
+                .key_data()
+                .clone();
+            // As the key makes it: verifies, and is refused for want of a touch.
+            let proper = [s(label), s(&data), trailer.to_vec()].concat();
+            let a = Armored::parse(&armor(1, key, ns, "sha512", &proper)).unwrap();
+            assert_eq!(a.verify(&key_data, ns, msg), Err(Problem::NoTouch));
+            // Relabelled, the trailer inside: refused all the same.
+            for other in [
+                &b"webauthn-sk-ecdsa-sha2-nistp256@openssh.com"[..],
+                b"x-relabelled@example.com",
+            ] {
+                let relabelled = [s(other), s(&[&data[..], &trailer].concat())].concat();
+                let text = armor(1, key, ns, "sha512", &relabelled);
+                let verdict = Armored::parse(&text).map(|a| a.verify(&key_data, ns, msg));
+                assert!(
+                    matches!(verdict, Err(_) | Ok(Err(Problem::Algorithm(_)))),
+                    "{}: {verdict:?}",
+                    String::from_utf8_lossy(other)
+                );
+            }
         }
     }
 

@@ -587,11 +587,17 @@ fn scan_revocations(
         let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
         if !line.starts_with(KIND_PREFIX) {
             if memchr::memmem::find(line, DUAL_FIELD).is_some() {
-                // A record that does not parse is damage the chain checks report.
-                if let Ok(Entry::Issued(r)) = Entry::parse_line(line) {
-                    if let Some(nonce) = r.dual_control.as_ref().and_then(|d| d.nonce()) {
-                        nonces.push((nonce.to_string(), r.serial));
+                // A line that may hold a signed request and does not parse is damage: its
+                // nonce is never forgotten (a torn last line was never issued).
+                match Entry::parse_line(line) {
+                    Ok(Entry::Issued(r)) => {
+                        if let Some(nonce) = r.dual_control.as_ref().and_then(|d| d.nonce()) {
+                            nonces.push((nonce.to_string(), r.serial));
+                        }
                     }
+                    Ok(Entry::Revoked(_)) => {}
+                    Err(_) if !complete => return Ok((out, nonces)),
+                    Err(why) => return Err(damaged(path, line_no, &why)),
                 }
             }
             continue;
@@ -605,8 +611,9 @@ fn scan_revocations(
     }
 }
 
-/// How the field of a signed request starts in a record's line.
-const DUAL_FIELD: &[u8] = b"\"dual_control\":{";
+/// The name of the field of a signed request, in a record's line (also when a JSON tool
+/// rewrote the line with spaces: every line that names it is parsed).
+const DUAL_FIELD: &[u8] = b"dual_control";
 
 /// Whether the chain whose end is `records` may be extended by `ca_fingerprint`: it is this
 /// CA's, its last link holds (the whole chain when `whole`, the small ledger read entirely),

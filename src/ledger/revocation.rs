@@ -205,7 +205,7 @@ pub fn check(line: &str, v: &Revocation, ca_fp: &str) -> std::result::Result<(),
     if v.reason.trim().is_empty() {
         return Err("its reason is empty".into());
     }
-    if !crate::text::is_safe(&v.reason) {
+    if !crate::text::is_safe_stored(&v.reason) {
         return Err("its reason holds a control or invisible character".into());
     }
     let at = DateTime::parse_from_rfc3339(&v.revoked_at)
@@ -427,6 +427,18 @@ mod tests {
         ] {
             assert!(Entry::parse_line(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_revocation_written_by_0_3_with_a_no_break_space_still_verifies() {
+        // 0.3 took a no-break space or a soft hyphen in --reason; this version refuses them
+        // in new input, and still reads the ledgers 0.3 wrote.
+        let (_dir, ledger) = with_records(2);
+        let mut v = revocation(&ledger.lock("CA").unwrap(), "2026-12-01T10:33:16Z");
+        v.reason = "INC-1\u{a0}: fuite\u{ad}".into();
+        check(&v.line().unwrap(), &v, "CA").unwrap();
+        v.reason = "INC-1 \u{202e}x".into();
+        assert!(check(&v.line().unwrap(), &v, "CA").is_err());
     }
 
     #[test]
