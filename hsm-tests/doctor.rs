@@ -225,6 +225,16 @@ fn doctor_names_each_serious_problem() {
         "{}",
         stdout(&out)
     );
+    // The CA URI's pin-source and BREAKGLASS_CA_PIN_FILE name different files: mint refuses.
+    let other_pin = hsm.path("other-pin");
+    std::fs::copy(&hsm.pin_file, &other_pin).unwrap();
+    let uri = format!("{}&pin-source=file:{}", hsm.uri(), other_pin.display());
+    let out = doctor(&hsm, &backup, hsm.cmd().args(["--ca", &uri]));
+    assert_serious(
+        &out,
+        "PIN file",
+        "mint would refuse: the CA URI's pin-source names the PIN file",
+    );
     // The backup stick as a link to the state directory itself: no backup at all.
     std::fs::remove_dir_all(&backup).unwrap();
     std::os::unix::fs::symlink(&hsm.state, &backup).unwrap();

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::backend::PinStatus;
 use crate::config::{CA_PUB_FILE, CONFIG_FILE};
 use crate::ledger::{checkpoint, Entry, Ledger, LEDGER_FILE, LOCK_FILE};
-use crate::status::{StatusReport, CLOCK_HINT};
+use crate::status::{Problem, StatusReport, CLOCK_HINT};
 use crate::text::{Esc, ShowPath};
 
 /// How much a finding matters.
@@ -93,6 +93,9 @@ pub struct Inputs<'a> {
     pub backup_dir: Option<&'a Path>,
     /// The PIN file that `mint` would read (`pin-source` of the URI, else `--pin-file`).
     pub pin_file: Option<&'a Path>,
+    /// Why `mint` would refuse to read any PIN file (the URI's `pin-source` and `--pin-file`
+    /// name different files).
+    pub pin_conflict: Option<Problem>,
     /// This process's user.
     pub uid: u32,
 }
@@ -114,6 +117,13 @@ pub fn check(inputs: &Inputs<'_>) -> Vec<Finding> {
     out.extend(token_details(&r.token.details));
     if let Some(path) = inputs.pin_file {
         out.push(pin_file(path));
+    }
+    if let Some(p) = &inputs.pin_conflict {
+        out.push(serious(
+            "PIN file",
+            format!("mint would refuse: {}", p.error),
+            p.hint.clone().unwrap_or_default(),
+        ));
     }
     out.push(clock(r));
     out.extend(ledger(r));
