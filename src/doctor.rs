@@ -143,7 +143,9 @@ pub fn counts(findings: &[Finding]) -> (usize, usize, usize) {
 /// the ledger and checkpoints not readable by others (reasons may be sensitive).
 pub fn file_modes(dir: &Path, uid: u32) -> Vec<Finding> {
     const CHECK: &str = "files";
-    let meta = match std::fs::symlink_metadata(dir) {
+    // Through a link, as every command follows one: the real directory is checked (and the
+    // directories above the link, by `above`).
+    let meta = match std::fs::metadata(dir) {
         Ok(m) => m,
         Err(e) => {
             return vec![serious(
@@ -270,18 +272,28 @@ pub fn file_modes(dir: &Path, uid: u32) -> Vec<Finding> {
     out
 }
 
-/// The directories above the state directory (its real path): whoever can change one can
-/// rename the state directory away and put another (another CA, another ledger) in its
-/// place. Each must belong to root or this user, and be writable by no one else unless it is
-/// sticky (as /tmp: others cannot rename what is not theirs).
+/// The directories above the state directory, as given and as its real path (a link on the
+/// way chooses it too): whoever can change one can rename the state directory (or the link)
+/// away and put another (another CA, another ledger) in its place. Each must belong to root
+/// or this user, and be writable by no one else unless it is sticky (as /tmp: others cannot
+/// rename what is not theirs).
 fn above(dir: &Path, uid: u32) -> Vec<Finding> {
     const CHECK: &str = "files";
     const REPLACE: &str = "they can replace the state directory (another CA, another ledger)";
-    let Ok(real) = std::fs::canonicalize(dir) else {
-        return Vec::new();
-    };
+    let mut parents: Vec<std::path::PathBuf> = Vec::new();
+    for path in [std::path::absolute(dir), std::fs::canonicalize(dir)]
+        .into_iter()
+        .flatten()
+    {
+        for parent in path.ancestors().skip(1) {
+            if !parents.iter().any(|p| p == parent) {
+                parents.push(parent.to_path_buf());
+            }
+        }
+    }
     let mut out = Vec::new();
-    for parent in real.ancestors().skip(1) {
+    for parent in &parents {
+        let parent = parent.as_path();
         let Ok(meta) = std::fs::metadata(parent) else {
             continue;
         };
@@ -994,6 +1006,30 @@ mod tests {
             "{f:?}"
         );
         set(&parent, 0o755);
+        // The state directory through a link (mint accepts one): the real directory is
+        // checked, and the directories above the link too (whoever can change the link
+        // chooses the state directory).
+        let open = top.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        set(&open, 0o755);
+        let via = open.join("state-link");
+        std::os::unix::fs::symlink(&state, &via).unwrap();
+        let f = file_modes(&via, uid);
+        assert_eq!(counts(&f), (0, 0, 1), "{f:?}");
+        set(&state, 0o757);
+        assert!(file_modes(&via, uid)
+            .iter()
+            .any(|f| f.what.contains("can be changed by all users")));
+        set(&state, 0o700);
+        set(&open, 0o757);
+        let f = file_modes(&via, uid);
+        assert!(
+            f.iter().any(|f| f.level == Level::Serious
+                && f.what
+                    .contains("open above the state directory can be changed by all users")),
+            "{f:?}"
+        );
+        set(&open, 0o755);
     }
 
     /// backup_dir must be a copy elsewhere: not the state directory itself (or a link to it),
