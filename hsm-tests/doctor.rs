@@ -1,7 +1,8 @@
 //! `doctor` on SoftHSM2: a healthy state directory (with its backup copy at `backup_dir`)
 //! exits 0; each serious case exits 1 naming the problem in a `SERIOUS` line with its next
 //! step: the token absent, `ca.pub` edited, `config.toml`'s fingerprint not the token's key,
-//! the clock behind the newest record, a world-writable state directory, a stale backup.
+//! the clock behind the newest record, a world-writable state directory, a directory above it
+//! others can change, a stale backup, a "backup" that is the state directory itself.
 //! `doctor` changes nothing (the state directory and the backup byte for byte). The PIN-tries
 //! and YubiKey-policy findings are unit tests (`src/doctor.rs`): SoftHSM2 reports neither.
 
@@ -223,6 +224,39 @@ fn doctor_names_each_serious_problem() {
         stdout(&out).contains("cp -a STATE/. BACKUP/"),
         "{}",
         stdout(&out)
+    );
+    // The CA URI's pin-source and BREAKGLASS_CA_PIN_FILE name different files: mint refuses.
+    let other_pin = hsm.path("other-pin");
+    std::fs::copy(&hsm.pin_file, &other_pin).unwrap();
+    let uri = format!("{}&pin-source=file:{}", hsm.uri(), other_pin.display());
+    let out = doctor(&hsm, &backup, hsm.cmd().args(["--ca", &uri]));
+    assert_serious(
+        &out,
+        "PIN file",
+        "mint would refuse: the CA URI's pin-source names the PIN file",
+    );
+    // The backup stick as a link to the state directory itself: no backup at all.
+    std::fs::remove_dir_all(&backup).unwrap();
+    std::os::unix::fs::symlink(&hsm.state, &backup).unwrap();
+    let out = doctor(&hsm, &backup, &mut hsm.cmd());
+    assert_serious(
+        &out,
+        "backup",
+        "is the state directory itself: it is no backup",
+    );
+    std::fs::remove_file(&backup).unwrap();
+    copy_state(&hsm, &backup);
+    // A directory above the state directory others can change: they could swap the state
+    // directory for another.
+    let above = hsm.state.parent().unwrap().to_path_buf();
+    let mode = std::fs::metadata(&above).unwrap().permissions().mode();
+    std::fs::set_permissions(&above, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let out = doctor(&hsm, &backup, &mut hsm.cmd());
+    std::fs::set_permissions(&above, std::fs::Permissions::from_mode(mode)).unwrap();
+    assert_serious(
+        &out,
+        "files",
+        "above the state directory can be changed by its group",
     );
     // The backup stick not mounted: a warning only.
     let aside = hsm.path("stick-unmounted");

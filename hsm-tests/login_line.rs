@@ -188,6 +188,68 @@ fn the_printed_login_command_logs_in() {
     assert_eq!(keys.len(), 2);
 }
 
+/// What ssh itself reads in a path beyond the shell never breaks the printed command: a
+/// certificate named `#…` (a comment to ssh's option parser) or `~… …` (a home directory,
+/// even inside its quotes) logs in as printed; with `${…}` in a name (ssh expands it, and has
+/// no escape for it) the command names no such path, and logs in once the certificate is
+/// saved where the line says.
+#[test]
+fn what_ssh_expands_never_breaks_the_command() {
+    let Some(hsm) = setup() else { return };
+    let sshd = Sshd::start(&[&hsm.ca_pub_file()], &["breakglass"], "");
+    let work = mkdir(&hsm.path("work"));
+    let home = mkdir(&work.join("home"));
+    let mint = |args: &[&str], key: &str| {
+        let mut c = hsm.cmd();
+        c.current_dir(&work)
+            .env("HOME", &home)
+            .env("X", "elsewhere")
+            .args([
+                "mint",
+                "--reason",
+                "INC-42 ssh's expansions",
+                "-n",
+                "breakglass",
+            ])
+            .args(args)
+            .arg(key);
+        let out = run(&mut c);
+        assert_ok(&out, &format!("mint {key}"));
+        login_lines(&stderr(&out))
+    };
+    keygen(&work, "alice", &["-t", "ed25519"], "alice@laptop");
+    for cert in ["#c.pub", "~a b.pub"] {
+        let lines = mint(&["-o", cert], "alice.pub");
+        let command = command_of(&lines[1]);
+        assert!(command.contains("CertificateFile"), "{command}");
+        assert!(logs_in(&sshd, command, &work, &home), "{cert}: {command}");
+    }
+    // ${X} in the certificate's name: saved as alice-cert.pub, as the line says.
+    let lines = mint(&["-o", "c${X}.pub"], "alice.pub");
+    let command = command_of(&lines[1]);
+    assert!(!command.contains("${"), "{command}");
+    assert!(
+        lines[0].contains("save 'c${X}.pub' as alice-cert.pub beside the private key alice"),
+        "{lines:?}"
+    );
+    assert!(!logs_in(&sshd, command, &work, &home), "{command}");
+    std::fs::copy(work.join("c${X}.pub"), work.join("alice-cert.pub")).unwrap();
+    assert!(logs_in(&sshd, command, &work, &home), "{command}");
+    // ${X} in the key's directory: the private key cannot be named on ssh's command line.
+    let dir = mkdir(&work.join("k${X}"));
+    keygen(&dir, "bob", &["-t", "ed25519"], "bob@laptop");
+    let lines = mint(&[], "k${X}/bob.pub");
+    let command = command_of(&lines[1]);
+    assert_eq!(
+        command, "ssh -i ~/.ssh/id_ed25519 breakglass@HOST",
+        "{lines:?}"
+    );
+    assert!(
+        lines[0].contains("as KEY-cert.pub beside their private key KEY"),
+        "{lines:?}"
+    );
+}
+
 /// The PATH with this build's binary first, so that `breakglass-ca` in an example is it.
 fn path_with_binary() -> String {
     let bin = Path::new(env!("CARGO_BIN_EXE_breakglass-ca"))

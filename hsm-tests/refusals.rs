@@ -267,6 +267,71 @@ fn pin_problems_are_clear() {
     assert_fails(&out, 2, "pin-value is not accepted");
 }
 
+/// Where the PIN comes from is said before it is read; a CA URI whose pin-source names one
+/// file while --pin-file (or BREAKGLASS_CA_PIN_FILE) names another is refused, without
+/// reading either: the URI's file used to win silently, a wrong PIN in it costing a try.
+#[test]
+fn the_pin_source_is_said_and_two_pin_files_are_refused() {
+    let Some(hsm) = setup() else { return };
+    let key = keygen(hsm.dir.path(), "k", &["-t", "ed25519"], "alice@laptop");
+    let mint = |c: &mut std::process::Command| {
+        run(c
+            .args(["mint", "-n", "breakglass", "--reason", "r", "-o", "-"])
+            .arg(&key))
+    };
+    let out = mint(&mut hsm.cmd());
+    assert_ok(&out, "mint");
+    let line = format!(
+        "PIN from:       the file {} (BREAKGLASS_CA_PIN_FILE)",
+        hsm.pin_file.display()
+    );
+    assert!(stderr(&out).lines().any(|l| l == line), "{}", stderr(&out));
+    let copy = hsm.path("pin-copy");
+    std::fs::copy(&hsm.pin_file, &copy).unwrap();
+    let out = mint(
+        hsm.cmd()
+            .env_remove("BREAKGLASS_CA_PIN_FILE")
+            .arg("--pin-file")
+            .arg(&copy),
+    );
+    assert_ok(&out, "mint --pin-file");
+    let line = format!("PIN from:       the file {} (--pin-file)", copy.display());
+    assert!(stderr(&out).lines().any(|l| l == line), "{}", stderr(&out));
+    // The URI's pin-source names a file with a wrong PIN, the environment the right one.
+    let wrong = hsm.path("wrong-pin");
+    std::fs::write(&wrong, "000000\n").unwrap();
+    let uri = |pin: &Path| format!("{}&pin-source=file:{}", hsm.uri(), pin.display());
+    let before = snapshot_state(&hsm.state);
+    let out = mint(hsm.cmd().args(["--ca", &uri(&wrong)]));
+    assert_fails(&out, 2, "which of them holds the PIN is unclear");
+    assert!(
+        stderr(&out).contains("BREAKGLASS_CA_PIN_FILE"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot_state(&hsm.state), before);
+    let out = run(hsm.cmd().arg("status"));
+    assert!(
+        stdout(&out).contains("ok (the token does not report a count)"),
+        "a wrong PIN was tried: {}",
+        stdout(&out)
+    );
+    // The same file both ways, or the URI's alone: used, and said.
+    let out = mint(hsm.cmd().args(["--ca", &uri(&hsm.pin_file)]));
+    assert_ok(&out, "mint with the same file twice");
+    let out = mint(
+        hsm.cmd()
+            .env_remove("BREAKGLASS_CA_PIN_FILE")
+            .args(["--ca", &uri(&copy)]),
+    );
+    assert_ok(&out, "mint with pin-source");
+    let line = format!(
+        "PIN from:       the file {} (pin-source of the CA URI)",
+        copy.display()
+    );
+    assert!(stderr(&out).lines().any(|l| l == line), "{}", stderr(&out));
+}
+
 /// What sshd would refuse (or silently ignore) is refused at mint, before the token is opened,
 /// and the state directory is left as it was.
 #[test]

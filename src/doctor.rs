@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::backend::PinStatus;
 use crate::config::{CA_PUB_FILE, CONFIG_FILE};
 use crate::ledger::{checkpoint, Entry, Ledger, LEDGER_FILE, LOCK_FILE};
-use crate::status::{StatusReport, CLOCK_HINT};
+use crate::status::{Problem, StatusReport, CLOCK_HINT};
 use crate::text::{Esc, ShowPath};
 
 /// How much a finding matters.
@@ -93,6 +93,9 @@ pub struct Inputs<'a> {
     pub backup_dir: Option<&'a Path>,
     /// The PIN file that `mint` would read (`pin-source` of the URI, else `--pin-file`).
     pub pin_file: Option<&'a Path>,
+    /// Why `mint` would refuse to read any PIN file (the URI's `pin-source` and `--pin-file`
+    /// name different files).
+    pub pin_conflict: Option<Problem>,
     /// This process's user.
     pub uid: u32,
 }
@@ -115,6 +118,13 @@ pub fn check(inputs: &Inputs<'_>) -> Vec<Finding> {
     if let Some(path) = inputs.pin_file {
         out.push(pin_file(path));
     }
+    if let Some(p) = &inputs.pin_conflict {
+        out.push(serious(
+            "PIN file",
+            format!("mint would refuse: {}", p.error),
+            p.hint.clone().unwrap_or_default(),
+        ));
+    }
     out.push(clock(r));
     out.extend(ledger(r));
     out.push(backup(inputs.state_dir, inputs.backup_dir));
@@ -133,7 +143,9 @@ pub fn counts(findings: &[Finding]) -> (usize, usize, usize) {
 /// the ledger and checkpoints not readable by others (reasons may be sensitive).
 pub fn file_modes(dir: &Path, uid: u32) -> Vec<Finding> {
     const CHECK: &str = "files";
-    let meta = match std::fs::symlink_metadata(dir) {
+    // Through a link, as every command follows one: the real directory is checked (and the
+    // directories above the link, by `above`).
+    let meta = match std::fs::metadata(dir) {
         Ok(m) => m,
         Err(e) => {
             return vec![serious(
@@ -178,6 +190,7 @@ pub fn file_modes(dir: &Path, uid: u32) -> Vec<Finding> {
             ),
         ));
     }
+    out.extend(above(dir, uid));
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -255,6 +268,59 @@ pub fn file_modes(dir: &Path, uid: u32) -> Vec<Finding> {
                 dir.shown()
             ),
         ));
+    }
+    out
+}
+
+/// The directories above the state directory, as given and as its real path (a link on the
+/// way chooses it too): whoever can change one can rename the state directory (or the link)
+/// away and put another (another CA, another ledger) in its place. Each must belong to root
+/// or this user, and be writable by no one else unless it is sticky (as /tmp: others cannot
+/// rename what is not theirs).
+fn above(dir: &Path, uid: u32) -> Vec<Finding> {
+    const CHECK: &str = "files";
+    const REPLACE: &str = "they can replace the state directory (another CA, another ledger)";
+    let mut parents: Vec<std::path::PathBuf> = Vec::new();
+    for path in [std::path::absolute(dir), std::fs::canonicalize(dir)]
+        .into_iter()
+        .flatten()
+    {
+        for parent in path.ancestors().skip(1) {
+            if !parents.iter().any(|p| p == parent) {
+                parents.push(parent.to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for parent in &parents {
+        let parent = parent.as_path();
+        let Ok(meta) = std::fs::metadata(parent) else {
+            continue;
+        };
+        let sticky = meta.mode() & 0o1000 != 0;
+        if meta.uid() != 0 && meta.uid() != uid {
+            out.push(serious(
+                CHECK,
+                format!(
+                    "the directory {} above the state directory belongs to another user (uid {}): {REPLACE}",
+                    parent.shown(),
+                    meta.uid()
+                ),
+                "move the state directory under a directory that only you and root can change (your home directory), after checking it against the backup",
+            ));
+        } else if let Some(who) = writers(meta.mode()).filter(|_| !sticky) {
+            out.push(serious(
+                CHECK,
+                format!(
+                    "the directory {} above the state directory can be changed by {who}: {REPLACE}",
+                    parent.shown()
+                ),
+                format!(
+                    "check the state directory against the backup, then: chmod go-w {} (or move the state directory under a directory only you can change)",
+                    parent.shown()
+                ),
+            ));
+        }
     }
     out
 }
@@ -467,6 +533,16 @@ pub fn pin_file(path: &Path) -> Finding {
             format!("the PIN file {} is not a plain file", path.shown()),
             "give the path of a file whose first line is the PIN, or leave --pin-file out to be asked",
         ),
+        Ok(m) if writers(m.mode()).is_some() => warning(
+            CHECK,
+            format!(
+                "the PIN file {} can be changed by {} (mode {:04o}): a wrong PIN put there costs a PIN try at each mint",
+                path.shown(),
+                writers(m.mode()).unwrap_or_default(),
+                m.mode() & 0o7777
+            ),
+            format!("chmod 600 {}", path.shown()),
+        ),
         Ok(m) if m.mode() & 0o044 != 0 => warning(
             CHECK,
             format!(
@@ -639,11 +715,28 @@ pub fn backup(state_dir: &Path, backup_dir: Option<&Path>) -> Finding {
         return ok(CHECK, "no backup_dir in config.toml: the copy of the state directory is not checked")
             .then("add backup_dir = \"/media/BACKUP/breakglass-ca-state\" (where the copy is kept) to config.toml");
     };
+    if dir.is_relative() {
+        return warning(
+            CHECK,
+            format!(
+                "backup_dir {} in config.toml is a relative path, so where it points depends on where doctor runs: not checked",
+                dir.shown()
+            ),
+            "give backup_dir as an absolute path (e.g. backup_dir = \"/media/BACKUP/breakglass-ca-state\")",
+        );
+    }
     if !dir.is_dir() {
         return warning(
             CHECK,
             format!("the backup directory {} is not there", dir.shown()),
             "plug in and mount the backup stick, then run doctor again (or correct backup_dir in config.toml)",
+        );
+    }
+    if let Some(why) = not_a_copy(state_dir, dir) {
+        return serious(
+            CHECK,
+            format!("the backup directory {} {why}: it is no backup", dir.shown()),
+            "set backup_dir in config.toml to the copy on the backup stick, and make that copy: cp -a STATE/. BACKUP/ (runbook, section 1.6)",
         );
     }
     let read = |d: &Path| Ledger::new(d).read();
@@ -727,6 +820,30 @@ pub fn backup(state_dir: &Path, backup_dir: Option<&Path>) -> Finding {
             ),
             "compare them (diff STATE/ledger.jsonl BACKUP/ledger.jsonl): one of them was edited, or the backup is of another CA; run 'breakglass-ca log verify' on both",
         ),
+    }
+}
+
+/// Why `backup` is not a copy of `state_dir`: it is the state directory itself (also through
+/// a link), or inside it, or its ledger is the same file (a hard or symbolic link); `None`
+/// when it may be one.
+fn not_a_copy(state_dir: &Path, backup: &Path) -> Option<&'static str> {
+    if let (Ok(live), Ok(copy)) = (
+        std::fs::canonicalize(state_dir),
+        std::fs::canonicalize(backup),
+    ) {
+        if live == copy {
+            return Some("is the state directory itself");
+        }
+        if copy.starts_with(&live) {
+            return Some("is inside the state directory (it is lost with it)");
+        }
+    }
+    let id = |d: &Path| std::fs::metadata(d.join(LEDGER_FILE)).map(|m| (m.dev(), m.ino()));
+    match (id(state_dir), id(backup)) {
+        (Ok(a), Ok(b)) if a == b => {
+            Some("holds the same file as the ledger (a link), not a copy: it changes with it")
+        }
+        _ => None,
     }
 }
 
@@ -842,6 +959,131 @@ mod tests {
         );
         let missing = file_modes(&dir.path().join("nope"), uid);
         assert_eq!(missing[0].level, Level::Serious);
+    }
+
+    /// The directories above the state directory: whoever can write one can put another
+    /// state directory in its place (a sticky directory such as /tmp does not allow that).
+    #[test]
+    fn a_writable_directory_above_the_state_directory_is_serious() {
+        use std::os::unix::fs::PermissionsExt;
+        let top = tempfile::tempdir().unwrap();
+        let uid = rustix::process::geteuid().as_raw();
+        let set = |p: &Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let parent = top.path().join("shared");
+        let state = parent.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        set(top.path(), 0o700);
+        set(&state, 0o700);
+        set(&parent, 0o755);
+        assert_eq!(counts(&file_modes(&state, uid)), (0, 0, 1));
+        set(&parent, 0o775);
+        let f = file_modes(&state, uid);
+        assert_eq!(counts(&f).0, 1, "{f:?}");
+        assert!(
+            f[0].what
+                .contains("shared above the state directory can be changed by its group"),
+            "{f:?}"
+        );
+        assert!(f[0].what.contains("replace the state directory"), "{f:?}");
+        assert!(
+            f[0].next.as_deref().unwrap().contains("chmod go-w"),
+            "{f:?}"
+        );
+        // Sticky (as /tmp): others cannot rename what is not theirs.
+        set(&parent, 0o1777);
+        assert_eq!(counts(&file_modes(&state, uid)), (0, 0, 1));
+        // Given through a link: the real directories are checked.
+        set(&parent, 0o757);
+        let link = top.path().join("link");
+        std::os::unix::fs::symlink(&parent, &link).unwrap();
+        let f = file_modes(&link.join("state"), uid);
+        assert!(
+            f.iter().any(|f| f.level == Level::Serious
+                && f.what
+                    .contains("shared above the state directory can be changed by all users")),
+            "{f:?}"
+        );
+        set(&parent, 0o755);
+        // The state directory through a link (mint accepts one): the real directory is
+        // checked, and the directories above the link too (whoever can change the link
+        // chooses the state directory).
+        let open = top.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        set(&open, 0o755);
+        let via = open.join("state-link");
+        std::os::unix::fs::symlink(&state, &via).unwrap();
+        let f = file_modes(&via, uid);
+        assert_eq!(counts(&f), (0, 0, 1), "{f:?}");
+        set(&state, 0o757);
+        assert!(file_modes(&via, uid)
+            .iter()
+            .any(|f| f.what.contains("can be changed by all users")));
+        set(&state, 0o700);
+        set(&open, 0o757);
+        let f = file_modes(&via, uid);
+        assert!(
+            f.iter().any(|f| f.level == Level::Serious
+                && f.what
+                    .contains("open above the state directory can be changed by all users")),
+            "{f:?}"
+        );
+        set(&open, 0o755);
+    }
+
+    /// backup_dir must be a copy elsewhere: not the state directory itself (or a link to it),
+    /// not inside it, its ledger not a link to this one, and not a relative path.
+    #[test]
+    fn a_backup_that_is_not_a_copy_is_serious() {
+        use crate::ledger::testing::issue;
+        let top = tempfile::tempdir().unwrap();
+        let live = top.path().join("state");
+        std::fs::create_dir(&live).unwrap();
+        let l = Ledger::new(&live);
+        issue(&l, "CA");
+        // The state directory itself, and a link to it.
+        let f = backup(&live, Some(&live));
+        assert_eq!(f.level, Level::Serious, "{f:?}");
+        assert!(f.what.contains("is the state directory itself"), "{f:?}");
+        let link = top.path().join("stick");
+        std::os::unix::fs::symlink(&live, &link).unwrap();
+        let f = backup(&live, Some(&link));
+        assert_eq!(f.level, Level::Serious, "{f:?}");
+        assert!(f.what.contains("is the state directory itself"), "{f:?}");
+        // Inside it.
+        let inner = live.join("backup");
+        std::fs::create_dir(&inner).unwrap();
+        std::fs::copy(l.path(), inner.join(LEDGER_FILE)).unwrap();
+        let f = backup(&live, Some(&inner));
+        assert_eq!(f.level, Level::Serious, "{f:?}");
+        assert!(f.what.contains("inside the state directory"), "{f:?}");
+        // Its ledger a hard link to this one: it changes with it.
+        let copy = top.path().join("copy");
+        std::fs::create_dir(&copy).unwrap();
+        std::fs::hard_link(l.path(), copy.join(LEDGER_FILE)).unwrap();
+        let f = backup(&live, Some(&copy));
+        assert_eq!(f.level, Level::Serious, "{f:?}");
+        assert!(f.what.contains("the same file as the ledger"), "{f:?}");
+        std::fs::remove_file(copy.join(LEDGER_FILE)).unwrap();
+        std::fs::copy(l.path(), copy.join(LEDGER_FILE)).unwrap();
+        assert_eq!(backup(&live, Some(&copy)).level, Level::Ok);
+        // A relative path: it depends on where doctor runs.
+        let f = backup(&live, Some(Path::new("copy")));
+        assert_eq!(f.level, Level::Warning, "{f:?}");
+        assert!(f.what.contains("relative"), "{f:?}");
+    }
+
+    #[test]
+    fn a_pin_file_others_can_change_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pin");
+        std::fs::write(&p, "123456\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o620)).unwrap();
+        let f = pin_file(&p);
+        assert_eq!(f.level, Level::Warning, "{f:?}");
+        assert!(f.what.contains("can be changed by its group"), "{f:?}");
     }
 
     #[test]

@@ -228,6 +228,14 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The serials revoked, listed, ranged and in bitmaps together; the largest `u64` when
+    /// they are more (a range can span every serial).
+    pub fn serials(&self) -> u64 {
+        self.listed_serials
+            .saturating_add(self.ranged_serials)
+            .saturating_add(self.bitmap_serials)
+    }
+
     /// Whether the KRL revokes nothing at all.
     pub fn is_empty(&self) -> bool {
         self.listed_serials == 0

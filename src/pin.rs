@@ -80,6 +80,38 @@ impl PinSource {
         }
     }
 
+    /// [`PinSource::choose`] for a command that reads the PIN, and how to name the source on
+    /// the screen before it is read (`pin_file_from`: `--pin-file`, or the environment
+    /// variable it came from). Two different files (the URI's `pin-source` and `--pin-file`)
+    /// are refused: the custodian who gives `--pin-file` means that file, and a wrong PIN in
+    /// the other would cost a try.
+    pub fn resolve(
+        uri_source: Option<&Path>,
+        pin_file: Option<&Path>,
+        pin_file_from: &str,
+    ) -> Result<(Self, String)> {
+        let shown = |p: &Path| Esc(&p.to_string_lossy()).to_string();
+        match (uri_source, pin_file) {
+            (Some(u), Some(f)) if u != f => Err(Error::usage(format!(
+                "the CA URI's pin-source names the PIN file {}, and {pin_file_from} names {}: which of them holds the PIN is unclear",
+                shown(u),
+                shown(f)
+            ))
+            .with_hint(format!(
+                "give one PIN file: leave {pin_file_from} out, or remove pin-source from the CA URI (--ca, BREAKGLASS_CA or the ca line of config.toml); nothing was read or tried"
+            ))),
+            (Some(u), _) => Ok((
+                PinSource::File(u.to_path_buf()),
+                format!("the file {} (pin-source of the CA URI)", shown(u)),
+            )),
+            (None, Some(f)) => Ok((
+                PinSource::File(f.to_path_buf()),
+                format!("the file {} ({pin_file_from})", shown(f)),
+            )),
+            (None, None) => Ok((PinSource::Prompt, "a prompt on this terminal".to_string())),
+        }
+    }
+
     /// Read the PIN, and whether its file can be read by others (the caller warns: see
     /// `cmd::read_pin`). `what` names the token in the prompt ("PIN for token 'emergency-ca': ").
     pub fn read(&self, what: &str) -> Result<(Pin, Option<LoosePinFile>)> {
@@ -222,6 +254,34 @@ mod tests {
             PinSource::File(flag.into())
         );
         assert_eq!(PinSource::choose(None, None), PinSource::Prompt);
+    }
+
+    #[test]
+    fn two_different_pin_files_are_refused() {
+        let (uri, flag) = (Path::new("/uri"), Path::new("/flag"));
+        let err = PinSource::resolve(Some(uri), Some(flag), "--pin-file").unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "pin-source names the PIN file /uri, and --pin-file names /flag: which of them holds the PIN is unclear"
+            ),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.hint().unwrap().contains("nothing was read"), "{err:?}");
+        let (source, said) = PinSource::resolve(Some(uri), Some(uri), "--pin-file").unwrap();
+        assert_eq!(source, PinSource::File(uri.into()));
+        assert_eq!(said, "the file /uri (pin-source of the CA URI)");
+        let (source, said) = PinSource::resolve(None, Some(flag), "ENV").unwrap();
+        assert_eq!(source, PinSource::File(flag.into()));
+        assert_eq!(said, "the file /flag (ENV)");
+        let (source, said) = PinSource::resolve(None, None, "--pin-file").unwrap();
+        assert_eq!(
+            (source, said.as_str()),
+            (PinSource::Prompt, "a prompt on this terminal")
+        );
+        let odd = Path::new("/p\x1b[2J");
+        let (_, said) = PinSource::resolve(None, Some(odd), "--pin-file").unwrap();
+        assert!(crate::text::is_safe(&said), "{said:?}");
     }
 
     #[test]

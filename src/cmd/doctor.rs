@@ -10,6 +10,7 @@ use crate::cmd::Globals;
 use crate::doctor::{self, Finding, Level};
 use crate::error::{Error, Result};
 use crate::pin::PinSource;
+use crate::status::Problem;
 use crate::text::{self, ShowPath};
 use crate::ui;
 
@@ -23,12 +24,12 @@ pub fn run(g: &Globals, args: &DoctorArgs) -> Result<()> {
         (Some(_), _) | (None, Some(_)) => g.ca_uri(cfg).ok(),
         (None, None) => None,
     };
-    let pin_file: Option<PathBuf> = match PinSource::choose(
-        uri.as_ref()
-            .and_then(|u| u.pin_source())
-            .map(PathBuf::as_path),
-        g.pin_file.as_deref(),
-    ) {
+    let (source, pin_conflict) = match uri.as_ref().map(|u| g.pin_source(u)) {
+        Some(Ok((source, _))) => (source, None),
+        Some(Err(e)) => (PinSource::Prompt, Some(Problem::from(&e))),
+        None => (PinSource::choose(None, g.pin_file.as_deref()), None),
+    };
+    let pin_file: Option<PathBuf> = match source {
         PinSource::File(p) => Some(p),
         PinSource::Prompt => None,
     };
@@ -37,6 +38,7 @@ pub fn run(g: &Globals, args: &DoctorArgs) -> Result<()> {
         state_dir: &g.state_dir,
         backup_dir: cfg.and_then(|c| c.backup_dir.as_deref()),
         pin_file: pin_file.as_deref(),
+        pin_conflict,
         uid: rustix::process::geteuid().as_raw(),
     });
     let (serious, warnings, fine) = doctor::counts(&findings);

@@ -307,7 +307,7 @@ fn read_krl(path: &Path, cas: &[CaLine]) -> Result<(Krl, String)> {
             }
         }
     }
-    let serials = layout.listed_serials + layout.ranged_serials + layout.bitmap_serials;
+    let serials = layout.serials();
     let keys = layout.explicit_keys + layout.sha1_fingerprints + layout.sha256_fingerprints;
     let what = if layout.is_empty() {
         "nothing revoked".to_string()
@@ -696,6 +696,40 @@ mod tests {
         assert!(err.to_string().starts_with("--krl "), "{err}");
         assert!(err.hint().is_some());
         assert!(read_krl(&dir.path().join("none.krl"), &cas).is_err());
+    }
+
+    /// A KRL whose figures do not fit a number: every serial of one CA, and one more under
+    /// any CA. The summary says so instead of adding them up past the largest number (a panic,
+    /// or in a release build a wrapped "0 serial(s)" for a KRL that revokes everything).
+    #[test]
+    fn a_krl_revoking_every_serial_is_summed_without_overflow() {
+        use crate::krl::CertificateSection;
+        let dir = tempfile::tempdir().unwrap();
+        let primary = ca(P256);
+        let krl = Krl {
+            version: 20261201103316,
+            comment: format!("breakglass-ca CA {}", primary.fingerprint()),
+            certificates: vec![
+                CertificateSection {
+                    ca: Some(primary.key.clone()),
+                    serials: vec![(1, u64::MAX)],
+                    key_ids: Vec::new(),
+                },
+                CertificateSection {
+                    ca: None,
+                    serials: vec![(7, 7)],
+                    key_ids: Vec::new(),
+                },
+            ],
+            ..Krl::default()
+        };
+        let path = dir.path().join("all.krl");
+        std::fs::write(&path, krl.encode().unwrap()).unwrap();
+        let (_, row) = read_krl(&path, &[primary]).unwrap();
+        assert!(
+            row.contains(&format!("revokes {} serial(s)", u64::MAX)),
+            "{row}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `init`: generate the CA key on the token, refuse to replace one without `--force`, write
 //! config.toml and ca.pub, and print the public key line and fingerprint for the hosts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::Utc;
 use ssh_key::public::KeyData;
@@ -46,10 +46,8 @@ pub fn run(g: &Globals, args: &InitArgs) -> Result<()> {
             .with_hint("hosts trust that CA and its ledger is evidence. To look at it: 'breakglass-ca status'. To create another CA (a backup token, a new token), give init a new --state-dir. To replace this CA deliberately (its files are kept as *-retired-*), run init again with --force"));
         }
     }
-    let source = PinSource::choose(
-        uri.pin_source().map(PathBuf::as_path),
-        g.pin_file.as_deref(),
-    );
+    let (source, from) = g.pin_source(&uri)?;
+    say(format!("PIN from:       {from}"));
     let (public, uri) = match &uri {
         CaUri::Pkcs11(p11) => init_pkcs11(p11, algorithm, args.force, &source, &signals)?,
         CaUri::Yubikey(yk) => init_piv(yk, algorithm, args, &source, &signals)?,

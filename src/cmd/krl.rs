@@ -167,7 +167,7 @@ fn summary(built: &Built, ca: &KeyData) -> String {
         out.push_str("  revokes:   nothing (an empty KRL, valid for sshd's RevokedKeys)");
         return out;
     }
-    let serials = l.listed_serials + l.ranged_serials + l.bitmap_serials;
+    let serials = l.serials();
     if l.certificate_sections > 0 {
         let mut parts = Vec::new();
         for (n, what) in [

@@ -9,7 +9,11 @@
 //! byte that must not reach a terminal raw), so the line is safe to show and works when pasted
 //! into bash or zsh. What ssh itself expands in these paths is escaped too: `%` (its tokens) as
 //! `%%`, which `-i` does not accept, so such a key is given as `-o IdentityFile=…`; a value of
-//! `-o` with spaces or quotes is quoted for ssh's own parser as well.
+//! `-o` with spaces or quotes is quoted for ssh's own parser as well, and a relative one that
+//! starts with `~` or `#` (a home directory, a comment to that parser) gets `./`. ssh also
+//! expands `${VAR}` in both, with no escape at all: a path holding `${` is never put into the
+//! command (the requester is told to save the certificate under ssh's own name instead), and a
+//! user ssh would read as a URI (`ssh://…`) or an option goes in as `-l USER`.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -82,7 +86,7 @@ fn how(one: &Issued<'_>, home: Option<&OsStr>, json: bool) -> How {
     let from_stdin = one.input == Path::new("-");
     let private = match from_stdin {
         true => None,
-        false => private_key(one.input),
+        false => private_key(one.input).filter(|k| !ssh_expands_env(k)),
     };
     let target = destination(one.user);
     let on_stdout = match json {
@@ -103,6 +107,16 @@ fn how(one: &Issued<'_>, home: Option<&OsStr>, json: bool) -> How {
                     None,
                 ),
                 Some(cert) if same_file(cert, &beside) => (None, None),
+                // ssh would read another file for this name: the name it loads by itself.
+                Some(cert) if ssh_expands_env(cert) => (
+                    Some(format!(
+                        "save {} as {} beside the private key {}",
+                        shown_path(cert, home),
+                        shown_path(&beside, home),
+                        shown_path(key, home)
+                    )),
+                    None,
+                ),
                 Some(cert) => (None, Some(cert)),
             };
             How {
@@ -162,13 +176,16 @@ fn identity(key: &Path, home: Option<&OsStr>) -> String {
 /// ssh's own parser when it holds a space, a quote or a backslash, and the whole a shell word.
 fn ssh_option(name: &str, path: &Path, home: Option<&OsStr>) -> String {
     let (tilde, rest) = split_home(path, home);
-    let mut value: Vec<u8> = rest
-        .iter()
-        .flat_map(|&b| match b {
-            b'%' => vec![b'%', b'%'],
-            b => vec![b],
-        })
-        .collect();
+    // A relative path that starts with ~ is not a home directory to ssh, and one that starts
+    // with # is not a comment (ssh's parser would find no value: "Missing argument").
+    let mut value: Vec<u8> = match (tilde, rest.first()) {
+        (false, Some(b'~' | b'#')) => b"./".to_vec(),
+        _ => Vec::new(),
+    };
+    value.extend(rest.iter().flat_map(|&b| match b {
+        b'%' => vec![b'%', b'%'],
+        b => vec![b],
+    }));
     let needs_quotes = value
         .iter()
         .any(|b| b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'\\'));
@@ -182,10 +199,6 @@ fn ssh_option(name: &str, path: &Path, home: Option<&OsStr>) -> String {
         }
         quoted.push(b'"');
         value = quoted;
-    }
-    // A relative path that starts with ~ is not a home directory to ssh.
-    if !tilde && value.first() == Some(&b'~') {
-        value.splice(0..0, *b"./");
     }
     // ssh expands a leading ~ itself, also inside the quotes.
     let tilde = match (tilde, needs_quotes) {
@@ -203,9 +216,13 @@ fn ssh_option(name: &str, path: &Path, home: Option<&OsStr>) -> String {
     format!("-o {}", shell_word(&word))
 }
 
-/// `USER@HOST` as one shell word; `-l USER HOST` for a user ssh would take for an option.
+/// `USER@HOST` as one shell word; `-l USER HOST` for a user ssh would take for an option, or
+/// for a URI (`ssh://root@HOST` logs in as root).
 fn destination(user: &str) -> String {
-    match user.starts_with('-') {
+    let uri = user
+        .get(..6)
+        .is_some_and(|head| head.eq_ignore_ascii_case("ssh://"));
+    match user.starts_with('-') || uri {
         true => format!("-l {} {HOST}", shell_word(user.as_bytes())),
         false => shell_word(format!("{user}@{HOST}").as_bytes()),
     }
@@ -217,6 +234,12 @@ fn private_key(input: &Path) -> Option<&Path> {
     let stem = bytes.strip_suffix(b".pub")?;
     let name_empty = stem.is_empty() || stem.ends_with(b"/");
     (!name_empty).then(|| Path::new(OsStr::from_bytes(stem)))
+}
+
+/// Whether ssh would expand part of this path as an environment variable (`${VAR}`, in
+/// `-i`, `IdentityFile` and `CertificateFile`, which have no escape for it).
+fn ssh_expands_env(path: &Path) -> bool {
+    path.as_os_str().as_bytes().windows(2).any(|w| w == b"${")
 }
 
 /// `KEY-cert.pub` beside `KEY`: the certificate ssh loads for `-i KEY`.
@@ -447,6 +470,98 @@ mod tests {
             lines(&[dash], home(), false)[1],
             "  ssh -i alice -l -oProxyCommand=x HOST"
         );
+    }
+
+    /// What ssh itself does with a path or a user, beyond the shell: it expands `${VAR}` in
+    /// `-i` and `CertificateFile` (no escape exists), reads a `-o` value that starts with `#`
+    /// as a comment ("Missing argument"), expands a leading `~` also inside its quotes, and
+    /// reads `ssh://…@HOST` as a URI (another user). None of these may be in a printed command.
+    #[test]
+    fn what_ssh_itself_expands_is_never_in_the_command() {
+        let got = |input, output| lines(&[one(input, output)], home(), false);
+        // ${VAR} in the key's name: ssh would open another file; the private key cannot be
+        // named on the command line, so the requester is told to save it under the usual name.
+        let l = got("k${HOME}/alice.pub", Some("k${HOME}/alice-cert.pub"));
+        assert_eq!(l[1], "  ssh -i ~/.ssh/id_ed25519 breakglass@HOST", "{l:?}");
+        assert!(
+            l[0].contains("as KEY-cert.pub beside their private key KEY"),
+            "{l:?}"
+        );
+        let l = got("/home/custodian/a${X}/alice.pub", None);
+        assert!(!l[1].contains("${"), "{l:?}");
+        // ${VAR} in the certificate's name: saved beside the key under ssh's own name.
+        let l = got("alice.pub", Some("c${HOME}.pub"));
+        assert_eq!(l[1], "  ssh -i alice breakglass@HOST", "{l:?}");
+        assert!(
+            l[0].contains("save 'c${HOME}.pub' as alice-cert.pub beside the private key alice"),
+            "{l:?}"
+        );
+        // A leading # in a -o value: ./ first.
+        let l = got("alice.pub", Some("#c.pub"));
+        assert_eq!(
+            l[1],
+            "  ssh -i alice -o 'CertificateFile=./#c.pub' breakglass@HOST"
+        );
+        let l = got("p%d/alice.pub", Some("#c 1.pub"));
+        assert_eq!(
+            l[1],
+            "  ssh -o IdentityFile=p%%d/alice -o 'CertificateFile=\"./#c 1.pub\"' breakglass@HOST"
+        );
+        // A relative path starting with ~ that ssh's parser needs quoted: ./ inside the quotes.
+        let l = got("alice.pub", Some("~a b.pub"));
+        assert_eq!(
+            l[1],
+            "  ssh -i alice -o 'CertificateFile=\"./~a b.pub\"' breakglass@HOST"
+        );
+        // A user ssh would read as a URI: -l.
+        for user in ["ssh://root", "SSH://root"] {
+            let mut uri = one("alice.pub", Some("alice-cert.pub"));
+            uri.user = user;
+            assert_eq!(
+                lines(&[uri], home(), false)[1],
+                format!("  ssh -i alice -l {user} HOST")
+            );
+        }
+    }
+
+    /// ssh's own parser reads each `-o` value of a printed command as the path it stands for
+    /// (`ssh -G` parses the options, the way a login does, without connecting).
+    #[test]
+    fn ssh_parses_the_options_as_printed() {
+        if std::process::Command::new("ssh")
+            .arg("-V")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIPPED: no ssh");
+            return;
+        }
+        for cert in ["#c.pub", "#c 1.pub", "~a b.pub", "a \"q\" b.pub", "c%h.pub"] {
+            let l = lines(&[one("alice.pub", Some(cert))], home(), false);
+            let command = l[1].trim().replacen("ssh ", "ssh -F /dev/null -G ", 1);
+            let out = std::process::Command::new("bash")
+                .arg("-c")
+                .arg(&command)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{command}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            let want = if cert.starts_with(['#', '~']) {
+                format!("./{cert}")
+            } else {
+                cert.to_string()
+            };
+            // -G shows the value as stored: %% still doubled.
+            let want = format!("certificatefile {}", want.replace('%', "%%"));
+            assert!(
+                text.lines().any(|l| l == want),
+                "{command}: no {want:?} in\n{text}"
+            );
+        }
     }
 
     #[test]

@@ -117,11 +117,9 @@ impl Globals {
         if let Some(pin_use) = &info.pin_use {
             say(format!("PIN use:        {pin_use}"));
         }
+        let (source, from) = self.pin_source(uri)?;
+        say(format!("PIN from:       {from}"));
         policy::pin_tries(info.pin, force)?;
-        let source = PinSource::choose(
-            uri.pin_source().map(PathBuf::as_path),
-            self.pin_file.as_deref(),
-        );
         let pin = read_pin(signals, &source, &info.token, NOTHING_ISSUED)?;
         key.login(&pin)?;
         drop(pin);
@@ -131,6 +129,25 @@ impl Globals {
         )
     }
 }
+
+impl Globals {
+    /// Where the PIN for `uri` comes from, and how to say it ([`PinSource::resolve`]): a
+    /// `--pin-file` that is the value of `BREAKGLASS_CA_PIN_FILE` is named as that variable.
+    pub fn pin_source(&self, uri: &CaUri) -> Result<(PinSource, String)> {
+        let from_env = self
+            .pin_file
+            .as_deref()
+            .is_some_and(|p| std::env::var_os(PIN_FILE_ENV).is_some_and(|v| Path::new(&v) == p));
+        PinSource::resolve(
+            uri.pin_source().map(PathBuf::as_path),
+            self.pin_file.as_deref(),
+            if from_env { PIN_FILE_ENV } else { "--pin-file" },
+        )
+    }
+}
+
+/// The environment variable of `--pin-file`.
+pub const PIN_FILE_ENV: &str = "BREAKGLASS_CA_PIN_FILE";
 
 /// What a command offers instead of an `-o FILE` that is refused (a symbolic link, a
 /// directory, a device): the hint differs, since leaving `-o` out or giving `-o -` does
