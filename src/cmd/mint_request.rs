@@ -20,7 +20,6 @@ use crate::dual::sshsig::{self, Armored};
 use crate::dual::{DualControl, Request};
 use crate::error::{Error, Result};
 use crate::issue::MintRequest;
-use crate::policy::ValidityRequest;
 use crate::text::{Esc, ShowPath};
 use crate::ui::say;
 use crate::{fsx, key, policy};
@@ -325,27 +324,16 @@ pub fn check(g: &Globals, args: &MintArgs, config: &Config) -> Result<FromReques
     if let Some(s) = &signers {
         lines.extend(s.notes.iter().map(|n| format!("NOTE: {n}")));
     }
-    let req = MintRequest {
-        subject: request.key.clone(),
-        requester: request.requester.clone(),
-        principals: request.principals.clone(),
-        reason: request.reason.clone(),
-        key_id: None,
-        validity: ValidityRequest {
-            validity: Some(request.validity),
-            backdate: args.backdate,
-            not_before: None,
-            force: false,
-        },
-        options: request.options.clone(),
-        dual: Some(DualControl {
+    let req = request.mint_request(
+        args.backdate,
+        DualControl {
             request: text,
             request_signature: sig.text,
             approvals_required: dual.required_approvals,
             max_request_age: dual.max_request_age,
             approvals,
-        }),
-    };
+        },
+    );
     Ok(FromRequest {
         req,
         input,

@@ -351,7 +351,6 @@ mod tests {
     use crate::backend::CaKey;
     use crate::issue::{issue, FixedClock, MintRequest};
     use crate::ledger::Ledger;
-    use crate::policy::ValidityRequest;
 
     /// A fresh state directory (kept while the first value lives), a CA and its ledger.
     fn setup() -> (tempfile::TempDir, SoftKey, Ledger) {
@@ -393,25 +392,16 @@ mod tests {
             check_approvals(&request, text.as_bytes(), &signers, &given, 2, now()).unwrap();
         let request_sig =
             Armored::parse(&sign(&alice, REQUEST_NAMESPACE, text.as_bytes())).unwrap();
-        MintRequest {
-            subject: request.key.clone(),
-            requester: request.requester.clone(),
-            principals: request.principals.clone(),
-            reason: request.reason.clone(),
-            key_id: None,
-            validity: ValidityRequest {
-                validity: Some(request.validity),
-                ..Default::default()
-            },
-            options: request.options.clone(),
-            dual: Some(DualControl {
+        request.mint_request(
+            None,
+            DualControl {
                 request: text,
                 request_signature: request_sig.text,
                 approvals_required: 2,
                 max_request_age: approval::DEFAULT_MAX_AGE,
                 approvals,
-            }),
-        }
+            },
+        )
     }
 
     #[test]
