@@ -496,3 +496,15 @@ impl Hsm {
         conf
     }
 }
+
+/// The PATH with this build's binary first, so that `breakglass-ca` in an example is it.
+pub fn path_with_binary() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_breakglass-ca"))
+        .parent()
+        .unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
