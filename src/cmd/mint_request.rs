@@ -64,12 +64,7 @@ fn read_signature(path: &Path, option: &str, what: &str) -> Result<Armored> {
 /// `ssh-keygen`'s convention for the certificate of a request: `alice.req` gives
 /// `alice-cert.pub`, any other name `NAME-cert.pub`; stdin gives stdout.
 pub fn default_output(request: &Path) -> Option<PathBuf> {
-    if request == Path::new("-") {
-        return None;
-    }
-    let text = request.to_string_lossy();
-    let stem = text.strip_suffix(".req").unwrap_or(&text);
-    Some(PathBuf::from(format!("{stem}-cert.pub")))
+    crate::cmd::mint::cert_beside(request, ".req")
 }
 
 /// A command-line option that says something the request already says must say the same.
