@@ -352,14 +352,7 @@ fn the_help_batch_example_works() {
         let stem = name.strip_suffix(".pub").unwrap();
         keygen(&work, stem, &["-t", "ed25519"], &format!("{stem}@laptop"));
     }
-    let bin = Path::new(env!("CARGO_BIN_EXE_breakglass-ca"))
-        .parent()
-        .unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = path_with_binary();
     let out = run(hsm
         .cmd_with("sh")
         .arg("-c")

@@ -75,14 +75,7 @@ impl Hsm {
         let tokens = dir.path().join("tokens");
         std::fs::create_dir(&tokens).unwrap();
         let conf = dir.path().join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
+        write_softhsm_conf(&conf, &tokens);
         let pin_file = dir.path().join("pin");
         std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
         // private, as a custodian keeps it (a readable PIN file draws a warning)
@@ -390,14 +383,7 @@ pub fn fixture_0_1_0() -> Hsm {
             .unwrap();
     }
     let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-            dir.path().join("tokens").display()
-        ),
-    )
-    .unwrap();
+    write_softhsm_conf(&conf, &dir.path().join("tokens"));
     let pin_file = dir.path().join("pin");
     std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
     Hsm {
@@ -485,4 +471,40 @@ pub fn revoke_ok(hsm: &Hsm, args: &[&str]) -> String {
     let out = run(hsm.cmd().arg("revoke").args(args));
     assert_ok(&out, &format!("revoke {}", args.join(" ")));
     stdout(&out)
+}
+
+/// Write a SoftHSM2 config at `conf` whose token store is `tokens`.
+pub fn write_softhsm_conf(conf: &Path, tokens: &Path) {
+    std::fs::write(
+        conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+}
+
+impl Hsm {
+    /// A SoftHSM2 config (for `SOFTHSM2_CONF`) over an empty token store: the token not
+    /// plugged in.
+    pub fn unplugged(&self) -> PathBuf {
+        let tokens = self.path("no-tokens");
+        std::fs::create_dir_all(&tokens).unwrap();
+        let conf = self.path("unplugged.conf");
+        write_softhsm_conf(&conf, &tokens);
+        conf
+    }
+}
+
+/// The PATH with this build's binary first, so that `breakglass-ca` in an example is it.
+pub fn path_with_binary() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_breakglass-ca"))
+        .parent()
+        .unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }

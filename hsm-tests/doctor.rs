@@ -127,17 +127,7 @@ fn doctor_names_each_serious_problem() {
     }
     let (hsm, backup) = healthy();
     // The token not plugged in (an empty token store).
-    let tokens = hsm.path("no-tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = hsm.path("unplugged.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
+    let conf = hsm.unplugged();
     let out = doctor(&hsm, &backup, hsm.cmd().env("SOFTHSM2_CONF", &conf));
     assert_serious(
         &out,

@@ -713,11 +713,7 @@ fn the_help_examples_run_as_printed_and_the_qr_code_reads_back() {
         std::fs::create_dir_all(home.join(".ssh")).unwrap();
         std::fs::copy(private(key), home.join(".ssh/id_ed25519")).unwrap();
     }
-    let bin = Path::new(env!("CARGO_BIN_EXE_breakglass-ca"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let path = path_with_binary();
     let run_line = |line: &str, home: &str| {
         let mut c = hsm.cmd_with("sh");
         c.arg("-c")

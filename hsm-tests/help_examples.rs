@@ -5,8 +5,6 @@
 //! `krl`, `audit`'s in `audit`.) And how `--ca` and `--pin-file` before the command, after it
 //! and in the environment go together.
 
-use std::path::Path;
-
 use crate::common::*;
 
 #[test]
@@ -56,14 +54,7 @@ fn revoke_help_examples_work_as_printed() {
         .filter(|l| l.starts_with("breakglass-ca revoke "))
         .collect();
     assert_eq!(examples.len(), 7, "{help}");
-    let bin = Path::new(env!("CARGO_BIN_EXE_breakglass-ca"))
-        .parent()
-        .unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = path_with_binary();
     let before = snapshot_dir(&hsm.state);
     for example in &examples {
         restore_dir(&before, &hsm.state);

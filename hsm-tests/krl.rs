@@ -940,11 +940,7 @@ fn krl_help_examples_work_as_printed() {
         .map(str::trim)
         .collect();
     assert_eq!(examples.len(), 4, "{help}");
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_breakglass-ca"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    let path = path_with_binary();
     for example in examples {
         let mut sh = hsm.cmd_with("sh");
         sh.env_remove("BREAKGLASS_CA_PIN_FILE")

@@ -250,18 +250,6 @@ fn what_ssh_expands_never_breaks_the_command() {
     );
 }
 
-/// The PATH with this build's binary first, so that `breakglass-ca` in an example is it.
-fn path_with_binary() -> String {
-    let bin = Path::new(env!("CARGO_BIN_EXE_breakglass-ca"))
-        .parent()
-        .unwrap();
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
 /// The examples of the top-level `--help` and of `mint --help` work as printed: `status`,
 /// the mint of `id_ed25519.pub`, after which the requester (their key in `~/.ssh`) saves the
 /// certificate as the comment says and logs in with the command it shows; the batch, and the

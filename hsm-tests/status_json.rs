@@ -3,7 +3,7 @@
 //! revocations, a torn tail, a lost newline and the ledger of 0.1.0; without the token the
 //! rest is still reported (exit 1); `status` changes nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -275,22 +275,6 @@ fn status_json_of_a_0_1_0_ledger_matches_log_verify() {
     );
 }
 
-/// An empty token store: the token is not plugged in.
-fn unplugged(hsm: &Hsm) -> PathBuf {
-    let tokens = hsm.path("no-tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = hsm.path("unplugged.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    conf
-}
-
 impl Hsm {
     /// The fingerprint line of the state directory's ca.pub (`ssh-keygen -l`).
     fn ca_pub_fingerprint(&self) -> String {
@@ -322,7 +306,7 @@ fn status_without_the_token_reports_the_rest() {
         "add-backup-ca",
     );
     revoke_ok(&hsm, &["--serial", "1", "--reason", "INC-2 leaked"]);
-    let conf = unplugged(&hsm);
+    let conf = hsm.unplugged();
     let before = snapshot_state(&hsm.state);
     let out = run(hsm.cmd().env("SOFTHSM2_CONF", &conf).arg("status"));
     assert_fails(&out, 1, "no token found through the PKCS#11 module");

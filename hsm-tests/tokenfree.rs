@@ -216,17 +216,7 @@ fn every_export_is_the_same_from_ca_pub_when_the_token_is_unplugged() {
     );
 
     // Another store with no token at all (SOFTHSM2_CONF at an empty token directory): the same.
-    let empty = hsm.path("empty-tokens");
-    std::fs::create_dir(&empty).unwrap();
-    let conf = hsm.path("empty.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\n",
-            empty.display()
-        ),
-    )
-    .unwrap();
+    let conf = hsm.unplugged();
     let out = run(hsm.cmd().env("SOFTHSM2_CONF", &conf).arg("pubkey"));
     assert_ok(&out, "pubkey with an empty token store");
     assert_eq!(stdout(&out).trim(), line);

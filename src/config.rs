@@ -82,6 +82,28 @@ pub struct Config {
     pub policy: Policy,
 }
 
+#[cfg(test)]
+impl Config {
+    /// A config for tests: `pkcs11:token=t`, an ed25519 key of `fingerprint`, checkpoints on,
+    /// nothing else set.
+    pub fn for_tests(fingerprint: &str) -> Config {
+        Config {
+            ca: "pkcs11:token=t".parse().unwrap(),
+            algorithm: "ed25519".into(),
+            fingerprint: fingerprint.into(),
+            created: String::new(),
+            backup_ca_pubkeys: Vec::new(),
+            checkpoints: true,
+            require_possession: false,
+            approvers_file: None,
+            required_approvals: 0,
+            max_request_age: None,
+            backup_dir: None,
+            policy: Policy::default(),
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -162,16 +184,8 @@ mod tests {
         let c = Config {
             ca: "pkcs11:token=t;object=o".parse().unwrap(),
             algorithm: "ecdsa-p256".into(),
-            fingerprint: "SHA256:x".into(),
             created: "2026-11-22T00:00:00Z".into(),
-            backup_ca_pubkeys: Vec::new(),
-            checkpoints: true,
-            require_possession: false,
-            approvers_file: None,
-            required_approvals: 0,
-            max_request_age: None,
-            backup_dir: None,
-            policy: Policy::default(),
+            ..Config::for_tests("SHA256:x")
         };
         c.save(dir.path()).unwrap();
         assert_eq!(Config::load(dir.path()).unwrap(), Some(c));
@@ -222,20 +236,7 @@ mod tests {
     fn config_is_private_and_never_read_through_a_link() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let c = Config {
-            ca: "pkcs11:token=t".parse().unwrap(),
-            algorithm: "ed25519".into(),
-            fingerprint: "SHA256:x".into(),
-            created: String::new(),
-            backup_ca_pubkeys: Vec::new(),
-            checkpoints: true,
-            require_possession: false,
-            approvers_file: None,
-            required_approvals: 0,
-            max_request_age: None,
-            backup_dir: None,
-            policy: Policy::default(),
-        };
+        let c = Config::for_tests("SHA256:x");
         let path = c.save(dir.path()).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);

@@ -29,6 +29,17 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock stopped at one instant, for tests.
+#[cfg(test)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+#[cfg(test)]
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
 /// A validated mint request (principals split and checked, options parsed).
 #[derive(Clone, Debug)]
 pub struct MintRequest {
@@ -659,13 +670,6 @@ mod tests {
         assert_eq!(ca.signatures.get(), 5);
     }
 
-    struct Fixed(DateTime<Utc>);
-    impl Clock for Fixed {
-        fn now(&self) -> DateTime<Utc> {
-            self.0
-        }
-    }
-
     fn requests(n: usize) -> Vec<MintRequest> {
         (0..n)
             .map(|i| {
@@ -704,7 +708,7 @@ mod tests {
             &mut locked,
             &Policy::default(),
             &reqs,
-            &Fixed(at(3)),
+            &FixedClock(at(3)),
             &|i| {
                 asked.borrow_mut().push(i);
                 Ok(())
@@ -756,7 +760,7 @@ mod tests {
             &mut locked,
             &Policy::default(),
             &requests(4),
-            &Fixed(at(3)),
+            &FixedClock(at(3)),
             &|i| match i {
                 2 => Err(Error::interrupted(2, "stopped")),
                 _ => Ok(()),

@@ -551,9 +551,7 @@ mod tests {
 
     fn config(fingerprint: &str) -> Config {
         Config {
-            ca: "pkcs11:token=t".parse().unwrap(),
             algorithm: "ecdsa-p256".into(),
-            fingerprint: fingerprint.into(),
             created: "2026-11-22T00:00:00Z".into(),
             backup_ca_pubkeys: vec![
                 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEiPWfHTVUvG5z0zfXVvb7xPMh6/tIRYQzoMAZFkKqXU vault-b"
@@ -561,11 +559,7 @@ mod tests {
             ],
             checkpoints: false,
             backup_dir: Some("/media/BACKUP/x".into()),
-            require_possession: false,
-            approvers_file: None,
-            required_approvals: 0,
-            max_request_age: None,
-            policy: Default::default(),
+            ..Config::for_tests(fingerprint)
         }
     }
 

@@ -868,18 +868,10 @@ mod tests {
         let backup_fp = crate::key::fingerprint(crate::key::parse_line(BACKUP).unwrap().key_data());
         let (primary, _) = fixture_state();
         Config {
-            ca: "pkcs11:token=t".parse().unwrap(),
             algorithm: "ecdsa-p256".into(),
-            fingerprint: CA.into(),
-            created: String::new(),
             backup_ca_pubkeys: vec![BACKUP.into()],
             checkpoints: false,
-            require_possession: false,
-            approvers_file: None,
-            required_approvals: 0,
-            max_request_age: None,
-            backup_dir: None,
-            policy: Default::default(),
+            ..Config::for_tests(CA)
         }
         .save(primary.path())
         .unwrap();

@@ -415,20 +415,6 @@ mod tests {
             path: PathBuf::from(p),
             key: k.clone(),
         };
-        let config = |fingerprint: &str| Config {
-            ca: "pkcs11:token=t".parse().unwrap(),
-            algorithm: "ed25519".into(),
-            fingerprint: fingerprint.into(),
-            created: String::new(),
-            backup_ca_pubkeys: Vec::new(),
-            checkpoints: true,
-            backup_dir: None,
-            require_possession: false,
-            approvers_file: None,
-            required_approvals: 0,
-            max_request_age: None,
-            policy: crate::policy::Policy::default(),
-        };
         let state = Path::new("/state");
         let ca_pub = CaSource::CaPub {
             uri: Some("pkcs11:token=t".parse().unwrap()),
@@ -436,7 +422,7 @@ mod tests {
             absent: Some("no YubiKey found".into()),
         };
         assert_eq!(
-            ca_pub.describe(state, Some(&config(&fp))),
+            ca_pub.describe(state, Some(&Config::for_tests(&fp))),
             format!("CA key: from /state/ca.pub (token not plugged in: no YubiKey found), matches config.toml's fingerprint {fp}")
         );
         assert_eq!(ca_pub.uri().unwrap().to_string(), "pkcs11:token=t");
@@ -447,7 +433,7 @@ mod tests {
             format!("CA key: from a.pub (given on the command line), fingerprint {fp}\nbackup CA 1: from b\\e.pub ({fp})")
         );
         assert!(files
-            .describe(state, Some(&config("SHA256:other")))
+            .describe(state, Some(&Config::for_tests("SHA256:other")))
             .contains("not the CA of config.toml (SHA256:other)"));
         assert_eq!(files.backup_files().len(), 1);
         assert!(files.uri().is_none());

@@ -25,11 +25,17 @@ use crate::{fsx, key, text};
 
 /// ssh-keygen's convention: `id_ed25519.pub` gets `id_ed25519-cert.pub`; stdin gets stdout.
 pub fn default_output(input: &Path) -> Option<PathBuf> {
+    cert_beside(input, ".pub")
+}
+
+/// `NAME-cert.pub` beside `input` (`suffix` dropped from its name if it ends so); `None`
+/// (stdout) for stdin.
+pub fn cert_beside(input: &Path, suffix: &str) -> Option<PathBuf> {
     if input == Path::new("-") {
         return None;
     }
     let text = input.to_string_lossy();
-    let stem = text.strip_suffix(".pub").unwrap_or(&text);
+    let stem = text.strip_suffix(suffix).unwrap_or(&text);
     Some(PathBuf::from(format!("{stem}-cert.pub")))
 }
 

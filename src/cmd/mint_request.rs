@@ -20,7 +20,6 @@ use crate::dual::sshsig::{self, Armored};
 use crate::dual::{DualControl, Request};
 use crate::error::{Error, Result};
 use crate::issue::MintRequest;
-use crate::policy::ValidityRequest;
 use crate::text::{Esc, ShowPath};
 use crate::ui::say;
 use crate::{fsx, key, policy};
@@ -65,12 +64,7 @@ fn read_signature(path: &Path, option: &str, what: &str) -> Result<Armored> {
 /// `ssh-keygen`'s convention for the certificate of a request: `alice.req` gives
 /// `alice-cert.pub`, any other name `NAME-cert.pub`; stdin gives stdout.
 pub fn default_output(request: &Path) -> Option<PathBuf> {
-    if request == Path::new("-") {
-        return None;
-    }
-    let text = request.to_string_lossy();
-    let stem = text.strip_suffix(".req").unwrap_or(&text);
-    Some(PathBuf::from(format!("{stem}-cert.pub")))
+    crate::cmd::mint::cert_beside(request, ".req")
 }
 
 /// A command-line option that says something the request already says must say the same.
@@ -325,27 +319,16 @@ pub fn check(g: &Globals, args: &MintArgs, config: &Config) -> Result<FromReques
     if let Some(s) = &signers {
         lines.extend(s.notes.iter().map(|n| format!("NOTE: {n}")));
     }
-    let req = MintRequest {
-        subject: request.key.clone(),
-        requester: request.requester.clone(),
-        principals: request.principals.clone(),
-        reason: request.reason.clone(),
-        key_id: None,
-        validity: ValidityRequest {
-            validity: Some(request.validity),
-            backdate: args.backdate,
-            not_before: None,
-            force: false,
-        },
-        options: request.options.clone(),
-        dual: Some(DualControl {
+    let req = request.mint_request(
+        args.backdate,
+        DualControl {
             request: text,
             request_signature: sig.text,
             approvals_required: dual.required_approvals,
             max_request_age: dual.max_request_age,
             approvals,
-        }),
-    };
+        },
+    );
     Ok(FromRequest {
         req,
         input,

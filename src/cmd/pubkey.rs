@@ -377,23 +377,12 @@ fn bundle_json(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::policy::Policy;
     use ssh_key::PublicKey;
 
     fn config_with(backups: Vec<String>) -> Config {
         Config {
-            ca: "pkcs11:token=t".parse().unwrap(),
-            algorithm: "ed25519".into(),
-            fingerprint: "SHA256:x".into(),
-            created: String::new(),
             backup_ca_pubkeys: backups,
-            checkpoints: true,
-            require_possession: false,
-            approvers_file: None,
-            required_approvals: 0,
-            max_request_age: None,
-            backup_dir: None,
-            policy: Policy::default(),
+            ..Config::for_tests("SHA256:x")
         }
     }
 

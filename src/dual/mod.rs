@@ -349,15 +349,31 @@ mod tests {
     use super::*;
     use crate::backend::soft::SoftKey;
     use crate::backend::CaKey;
-    use crate::issue::{issue, Clock, MintRequest};
+    use crate::issue::{issue, FixedClock, MintRequest};
     use crate::ledger::Ledger;
-    use crate::policy::ValidityRequest;
 
-    struct Fixed(DateTime<Utc>);
-    impl Clock for Fixed {
-        fn now(&self) -> DateTime<Utc> {
-            self.0
-        }
+    /// A fresh state directory (kept while the first value lives), a CA and its ledger.
+    fn setup() -> (tempfile::TempDir, SoftKey, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        (dir, SoftKey::new(5), ledger)
+    }
+
+    /// `req` issued under the default policy, the ledger locked for that one mint.
+    fn mint(
+        ca: &SoftKey,
+        ledger: &Ledger,
+        req: &MintRequest,
+        clock: &FixedClock,
+    ) -> Result<crate::issue::Issued> {
+        let mut locked = ledger.lock(&crate::key::fingerprint(ca.public_key()))?;
+        issue(
+            ca,
+            &mut locked,
+            &crate::policy::Policy::default(),
+            req,
+            clock,
+        )
     }
 
     /// A mint of alice's request approved by bob and carol (2 required).
@@ -376,45 +392,24 @@ mod tests {
             check_approvals(&request, text.as_bytes(), &signers, &given, 2, now()).unwrap();
         let request_sig =
             Armored::parse(&sign(&alice, REQUEST_NAMESPACE, text.as_bytes())).unwrap();
-        MintRequest {
-            subject: request.key.clone(),
-            requester: request.requester.clone(),
-            principals: request.principals.clone(),
-            reason: request.reason.clone(),
-            key_id: None,
-            validity: ValidityRequest {
-                validity: Some(request.validity),
-                ..Default::default()
-            },
-            options: request.options.clone(),
-            dual: Some(DualControl {
+        request.mint_request(
+            None,
+            DualControl {
                 request: text,
                 request_signature: request_sig.text,
                 approvals_required: 2,
                 max_request_age: approval::DEFAULT_MAX_AGE,
                 approvals,
-            }),
-        }
+            },
+        )
     }
 
     #[test]
     fn a_dual_record_is_format_3_verifies_and_is_never_issued_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = SoftKey::new(5);
-        let fp = crate::key::fingerprint(ca.public_key());
-        let ledger = Ledger::new(dir.path());
+        let (_dir, ca, ledger) = setup();
         let req = mint_request();
-        let clock = Fixed(now() + TimeDelta::minutes(10));
-        let mut locked = ledger.lock(&fp).unwrap();
-        let issued = issue(
-            &ca,
-            &mut locked,
-            &crate::policy::Policy::default(),
-            &req,
-            &clock,
-        )
-        .unwrap();
-        drop(locked);
+        let clock = FixedClock(now() + TimeDelta::minutes(10));
+        let issued = mint(&ca, &ledger, &req, &clock).unwrap();
         assert_eq!(issued.record.format, Some(3));
         assert_eq!(
             issued.record.dual_control.as_ref().unwrap().approvers(),
@@ -429,7 +424,9 @@ mod tests {
         assert_eq!((report.requests, report.approvals), (1, 2));
         // The same request again: refused under the lock, nothing written.
         let before = std::fs::read(ledger.path()).unwrap();
-        let mut locked = ledger.lock(&fp).unwrap();
+        let mut locked = ledger
+            .lock(&crate::key::fingerprint(ca.public_key()))
+            .unwrap();
         assert_eq!(
             locked.request_used(req.dual.as_ref().unwrap().nonce().unwrap()),
             Some(1)
@@ -503,61 +500,28 @@ mod tests {
     #[test]
     fn a_request_that_expires_at_the_pin_prompt_is_not_issued() {
         // mint checks the age before the PIN; the custodian types it 61 minutes later.
-        let dir = tempfile::tempdir().unwrap();
-        let ca = SoftKey::new(5);
-        let fp = crate::key::fingerprint(ca.public_key());
-        let ledger = Ledger::new(dir.path());
+        let (_dir, ca, ledger) = setup();
         let req = mint_request();
         for (minutes, needle) in [
             (61, "the request is older than max_request_age (1h)"),
             (-6, "after this laptop's clock"),
         ] {
-            let clock = Fixed(now() + TimeDelta::minutes(minutes));
-            let mut locked = ledger.lock(&fp).unwrap();
-            let err = issue(
-                &ca,
-                &mut locked,
-                &crate::policy::Policy::default(),
-                &req,
-                &clock,
-            )
-            .unwrap_err();
+            let clock = FixedClock(now() + TimeDelta::minutes(minutes));
+            let err = mint(&ca, &ledger, &req, &clock).unwrap_err();
             assert!(err.to_string().contains(needle), "{err}");
-            drop(locked);
             assert!(!ledger.path().exists());
         }
         // Within the hour it is issued, and verifies.
-        let mut locked = ledger.lock(&fp).unwrap();
-        let clock = Fixed(now() + TimeDelta::minutes(59));
-        issue(
-            &ca,
-            &mut locked,
-            &crate::policy::Policy::default(),
-            &req,
-            &clock,
-        )
-        .unwrap();
-        drop(locked);
+        let clock = FixedClock(now() + TimeDelta::minutes(59));
+        mint(&ca, &ledger, &req, &clock).unwrap();
         ledger.verify(ca.public_key()).unwrap().unwrap();
     }
 
     #[test]
     fn a_format_3_record_stripped_downgraded_or_re_approved_fails_log_verify() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = SoftKey::new(5);
-        let fp = crate::key::fingerprint(ca.public_key());
-        let ledger = Ledger::new(dir.path());
-        let clock = Fixed(now() + TimeDelta::minutes(10));
-        let mut locked = ledger.lock(&fp).unwrap();
-        issue(
-            &ca,
-            &mut locked,
-            &crate::policy::Policy::default(),
-            &mint_request(),
-            &clock,
-        )
-        .unwrap();
-        drop(locked);
+        let (_dir, ca, ledger) = setup();
+        let clock = FixedClock(now() + TimeDelta::minutes(10));
+        mint(&ca, &ledger, &mint_request(), &clock).unwrap();
         let line = std::fs::read_to_string(ledger.path()).unwrap();
         let record: Record = serde_json::from_str(line.trim_end()).unwrap();
         // The metadata text edited as the record is (what a careful forger does).
@@ -640,26 +604,16 @@ mod tests {
     fn a_used_request_stays_used_when_its_record_is_damaged_or_rewritten() {
         // serial 1 from a signed request, then plain mints, more than the end of the ledger
         // mint reads (its first 64 KiB): serial 1 is found by the scan only.
-        let dir = tempfile::tempdir().unwrap();
-        let ca = SoftKey::new(5);
+        let (_dir, ca, ledger) = setup();
         let fp = crate::key::fingerprint(ca.public_key());
-        let ledger = Ledger::new(dir.path());
-        let clock = Fixed(now() + TimeDelta::minutes(10));
+        let clock = FixedClock(now() + TimeDelta::minutes(10));
         let req = mint_request();
         let plain = MintRequest {
             dual: None,
             ..mint_request()
         };
         for r in std::iter::once(&req).chain(std::iter::repeat_n(&plain, 40)) {
-            let mut locked = ledger.lock(&fp).unwrap();
-            issue(
-                &ca,
-                &mut locked,
-                &crate::policy::Policy::default(),
-                r,
-                &clock,
-            )
-            .unwrap();
+            mint(&ca, &ledger, r, &clock).unwrap();
         }
         let text = std::fs::read_to_string(ledger.path()).unwrap();
         assert!(text.len() - text.find('\n').unwrap() > 64 * 1024);
@@ -682,21 +636,9 @@ mod tests {
 
     #[test]
     fn a_tampered_request_or_approval_is_caught_by_the_record_check() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = SoftKey::new(5);
-        let fp = crate::key::fingerprint(ca.public_key());
-        let ledger = Ledger::new(dir.path());
-        let clock = Fixed(now() + TimeDelta::minutes(10));
-        let mut locked = ledger.lock(&fp).unwrap();
-        let issued = issue(
-            &ca,
-            &mut locked,
-            &crate::policy::Policy::default(),
-            &mint_request(),
-            &clock,
-        )
-        .unwrap();
-        drop(locked);
+        let (_dir, ca, ledger) = setup();
+        let clock = FixedClock(now() + TimeDelta::minutes(10));
+        let issued = mint(&ca, &ledger, &mint_request(), &clock).unwrap();
         let r = issued.record;
         let cert = issued.certificate;
         check_record(r.dual_control.as_ref().unwrap(), &r, &cert).unwrap();

@@ -110,6 +110,30 @@ impl Request {
         Request::parse(request.render()?.as_bytes())
     }
 
+    /// The mint this request asks for (its key, requester, principals, reason, validity and
+    /// options), with `backdate` and `dual`, the request's signatures and approvals.
+    pub fn mint_request(
+        &self,
+        backdate: Option<Duration>,
+        dual: super::DualControl,
+    ) -> crate::issue::MintRequest {
+        crate::issue::MintRequest {
+            subject: self.key.clone(),
+            requester: self.requester.clone(),
+            principals: self.principals.clone(),
+            reason: self.reason.clone(),
+            key_id: None,
+            validity: crate::policy::ValidityRequest {
+                validity: Some(self.validity),
+                backdate,
+                not_before: None,
+                force: false,
+            },
+            options: self.options.clone(),
+            dual: Some(dual),
+        }
+    }
+
     /// The requester key's `SHA256:` fingerprint.
     pub fn fingerprint(&self) -> String {
         crate::key::fingerprint(self.key.key_data())

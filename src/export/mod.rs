@@ -438,18 +438,8 @@ mod tests {
             format!("{ED} vault-b"),
         ];
         let config = Config {
-            ca: "pkcs11:token=t".parse().unwrap(),
-            algorithm: "ed25519".into(),
-            fingerprint: "SHA256:x".into(),
-            created: String::new(),
             backup_ca_pubkeys: hostile.to_vec(),
-            checkpoints: true,
-            require_possession: false,
-            approvers_file: None,
-            required_approvals: 0,
-            max_request_age: None,
-            backup_dir: None,
-            policy: Default::default(),
+            ..Config::for_tests("SHA256:x")
         };
         let got = backup_cas(Some(&config), Path::new("/state"), &mut |_| {}).unwrap();
         let lines: Vec<&str> = got.iter().map(|c| c.line.as_str()).collect();
@@ -482,18 +472,8 @@ mod tests {
     fn a_backup_ca_line_sshd_cannot_read_is_refused() {
         let compressed = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAAAhAvg1Q+KGCuYkBhj62eL5GTpL+Nz3uo3gA6grASzJ/8Bu vault-b";
         let config = Config {
-            ca: "pkcs11:token=t".parse().unwrap(),
-            algorithm: "ed25519".into(),
-            fingerprint: "SHA256:x".into(),
-            created: String::new(),
             backup_ca_pubkeys: vec![format!("{ED} vault-a"), compressed.into()],
-            checkpoints: true,
-            require_possession: false,
-            approvers_file: None,
-            required_approvals: 0,
-            max_request_age: None,
-            backup_dir: None,
-            policy: Default::default(),
+            ..Config::for_tests("SHA256:x")
         };
         let err = backup_cas(Some(&config), Path::new("/state"), &mut |_| {})
             .unwrap_err()

@@ -555,17 +555,10 @@ mod tests {
     use crate::backend::soft::SoftKey;
     use crate::backend::CaKey;
     use crate::cert::CertOptions;
-    use crate::issue::{issue, Clock, MintRequest};
+    use crate::issue::{issue, FixedClock, MintRequest};
     use crate::ledger::{chain_heads, parse_ledger, Ledger, LEDGER_FILE};
     use crate::policy::{Policy, ValidityRequest};
-    use chrono::{DateTime, TimeZone, Utc};
-
-    struct Fixed(DateTime<Utc>);
-    impl Clock for Fixed {
-        fn now(&self) -> DateTime<Utc> {
-            self.0
-        }
-    }
+    use chrono::{TimeZone, Utc};
 
     /// The sequential audit this walk replaced, kept as the reference for what it must
     /// report: every line parsed first, then every record's own check, then the chain, then
@@ -700,7 +693,7 @@ mod tests {
                 options: CertOptions::default(),
                 dual: None,
             };
-            let clock = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 3, i, 0).unwrap());
+            let clock = FixedClock(Utc.with_ymd_and_hms(2026, 11, 22, 3, i, 0).unwrap());
             if i < n / 2 {
                 crate::issue::issue_format1(&ca, &mut locked, &Policy::default(), &req, &clock)
                     .unwrap();

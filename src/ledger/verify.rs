@@ -531,18 +531,11 @@ mod tests {
     use crate::backend::soft::SoftKey;
     use crate::backend::CaKey;
     use crate::cert::CertOptions;
-    use crate::issue::{issue, issue_format1, Clock, MintRequest};
+    use crate::issue::{issue, issue_format1, FixedClock, MintRequest};
     use crate::ledger::{genesis_hash, hex_sha256};
     use crate::ledger::{Ledger, LEDGER_FILE};
     use crate::policy::{Policy, ValidityRequest};
     use chrono::{DateTime, TimeZone, Utc};
-
-    struct Fixed(DateTime<Utc>);
-    impl Clock for Fixed {
-        fn now(&self) -> DateTime<Utc> {
-            self.0
-        }
-    }
 
     fn fp(ca: &SoftKey) -> String {
         crate::key::fingerprint(ca.public_key())
@@ -588,7 +581,7 @@ mod tests {
                 options: CertOptions::default(),
                 dual: None,
             };
-            let clock = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 3, i as u32, 0).unwrap());
+            let clock = FixedClock(Utc.with_ymd_and_hms(2026, 11, 22, 3, i as u32, 0).unwrap());
             let mut locked = ledger.lock(&fp(ca)).unwrap();
             let issue = if bound { issue } else { issue_format1 };
             issue(ca, &mut locked, &Policy::default(), &req, &clock).unwrap();
@@ -810,7 +803,7 @@ mod tests {
             options: CertOptions::default(),
             dual: None,
         };
-        let earlier = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap());
+        let earlier = FixedClock(Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap());
         let mut locked = ledger.lock(&fp(&ca)).unwrap();
         let err = issue(&ca, &mut locked, &Policy::default(), &req, &earlier).unwrap_err();
         assert!(err.to_string().contains("time went backwards"), "{err}");
@@ -1856,7 +1849,7 @@ mod tests {
                 options: CertOptions::default(),
                 dual: None,
             };
-            let clock = Fixed(Utc.with_ymd_and_hms(2026, 11, 22, 3, 5, 0).unwrap());
+            let clock = FixedClock(Utc.with_ymd_and_hms(2026, 11, 22, 3, 5, 0).unwrap());
             let err = issue(&ca, &mut locked, &Policy::default(), &req, &clock)
                 .unwrap_err()
                 .to_string();
