@@ -24,6 +24,7 @@ pub mod ledger;
 pub mod panic_guard;
 pub mod pin;
 pub mod policy;
+pub mod qrscan;
 pub mod signals;
 pub mod text;
 pub mod ui;

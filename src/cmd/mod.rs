@@ -5,6 +5,7 @@
 pub mod add_backup_ca;
 pub mod audit;
 pub mod host_config;
+pub mod import_qr;
 pub mod init;
 pub mod inspect;
 pub mod krl;
@@ -236,6 +237,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Revoke(a) => revoke::run(&globals, &a),
         Command::Krl(a) => krl::run(&globals, &a),
         Command::Audit(a) => audit::run(&globals, &a),
+        Command::ImportQr(a) => import_qr::run(&a),
     }
 }
 
