@@ -19,8 +19,11 @@ set -euo pipefail
 # - PyYAML, which cloud-init parses user data with, to read cloud-init.yaml: python3-yaml
 # - the pseudo-terminal driver of hsm-tests/signals.rs: python3
 # - the card key through a second PKCS#11 middleware (hsm-tests/piv.rs; OpenSC's is in opensc): ykcs11
+# - import-qr's second opinion on the same degraded pictures (hsm-tests/import_qr.rs): zbar-tools;
+#   the sheet's text rendered in real fonts around its codes: fonts-dejavu-core
 TEST_PACKAGES=(softhsm2 opensc openssh-server openssh-client libpcsclite-dev pkg-config curl gawk
-    pcscd vsmartcard-vpcd libclang-dev iproute2 util-linux bsdutils python3 python3-yaml ykcs11 jq)
+    pcscd vsmartcard-vpcd libclang-dev iproute2 util-linux bsdutils python3 python3-yaml ykcs11 jq
+    zbar-tools fonts-dejavu-core)
 
 DIE_PREFIX=test.sh
 # shellcheck source=scripts/lib.sh
