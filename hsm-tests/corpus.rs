@@ -449,6 +449,9 @@ const E65537: &[u8] = &[1, 0, 1];
 
 /// A requester key line from its generator name (`NAME`; the comment is [`COMMENT`]).
 fn key(name: &str, comment: &[u8], fx: &Fixtures) -> Option<Vec<u8>> {
+    if let Some(rest) = name.strip_prefix("picture-") {
+        return picture(rest, fx);
+    }
     let line = |alg: &str, b: Vec<u8>| Some(key_line(alg, &b, comment));
     let ed = |p: &[u8]| blob(&[b"ssh-ed25519", p]);
     if let Some(rest) = name.strip_prefix("ed25519-") {
@@ -1769,5 +1772,166 @@ fn bad_input_corpus() {
             selected.len(),
             ids.join(" ")
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pictures for import-qr (`picture-NAME`)
+
+/// A PNG of one QR code (level M, 4 px per module, quiet zone) holding `payload`'s bytes.
+fn qr_picture(payload: &[u8]) -> image::GrayImage {
+    let code = qrcode::QrCode::with_error_correction_level(payload, qrcode::EcLevel::M).unwrap();
+    let n = code.width() as u32;
+    let px = 4;
+    image::GrayImage::from_fn((n + 8) * px, (n + 8) * px, |x, y| {
+        let (mx, my) = ((x / px) as i64 - 4, (y / px) as i64 - 4);
+        let inside = (0..n as i64).contains(&mx) && (0..n as i64).contains(&my);
+        let dark = inside && code[(mx as usize, my as usize)] == qrcode::Color::Dark;
+        image::Luma([if dark { 0 } else { 255 }])
+    })
+}
+
+fn png_of(img: &image::GrayImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+fn jpeg_of(img: &image::GrayImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(img)
+        .unwrap();
+    out
+}
+
+/// CRC-32 of a PNG chunk's type and data.
+fn png_crc(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG signature and a header of `w`×`h`, then the start of a cut-off image data chunk.
+fn png_header(w: u32, h: u32, depth: u8, colour: u8) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[depth, colour, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&png_crc(&ihdr).to_be_bytes());
+    png.extend_from_slice(&65536u32.to_be_bytes());
+    png.extend_from_slice(b"IDAT\x78\x9c\x00\x00\x00\xff\xff\x00\x00\x00");
+    png
+}
+
+/// The picture generators of the import-qr cases: QR codes of hostile payloads, damaged and
+/// huge pictures, other formats.
+fn picture(name: &str, fx: &Fixtures) -> Option<Vec<u8>> {
+    let honest = key("ed25519", b"vault-b", fx)?;
+    let honest = String::from_utf8_lossy(&honest).trim().to_string();
+    let qr = |payload: &[u8]| Some(png_of(&qr_picture(payload)));
+    let ca = fx.ca_line.as_bytes();
+    match name {
+        "qr-ca" => qr(ca),
+        "qr-ca-jpeg" => Some(jpeg_of(&qr_picture(ca))),
+        "qr-bundle" => qr(format!(
+            "{}\n{honest}\n# REVOKED, do not trust: SHA256:x (ed25519, backup CA)",
+            fx.ca_line
+        )
+        .as_bytes()),
+        "qr-private" => qr(&fx.foreign_ca_private),
+        "qr-private-pem" => qr(
+            b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+        ),
+        "qr-cert" => qr(fx.cert_line.as_bytes()),
+        "qr-foreign-cert" => qr(&fx.foreign_cert),
+        "qr-garbage" => qr(b"this is not a key"),
+        "qr-url" => qr(b"https://example.org/ca.pub"),
+        "qr-escape" => qr("\u{1b}[2J\u{1b}[1;1Hssh-ed25519 AAAA fake\r\u{202e}\u{85}ok".as_bytes()),
+        "qr-binary" => qr(&[0xff, 0xfe, 0x00, 0x9b, 0x1b, 0x5b, 0x32, 0x4a]),
+        "qr-empty" => qr(b""),
+        "qr-blank" => qr(b" \n\n# nothing here\n"),
+        "qr-dsa" => qr(&key("dsa", b"x", fx)?),
+        "qr-p521" => qr(&key("ecdsa-p521", b"x", fx)?),
+        "qr-rsa-1024" => qr(&key("rsa-1024", b"x", fx)?),
+        "qr-ed25519-identity" => qr(&key("ed25519-identity", b"x", fx)?),
+        "qr-ecdsa-offcurve" => qr(&key("ecdsa-p256-offcurve", b"x", fx)?),
+        "qr-key-and-garbage" => qr(format!("{}\ngarbage", fx.ca_line).as_bytes()),
+        "qr-comment-escape" => {
+            let line = key("ed25519", b"vault\x1b[2J\xe2\x80\xae", fx)?;
+            qr(&line)
+        }
+        "qr-rfc4716" => qr(&key("rfc4716", b"x", fx)?),
+        "two-codes" => {
+            let (a, b) = (qr_picture(ca), qr_picture(honest.as_bytes()));
+            let (w, h) = (a.width() + b.width(), a.height().max(b.height()));
+            let mut img = image::GrayImage::from_pixel(w, h, image::Luma([255]));
+            image::imageops::replace(&mut img, &a, 0, 0);
+            image::imageops::replace(&mut img, &b, i64::from(a.width()), 0);
+            Some(png_of(&img))
+        }
+        "nocode" => Some(png_of(&image::GrayImage::from_pixel(
+            300,
+            200,
+            image::Luma([240]),
+        ))),
+        "png-truncated" => {
+            let png = png_of(&qr_picture(ca));
+            Some(png[..png.len() / 2].to_vec())
+        }
+        "png-header-only" => Some(png_of(&qr_picture(ca))[..33].to_vec()),
+        "png-bad-crc" => {
+            let mut png = png_of(&qr_picture(ca));
+            png[29] ^= 0xff;
+            Some(png)
+        }
+        "png-huge" => Some(png_header(10_000, 10_000, 1, 0)),
+        "png-wide" => Some(png_header(2_000_000_000, 1, 8, 0)),
+        "png-zero" => Some(png_header(0, 0, 8, 0)),
+        "png-rgba16" => Some(png_header(6000, 6000, 16, 6)),
+        "png-bomb" => {
+            // A whole, valid PNG of 100 megapixels (1-bit, all white): some 12 KiB.
+            let mut out = Vec::new();
+            let mut enc = png::Encoder::new(&mut out, 10_000, 10_000);
+            enc.set_color(png::ColorType::Grayscale);
+            enc.set_depth(png::BitDepth::One);
+            enc.set_compression(png::Compression::Best);
+            let mut writer = enc.write_header().unwrap();
+            writer.write_image_data(&vec![0xff; 1250 * 10_000]).unwrap();
+            writer.finish().unwrap();
+            Some(out)
+        }
+        "jpeg-truncated" => {
+            let jpeg = jpeg_of(&qr_picture(ca));
+            Some(jpeg[..jpeg.len() / 3].to_vec())
+        }
+        "jpeg-huge" => {
+            let mut jpeg = jpeg_of(&image::GrayImage::from_pixel(8, 8, image::Luma([200])));
+            let sof = jpeg.windows(2).position(|m| m == [0xff, 0xc0])?;
+            jpeg[sof + 5..sof + 9].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+            Some(jpeg)
+        }
+        "gif" => Some(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec()),
+        "webp" => Some(b"RIFF\x1a\x00\x00\x00WEBPVP8 \x0e\x00\x00\x00".to_vec()),
+        "heic" => Some(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic".to_vec()),
+        "pdf" => Some(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec()),
+        "svg" => {
+            Some(b"<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"/>\n".to_vec())
+        }
+        "huge" => Some(vec![0x89; 50 * 1024 * 1024 + 1]),
+        _ => None,
     }
 }

@@ -22,9 +22,11 @@ set -euo pipefail
 # - the card key through a second PKCS#11 middleware (hsm-tests/piv.rs; OpenSC's is in opensc): ykcs11
 # - the package's man page and completions, each in its program (hsm-tests/package.rs):
 #   man-db groff-base zsh fish
+# - import-qr's second opinion on the same degraded pictures (hsm-tests/import_qr.rs): zbar-tools;
+#   the sheet's text rendered in real fonts around its codes: fonts-dejavu-core
 TEST_PACKAGES=(softhsm2 opensc openssh-server openssh-client libpcsclite-dev pkg-config curl gawk
     pcscd vsmartcard-vpcd libclang-dev iproute2 util-linux bsdutils python3 python3-yaml ykcs11 jq
-    man-db groff-base zsh fish fonts-dejavu-core)
+    man-db groff-base zsh fish zbar-tools fonts-dejavu-core)
 
 DIE_PREFIX=test.sh
 # shellcheck source=scripts/lib.sh

@@ -125,6 +125,10 @@ pub enum Command {
     /// 'breakglass-ca man | man -l -'. The Debian package installs it as breakglass-ca(1).
     #[command(hide = true)]
     Man,
+    /// Read the CA key lines back from a scan, photo or screenshot of their QR codes (the key
+    /// sheet, or 'pubkey --format png'): the lines on stdout, their fingerprints on stderr.
+    /// For the image builder: no state directory, no token.
+    ImportQr(ImportQrArgs),
 }
 
 /// `--ca`, on the commands that open the CA key.
@@ -338,6 +342,33 @@ pub struct PubkeyArgs {
     /// Write to this file instead of stdout.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+const IMPORT_QR_AFTER_HELP: &str = "\
+Examples:
+  breakglass-ca import-qr sheet-scan.png
+  breakglass-ca import-qr --expect-fingerprint \"$FP\" sheet-photo.jpg > ca.pub
+  # FP: the primary CA's fingerprint as a second person reads it from the printed sheet
+
+The key lines go to stdout, one per line, in the sheet's order (the primary CA first, then
+the backup CAs); each key's fingerprint, also in blocks of four, goes to stderr. Before using
+the lines, read each fingerprint aloud against the printed sheet with a second person, or
+give it with --expect-fingerprint (once per CA to take): then only the keys whose fingerprint
+was given are printed, and nothing is printed (exit 1) if one of them is not in the picture.
+Pictures: PNG or JPEG, at most 50 MiB and 50 megapixels (docs/hosts.md, section 2.5).";
+
+#[derive(Debug, Args)]
+#[command(after_help = IMPORT_QR_AFTER_HELP)]
+pub struct ImportQrArgs {
+    /// The pictures: PNG or JPEG files (- for stdin), e.g. a scan of the key sheet.
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<PathBuf>,
+
+    /// A CA fingerprint as read from the sheet: SHA256:... or its blocks of four (spaces,
+    /// case and the SHA256: prefix do not matter). Repeat it for each CA to take; only the
+    /// keys given are printed, and a fingerprint not found refuses everything.
+    #[arg(long = "expect-fingerprint", value_name = "FP")]
+    pub expect_fingerprints: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,9 @@ pub mod limit {
     /// A list of public key lines (`revoke --requester-key FILE`): as much as one ledger line
     /// can hold (thousands of keys).
     pub const KEY_LIST: u64 = 1024 * 1024;
+    /// A scan, photo or screenshot of QR codes (`import-qr`): a phone photo is 2-10 MiB, an
+    /// A4 page scanned at 600 dpi as greyscale PNG about 10 MiB.
+    pub const IMAGE: u64 = 50 * 1024 * 1024;
 }
 
 /// Read at most `limit` bytes from `reader`; more is an error naming `what`.

@@ -26,6 +26,7 @@ pub mod ledger;
 pub mod panic_guard;
 pub mod pin;
 pub mod policy;
+pub mod qrscan;
 pub mod signals;
 pub mod status;
 pub mod text;

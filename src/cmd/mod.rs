@@ -8,6 +8,7 @@ pub mod ca_source;
 pub mod completions;
 pub mod doctor;
 pub mod host_config;
+pub mod import_qr;
 pub mod init;
 pub mod inspect;
 pub mod krl;
@@ -218,11 +219,13 @@ pub fn write_output_in(output: Option<&Path>, state_dir: &Path, text: &str) -> R
 pub fn run(cli: Cli) -> Result<()> {
     // Before anything else, whatever the command: no PIN may ever end up in a core dump.
     pin::forbid_core_dumps()?;
-    // Generated from the definitions alone, or from key files alone: no state directory
-    // needed (a package build; the image builder's `host-config --ca-pubkey`).
+    // Generated from the definitions alone, or from key files or pictures alone: no state
+    // directory needed (a package build; the image builder's `host-config --ca-pubkey` and
+    // `import-qr`).
     match &cli.command {
         Command::Completions(a) => return completions::run(a),
         Command::Man => return completions::man(),
+        Command::ImportQr(a) => return import_qr::run(a),
         Command::HostConfig(a) if !a.ca_pubkey.is_empty() => {
             return host_config::run_from_files(&cli.state_dir, cli.ca.as_deref(), a);
         }
@@ -277,6 +280,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Doctor(a) => doctor::run(&globals, &a),
         Command::Completions(a) => completions::run(&a),
         Command::Man => completions::man(),
+        Command::ImportQr(a) => import_qr::run(&a),
     }
 }
 
