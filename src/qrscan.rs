@@ -315,9 +315,10 @@ impl Variant {
 
     /// The variants each tile of a page is searched in (see [`tiles`]); the enlarged ones
     /// only where they fit (a page scanned at 100 to 150 dpi).
-    pub const TILES: [Variant; 5] = [
+    pub const TILES: [Variant; 6] = [
         Variant::AsIs,
         Variant::Smoothed,
+        Variant::Thresholded,
         Variant::Doubled,
         Variant::SmoothedDoubled,
         Variant::Tripled,
