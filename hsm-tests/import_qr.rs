@@ -615,7 +615,16 @@ fn probe() {
     let Some(path) = std::env::var_os("BREAKGLASS_QR_PROBE") else {
         return;
     };
-    let picture = breakglass_ca::qrscan::decode(&std::fs::read(&path).unwrap()).unwrap();
+    let mut picture = breakglass_ca::qrscan::decode(&std::fs::read(&path).unwrap()).unwrap();
+    if let Ok(f) = std::env::var("BREAKGLASS_QR_PROBE_SCALE") {
+        let f: f64 = f.parse().unwrap();
+        let g = &picture.grey;
+        let (w, h) = (
+            (g.width() as f64 * f) as u32,
+            (g.height() as f64 * f) as u32,
+        );
+        picture.grey = image::imageops::resize(g, w, h, image::imageops::FilterType::Triangle);
+    }
     if let Some(out) = std::env::var_os("BREAKGLASS_QR_PROBE_PNG") {
         let mut grey = picture.grey.clone();
         if let Ok(crop) = std::env::var("BREAKGLASS_QR_PROBE_CROP") {
@@ -633,6 +642,19 @@ fn probe() {
             )
             .unwrap();
             eprintln!("alone {}: {} codes", v.name(), scan.codes.len());
+        }
+    }
+    if std::env::var_os("BREAKGLASS_QR_PROBE_RAW").is_some() {
+        let g = &picture.grey;
+        let (w, h) = (g.width() as usize, g.height() as usize);
+        let mut img =
+            rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| g.as_raw()[y * w + x]);
+        for grid in img.detect_grids() {
+            eprintln!(
+                "raw grid {:?}: {:?}",
+                grid.bounds,
+                grid.decode().map(|(m, _)| m.version)
+            );
         }
     }
     let started = Instant::now();

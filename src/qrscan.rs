@@ -11,15 +11,18 @@
 //!   a 16-bit RGBA image is refused above 32 megapixels.
 //! - **Memory.** The picture becomes one 8-bit greyscale copy (transparent pixels count as
 //!   white paper); codes are searched in a copy of at most [`DETECT_MAX_PIXELS`], made by
-//!   averaging when the picture is larger. All told the command stays under about 600 MiB
-//!   (measured: docs/hosts.md).
-//! - **Time.** The search runs in a worker thread; after [`TIMEOUT`] the command gives up with an
-//!   error (a picture full of finder-like patterns can make the detector's grouping of them
-//!   into codes take hours), and the worker dies with the process.
+//!   averaging when the picture is larger. All told the command stays under about 350 MiB
+//!   (measured: docs/hosts.md, section 2.5).
+//! - **Time.** The search runs in a worker thread; no pass starts after [`TIMEOUT`], and
+//!   [`GRACE`] later the command gives up with an error (a picture full of finder-like
+//!   patterns can make the detector's grouping of them into codes take hours); the worker
+//!   dies with the process.
 //!
-//! The search ([`find_codes`]) tries the picture as it is, then a few cheap variants of it
+//! The search ([`find_codes`]) tries the picture as it is, then cheap variants of it
 //! ([`Variant`]: smoothed, halved, doubled, tripled, thresholded locally), each a linear pass
-//! over the pixels; each code is kept once, with its corners in the picture, and the codes
+//! over the pixels, then a page in 9 overlapping [`tiles`], then each code seen but not read
+//! cut out and turned upright; a picture that one code fills stops at the first pass that
+//! reads it. Each code is kept once, with its corners in the picture, and the codes
 //! come out in the order a reader of the sheet sees them ([`sheet_order`]): top to bottom,
 //! left to right, the page's "up" taken from the codes themselves (a photo taken sideways or
 //! upside down reads the same), so the sheet's primary CA, above the backups, comes first.
@@ -273,7 +276,7 @@ pub struct Pass {
 /// finder patterns by the run lengths of one pixel row, and misses codes whose modules are
 /// too few pixels (under 3), or some unlucky sizes (about 2.6 to 2.9 and 3.8 px, where the
 /// rows alias); and its threshold follows the light along a row only. So the picture is also
-/// tried at other scales (½, 2 and 3 times), smoothed (noise, JPEG blocks) and thresholded
+/// tried at other scales (½, 1¼, 1½, 1¾, 2 and 3 times), smoothed (noise, JPEG blocks) and thresholded
 /// over a square around each pixel (shadows). Every variant runs: a sheet's small backup
 /// codes may need one, its primary another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -286,12 +289,15 @@ pub enum Variant {
     DoubledSmoothed,
     Tripled,
     SmoothedTripled,
+    OneAndAHalf,
+    OneAndAQuarter,
+    OneAndThreeQuarters,
     Thresholded,
     DoubledThresholded,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 10] = [
+    pub const ALL: [Variant; 13] = [
         Variant::AsIs,
         Variant::Smoothed,
         Variant::Halved,
@@ -300,12 +306,23 @@ impl Variant {
         Variant::DoubledSmoothed,
         Variant::Tripled,
         Variant::SmoothedTripled,
+        Variant::OneAndAHalf,
+        Variant::OneAndAQuarter,
+        Variant::OneAndThreeQuarters,
         Variant::Thresholded,
         Variant::DoubledThresholded,
     ];
 
-    /// The variants each tile of a large picture is searched in (see [`tiles`]).
-    pub const TILES: [Variant; 2] = [Variant::AsIs, Variant::Smoothed];
+    /// The variants each tile of a page is searched in (see [`tiles`]); the enlarged ones
+    /// only where they fit (a page scanned at 100 to 150 dpi).
+    pub const TILES: [Variant; 6] = [
+        Variant::AsIs,
+        Variant::Smoothed,
+        Variant::Thresholded,
+        Variant::Doubled,
+        Variant::SmoothedDoubled,
+        Variant::Tripled,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -316,6 +333,9 @@ impl Variant {
             Variant::SmoothedDoubled => "doubled, then smoothed",
             Variant::DoubledSmoothed => "smoothed, then doubled",
             Variant::SmoothedTripled => "tripled, then smoothed",
+            Variant::OneAndAHalf => "one and a half times",
+            Variant::OneAndAQuarter => "1.25 times",
+            Variant::OneAndThreeQuarters => "1.75 times",
             Variant::Tripled => "tripled",
             Variant::Thresholded => "local threshold",
             Variant::DoubledThresholded => "doubled, local threshold",
@@ -338,6 +358,9 @@ impl Variant {
             Variant::SmoothedDoubled => fits(2).then(|| (smooth(&enlarge(base, 2)), 0.5)),
             Variant::DoubledSmoothed => fits(2).then(|| (enlarge(&smooth(base), 2), 0.5)),
             Variant::SmoothedTripled => fits(3).then(|| (smooth(&enlarge(base, 3)), 1.0 / 3.0)),
+            Variant::OneAndAHalf => fits(3).then(|| (shrink(&enlarge(base, 3), 2), 2.0 / 3.0)),
+            Variant::OneAndAQuarter => fits(2).then(|| resized(base, 1.25)),
+            Variant::OneAndThreeQuarters => fits(2).then(|| resized(base, 1.75)),
             Variant::Tripled => fits(3).then(|| (enlarge(base, 3), 1.0 / 3.0)),
             Variant::Thresholded => Some((local_threshold(base), 1.0)),
             Variant::DoubledThresholded => {
@@ -368,7 +391,9 @@ fn tiles(base: &GrayImage) -> Vec<(u32, u32, u32, u32)> {
 }
 
 /// Pictures smaller than this on their shorter side are not cut into [`tiles`].
-const TILED_SIDE: u32 = 1000;
+const TILED_SIDE: u32 = 700;
+/// Tiles are enlarged (doubled, tripled) only up to this many pixels.
+const TILE_ENLARGED_PIXELS: u64 = 4_000_000;
 
 /// Find every QR code in `grey` (see the module documentation), with a worker thread and a
 /// deadline of [`TIMEOUT`].
@@ -412,7 +437,6 @@ pub fn find_codes_with(grey: GrayImage, timeout: Duration, variants: &[Variant])
 fn search(grey: &GrayImage, deadline: Instant, variants: &[Variant]) -> Scan {
     let (fitted, scale) = fit(grey, DETECT_MAX_PIXELS);
     let (base, pad) = padded(&fitted);
-    drop(fitted);
     // Corners are kept in `base`'s pixels until the end.
     let mut found: Vec<Code> = Vec::new();
     let mut failed: Vec<[Point; 4]> = Vec::new();
@@ -431,6 +455,32 @@ fn search(grey: &GrayImage, deadline: Instant, variants: &[Variant]) -> Scan {
         scan.incomplete |= late;
         late
     };
+    // The picture without the border: the detector's threshold follows a window an eighth of
+    // the picture wide, and a code it misses in one width it may read in another.
+    {
+        let started = Instant::now();
+        let shift = |c: [Point; 4]| {
+            c.map(|p| Point {
+                x: p.x + f64::from(pad),
+                y: p.y + f64::from(pad),
+            })
+        };
+        let (codes, misses) = detect(&fitted, 1.0);
+        let codes = codes
+            .into_iter()
+            .map(|c| Code {
+                corners: shift(c.corners),
+                payload: c.payload,
+            })
+            .collect();
+        let new = add(&mut found, codes);
+        failed.extend(misses.into_iter().map(shift));
+        scan.passes.push(Pass {
+            name: "as is, without a border",
+            new,
+            time: started.elapsed(),
+        });
+    }
     for &variant in variants {
         if variant != Variant::AsIs && late(&mut scan) {
             break;
@@ -452,6 +502,7 @@ fn search(grey: &GrayImage, deadline: Instant, variants: &[Variant]) -> Scan {
         });
         failed.extend(misses);
     }
+    drop(fitted);
     if fills(&found, &base, pad) && failed.is_empty() {
         return finish(scan, found, failed, pad, scale);
     }
@@ -468,6 +519,11 @@ fn search(grey: &GrayImage, deadline: Instant, variants: &[Variant]) -> Scan {
             let Some((img, factor)) = variant.of(&tile) else {
                 continue;
             };
+            if factor < 1.0
+                && u64::from(img.width()) * u64::from(img.height()) > TILE_ENLARGED_PIXELS
+            {
+                continue;
+            }
             let shift = |mut c: [Point; 4]| {
                 for p in &mut c {
                     p.x += f64::from(x);
@@ -489,7 +545,7 @@ fn search(grey: &GrayImage, deadline: Instant, variants: &[Variant]) -> Scan {
     }
     if !tiled.is_empty() {
         scan.passes.push(Pass {
-            name: "in 9 tiles, as is and smoothed",
+            name: "in 9 tiles",
             new,
             time: started.elapsed(),
         });
@@ -815,6 +871,16 @@ fn box3(grey: &GrayImage) -> GrayImage {
         }
     }
     GrayImage::from_raw(w as u32, h as u32, out).unwrap_or_else(|| grey.clone())
+}
+
+/// `base` scaled by `factor` (a triangle filter), and the factor back: a scale that is not
+/// a whole number moves every module edge to another phase of the pixel grid, which reads
+/// some pictures whose modules are an unlucky number of pixels (3.7 to 3.9) at no whole scale.
+fn resized(base: &GrayImage, factor: f64) -> (GrayImage, f64) {
+    let w = ((f64::from(base.width()) * factor).round() as u32).max(1);
+    let h = ((f64::from(base.height()) * factor).round() as u32).max(1);
+    let img = image::imageops::resize(base, w, h, image::imageops::FilterType::Triangle);
+    (img, f64::from(base.width()) / f64::from(w))
 }
 
 /// `k` times the size (2 or 3), bilinear: modules of 2 to 3 pixels (a page scanned at 100
@@ -1531,7 +1597,7 @@ mod tests {
         assert!(scan.codes.is_empty());
         assert_eq!(scan.unreadable, 0);
         assert!(!scan.incomplete);
-        assert_eq!(scan.passes.len(), Variant::ALL.len());
+        assert_eq!(scan.passes.len(), Variant::ALL.len() + 1);
     }
 
     #[test]

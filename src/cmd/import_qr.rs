@@ -71,7 +71,7 @@ pub fn run(args: &ImportQrArgs) -> Result<()> {
         return Err(Error::refused(format!(
             "no key in the picture has the fingerprint {} given with --expect-fingerprint; found {}; nothing was printed",
             missing.join(", "),
-            found.join(", ")
+            if found.is_empty() { "none".to_string() } else { found.join(", ") }
         ))
         .with_hint("check the fingerprint again with the second person, on the printed sheet itself; if it is right, this picture is not of that sheet: do not use its keys"));
     }
