@@ -182,10 +182,7 @@ fn read_back(algorithm: &str, sources: &[Source]) -> Vec<Outcome> {
                     assert!(err.contains(&fingerprint_blocks(&fp)), "{err}");
                 }
                 assert!(!err.contains("panicked"), "{err}");
-            } else if degradation.combined() || source.name.starts_with("bundle") {
-                // The bundle's one dense code (several CA lines) is only counted for now: an
-                // RSA-4096 bundle blurred was missed on a loaded machine and read on an idle
-                // one (issue 15 stays open until that is understood).
+            } else if degradation.combined() {
                 // Reported in the figures, not required (see `read_back`): a refusal, or some
                 // of the lines (a code the search missed), never another line or another order.
                 assert!(!err.contains("panicked"), "{err}");
@@ -675,4 +672,113 @@ fn probe() {
         scan.unreadable,
         started.elapsed()
     );
+}
+
+/// How reliably the search reads the pictures whose contents change with every key: the
+/// sheet with two backups and the bundle's PNG of `BREAKGLASS_QR_STRESS_KEYS` (default 10)
+/// fresh RSA-4096 primaries (the densest codes), each with the issue's single degradations,
+/// read in-process. Prints the figures; fails on any picture not read back exactly. Not run
+/// by default (minutes): `cargo test --test hsm -- --ignored import_qr::decode_many --nocapture`.
+#[test]
+#[ignore]
+fn decode_many_random_keys() {
+    use breakglass_ca::export::{qr::Qr, sheet, CaLine};
+    let n: usize = std::env::var("BREAKGLASS_QR_STRESS_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let bits = std::env::var("BREAKGLASS_QR_STRESS_BITS").unwrap_or_else(|_| "4096".into());
+    let dir = tempfile::tempdir().unwrap();
+    let ca_line = |file: &Path| {
+        let line = std::fs::read_to_string(file).unwrap().trim().to_string();
+        let key = ssh_key::PublicKey::from_openssh(&line)
+            .unwrap()
+            .key_data()
+            .clone();
+        CaLine { line, key }
+    };
+    let (mut read, mut total, mut failures) = (0, 0, Vec::new());
+    for k in 0..n {
+        let keys = dir.path().join(format!("k{k}"));
+        std::fs::create_dir(&keys).unwrap();
+        let primary = ca_line(&keygen(
+            &keys,
+            "ca",
+            &["-t", "rsa", "-b", &bits],
+            "breakglass-ca",
+        ));
+        let backups = vec![
+            ca_line(&keygen(&keys, "b", &["-t", "ed25519"], "vault-b")),
+            ca_line(&keygen(
+                &keys,
+                "c",
+                &["-t", "ecdsa", "-b", "256"],
+                "vault-c",
+            )),
+        ];
+        let want: Vec<String> = std::iter::once(&primary)
+            .chain(&backups)
+            .map(|c| c.line.clone())
+            .collect();
+        let svg = sheet::render(&sheet::Sheet {
+            primary: primary.clone(),
+            token: "SoftHSM slot 0".into(),
+            key: "label emergency-ca".into(),
+            uri: "pkcs11:token=emergency-ca;object=breakglass-ca".into(),
+            created: Some("2026-12-01T00:00:00Z".into()),
+            backups,
+            revoked: Vec::new(),
+            printed: chrono::Utc::now(),
+        })
+        .unwrap();
+        let bundle = Qr::for_print(&format!("{}\n", want.join("\n")), "bundle")
+            .unwrap()
+            .png()
+            .unwrap();
+        let sources = [
+            ("sheet+2", degrade::render(&svg, SCAN_DPI), SCAN_DPI),
+            (
+                "bundle-png",
+                image::load_from_memory(&bundle).unwrap().to_luma8(),
+                203.2,
+            ),
+        ];
+        for (name, grey, dpi) in sources {
+            for (d, bytes, _) in degrade_all(&grey, dpi, k as u64) {
+                if d.combined() {
+                    continue;
+                }
+                total += 1;
+                let picture = breakglass_ca::qrscan::decode(&bytes).unwrap();
+                let scan = breakglass_ca::qrscan::find_codes(picture.grey).unwrap();
+                let got: Vec<String> = scan
+                    .codes
+                    .iter()
+                    .flat_map(|c| {
+                        String::from_utf8_lossy(&c.payload)
+                            .lines()
+                            .map(String::from)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                if got == want {
+                    read += 1;
+                } else {
+                    let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("import-qr-stress");
+                    std::fs::create_dir_all(&keep).unwrap();
+                    let file = keep.join(format!("k{k}-{name}-{}.bin", d.slug()));
+                    std::fs::write(&file, &bytes).unwrap();
+                    failures.push(format!(
+                        "{}: {} of {} lines",
+                        file.display(),
+                        got.len(),
+                        want.len()
+                    ));
+                }
+            }
+        }
+        eprintln!("key {}: {read}/{total} pictures so far", k + 1);
+    }
+    eprintln!("rsa-{bits}, {n} keys: read {read}/{total} pictures exactly");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

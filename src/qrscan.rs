@@ -550,6 +550,17 @@ fn search(grey: &GrayImage, deadline: Instant, variants: &[Variant]) -> Scan {
             time: started.elapsed(),
         });
     }
+    // The second decoder, on what rqrr left.
+    if !late(&mut scan) {
+        let started = Instant::now();
+        let codes = zxing(&base, &found, deadline);
+        let new = add(&mut found, codes);
+        scan.passes.push(Pass {
+            name: "rxing",
+            new,
+            time: started.elapsed(),
+        });
+    }
     // Each code that was seen but not read, once more on its own: cut out, turned upright
     // and tried in every variant.
     let started = Instant::now();
@@ -772,6 +783,95 @@ fn detect(img: &GrayImage, factor: f64) -> (Vec<Code>, Vec<[Point; 4]>) {
         }
     }
     (codes, misses)
+}
+
+/// The codes a second, independent decoder reads in `base` once rqrr's passes are done:
+/// rxing (after ZXing), whose detector finds finder patterns another way and reads codes
+/// rqrr misses (measured: docs/hosts.md, section 2.5). Its reader reads one code at a time,
+/// the one whose finder patterns fit best, so every code found is painted over with paper
+/// first, then each code rxing reads, until it reads none ([`MAX_ZXING_CODES`] at most, none
+/// after `deadline`), in `base` as it is and smoothed. (Its multi-code reader is not used: it
+/// lists every triple of finder patterns that could be a code before reading any, and a
+/// picture of finder patterns takes it gigabytes.)
+fn zxing(base: &GrayImage, found: &[Code], deadline: Instant) -> Vec<Code> {
+    let paper = paper_colour(base);
+    let mut new: Vec<Code> = Vec::new();
+    for img in [base.clone(), smooth(base)] {
+        let mut img = img;
+        for code in found.iter().chain(&new) {
+            paint_over(&mut img, &code.corners, paper);
+        }
+        for _ in 0..MAX_ZXING_CODES {
+            if Instant::now() >= deadline {
+                return new;
+            }
+            let Some(code) = zxing_one(&img) else {
+                break;
+            };
+            paint_over(&mut img, &code.corners, paper);
+            if found.iter().chain(&new).any(|c| c.payload == code.payload) {
+                continue;
+            }
+            new.push(code);
+        }
+    }
+    new
+}
+
+/// The most codes [`zxing`] reads in one picture.
+const MAX_ZXING_CODES: usize = 16;
+
+/// The code rxing's QR reader reads in `img` (trying harder), with corners where its finder
+/// patterns' centres are (the fourth completes the parallelogram): three and a half modules
+/// inside the code's corners, which is all [`sheet_order`] and [`fills`] need. Its payload is
+/// the text it decoded (a key line is ASCII; anything else is refused later, by [`ca_keys`]).
+fn zxing_one(img: &GrayImage) -> Option<Code> {
+    use rxing::Reader;
+    let (w, h) = img.dimensions();
+    let source = rxing::Luma8LuminanceSource::new(img.as_raw().clone(), w, h).ok()?;
+    let mut bitmap = rxing::BinaryBitmap::new(rxing::common::HybridBinarizer::new(source));
+    let hints = rxing::DecodeHints {
+        TryHarder: Some(true),
+        ..rxing::DecodeHints::default()
+    };
+    let result = rxing::qrcode::QRCodeReader
+        .decode_with_hints(&mut bitmap, &hints)
+        .ok()?;
+    // Bottom left, top left, top right (then an alignment pattern, if one was found).
+    let p: Vec<Point> = result
+        .getPoints()
+        .iter()
+        .map(|p| Point {
+            x: f64::from(p.x),
+            y: f64::from(p.y),
+        })
+        .collect();
+    let [bl, tl, tr] = [*p.first()?, *p.get(1)?, *p.get(2)?];
+    let br = Point {
+        x: tr.x + bl.x - tl.x,
+        y: tr.y + bl.y - tl.y,
+    };
+    Some(Code {
+        payload: result.getText().as_bytes().to_vec(),
+        corners: [tl, tr, br, bl],
+    })
+}
+
+/// The bounding box of `corners` and a margin of a quarter of its side (a code's quiet zone,
+/// and more for corners at its finder patterns' centres) filled with `paper`.
+fn paint_over(img: &mut GrayImage, corners: &[Point; 4], paper: u8) {
+    let (x0, x1, y0, y1) = corners.iter().fold(
+        (f64::MAX, f64::MIN, f64::MAX, f64::MIN),
+        |(x0, x1, y0, y1), p| (x0.min(p.x), x1.max(p.x), y0.min(p.y), y1.max(p.y)),
+    );
+    let margin = (x1 - x0).max(y1 - y0) / 4.0;
+    let clamp = |v: f64, max: u32| v.clamp(0.0, f64::from(max)) as u32;
+    let (w, h) = img.dimensions();
+    for y in clamp(y0 - margin, h)..clamp(y1 + margin, h) {
+        for x in clamp(x0 - margin, w)..clamp(x1 + margin, w) {
+            img.put_pixel(x, y, image::Luma([paper]));
+        }
+    }
 }
 
 /// `grey` in a border of its own paper colour (the 95th percentile of its brightness), a
@@ -1458,6 +1558,51 @@ mod tests {
             .unwrap()
     }
 
+    /// Two codes side by side on a page: rxing reads the one rqrr's passes left (the one found
+    /// is painted over first), and nothing twice.
+    #[test]
+    fn rxing_reads_the_code_left() {
+        let left = image::load_from_memory(&qr_png(ED)).unwrap().to_luma8();
+        let right = image::load_from_memory(&qr_png(P256)).unwrap().to_luma8();
+        let mut page = GrayImage::from_pixel(
+            left.width() + right.width() + 200,
+            left.height().max(right.height()) + 100,
+            image::Luma([255]),
+        );
+        image::imageops::replace(&mut page, &left, 50, 50);
+        image::imageops::replace(&mut page, &right, i64::from(left.width()) + 150, 50);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (side, x) = (f64::from(left.width()), 50.0);
+        let found = vec![code(ED.as_bytes(), x, 50.0, side)];
+        let new = zxing(&page, &found, deadline);
+        assert_eq!(new.len(), 1, "{new:?}");
+        assert_eq!(new[0].payload, P256.as_bytes());
+        assert!(new[0].corners[0].x > side + 150.0, "{:?}", new[0].corners);
+        // Both, when neither was found; none after the deadline.
+        let both = zxing(&page, &[], deadline);
+        let mut payloads: Vec<&[u8]> = both.iter().map(|c| &c.payload[..]).collect();
+        payloads.sort();
+        assert_eq!(payloads, [P256.as_bytes(), ED.as_bytes()]);
+        assert!(zxing(&page, &[], Instant::now()).is_empty());
+    }
+
+    /// A picture of nothing but finder patterns costs rxing's reader time, not memory: it
+    /// reads nothing and returns (its multi-code reader took gigabytes on this).
+    #[test]
+    fn rxing_on_finder_patterns_reads_nothing() {
+        let img = GrayImage::from_fn(1500, 1500, |x, y| {
+            let (mx, my) = ((x % 30) / 3, (y % 30) / 3);
+            let ring = mx == 0 || mx == 6 || my == 0 || my == 6;
+            let stone = (2..=4).contains(&mx) && (2..=4).contains(&my);
+            image::Luma([if mx < 7 && my < 7 && (ring || stone) {
+                0
+            } else {
+                255
+            }])
+        });
+        assert!(zxing(&img, &[], Instant::now() + Duration::from_secs(60)).is_empty());
+    }
+
     #[test]
     fn formats_are_told_by_their_bytes() {
         assert_eq!(format_of(&qr_png("x")).unwrap(), Format::Png);
@@ -1587,7 +1732,8 @@ mod tests {
         assert_eq!(scan.codes[0].payload, ED.as_bytes());
     }
 
-    /// A picture without any code: nothing found, nothing unreadable, every pass run.
+    /// A picture without any code: nothing found, nothing unreadable, every pass run (the
+    /// border pass, every variant, rxing).
     #[test]
     fn a_picture_without_a_code() {
         let img = GrayImage::from_fn(400, 300, |x, y| {
@@ -1597,7 +1743,8 @@ mod tests {
         assert!(scan.codes.is_empty());
         assert_eq!(scan.unreadable, 0);
         assert!(!scan.incomplete);
-        assert_eq!(scan.passes.len(), Variant::ALL.len() + 1);
+        assert_eq!(scan.passes.len(), Variant::ALL.len() + 2);
+        assert_eq!(scan.passes.last().map(|p| p.name), Some("rxing"));
     }
 
     #[test]
