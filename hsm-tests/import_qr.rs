@@ -749,6 +749,14 @@ fn decode_many_random_keys() {
                     continue;
                 }
                 total += 1;
+                if let Some(keep) = std::env::var_os("BREAKGLASS_QR_STRESS_KEEP") {
+                    std::fs::write(
+                        Path::new(&keep).join(format!("k{k}-{name}-{}", d.slug())),
+                        &bytes,
+                    )
+                    .unwrap();
+                }
+                let started = Instant::now();
                 let picture = breakglass_ca::qrscan::decode(&bytes).unwrap();
                 let scan = breakglass_ca::qrscan::find_codes(picture.grey).unwrap();
                 let got: Vec<String> = scan
@@ -761,6 +769,11 @@ fn decode_many_random_keys() {
                             .collect::<Vec<_>>()
                     })
                     .collect();
+                eprintln!(
+                    "  {name} {}: {:.1} s",
+                    d.name(),
+                    started.elapsed().as_secs_f64()
+                );
                 if got == want {
                     read += 1;
                 } else {
