@@ -22,10 +22,11 @@
 //! ([`Variant`]: smoothed, halved, doubled, tripled, thresholded locally), each a linear pass
 //! over the pixels, then a page in 9 overlapping [`tiles`], then a second, independent decoder
 //! (rxing, after ZXing: [`zxing`]) on what rqrr left, then each code seen but not read cut out
-//! and turned upright; a picture that one code fills stops at the first pass that reads it. Each code is kept once, with its corners in the picture, and the codes
-//! come out in the order a reader of the sheet sees them ([`sheet_order`]): top to bottom,
-//! left to right, the page's "up" taken from the codes themselves (a photo taken sideways or
-//! upside down reads the same), so the sheet's primary CA, above the backups, comes first.
+//! and turned upright; a picture that one code fills stops at the first pass that reads it.
+//! Each code is kept once, with its corners in the picture, and the codes come out in the
+//! order a reader of the sheet sees them ([`sheet_order`]): top to bottom, left to right, the
+//! page's "up" taken from the codes themselves (a photo taken sideways or upside down reads
+//! the same), so the sheet's primary CA, above the backups, comes first.
 //! A code whose finder patterns were seen but that no pass could read is counted
 //! ([`Scan::unreadable`]): `import-qr` refuses then, rather than leave a backup CA out unseen.
 //!
