@@ -460,22 +460,9 @@ fn search(grey: &GrayImage, deadline: Instant, variants: &[Variant]) -> Scan {
     // the picture wide, and a code it misses in one width it may read in another.
     {
         let started = Instant::now();
-        let shift = |c: [Point; 4]| {
-            c.map(|p| Point {
-                x: p.x + f64::from(pad),
-                y: p.y + f64::from(pad),
-            })
-        };
-        let (codes, misses) = detect(&fitted, 1.0);
-        let codes = codes
-            .into_iter()
-            .map(|c| Code {
-                corners: shift(c.corners),
-                payload: c.payload,
-            })
-            .collect();
+        let (codes, misses) = detect_at(&fitted, 1.0, (pad, pad));
         let new = add(&mut found, codes);
-        failed.extend(misses.into_iter().map(shift));
+        failed.extend(misses);
         scan.passes.push(Pass {
             name: "as is, without a border",
             new,
@@ -525,23 +512,9 @@ fn search(grey: &GrayImage, deadline: Instant, variants: &[Variant]) -> Scan {
             {
                 continue;
             }
-            let shift = |mut c: [Point; 4]| {
-                for p in &mut c {
-                    p.x += f64::from(x);
-                    p.y += f64::from(y);
-                }
-                c
-            };
-            let (codes, misses) = detect(&img, factor);
-            let codes = codes
-                .into_iter()
-                .map(|c| Code {
-                    corners: shift(c.corners),
-                    payload: c.payload,
-                })
-                .collect();
+            let (codes, misses) = detect_at(&img, factor, (x, y));
             new += add(&mut found, codes);
-            failed.extend(misses.into_iter().map(shift));
+            failed.extend(misses);
         }
     }
     if !tiled.is_empty() {
@@ -786,6 +759,26 @@ fn detect(img: &GrayImage, factor: f64) -> (Vec<Code>, Vec<[Point; 4]>) {
     (codes, misses)
 }
 
+/// [`detect`] on a part of the picture searched whose top left corner is at `offset` in it:
+/// the corners moved there.
+fn detect_at(img: &GrayImage, factor: f64, offset: (u32, u32)) -> (Vec<Code>, Vec<[Point; 4]>) {
+    let shift = |c: [Point; 4]| {
+        c.map(|p| Point {
+            x: p.x + f64::from(offset.0),
+            y: p.y + f64::from(offset.1),
+        })
+    };
+    let (codes, misses) = detect(img, factor);
+    let codes = codes
+        .into_iter()
+        .map(|c| Code {
+            corners: shift(c.corners),
+            payload: c.payload,
+        })
+        .collect();
+    (codes, misses.into_iter().map(shift).collect())
+}
+
 /// The codes a second, independent decoder reads in `base` once rqrr's passes are done:
 /// rxing (after ZXing), whose detector finds finder patterns another way and reads codes
 /// rqrr misses (measured: docs/hosts.md, section 2.5). Its reader reads one code at a time,
@@ -797,8 +790,8 @@ fn detect(img: &GrayImage, factor: f64) -> (Vec<Code>, Vec<[Point; 4]>) {
 fn zxing(base: &GrayImage, found: &[Code], deadline: Instant) -> Vec<Code> {
     let paper = paper_colour(base);
     let mut new: Vec<Code> = Vec::new();
-    for img in [base.clone(), smooth(base)] {
-        let mut img = img;
+    for smoothed in [false, true] {
+        let mut img = if smoothed { smooth(base) } else { base.clone() };
         for code in found.iter().chain(&new) {
             paint_over(&mut img, &code.corners, paper);
         }
