@@ -8,6 +8,8 @@ use std::sync::{Arc, OnceLock};
 use image::{GrayImage, Luma};
 use resvg::{tiny_skia, usvg};
 
+use crate::common::SplitMix;
+
 /// The system fonts (DejaVu for the generic families), loaded once.
 fn fonts() -> Arc<usvg::fontdb::Database> {
     static FONTS: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
@@ -219,24 +221,6 @@ pub fn png(img: &GrayImage) -> Vec<u8> {
 }
 
 use image::ImageEncoder as _;
-
-/// splitmix64: a tiny deterministic generator, good enough for noise.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// One way of degrading a picture rendered at [`SCAN_DPI`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

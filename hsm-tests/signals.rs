@@ -27,25 +27,8 @@ const SIGNALS: [(Signal, i32, &str); 3] = [
     (Signal::HUP, 1, "SIGHUP"),
 ];
 
-/// splitmix64: small, seedable, good enough to spread delays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// `BREAKGLASS_TEST_SEED`, else the clock; printed so that a failing run can be repeated.
-fn seeded(test: &str) -> Rng {
+fn seeded(test: &str) -> SplitMix {
     let seed = std::env::var("BREAKGLASS_TEST_SEED")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -56,7 +39,7 @@ fn seeded(test: &str) -> Rng {
                 .as_nanos() as u64
         });
     eprintln!("{test}: seed {seed} (repeat with BREAKGLASS_TEST_SEED={seed})");
-    Rng(seed)
+    SplitMix(seed)
 }
 
 /// Spawn `cmd`, send `sig` after `delay` (unless it already exited: it is not reaped before
