@@ -298,6 +298,24 @@ fn print_figures(algorithm: &str, outcomes: &[Outcome]) {
     eprint!("{table}");
 }
 
+/// Two backup CAs added as the custodian adds them (`add-backup-ca`): `vault-b`, ed25519, and
+/// `vault-c`, made with `vault_c` (ssh-keygen's arguments); their lines, in that order.
+fn add_backups(hsm: &Hsm, vault_c: &[&str]) -> Vec<String> {
+    let keys = hsm.path("backup-keys");
+    std::fs::create_dir(&keys).unwrap();
+    [("vault-b", &["-t", "ed25519"][..]), ("vault-c", vault_c)]
+        .into_iter()
+        .map(|(name, args)| {
+            let file = keygen(&keys, name, args, name);
+            assert_ok(
+                &run(hsm.cmd().arg("add-backup-ca").arg(&file)),
+                "add-backup-ca",
+            );
+            std::fs::read_to_string(&file).unwrap().trim().to_string()
+        })
+        .collect()
+}
+
 /// The whole round trip for one algorithm: the custodian's pubkey outputs, degraded, read back.
 fn round_trip(algorithm: &str) {
     if !tools() {
@@ -323,21 +341,8 @@ fn round_trip(algorithm: &str) {
     ));
 
     // Two backup CAs, as the custodian adds them.
-    let keys = hsm.path("backup-keys");
-    std::fs::create_dir(&keys).unwrap();
     let mut all = primary.clone();
-    for (name, args) in [
-        ("vault-b", &["-t", "ed25519"][..]),
-        ("vault-c", &["-t", "ecdsa", "-b", "256"][..]),
-    ] {
-        let file = keygen(&keys, name, args, name);
-        assert_ok(
-            &run(hsm.cmd().arg("add-backup-ca").arg(&file)),
-            "add-backup-ca",
-        );
-        let text = std::fs::read_to_string(&file).unwrap();
-        all.push(text.trim().to_string());
-    }
+    all.extend(add_backups(&hsm, &["-t", "ecdsa", "-b", "256"]));
     let bundle = stdout(&pubkey(&hsm, &["--bundle"]));
     assert_eq!(bundle, format!("{}\n", all.join("\n")));
     pubkey(&hsm, &["--format", "sheet", "-o", sheet.to_str().unwrap()]);
@@ -384,19 +389,7 @@ fn fingerprint_of(line: &str) -> String {
 /// (primary first) and the scan's path.
 fn sheet_scan(hsm: &Hsm, dir: &Path) -> (Vec<String>, PathBuf) {
     let mut all = vec![hsm.init("ecdsa-p256")];
-    let keys = hsm.path("backup-keys");
-    std::fs::create_dir(&keys).unwrap();
-    for (name, args) in [
-        ("vault-b", &["-t", "ed25519"][..]),
-        ("vault-c", &["-t", "ecdsa", "-b", "384"][..]),
-    ] {
-        let file = keygen(&keys, name, args, name);
-        assert_ok(
-            &run(hsm.cmd().arg("add-backup-ca").arg(&file)),
-            "add-backup-ca",
-        );
-        all.push(std::fs::read_to_string(&file).unwrap().trim().to_string());
-    }
+    all.extend(add_backups(hsm, &["-t", "ecdsa", "-b", "384"]));
     let svg = hsm.path("sheet.svg");
     pubkey(hsm, &["--format", "sheet", "-o", svg.to_str().unwrap()]);
     let scan = dir.join("sheet-scan.png");

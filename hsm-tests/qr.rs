@@ -91,6 +91,21 @@ fn render_svg(svg: &str, px_per_mm: f32, fonts: bool) -> (usize, usize, Vec<u8>)
     (w as usize, h as usize, luma)
 }
 
+/// The payloads of the QR codes on `svg` rendered at `px_per_mm` (without fonts), found the way
+/// `import-qr` finds them, sorted.
+fn codes_on_page(svg: &str, px_per_mm: f32) -> Vec<String> {
+    let (w, h, luma) = render_svg(svg, px_per_mm, false);
+    let grey = image::GrayImage::from_raw(w as u32, h as u32, luma).unwrap();
+    let mut found: Vec<String> = breakglass_ca::qrscan::find_codes(grey)
+        .unwrap()
+        .codes
+        .into_iter()
+        .map(|c| String::from_utf8(c.payload).unwrap())
+        .collect();
+    found.sort();
+    found
+}
+
 fn write_png(path: &Path, w: usize, h: usize, luma: &[u8]) {
     let file = std::fs::File::create(path).unwrap();
     let mut enc = png::Encoder::new(file, w as u32, h as u32);
@@ -456,15 +471,7 @@ fn bundle_and_backup_cas() {
     assert!(smallest >= 0.6);
     // Read back the way the image builder does (import-qr's search): rqrr alone misses one of
     // four codes this dense page holds at this scale.
-    let (w, h, luma) = render_svg(&sheet, 5.0 / smallest, false);
-    let grey = image::GrayImage::from_raw(w as u32, h as u32, luma).unwrap();
-    let mut found: Vec<String> = breakglass_ca::qrscan::find_codes(grey)
-        .unwrap()
-        .codes
-        .into_iter()
-        .map(|c| String::from_utf8(c.payload).unwrap())
-        .collect();
-    found.sort();
+    let found = codes_on_page(&sheet, 5.0 / smallest);
     let mut want = all.to_vec();
     want.sort();
     assert_eq!(found, want, "the sheet's three QR codes");
@@ -731,15 +738,7 @@ fn backup_labels_on_the_sheet_of_an_rsa_primary_with_three_backups() {
     assert!(smallest >= 0.6, "{smallest}");
     // Read back the way the image builder does (import-qr's search): rqrr alone misses one of
     // four codes this dense page holds at this scale.
-    let (w, h, luma) = render_svg(&sheet, 5.0 / smallest, false);
-    let grey = image::GrayImage::from_raw(w as u32, h as u32, luma).unwrap();
-    let mut found: Vec<String> = breakglass_ca::qrscan::find_codes(grey)
-        .unwrap()
-        .codes
-        .into_iter()
-        .map(|c| String::from_utf8(c.payload).unwrap())
-        .collect();
-    found.sort();
+    let found = codes_on_page(&sheet, 5.0 / smallest);
     let mut want: Vec<String> = bundle.lines().map(str::to_string).collect();
     want.sort();
     assert_eq!(found, want, "the sheet's four QR codes");
